@@ -1,0 +1,42 @@
+# Everything a newcomer needs: `make run` opens the workstation, `make test` runs every test.
+# Both install what is missing first (scripts/setup.sh is idempotent and quick on a second run).
+
+GO        ?= go
+ORT_LIB   := $(CURDIR)/third_party/onnxruntime/linux-x64/libonnxruntime.so.1
+DATA      ?= ../shared/data/industrial
+export ONNXRUNTIME_LIB ?= $(ORT_LIB)
+
+.PHONY: setup build run test test-core bench vet fmt screenshots gpu-check
+
+setup:
+	@./scripts/setup.sh
+
+build: setup
+	$(GO) build -o bin/workstation ./cmd/workstation
+
+run: build
+	./bin/workstation
+
+# Tests never write to $HOME: config and data folders point into a temp dir.
+test: setup
+	@tmp=$$(mktemp -d); \
+	XDG_CONFIG_HOME=$$tmp/config XDG_DATA_HOME=$$tmp/data XDG_CACHE_HOME=$$tmp/cache \
+	$(GO) test -count=1 -timeout 40m ./... ; rc=$$?; rm -rf $$tmp; exit $$rc
+
+test-core: setup
+	$(GO) test -count=1 ./core/... ./storage/...
+
+bench: build
+	./bin/workstation bench --data $(DATA) --json bench.json
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w .
+
+screenshots: build
+	./scripts/screenshots.sh
+
+gpu-check: build
+	./scripts/gpu-check.sh

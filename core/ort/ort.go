@@ -1,0 +1,286 @@
+// Package ort wraps ONNX Runtime (github.com/yalue/onnxruntime_go) for the
+// workstation: it finds and loads the shared library once, chooses an
+// execution provider (CPU, CUDA, DirectML) with a CPU fallback, and runs
+// sessions built from in-memory ONNX models on plain Go slices.
+//
+// All heavy tensor work in the workstation goes through a [Runtime].
+package ort
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	onnx "github.com/yalue/onnxruntime_go"
+)
+
+// Device names an execution provider choice as given on the command line.
+type Device string
+
+// Device choices. DeviceAuto tries the GPU providers and falls back to the CPU.
+const (
+	DeviceAuto     Device = "auto"
+	DeviceCPU      Device = "cpu"
+	DeviceCUDA     Device = "cuda"
+	DeviceDirectML Device = "directml"
+)
+
+// ParseDevice checks a --device value.
+func ParseDevice(s string) (Device, error) {
+	switch d := Device(strings.ToLower(strings.TrimSpace(s))); d {
+	case "", DeviceAuto:
+		return DeviceAuto, nil
+	case DeviceCPU, DeviceCUDA, DeviceDirectML:
+		return d, nil
+	}
+	return "", fmt.Errorf("unknown device %q (want auto, cpu, cuda or directml)", s)
+}
+
+// LibraryEnv is the environment variable that names the ONNX Runtime shared library.
+const LibraryEnv = "ONNXRUNTIME_LIB"
+
+// Options configure a Runtime.
+type Options struct {
+	// LibraryPath is the ONNX Runtime shared library. Empty: $ONNXRUNTIME_LIB,
+	// then third_party/onnxruntime/<os>-<arch>/ beside the executable or
+	// in the working directory and its parents.
+	LibraryPath string
+	// Threads is the intra-op thread count; 0 means one per CPU core.
+	Threads int
+	// Device selects the execution provider.
+	Device Device
+	// Logger receives the one line saying which provider is used; nil uses slog.Default.
+	Logger *slog.Logger
+}
+
+// Runtime is an initialised ONNX Runtime with a chosen execution provider.
+// It is safe for concurrent use; sessions it creates are not.
+type Runtime struct {
+	libPath  string
+	threads  int
+	provider Device // the provider actually in use
+}
+
+// The onnxruntime_go environment is process-global; env guards it so that
+// several Runtimes (tests, GUI and CLI in one process) share one environment.
+var env struct {
+	sync.Mutex
+	libPath string
+	loaded  bool
+	refs    int
+}
+
+// Open loads the library (once per process) and picks the provider.
+func Open(opts Options) (*Runtime, error) {
+	lib, err := FindLibrary(opts.LibraryPath)
+	if err != nil {
+		return nil, err
+	}
+	env.Lock()
+	defer env.Unlock()
+	if !env.loaded {
+		onnx.SetSharedLibraryPath(lib)
+		if err := onnx.InitializeEnvironment(onnx.WithLogLevelError()); err != nil {
+			return nil, fmt.Errorf("initialise ONNX Runtime from %s: %w", lib, err)
+		}
+		_ = onnx.DisableTelemetry()
+		env.libPath = lib
+		env.loaded = true
+	} else if env.libPath != lib {
+		slog.Warn("ONNX Runtime already loaded from another path; reusing it", "loaded", env.libPath, "asked", lib)
+	}
+	env.refs++
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	r := &Runtime{libPath: env.libPath, threads: threads}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	dev := opts.Device
+	if dev == "" {
+		dev = DeviceAuto
+	}
+	r.provider, err = r.chooseProvider(dev, log)
+	if err != nil {
+		env.refs--
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close releases this Runtime's hold on the process-wide environment.
+func (r *Runtime) Close() error {
+	env.Lock()
+	defer env.Unlock()
+	if r == nil || env.refs == 0 {
+		return nil
+	}
+	env.refs--
+	// The environment stays loaded: onnxruntime cannot be re-initialised
+	// reliably in one process, and the library stays mapped anyway.
+	return nil
+}
+
+// Provider reports the execution provider in use: cpu, cuda or directml.
+func (r *Runtime) Provider() Device { return r.provider }
+
+// Threads reports the intra-op thread count.
+func (r *Runtime) Threads() int { return r.threads }
+
+// LibraryPath reports where the shared library was loaded from.
+func (r *Runtime) LibraryPath() string { return r.libPath }
+
+// Version reports the ONNX Runtime version string.
+func (r *Runtime) Version() string { return onnx.GetVersion() }
+
+func (r *Runtime) chooseProvider(want Device, log *slog.Logger) (Device, error) {
+	try := func(d Device) error {
+		opts, err := r.sessionOptions(d)
+		if err != nil {
+			return err
+		}
+		return opts.Destroy()
+	}
+	switch want {
+	case DeviceCPU:
+		return DeviceCPU, nil
+	case DeviceCUDA, DeviceDirectML:
+		if err := try(want); err != nil {
+			return "", fmt.Errorf("device %s: %w", want, err)
+		}
+		log.Info("ONNX Runtime provider", "device", want)
+		return want, nil
+	}
+	var reasons []string
+	for _, d := range gpuCandidates() {
+		err := try(d)
+		if err == nil {
+			log.Info("ONNX Runtime provider", "device", d)
+			return d, nil
+		}
+		reasons = append(reasons, fmt.Sprintf("%s: %v", d, err))
+	}
+	log.Info("no GPU provider loaded; using CPU", "tried", strings.Join(reasons, "; "))
+	return DeviceCPU, nil
+}
+
+func gpuCandidates() []Device {
+	if runtime.GOOS == "windows" {
+		return []Device{DeviceCUDA, DeviceDirectML}
+	}
+	return []Device{DeviceCUDA}
+}
+
+// sessionOptions builds options for provider d. For CUDA it first checks that
+// the provider library sits beside the core library, because ONNX Runtime
+// otherwise fails late and with a vague message.
+func (r *Runtime) sessionOptions(d Device) (*onnx.SessionOptions, error) {
+	o, err := onnx.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("session options: %w", err)
+	}
+	fail := func(err error) (*onnx.SessionOptions, error) { o.Destroy(); return nil, err }
+	if err := o.SetIntraOpNumThreads(r.threads); err != nil {
+		return fail(err)
+	}
+	if err := o.SetInterOpNumThreads(1); err != nil {
+		return fail(err)
+	}
+	switch d {
+	case DeviceCUDA:
+		name := "libonnxruntime_providers_cuda.so"
+		if runtime.GOOS == "windows" {
+			name = "onnxruntime_providers_cuda.dll"
+		}
+		p := filepath.Join(filepath.Dir(r.libPath), name)
+		if _, err := os.Stat(p); err != nil {
+			return fail(fmt.Errorf("CUDA provider library %s not found (copy it, with libonnxruntime_providers_shared, from an onnxruntime-gpu %s install)", p, "1.30"))
+		}
+		cu, err := onnx.NewCUDAProviderOptions()
+		if err != nil {
+			return fail(fmt.Errorf("CUDA provider options: %w", err))
+		}
+		defer cu.Destroy()
+		if err := o.AppendExecutionProviderCUDA(cu); err != nil {
+			return fail(fmt.Errorf("CUDA provider: %w", err))
+		}
+	case DeviceDirectML:
+		if runtime.GOOS != "windows" {
+			return fail(errors.New("DirectML is only available on Windows"))
+		}
+		if err := o.AppendExecutionProviderDirectML(0); err != nil {
+			return fail(fmt.Errorf("DirectML provider: %w", err))
+		}
+	}
+	return o, nil
+}
+
+// libraryName is the platform's file name of the shared library.
+func libraryName() (dir, file string) {
+	switch runtime.GOOS {
+	case "windows":
+		return "win-x64", "onnxruntime.dll"
+	case "darwin":
+		return "darwin-" + runtime.GOARCH, "libonnxruntime.dylib"
+	}
+	arch := "x64"
+	if runtime.GOARCH == "arm64" {
+		arch = "arm64"
+	}
+	return "linux-" + arch, "libonnxruntime.so.1"
+}
+
+// FindLibrary resolves the ONNX Runtime shared library: the explicit path,
+// then $ONNXRUNTIME_LIB, then third_party/onnxruntime/ beside the executable
+// or in the working directory or one of its parents. The error lists every
+// place it looked.
+func FindLibrary(explicit string) (string, error) {
+	var looked []string
+	check := func(p string) bool {
+		looked = append(looked, p)
+		st, err := os.Stat(p)
+		return err == nil && !st.IsDir()
+	}
+	if explicit != "" {
+		if check(explicit) {
+			return explicit, nil
+		}
+		return "", fmt.Errorf("ONNX Runtime library %s not found", explicit)
+	}
+	if p := os.Getenv(LibraryEnv); p != "" {
+		if check(p) {
+			return p, nil
+		}
+		return "", fmt.Errorf("ONNX Runtime library %s (from $%s) not found", p, LibraryEnv)
+	}
+	sub, file := libraryName()
+	rel := filepath.Join("third_party", "onnxruntime", sub, file)
+	var roots []string
+	if exe, err := os.Executable(); err == nil {
+		d := filepath.Dir(exe)
+		roots = append(roots, d, filepath.Dir(d))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for d := wd; ; d = filepath.Dir(d) {
+			roots = append(roots, d)
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	for _, root := range roots {
+		if p := filepath.Join(root, rel); check(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("ONNX Runtime library not found; looked in: %s (run `make setup`, or pass --ort-lib, or set $%s)",
+		strings.Join(looked, ", "), LibraryEnv)
+}

@@ -1,0 +1,125 @@
+package ort
+
+import (
+	"fmt"
+
+	onnx "github.com/yalue/onnxruntime_go"
+)
+
+// Tensor is a dense row-major tensor held in Go memory. Exactly one of F32
+// and I64 is set.
+type Tensor struct {
+	Shape []int64
+	F32   []float32
+	I64   []int64
+}
+
+// F32Tensor wraps data as a float32 tensor of the given shape.
+func F32Tensor(data []float32, shape ...int64) Tensor { return Tensor{Shape: shape, F32: data} }
+
+// I64Tensor wraps data as an int64 tensor of the given shape.
+func I64Tensor(data []int64, shape ...int64) Tensor { return Tensor{Shape: shape, I64: data} }
+
+// Len is the number of elements the shape holds.
+func (t Tensor) Len() int {
+	n := int64(1)
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return int(n)
+}
+
+func (t Tensor) value() (onnx.Value, error) {
+	switch {
+	case t.F32 != nil:
+		if len(t.F32) != t.Len() {
+			return nil, fmt.Errorf("tensor shape %v holds %d values, data has %d", t.Shape, t.Len(), len(t.F32))
+		}
+		return onnx.NewTensor(onnx.Shape(t.Shape), t.F32)
+	case t.I64 != nil:
+		if len(t.I64) != t.Len() {
+			return nil, fmt.Errorf("tensor shape %v holds %d values, data has %d", t.Shape, t.Len(), len(t.I64))
+		}
+		return onnx.NewTensor(onnx.Shape(t.Shape), t.I64)
+	}
+	if t.Len() == 0 {
+		return onnx.NewTensor(onnx.Shape(t.Shape), []float32{})
+	}
+	return nil, fmt.Errorf("tensor of shape %v has no data", t.Shape)
+}
+
+// Session runs one in-memory ONNX model. A Session is not safe for
+// concurrent Run calls; create one per goroutine.
+type Session struct {
+	s       *onnx.DynamicAdvancedSession
+	inputs  []string
+	outputs []string
+}
+
+// NewSession compiles model (serialised ONNX) for the Runtime's provider.
+// inputs and outputs name the graph inputs fed and outputs fetched by Run.
+func (r *Runtime) NewSession(model []byte, inputs, outputs []string) (*Session, error) {
+	opts, err := r.sessionOptions(r.provider)
+	if err != nil {
+		return nil, err
+	}
+	defer opts.Destroy()
+	s, err := onnx.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, opts)
+	if err != nil {
+		return nil, fmt.Errorf("create %s session: %w", r.provider, err)
+	}
+	return &Session{s: s, inputs: inputs, outputs: outputs}, nil
+}
+
+// Run feeds inputs (in the order given to NewSession) and returns the
+// outputs, copied into Go memory.
+func (s *Session) Run(inputs ...Tensor) ([]Tensor, error) {
+	if len(inputs) != len(s.inputs) {
+		return nil, fmt.Errorf("session wants %d inputs %v, got %d", len(s.inputs), s.inputs, len(inputs))
+	}
+	in := make([]onnx.Value, len(inputs))
+	defer func() {
+		for _, v := range in {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	for i, t := range inputs {
+		v, err := t.value()
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", s.inputs[i], err)
+		}
+		in[i] = v
+	}
+	out := make([]onnx.Value, len(s.outputs))
+	if err := s.s.Run(in, out); err != nil {
+		return nil, err
+	}
+	res := make([]Tensor, len(out))
+	for i, v := range out {
+		switch t := v.(type) {
+		case *onnx.Tensor[float32]:
+			res[i] = Tensor{Shape: t.GetShape(), F32: t.GetData()}
+		case *onnx.Tensor[int64]:
+			res[i] = Tensor{Shape: t.GetShape(), I64: t.GetData()}
+		default:
+			v.Destroy()
+			return nil, fmt.Errorf("output %s: unsupported type %T", s.outputs[i], v)
+		}
+		// GetData returns a Go-owned copy for ORT-allocated outputs, so the
+		// ORT value can go now.
+		v.Destroy()
+	}
+	return res, nil
+}
+
+// Close frees the session.
+func (s *Session) Close() error {
+	if s == nil || s.s == nil {
+		return nil
+	}
+	err := s.s.Destroy()
+	s.s = nil
+	return err
+}
