@@ -1,0 +1,146 @@
+// Package imageio loads the images and defect masks the workstation works on:
+// PNG, JPEG, BMP and TIFF, greyscale, colour and 16-bit, with the EXIF
+// orientation of JPEG files applied, and binary masks.
+//
+// Decoding sniffs the content, not the file extension, so a mask saved as
+// .png that really holds JPEG data still loads.
+package imageio
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	_ "image/gif" // registered for completeness; GIF masks appear in some datasets
+	_ "image/jpeg"
+	_ "image/png"
+	"os"
+
+	_ "golang.org/x/image/bmp"
+	_ "golang.org/x/image/tiff"
+)
+
+// Load reads and decodes the image at path. JPEG files are turned upright
+// according to their EXIF orientation tag. The returned image keeps its
+// decoded colour model (e.g. *image.Gray16 for a 16-bit greyscale PNG), except
+// that a re-oriented JPEG becomes *image.Gray or *image.RGBA.
+func Load(path string) (image.Image, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load image: %w", err)
+	}
+	img, err := Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("load image %s: %w", path, err)
+	}
+	return img, nil
+}
+
+// Decode decodes an encoded image held in memory, applying the EXIF
+// orientation of JPEG data.
+func Decode(data []byte) (image.Image, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("empty file")
+	}
+	img, format, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if b := img.Bounds(); b.Dx() <= 0 || b.Dy() <= 0 {
+		return nil, fmt.Errorf("decode %s: empty image", format)
+	}
+	if format == "jpeg" {
+		if o := JPEGOrientation(data); o > 1 {
+			img = Orient(img, o)
+		}
+	}
+	return img, nil
+}
+
+// Size reads only the header of the image at path and reports its width and
+// height (before EXIF orientation).
+func Size(path string) (w, h int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("image size: %w", err)
+	}
+	defer f.Close()
+	cfg, _, err := image.DecodeConfig(f)
+	if err != nil {
+		return 0, 0, fmt.Errorf("image size %s: %w", path, err)
+	}
+	return cfg.Width, cfg.Height, nil
+}
+
+// LoadMask reads a defect mask and binarises it: a pixel whose brightest
+// channel (premultiplied by alpha) is above 127 of 255 becomes 255, every
+// other pixel 0. Colour masks (e.g. red strokes on black) and masks painted on
+// a transparent background therefore load as expected. The result's bounds
+// start at (0, 0).
+func LoadMask(path string) (*image.Gray, error) {
+	img, err := Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("load mask: %w", err)
+	}
+	return Binarize(img), nil
+}
+
+// Binarize turns img into a binary mask (0 or 255) with bounds starting at
+// (0, 0); see LoadMask for the rule.
+func Binarize(img image.Image) *image.Gray {
+	b := img.Bounds()
+	out := image.NewGray(image.Rect(0, 0, b.Dx(), b.Dy()))
+	if g, ok := img.(*image.Gray); ok {
+		for y := 0; y < b.Dy(); y++ {
+			src := g.Pix[(y+b.Min.Y-g.Rect.Min.Y)*g.Stride+(b.Min.X-g.Rect.Min.X):]
+			dst := out.Pix[y*out.Stride:]
+			for x := 0; x < b.Dx(); x++ {
+				if src[x] > 127 {
+					dst[x] = 255
+				}
+			}
+		}
+		return out
+	}
+	for y := 0; y < b.Dy(); y++ {
+		for x := 0; x < b.Dx(); x++ {
+			r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			m := max(r, g, bl) >> 8
+			if m > 127 {
+				out.Pix[y*out.Stride+x] = 255
+			}
+		}
+	}
+	return out
+}
+
+// ToRGBA returns img as 8-bit RGBA with bounds starting at (0, 0). Greyscale
+// becomes R=G=B; 16-bit channels keep their high byte (rounded by the
+// standard colour conversion). An *image.RGBA already at the origin is
+// returned as is.
+func ToRGBA(img image.Image) *image.RGBA {
+	if r, ok := img.(*image.RGBA); ok && r.Rect.Min == (image.Point{}) {
+		return r
+	}
+	b := img.Bounds()
+	out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(out, out.Rect, img, b.Min, draw.Src)
+	return out
+}
+
+// ToGray returns img as 8-bit greyscale (ITU-R BT.601 luma, as
+// color.GrayModel) with bounds starting at (0, 0).
+func ToGray(img image.Image) *image.Gray {
+	if g, ok := img.(*image.Gray); ok && g.Rect.Min == (image.Point{}) {
+		return g
+	}
+	b := img.Bounds()
+	out := image.NewGray(image.Rect(0, 0, b.Dx(), b.Dy()))
+	for y := 0; y < b.Dy(); y++ {
+		for x := 0; x < b.Dx(); x++ {
+			out.Pix[y*out.Stride+x] = color.GrayModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.Gray).Y
+		}
+	}
+	return out
+}
