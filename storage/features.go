@@ -1,0 +1,312 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+
+	"github.com/dmad/workstation/core/mat"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Feature values: a 16-byte header — encoding byte, 3 reserved, rows and cols
+// (uint32 BE), CRC-32C of the payload — then rows×cols little-endian float32
+// or IEEE float16 values. One value per image and encoder, under
+// features/<encoderID>/<image id>.
+const (
+	featHeader = 16
+	encF32     = 1
+	encF16     = 2
+)
+
+// FeatureEntry is one image's patch features for PutFeaturesBatch.
+type FeatureEntry struct {
+	ImageID  uint64
+	Features *mat.Matrix
+}
+
+func encodeFeatures(m *mat.Matrix, format string) ([]byte, error) {
+	if m == nil || len(m.Data) != m.Rows*m.Cols {
+		return nil, errors.New("malformed matrix")
+	}
+	var v []byte
+	switch format {
+	case FeatureFloat16:
+		v = make([]byte, featHeader+2*len(m.Data))
+		v[0] = encF16
+		for i, x := range m.Data {
+			binary.LittleEndian.PutUint16(v[featHeader+2*i:], Float16(x))
+		}
+	case FeatureFloat32, "":
+		v = make([]byte, featHeader+4*len(m.Data))
+		v[0] = encF32
+		for i, x := range m.Data {
+			binary.LittleEndian.PutUint32(v[featHeader+4*i:], math.Float32bits(x))
+		}
+	default:
+		return nil, fmt.Errorf("unknown feature encoding %q", format)
+	}
+	binary.BigEndian.PutUint32(v[4:], uint32(m.Rows))
+	binary.BigEndian.PutUint32(v[8:], uint32(m.Cols))
+	binary.BigEndian.PutUint32(v[12:], crc32.Checksum(v[featHeader:], castagnoli))
+	return v, nil
+}
+
+func decodeFeatures(v []byte) (*mat.Matrix, error) {
+	if len(v) < featHeader {
+		return nil, errors.New("value too short")
+	}
+	rows, cols := int(binary.BigEndian.Uint32(v[4:])), int(binary.BigEndian.Uint32(v[8:]))
+	payload := v[featHeader:]
+	if binary.BigEndian.Uint32(v[12:]) != crc32.Checksum(payload, castagnoli) {
+		return nil, errors.New("checksum mismatch")
+	}
+	m := mat.New(rows, cols)
+	switch v[0] {
+	case encF32:
+		if len(payload) != 4*rows*cols {
+			return nil, fmt.Errorf("%d bytes for %d×%d float32", len(payload), rows, cols)
+		}
+		for i := range m.Data {
+			m.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(payload[4*i:]))
+		}
+	case encF16:
+		if len(payload) != 2*rows*cols {
+			return nil, fmt.Errorf("%d bytes for %d×%d float16", len(payload), rows, cols)
+		}
+		for i := range m.Data {
+			m.Data[i] = Float32From16(binary.LittleEndian.Uint16(payload[2*i:]))
+		}
+	default:
+		return nil, fmt.Errorf("unknown encoding %d", v[0])
+	}
+	return m, nil
+}
+
+// PutFeatures caches the patch features of image imageID computed by the
+// encoder encoderID (e.g. a backbone card id with its input size), in the
+// encoding of Settings.FeatureCache.
+func (p *Project) PutFeatures(encoderID string, imageID uint64, m *mat.Matrix) error {
+	return p.PutFeaturesBatch(context.Background(), encoderID, []FeatureEntry{{imageID, m}})
+}
+
+// PutFeaturesBatch caches many images' features in one transaction (much
+// faster than one PutFeatures each).
+func (p *Project) PutFeaturesBatch(ctx context.Context, encoderID string, entries []FeatureEntry) error {
+	if encoderID == "" {
+		return errors.New("put features: empty encoder id")
+	}
+	format := p.Settings().FeatureCache
+	vals := make([][]byte, len(entries))
+	for i, e := range entries {
+		v, err := encodeFeatures(e.Features, format)
+		if err != nil {
+			return fmt.Errorf("put features %s/%d: %w", encoderID, e.ImageID, err)
+		}
+		vals[i] = v
+	}
+	err := p.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bktFeatures).CreateBucketIfNotExists([]byte(encoderID))
+		if err != nil {
+			return err
+		}
+		for i, e := range entries {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := b.Put(idKey(e.ImageID), vals[i]); err != nil {
+				return fmt.Errorf("image %d: %w", e.ImageID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("put features %s: %w", encoderID, err)
+	}
+	return nil
+}
+
+// Features returns the cached features of imageID for encoderID (error wraps
+// ErrNotFound when not cached; a damaged entry is reported by name).
+func (p *Project) Features(encoderID string, imageID uint64) (*mat.Matrix, error) {
+	var m *mat.Matrix
+	err := p.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bktFeatures).Bucket([]byte(encoderID))
+		if b == nil {
+			return ErrNotFound
+		}
+		v := b.Get(idKey(imageID))
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		m, err = decodeFeatures(v) // decodes into Go memory inside the tx
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("features %s/%d: %w", encoderID, imageID, err)
+	}
+	return m, nil
+}
+
+// HasFeatures reports whether features of imageID for encoderID are cached.
+func (p *Project) HasFeatures(encoderID string, imageID uint64) bool {
+	var ok bool
+	p.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bktFeatures).Bucket([]byte(encoderID)); b != nil {
+			ok = b.Get(idKey(imageID)) != nil
+		}
+		return nil
+	})
+	return ok
+}
+
+// DropFeatures removes the whole feature cache of encoderID.
+func (p *Project) DropFeatures(encoderID string) error {
+	err := p.db.Update(func(tx *bolt.Tx) error {
+		fb := tx.Bucket(bktFeatures)
+		if fb.Bucket([]byte(encoderID)) == nil {
+			return nil
+		}
+		return fb.DeleteBucket([]byte(encoderID))
+	})
+	if err != nil {
+		return fmt.Errorf("drop features %s: %w", encoderID, err)
+	}
+	return nil
+}
+
+// Float16 converts x to IEEE 754 half precision, rounding to nearest even.
+func Float16(x float32) uint16 {
+	b := math.Float32bits(x)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23&0xff) - 127 + 15
+	mant := b & 0x7fffff
+	switch {
+	case b&0x7fffffff == 0:
+		return sign
+	case b>>23&0xff == 0xff: // Inf or NaN
+		if mant != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	case exp >= 0x1f:
+		return sign | 0x7c00
+	case exp <= 0: // subnormal or zero in half precision
+		if exp < -10 {
+			return sign
+		}
+		mant |= 0x800000
+		shift := uint32(14 - exp)
+		half := uint32(1) << (shift - 1)
+		r := mant >> shift
+		rem := mant & (1<<shift - 1)
+		if rem > half || (rem == half && r&1 == 1) {
+			r++
+		}
+		return sign | uint16(r)
+	}
+	r := uint32(exp)<<10 | mant>>13
+	rem := mant & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && r&1 == 1) {
+		r++ // may carry into the exponent, which is correct (up to Inf)
+	}
+	return sign | uint16(r)
+}
+
+// Float32From16 converts an IEEE 754 half-precision value to float32.
+func Float32From16(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h & 0x3ff)
+	switch {
+	case exp == 0 && mant == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal
+		e := uint32(127 - 15 + 1)
+		for mant&0x400 == 0 {
+			mant <<= 1
+			e--
+		}
+		return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
+
+// matrix blob encoding: "DMADMAT1", rows and cols as uint64 LE, then float32 LE.
+var matMagic = []byte("DMADMAT1")
+
+// MatrixReader returns a reader of m in the matrix blob encoding (for
+// PutBlob); it encodes on the fly without copying the whole matrix.
+func MatrixReader(m *mat.Matrix) io.Reader {
+	hdr := make([]byte, 24)
+	copy(hdr, matMagic)
+	binary.LittleEndian.PutUint64(hdr[8:], uint64(m.Rows))
+	binary.LittleEndian.PutUint64(hdr[16:], uint64(m.Cols))
+	return io.MultiReader(bytes.NewReader(hdr), &floatReader{data: m.Data})
+}
+
+type floatReader struct {
+	data []float32
+	tail []byte // bytes of a float split across Read calls
+}
+
+func (r *floatReader) Read(p []byte) (int, error) {
+	n := copy(p, r.tail)
+	r.tail = r.tail[n:]
+	for len(r.data) > 0 && n+4 <= len(p) {
+		k := min((len(p)-n)/4, len(r.data))
+		for i, x := range r.data[:k] {
+			binary.LittleEndian.PutUint32(p[n+4*i:], math.Float32bits(x))
+		}
+		n += 4 * k
+		r.data = r.data[k:]
+	}
+	if n < len(p) && len(r.data) > 0 && len(r.tail) == 0 {
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], math.Float32bits(r.data[0]))
+		r.data = r.data[1:]
+		c := copy(p[n:], b[:])
+		n += c
+		r.tail = append([]byte(nil), b[c:]...)
+	}
+	if n == 0 && len(r.data) == 0 && len(r.tail) == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// ReadMatrix decodes a matrix written by MatrixReader.
+func ReadMatrix(r io.Reader) (*mat.Matrix, error) {
+	hdr := make([]byte, 24)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return nil, fmt.Errorf("read matrix header: %w", err)
+	}
+	if !bytes.Equal(hdr[:8], matMagic) {
+		return nil, errors.New("read matrix: not a matrix blob")
+	}
+	rows, cols := binary.LittleEndian.Uint64(hdr[8:]), binary.LittleEndian.Uint64(hdr[16:])
+	if rows > 1<<32 || cols > 1<<24 || rows*cols > 1<<34 {
+		return nil, fmt.Errorf("read matrix: implausible size %d×%d", rows, cols)
+	}
+	m := mat.New(int(rows), int(cols))
+	buf := make([]byte, 1<<20)
+	for off := 0; off < len(m.Data); {
+		k := min(len(buf)/4, len(m.Data)-off)
+		if _, err := io.ReadFull(r, buf[:4*k]); err != nil {
+			return nil, fmt.Errorf("read matrix %d×%d: %w", rows, cols, err)
+		}
+		for i := range k {
+			m.Data[off+i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
+		}
+		off += k
+	}
+	return m, nil
+}

@@ -1,0 +1,77 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"image"
+	"image/draw"
+	"image/png"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// PutMask stores the defect mask of image id as a PNG with a CRC-32C.
+func (p *Project) PutMask(id uint64, m *image.Gray) error {
+	if m == nil {
+		return fmt.Errorf("put mask %d: nil mask", id)
+	}
+	var buf bytes.Buffer
+	buf.Write(make([]byte, 4))
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(&buf, m); err != nil {
+		return fmt.Errorf("put mask %d: encode: %w", id, err)
+	}
+	v := buf.Bytes()
+	binary.BigEndian.PutUint32(v[:4], crc32.Checksum(v[4:], castagnoli))
+	err := p.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bktMasks).Put(idKey(id), v) })
+	if err != nil {
+		return fmt.Errorf("put mask %d: %w", id, err)
+	}
+	return nil
+}
+
+// Mask returns the mask of image id (error wraps ErrNotFound when none).
+func (p *Project) Mask(id uint64) (*image.Gray, error) {
+	var v []byte
+	err := p.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bktMasks).Get(idKey(id))
+		if b == nil {
+			return ErrNotFound
+		}
+		v = bytes.Clone(b)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mask %d: %w", id, err)
+	}
+	if len(v) < 4 || binary.BigEndian.Uint32(v[:4]) != crc32.Checksum(v[4:], castagnoli) {
+		return nil, fmt.Errorf("mask %d: checksum mismatch", id)
+	}
+	img, err := png.Decode(bytes.NewReader(v[4:]))
+	if err != nil {
+		return nil, fmt.Errorf("mask %d: decode: %w", id, err)
+	}
+	if g, ok := img.(*image.Gray); ok {
+		return g, nil
+	}
+	g := image.NewGray(img.Bounds())
+	draw.Draw(g, g.Bounds(), img, img.Bounds().Min, draw.Src)
+	return g, nil
+}
+
+// HasMask reports whether image id has a stored mask.
+func (p *Project) HasMask(id uint64) bool {
+	var ok bool
+	p.db.View(func(tx *bolt.Tx) error { ok = tx.Bucket(bktMasks).Get(idKey(id)) != nil; return nil })
+	return ok
+}
+
+// DeleteMask removes the mask of image id, if any.
+func (p *Project) DeleteMask(id uint64) error {
+	if err := p.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bktMasks).Delete(idKey(id)) }); err != nil {
+		return fmt.Errorf("delete mask %d: %w", id, err)
+	}
+	return nil
+}

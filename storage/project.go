@@ -1,0 +1,295 @@
+// Package storage keeps a whole workstation project — settings, categories,
+// image records, masks, feature caches, memory banks, mapper models, training
+// logs and evaluation runs — in one BoltDB file, so that a project can be
+// copied between stations.
+//
+// The file is versioned (see SchemaVersion) and migrated forward when an older
+// one is opened read-write. Large values are stored as chunked blobs whose
+// chunks carry a CRC-32C and whose whole content carries a SHA-256; both are
+// verified on read, and a damaged chunk is reported by name without making the
+// rest of the project unreadable. Writes that belong together (a model and all
+// its parts, a batch of feature caches) are one transaction.
+//
+// storage depends on no engine package: banks and mappers are stored as the
+// bytes their own packages serialise, features as core/mat matrices.
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the layout this package writes. Files of every earlier
+// version are migrated when opened read-write; later versions are refused.
+const SchemaVersion = 2
+
+// ErrNotFound is wrapped by every lookup that finds nothing.
+var ErrNotFound = errors.New("not found")
+
+// ErrLocked is wrapped by Open when another process holds the project.
+var ErrLocked = errors.New("project locked")
+
+// Options configure Open.
+type Options struct {
+	// ReadOnly opens the file with a shared lock; writes fail. A read-only
+	// open cannot migrate an older schema.
+	ReadOnly bool
+	// LockTimeout bounds the wait for the file lock (default 1s).
+	LockTimeout time.Duration
+	// Logger receives migration and diagnostic messages (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Project is an open project file. Its methods are safe for concurrent use.
+type Project struct {
+	db       *bolt.DB
+	path     string
+	readOnly bool
+	log      *slog.Logger
+	lockInfo string // path of the side file naming the owner, "" if none written
+	chunk    int    // blob chunk size; 0 means ChunkSize (tests use smaller)
+
+	mu       sync.Mutex
+	settings Settings // cached copy of the settings bucket
+}
+
+// lockOwner is the content of the "<path>.lock-info" side file.
+type lockOwner struct {
+	PID   int       `json:"pid"`
+	Host  string    `json:"host"`
+	Since time.Time `json:"since"`
+}
+
+// Bucket names (schema 2).
+var (
+	bktMeta       = []byte("meta")
+	bktSettings   = []byte("settings")
+	bktCategories = []byte("categories")
+	bktImages     = []byte("images")
+	bktImagePaths = []byte("image_paths")
+	bktMasks      = []byte("masks")
+	bktFeatures   = []byte("features")
+	bktBlobs      = []byte("blobs")
+	bktModels     = []byte("models")
+	bktTrainLogs  = []byte("train_logs")
+	bktRuns       = []byte("runs")
+
+	keySchema  = []byte("schema_version")
+	keyName    = []byte("name")
+	keyCreated = []byte("created")
+	keyActive  = []byte("active_model")
+	keyJSON    = []byte("json")
+)
+
+// allBuckets are the top-level buckets of the current schema.
+var allBuckets = [][]byte{bktMeta, bktSettings, bktCategories, bktImages, bktImagePaths,
+	bktMasks, bktFeatures, bktBlobs, bktModels, bktTrainLogs, bktRuns}
+
+// Create makes a new project file at path named name, with default settings.
+// It fails if the file already exists.
+func Create(path, name string) (*Project, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create project %s: %w", path, err)
+	}
+	f.Close()
+	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("create project %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bktMeta)
+		if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+			return err
+		}
+		if err := meta.Put(keyName, []byte(name)); err != nil {
+			return err
+		}
+		if err := meta.Put(keyCreated, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+			return err
+		}
+		js, err := json.Marshal(DefaultSettings())
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bktSettings).Put(keyJSON, js)
+	})
+	db.Close()
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("create project %s: %w", path, err)
+	}
+	return Open(path, Options{})
+}
+
+// Open opens an existing project file. If another process holds it, Open
+// fails after opts.LockTimeout with an error wrapping ErrLocked that names
+// the owner's pid. An older schema is migrated (read-write only); a newer one
+// is refused.
+func Open(path string, opts Options) (*Project, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open project %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("project %s is open in another process (%s): %w", path, describeOwner(path), ErrLocked)
+		}
+		return nil, fmt.Errorf("open project %s: %w", path, err)
+	}
+	p := &Project{db: db, path: path, readOnly: opts.ReadOnly, log: opts.Logger}
+	if !opts.ReadOnly {
+		p.lockInfo = path + ".lock-info"
+		if err := writeLockInfo(p.lockInfo); err != nil {
+			// Not fatal: the lock itself is held; only the message for others degrades.
+			p.log.Warn("write lock info", "path", p.lockInfo, "err", err)
+			p.lockInfo = ""
+		}
+	}
+	if err := p.checkSchema(); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("open project %s: %w", path, err)
+	}
+	s, err := p.readSettings()
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("open project %s: %w", path, err)
+	}
+	p.settings = s
+	return p, nil
+}
+
+func writeLockInfo(path string) error {
+	host, _ := os.Hostname()
+	js, err := json.Marshal(lockOwner{PID: os.Getpid(), Host: host, Since: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, js, 0o644)
+}
+
+// describeOwner reads the lock-info side file of path into "pid N on host H".
+func describeOwner(path string) string {
+	js, err := os.ReadFile(path + ".lock-info")
+	if err != nil {
+		return "pid unknown"
+	}
+	var o lockOwner
+	if json.Unmarshal(js, &o) != nil || o.PID == 0 {
+		return "pid unknown"
+	}
+	if o.Host != "" {
+		return fmt.Sprintf("pid %d on %s since %s", o.PID, o.Host, o.Since.Local().Format(time.DateTime))
+	}
+	return fmt.Sprintf("pid %d", o.PID)
+}
+
+// Close releases the file and its lock.
+func (p *Project) Close() error {
+	if p.lockInfo != "" {
+		// Remove the side file only if it is still ours.
+		if js, err := os.ReadFile(p.lockInfo); err == nil {
+			var o lockOwner
+			if json.Unmarshal(js, &o) == nil && o.PID == os.Getpid() {
+				os.Remove(p.lockInfo)
+			}
+		}
+		p.lockInfo = ""
+	}
+	if err := p.db.Close(); err != nil {
+		return fmt.Errorf("close project %s: %w", p.path, err)
+	}
+	return nil
+}
+
+func (p *Project) chunkSize() int {
+	if p.chunk > 0 {
+		return p.chunk
+	}
+	return ChunkSize
+}
+
+// Path returns the project file's path.
+func (p *Project) Path() string { return p.path }
+
+// Name returns the project's name, as given to Create.
+func (p *Project) Name() (string, error) {
+	var name string
+	err := p.db.View(func(tx *bolt.Tx) error {
+		name = string(tx.Bucket(bktMeta).Get(keyName))
+		return nil
+	})
+	return name, err
+}
+
+// SchemaVersionOf reads the schema version stored in an open transaction's
+// meta bucket; 0 when the file is not a workstation project.
+func schemaVersionOf(tx *bolt.Tx) (int, error) {
+	meta := tx.Bucket(bktMeta)
+	if meta == nil {
+		return 0, nil
+	}
+	v := meta.Get(keySchema)
+	if v == nil {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(v)))
+	if err != nil {
+		return 0, fmt.Errorf("meta/schema_version %q: %w", v, err)
+	}
+	return n, nil
+}
+
+// checkSchema refuses foreign or newer files and migrates older ones.
+func (p *Project) checkSchema() error {
+	var v int
+	if err := p.db.View(func(tx *bolt.Tx) (err error) { v, err = schemaVersionOf(tx); return err }); err != nil {
+		return err
+	}
+	switch {
+	case v == 0:
+		return errors.New("not a workstation project (no meta/schema_version)")
+	case v > SchemaVersion:
+		return fmt.Errorf("project was written by a newer workstation (schema %d > %d); upgrade", v, SchemaVersion)
+	case v == SchemaVersion:
+		return nil
+	case p.readOnly:
+		return fmt.Errorf("project has schema %d and needs migration to %d; open it read-write once", v, SchemaVersion)
+	}
+	return p.migrate(v)
+}
+
+// Verify checks bbolt's own page consistency (not content checksums; see
+// VerifyModel and VerifyBlob for those).
+func (p *Project) Verify() error {
+	return p.db.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drain the channel so the checker ends
+			if first == nil {
+				first = fmt.Errorf("project %s: %w", p.path, err)
+			}
+		}
+		return first
+	})
+}
