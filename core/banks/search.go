@@ -1,0 +1,294 @@
+package banks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/onnxgraph"
+	"github.com/dmad/workstation/core/ort"
+)
+
+// SearchOptions configure a [Searcher].
+type SearchOptions struct {
+	// K is the neighbour count used when Search is called with k ≤ 0;
+	// 0 means 1.
+	K int
+	// ChunkRows is the number of bank rows per search graph; the bank is cut
+	// into chunks of this size whose top-k lists are merged in Go, so the
+	// distance matrices stay QueryBatch×ChunkRows. 0 means 16384.
+	ChunkRows int
+	// QueryBatch is the number of query rows per graph run; 0 means 1024.
+	QueryBatch int
+	// Source is the source (image) id of each bank row; SearchExcluding
+	// needs it.
+	Source []int32
+}
+
+// Searcher finds exact L2 nearest neighbours of query rows in a bank on ONNX
+// Runtime. Each bank chunk is one graph with the chunk (as −2·Bᵀ) and its
+// squared norms as initializers: d² = ‖q‖² − 2·q·bᵀ + ‖b‖², then
+// TopK(k, smallest). Per-chunk lists are merged in Go; equal distances come
+// lowest bank index first.
+//
+// A Searcher is safe for concurrent use; calls are serialised.
+type Searcher struct {
+	mu     sync.Mutex
+	rt     *ort.Runtime
+	bank   *mat.Matrix
+	source []int32
+	opts   SearchOptions
+	chunks []*searchChunk
+}
+
+type searchChunk struct {
+	lo, hi int
+	plain  *ort.Session
+	excl   *ort.Session
+}
+
+// NewSearcher prepares a search over bank (kept by reference: do not modify
+// it while the Searcher lives). Graph sessions are built on first use.
+func NewSearcher(rt *ort.Runtime, bank *mat.Matrix, opts SearchOptions) (*Searcher, error) {
+	if rt == nil {
+		return nil, errors.New("searcher: no ONNX Runtime")
+	}
+	if bank == nil || bank.Rows == 0 || bank.Cols == 0 {
+		return nil, errors.New("searcher: empty bank")
+	}
+	if len(bank.Data) != bank.Rows*bank.Cols {
+		return nil, fmt.Errorf("searcher: bank %d×%d holds %d values", bank.Rows, bank.Cols, len(bank.Data))
+	}
+	if opts.Source != nil && len(opts.Source) != bank.Rows {
+		return nil, fmt.Errorf("searcher: %d source ids for %d bank rows", len(opts.Source), bank.Rows)
+	}
+	if opts.K <= 0 {
+		opts.K = 1
+	}
+	if opts.ChunkRows <= 0 {
+		opts.ChunkRows = 16384
+	}
+	if opts.QueryBatch <= 0 {
+		opts.QueryBatch = 1024
+	}
+	s := &Searcher{rt: rt, bank: bank, source: opts.Source, opts: opts}
+	for lo := 0; lo < bank.Rows; lo += opts.ChunkRows {
+		s.chunks = append(s.chunks, &searchChunk{lo: lo, hi: min(lo+opts.ChunkRows, bank.Rows)})
+	}
+	return s, nil
+}
+
+// Bank returns the searched bank.
+func (s *Searcher) Bank() *mat.Matrix { return s.bank }
+
+// Source returns the bank's source ids (nil when none were given).
+func (s *Searcher) Source() []int32 { return s.source }
+
+// Close frees the graph sessions.
+func (s *Searcher) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, c := range s.chunks {
+		if c.plain != nil {
+			errs = append(errs, c.plain.Close())
+			c.plain = nil
+		}
+		if c.excl != nil {
+			errs = append(errs, c.excl.Close())
+			c.excl = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Search returns, for each row of q, its k nearest bank rows: dist holds
+// the L2 distances (square roots of the squared distances clamped at 0) and
+// idx the bank row indices, both row-major q.Rows×k, nearest first.
+// k ≤ 0 uses SearchOptions.K.
+func (s *Searcher) Search(ctx context.Context, q *mat.Matrix, k int) (dist []float32, idx []int64, err error) {
+	return s.search(ctx, q, nil, k)
+}
+
+// SearchExcluding is Search where bank rows whose source id equals the
+// query row's qSource id are never returned (METHOD.md §3: a normal
+// training patch must not find patches of its own image). The exclusion is
+// exact, inside the graph (Equal + Where to +Inf). Slots with no eligible
+// bank row left get distance +Inf and index −1.
+func (s *Searcher) SearchExcluding(ctx context.Context, q *mat.Matrix, qSource []int32, k int) (dist []float32, idx []int64, err error) {
+	if s.source == nil {
+		return nil, nil, errors.New("search excluding sources: the bank has no source ids")
+	}
+	if q != nil && len(qSource) != q.Rows {
+		return nil, nil, fmt.Errorf("search excluding sources: %d source ids for %d queries", len(qSource), q.Rows)
+	}
+	return s.search(ctx, q, qSource, k)
+}
+
+func (s *Searcher) search(ctx context.Context, q *mat.Matrix, qSource []int32, k int) ([]float32, []int64, error) {
+	if q == nil || q.Rows == 0 {
+		return nil, nil, nil
+	}
+	if q.Cols != s.bank.Cols {
+		return nil, nil, fmt.Errorf("search: queries have %d columns, bank %d", q.Cols, s.bank.Cols)
+	}
+	if len(q.Data) != q.Rows*q.Cols {
+		return nil, nil, fmt.Errorf("search: query matrix %d×%d holds %d values", q.Rows, q.Cols, len(q.Data))
+	}
+	if k <= 0 {
+		k = s.opts.K
+	}
+	if k > s.bank.Rows {
+		return nil, nil, fmt.Errorf("search: k = %d exceeds the bank's %d rows", k, s.bank.Rows)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dist := make([]float32, q.Rows*k)
+	idx := make([]int64, q.Rows*k)
+	type part struct {
+		vals []float32
+		idx  []int64
+		kc   int
+		lo   int64
+	}
+	parts := make([]part, len(s.chunks))
+	for qlo := 0; qlo < q.Rows; qlo += s.opts.QueryBatch {
+		qhi := min(qlo+s.opts.QueryBatch, q.Rows)
+		nb := qhi - qlo
+		qt := ort.F32Tensor(q.Slice(qlo, qhi).Data, int64(nb), int64(q.Cols))
+		var st ort.Tensor
+		if qSource != nil {
+			src := make([]int64, nb)
+			for i := range src {
+				src[i] = int64(qSource[qlo+i])
+			}
+			st = ort.I64Tensor(src, int64(nb), 1)
+		}
+		for ci, c := range s.chunks {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, fmt.Errorf("search: %w", err)
+			}
+			sess, err := s.session(c, qSource != nil)
+			if err != nil {
+				return nil, nil, err
+			}
+			kc := min(k, c.hi-c.lo)
+			in := []ort.Tensor{qt, ort.I64Tensor([]int64{int64(kc)}, 1)}
+			if qSource != nil {
+				in = append(in, st)
+			}
+			out, err := sess.Run(in...)
+			if err != nil {
+				return nil, nil, fmt.Errorf("search bank rows %d–%d: %w", c.lo, c.hi, err)
+			}
+			parts[ci] = part{vals: out[0].F32, idx: out[1].I64, kc: kc, lo: int64(c.lo)}
+		}
+		// Merge the sorted per-chunk lists: smallest distance first, then
+		// lowest bank index.
+		heads := make([]int, len(parts))
+		for r := range nb {
+			clear(heads)
+			for j := range k {
+				best := -1
+				var bv float32
+				var bi int64
+				for pi := range parts {
+					p := &parts[pi]
+					if heads[pi] >= p.kc {
+						continue
+					}
+					v := p.vals[r*p.kc+heads[pi]]
+					gi := p.lo + p.idx[r*p.kc+heads[pi]]
+					if best < 0 || v < bv || (v == bv && gi < bi) {
+						best, bv, bi = pi, v, gi
+					}
+				}
+				heads[best]++
+				o := (qlo+r)*k + j
+				if math.IsInf(float64(bv), 1) {
+					dist[o], idx[o] = bv, -1
+					continue
+				}
+				dist[o] = float32(math.Sqrt(float64(max(bv, 0))))
+				idx[o] = bi
+			}
+		}
+	}
+	return dist, idx, nil
+}
+
+// session returns the chunk's graph session, building it on first use.
+func (s *Searcher) session(c *searchChunk, exclude bool) (*ort.Session, error) {
+	if !exclude && c.plain != nil {
+		return c.plain, nil
+	}
+	if exclude && c.excl != nil {
+		return c.excl, nil
+	}
+	model, inputs, outputs, err := searchGraph(s.bank.Slice(c.lo, c.hi), sourceSlice(s.source, c.lo, c.hi), exclude)
+	if err != nil {
+		return nil, fmt.Errorf("search graph for bank rows %d–%d: %w", c.lo, c.hi, err)
+	}
+	sess, err := s.rt.NewSession(model, inputs, outputs)
+	if err != nil {
+		return nil, fmt.Errorf("search session for bank rows %d–%d: %w", c.lo, c.hi, err)
+	}
+	if exclude {
+		c.excl = sess
+	} else {
+		c.plain = sess
+	}
+	return sess, nil
+}
+
+func sourceSlice(src []int32, lo, hi int) []int32 {
+	if src == nil {
+		return nil
+	}
+	return src[lo:hi]
+}
+
+// searchGraph builds the squared-distance + TopK graph over one bank chunk.
+// Inputs: q (n×C float), k (1 int64), and with exclude qsource (n×1 int64).
+// Outputs: squared distances (n×k float, ascending) and indices (n×k
+// int64, chunk rows).
+func searchGraph(chunk *mat.Matrix, source []int32, exclude bool) (model []byte, inputs, outputs []string, err error) {
+	C, R := chunk.Cols, chunk.Rows
+	bt := make([]float32, C*R) // −2·Bᵀ, C×R
+	norms := make([]float32, R)
+	for r := range R {
+		row := chunk.Row(r)
+		var n float64
+		for c, v := range row {
+			bt[c*R+r] = -2 * v
+			n += float64(v) * float64(v)
+		}
+		norms[r] = float32(n)
+	}
+	g := onnxgraph.New("nn_search")
+	q := g.Input("q", onnxgraph.Float, -1, int64(C))
+	k := g.Input("k", onnxgraph.Int64, 1)
+	inputs = []string{q, k}
+	qn := g.Op("ReduceSumSquare", []string{q}, onnxgraph.AttrInts("axes", 1), onnxgraph.AttrInt("keepdims", 1))
+	dot := g.Op("MatMul", []string{q, g.Const("neg2bt", bt, int64(C), int64(R))})
+	d2 := g.Op("Add", []string{g.Op("Add", []string{dot, qn}), g.Const("bnorm", norms, 1, int64(R))})
+	if exclude {
+		qs := g.Input("qsource", onnxgraph.Int64, -1, 1)
+		inputs = append(inputs, qs)
+		bs := make([]int64, R)
+		for i, v := range source {
+			bs[i] = int64(v)
+		}
+		same := g.Op("Equal", []string{qs, g.ConstI64("bsource", bs, 1, int64(R))})
+		d2 = g.Op("Where", []string{same, g.Scalar(float32(math.Inf(1))), d2})
+	}
+	top := g.OpN("TopK", []string{d2, k}, 2,
+		onnxgraph.AttrInt("axis", 1), onnxgraph.AttrInt("largest", 0), onnxgraph.AttrInt("sorted", 1))
+	g.Output(top[0], onnxgraph.Float)
+	g.Output(top[1], onnxgraph.Int64)
+	model, err = g.Marshal()
+	return model, inputs, top, err
+}
