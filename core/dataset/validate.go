@@ -1,0 +1,173 @@
+package dataset
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/dmad/workstation/core/imageio" // also registers PNG, JPEG, BMP, TIFF decoders
+)
+
+// headSize is how much of a file is read for the header and EXIF block.
+const headSize = 64 << 10
+
+// validate checks every sample's image and mask in parallel and returns the
+// good samples (with Width and Height set) in order, and the problems.
+func validate(ctx context.Context, samples []Sample, opts Options) ([]Sample, []Problem, error) {
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = 4
+	}
+	errs := make([]error, len(samples))
+	out := make([]Sample, len(samples))
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		done int
+	)
+	jobs := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				out[i], errs[i] = checkSample(samples[i], opts.FullDecode)
+				if opts.Progress != nil {
+					mu.Lock()
+					done++
+					opts.Progress(done, len(samples))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	var cerr error
+feed:
+	for i := range samples {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			cerr = ctx.Err()
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if cerr != nil {
+		return nil, nil, fmt.Errorf("validate dataset: %w", cerr)
+	}
+	var good []Sample
+	var bad []Problem
+	for i, err := range errs {
+		var p Problem
+		switch {
+		case err == nil:
+			good = append(good, out[i])
+		case errors.As(err, &p):
+			bad = append(bad, p)
+		default:
+			bad = append(bad, Problem{Path: samples[i].Path, Err: err})
+		}
+	}
+	return good, bad, nil
+}
+
+// checkSample validates the image and mask of s and fills in its size.
+func checkSample(s Sample, full bool) (Sample, error) {
+	w, h, err := checkImage(s.Path, full)
+	if err != nil {
+		return s, Problem{Path: s.Path, Err: err}
+	}
+	s.Width, s.Height = w, h
+	if s.MaskPath == "" {
+		return s, nil
+	}
+	mw, mh, err := checkImage(s.MaskPath, full)
+	if err != nil {
+		return s, Problem{Path: s.MaskPath, Err: fmt.Errorf("mask of %s: %w", s.Path, err)}
+	}
+	if mw != w || mh != h {
+		return s, Problem{Path: s.MaskPath, Err: fmt.Errorf("mask is %d×%d but its image %s is %d×%d",
+			mw, mh, s.Path, w, h)}
+	}
+	return s, nil
+}
+
+// checkImage reads the header of an image file and checks that the file is
+// not obviously truncated (PNG: IEND chunk at the end; JPEG: EOI marker near
+// the end; BMP: pixel array inside the file). With full it decodes the whole
+// image. It returns the size with the EXIF orientation applied.
+func checkImage(path string, full bool) (w, h int, err error) {
+	if full {
+		img, err := imageio.Load(path)
+		if err != nil {
+			return 0, 0, err
+		}
+		b := img.Bounds()
+		return b.Dx(), b.Dy(), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	size := st.Size()
+	if size == 0 {
+		return 0, 0, errors.New("empty file")
+	}
+	head := make([]byte, min(size, headSize))
+	if _, err := io.ReadFull(f, head); err != nil {
+		return 0, 0, fmt.Errorf("read: %w", err)
+	}
+	rest := io.NewSectionReader(f, int64(len(head)), size-int64(len(head)))
+	cfg, format, err := image.DecodeConfig(io.MultiReader(bytes.NewReader(head), rest))
+	if err != nil {
+		return 0, 0, fmt.Errorf("unreadable image: %w", err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return 0, 0, fmt.Errorf("image has size %d×%d", cfg.Width, cfg.Height)
+	}
+	w, h = cfg.Width, cfg.Height
+	tailLen := min(size, 4096)
+	tail := make([]byte, tailLen)
+	if _, err := f.ReadAt(tail, size-tailLen); err != nil {
+		return 0, 0, fmt.Errorf("read: %w", err)
+	}
+	switch format {
+	case "png":
+		if !bytes.Contains(tail[max(0, len(tail)-256):], []byte("IEND")) {
+			return 0, 0, errors.New("truncated PNG (no IEND chunk at the end)")
+		}
+	case "jpeg":
+		if !bytes.Contains(tail, []byte{0xFF, 0xD9}) {
+			return 0, 0, errors.New("truncated JPEG (no end-of-image marker)")
+		}
+		if o := imageio.JPEGOrientation(head); o >= 5 {
+			w, h = h, w
+		}
+	case "bmp":
+		if len(head) >= 30 {
+			offset := int64(binary.LittleEndian.Uint32(head[10:]))
+			bpp := int64(binary.LittleEndian.Uint16(head[28:]))
+			var compression uint32
+			if len(head) >= 34 {
+				compression = binary.LittleEndian.Uint32(head[30:])
+			}
+			row := (bpp*int64(w) + 31) / 32 * 4
+			if compression == 0 && offset+row*int64(h) > size {
+				return 0, 0, fmt.Errorf("truncated BMP (%d bytes, pixel data needs %d)", size, offset+row*int64(h))
+			}
+		}
+	}
+	return w, h, nil
+}
