@@ -1,0 +1,186 @@
+package banks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/ort"
+)
+
+// KnowledgeOptions configure [Knowledge].
+type KnowledgeOptions struct {
+	// AttnK is the number of nearest entries of each bank the attention
+	// variant attends over; 0 means 8.
+	AttnK int
+	// AttnTemp scales the softmax temperature; 0 means 1 (see Compute).
+	AttnTemp float32
+	// Search configures both searchers (Source is set from the banks).
+	Search SearchOptions
+}
+
+// Knowledge computes DMAD's knowledge residuals (METHOD.md §3) against the
+// two banks.
+type Knowledge struct {
+	// Normal searches M_n, with its source ids for same-image exclusion.
+	Normal *Searcher
+	// Anomaly searches M_a, with its source ids (pseudo and seen entries).
+	Anomaly *Searcher
+	// AttnK and AttnTemp are the attention settings (see KnowledgeOptions).
+	AttnK    int
+	AttnTemp float32
+}
+
+// Result holds the knowledge of a batch of query patches, one row each.
+type Result struct {
+	// KN and KA are the residual knowledge q − n and q − a (plus the
+	// attention term in the attention variant).
+	KN, KA *mat.Matrix
+	// DN and DA are the L2 distances to the nearest normal and anomaly
+	// entries: ‖q − n‖ and ‖q − a‖ (PatchCore's score is DN).
+	DN, DA []float32
+	// IN and IA are the bank row indices of n and a.
+	IN, IA []int64
+}
+
+// NewKnowledge prepares searchers over both banks.
+func NewKnowledge(rt *ort.Runtime, normal *NormalBank, anomaly *AnomalyBank, opts KnowledgeOptions) (*Knowledge, error) {
+	if err := normal.Validate(); err != nil {
+		return nil, fmt.Errorf("knowledge: %w", err)
+	}
+	if err := anomaly.Validate(); err != nil {
+		return nil, fmt.Errorf("knowledge: %w", err)
+	}
+	if normal.Features.Cols != anomaly.Features.Cols {
+		return nil, fmt.Errorf("knowledge: normal bank has %d columns, anomaly bank %d", normal.Features.Cols, anomaly.Features.Cols)
+	}
+	if opts.AttnK <= 0 {
+		opts.AttnK = 8
+	}
+	if opts.AttnTemp <= 0 {
+		opts.AttnTemp = 1
+	}
+	so := opts.Search
+	so.Source = normal.Source
+	ns, err := NewSearcher(rt, normal.Features, so)
+	if err != nil {
+		return nil, fmt.Errorf("knowledge: normal bank: %w", err)
+	}
+	so.Source = anomaly.Source
+	as, err := NewSearcher(rt, anomaly.Features, so)
+	if err != nil {
+		ns.Close()
+		return nil, fmt.Errorf("knowledge: anomaly bank: %w", err)
+	}
+	return &Knowledge{Normal: ns, Anomaly: as, AttnK: opts.AttnK, AttnTemp: opts.AttnTemp}, nil
+}
+
+// Close frees both searchers.
+func (k *Knowledge) Close() error {
+	return errors.Join(k.Normal.Close(), k.Anomaly.Close())
+}
+
+// Compute returns the knowledge of the query patches q. source gives each
+// row's image id for training patches (bank entries of the same image are
+// then skipped in both banks, METHOD.md §3 [ours]); pass nil at test time.
+//
+// Distance knowledge: KN = q − n, KA = q − a with n, a the nearest entries.
+//
+// Attention knowledge (attention = true, the unsupervised regime): q
+// attends over its AttnK nearest entries b_j of each bank with weights
+// w_j = softmax_j(−‖q − b_j‖² / τ), τ = AttnTemp · mean_j ‖q − b_j‖² (per
+// query, so the weights do not depend on the feature scale), and the values
+// are the residuals q − b_j: Attn = Σ_j w_j (q − b_j), a soft residual over
+// the neighbourhood. It is added to the nearest residual: KN = q − n + Attn_n
+// (likewise KA). Values are residuals rather than the entries themselves so
+// the sum stays a residual and does not reintroduce q's position, which the
+// mapper already sees as P(q); the normalisation of METHOD.md §3
+// (BatchNorm(q − n + Attn)) is left to the mapper, which learns it.
+func (k *Knowledge) Compute(ctx context.Context, q *mat.Matrix, source []int32, attention bool) (*Result, error) {
+	if q == nil || q.Rows == 0 {
+		return nil, errors.New("knowledge: no query patches")
+	}
+	if source != nil && len(source) != q.Rows {
+		return nil, fmt.Errorf("knowledge: %d source ids for %d patches", len(source), q.Rows)
+	}
+	res := &Result{}
+	var err error
+	res.KN, res.DN, res.IN, err = k.side(ctx, k.Normal, q, source, attention)
+	if err != nil {
+		return nil, fmt.Errorf("knowledge against the normal bank: %w", err)
+	}
+	res.KA, res.DA, res.IA, err = k.side(ctx, k.Anomaly, q, source, attention)
+	if err != nil {
+		return nil, fmt.Errorf("knowledge against the anomaly bank: %w", err)
+	}
+	return res, nil
+}
+
+func (k *Knowledge) side(ctx context.Context, s *Searcher, q *mat.Matrix, source []int32, attention bool) (*mat.Matrix, []float32, []int64, error) {
+	kk := 1
+	if attention {
+		kk = min(k.AttnK, s.Bank().Rows)
+	}
+	var dist []float32
+	var idx []int64
+	var err error
+	if source != nil && s.Source() != nil {
+		dist, idx, err = s.SearchExcluding(ctx, q, source, kk)
+	} else {
+		dist, idx, err = s.Search(ctx, q, kk)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	bank := s.Bank()
+	kn := mat.New(q.Rows, q.Cols)
+	dn := make([]float32, q.Rows)
+	in := make([]int64, q.Rows)
+	w := make([]float64, kk)
+	for r := range q.Rows {
+		nearest := idx[r*kk]
+		if nearest < 0 {
+			return nil, nil, nil, fmt.Errorf("patch %d (source %d) has no neighbour outside its own image", r, source[r])
+		}
+		dn[r], in[r] = dist[r*kk], nearest
+		out, qr, nr := kn.Row(r), q.Row(r), bank.Row(int(nearest))
+		for c := range out {
+			out[c] = qr[c] - nr[c]
+		}
+		if !attention {
+			continue
+		}
+		// Softmax over −d²/τ among the eligible neighbours.
+		var mean float64
+		valid := 0
+		for j := range kk {
+			if idx[r*kk+j] >= 0 {
+				d := float64(dist[r*kk+j])
+				mean += d * d
+				valid++
+			}
+		}
+		tau := float64(k.AttnTemp) * mean / float64(valid)
+		var sum float64
+		d0 := float64(dist[r*kk])
+		for j := range valid {
+			d := float64(dist[r*kk+j])
+			if tau > 0 {
+				w[j] = math.Exp(-(d*d - d0*d0) / tau) // shifted by the smallest: stable
+			} else {
+				w[j] = 1
+			}
+			sum += w[j]
+		}
+		for j := range valid {
+			wj := float32(w[j] / sum)
+			br := bank.Row(int(idx[r*kk+j]))
+			for c := range out {
+				out[c] += wj * (qr[c] - br[c])
+			}
+		}
+	}
+	return kn, dn, in, nil
+}
