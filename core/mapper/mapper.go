@@ -341,12 +341,18 @@ func (m *Model) Embed(b *autodiff.Builder, v Vars, k Knowledge) *autodiff.Value 
 // BatchNorm uses the batch statistics, which it also returns (1×H each);
 // otherwise it uses v.RunMean and v.RunVar and the statistics are nil.
 func (m *Model) Head(b *autodiff.Builder, v Vars, o *autodiff.Value, train bool) (psi, mean, variance *autodiff.Value) {
+	psi, _, mean, variance = m.HeadParts(b, v, o, train)
+	return psi, mean, variance
+}
+
+// HeadParts is Head that also returns the BatchNorm output (N×H, the
+// LeakyReLU's input).
+func (m *Model) HeadParts(b *autodiff.Builder, v Vars, o *autodiff.Value, train bool) (psi, hidden, mean, variance *autodiff.Value) {
 	h := b.Add(b.MatMul(o, v.W1), v.B1)
-	var y *autodiff.Value
 	if train {
-		y, mean, variance = b.BatchNormTrain(h, v.Gamma, v.Beta, m.Config.BNEps)
+		hidden, mean, variance = b.BatchNormTrain(h, v.Gamma, v.Beta, m.Config.BNEps)
 	} else {
-		y = b.BatchNormEval(h, v.Gamma, v.Beta, v.RunMean, v.RunVar, m.Config.BNEps)
+		hidden = b.BatchNormEval(h, v.Gamma, v.Beta, v.RunMean, v.RunVar, m.Config.BNEps)
 	}
-	return b.MatMul(b.LeakyRelu(y, m.Config.Slope), v.W2), mean, variance
+	return b.MatMul(b.LeakyRelu(hidden, m.Config.Slope), v.W2), hidden, mean, variance
 }

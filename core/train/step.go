@@ -1,0 +1,188 @@
+package train
+
+import (
+	"github.com/dmad/workstation/core/autodiff"
+	"github.com/dmad/workstation/core/mapper"
+	"github.com/dmad/workstation/core/onnxgraph"
+)
+
+// Adam constants (torch defaults).
+const (
+	adamBeta1 = 0.9
+	adamBeta2 = 0.999
+	adamEps   = 1e-8
+)
+
+// stepIO names the inputs and outputs of a training-step graph.
+type stepIO struct {
+	inputs  []string
+	outputs []string
+	// indices into outputs
+	newParam, newM, newV             []int
+	loss, bnMean, bnVar              int
+	normalAbove, negBelow, anomBelow int
+	grads                            []int // only with debug
+	psi, hidden                      int   // only with debug
+}
+
+// buildStep emits the whole training step as one ONNX graph: forward on a
+// batch of bn normal patches, their bn pseudo-negatives and bs seen-anomaly
+// patches (bs = 0: unsupervised graph without the anomaly term), the
+// three-part hinge loss, its backward pass, and Adam (Ψ, L2 weight decay)
+// / AdamW (projection) updates.
+//
+// Inputs, in order: for each parameter p of mapper.Model.Params: p_<name>,
+// m_<name>, v_<name>; the [1] scalars lr, lr_proj, bc1 = 1−β1ᵗ,
+// bc2 = 1−β2ᵗ; the normal batch qn, knn, kan (bn×C)[, dnn, dan (bn×1)];
+// the raw noise eps (bn×C); with bs > 0 the seen batch qa, kna, kaa
+// [, dna, daa].
+//
+// Pseudo-negatives are the normal patches moved by the same raw noise
+// vector ε in all three parts: q+ε, k·n+ε, k·a+ε (a perturbed feature and
+// its residuals), with their distances recomputed as ‖k·n+ε‖, ‖k·a+ε‖.
+// Because P is linear, their projections are the normal ones plus P(ε)
+// scaled, which costs one C×C product instead of three.
+//
+// m supplies the configuration and the standardisation (baked in as
+// constants); its tensor values are not used.
+func buildStep(m *mapper.Model, cfg Config, bn, bs int, debug bool) (*onnxgraph.Graph, stepIO) {
+	g := onnxgraph.New("dmad_train_step")
+	b := autodiff.New(g)
+	mc := m.Config
+	c := int64(mc.C)
+	var io stepIO
+
+	vars, params := m.ParamVars(b, "p_")
+	ps := m.Params()
+	moms := make([][2]string, len(ps))
+	for i, p := range ps {
+		io.inputs = append(io.inputs, params[i].Name)
+		moms[i][0] = g.Input("m_"+p.Name, onnxgraph.Float, p.Dims...)
+		moms[i][1] = g.Input("v_"+p.Name, onnxgraph.Float, p.Dims...)
+		io.inputs = append(io.inputs, moms[i][0], moms[i][1])
+	}
+	scal := func(name string) string {
+		io.inputs = append(io.inputs, name)
+		return g.Input(name, onnxgraph.Float, 1)
+	}
+	lr, lrProj, bc1, bc2 := scal("lr"), scal("lr_proj"), scal("bc1"), scal("bc2")
+
+	knowledge := func(suffix string, rows int) mapper.Knowledge {
+		r := int64(rows)
+		in := func(name string, cols int64) *autodiff.Value {
+			io.inputs = append(io.inputs, name+suffix)
+			return b.Input(name+suffix, r, cols)
+		}
+		k := mapper.Knowledge{Q: in("q", c), KN: in("kn", c), KA: in("ka", c)}
+		if mc.Distances {
+			k.DN, k.DA = in("dn", 1), in("da", 1)
+		}
+		return k
+	}
+	kn := knowledge("n", bn)
+	io.inputs = append(io.inputs, "eps")
+	eps := b.Input("eps", int64(bn), c)
+
+	sn := m.Standardize(b, kn)
+	pq, pkn, pka := mapper.Project(b, vars, sn.Q), mapper.Project(b, vars, sn.KN), mapper.Project(b, vars, sn.KA)
+	on := []*autodiff.Value{pq, pkn, pka}
+	pe := b.MatMul(eps, vars.P)
+	peK := b.Scale(pe, m.Std.KScale)
+	op := []*autodiff.Value{b.Add(pq, b.Scale(pe, m.Std.QScale)), b.Add(pkn, peK), b.Add(pka, peK)}
+	if mc.Distances {
+		norm := func(x *autodiff.Value) *autodiff.Value {
+			e := b.Add(x, eps)
+			return b.Sqrt(b.Sum(b.Mul(e, e), []int64{1}, true))
+		}
+		sp := m.Standardize(b, mapper.Knowledge{Q: kn.Q, KN: kn.KN, KA: kn.KA, DN: norm(kn.KN), DA: norm(kn.KA)})
+		on = append(on, sn.DN, sn.DA)
+		op = append(op, sp.DN, sp.DA)
+	}
+	rows := []*autodiff.Value{b.Concat(1, on...), b.Concat(1, op...)}
+	if bs > 0 {
+		sa := m.Standardize(b, knowledge("a", bs))
+		oa := []*autodiff.Value{mapper.Project(b, vars, sa.Q), mapper.Project(b, vars, sa.KN), mapper.Project(b, vars, sa.KA)}
+		if mc.Distances {
+			oa = append(oa, sa.DN, sa.DA)
+		}
+		rows = append(rows, b.Concat(1, oa...))
+	}
+	o := b.Concat(0, rows...)
+	psi, hidden, bnMean, bnVar := m.HeadParts(b, vars, o, true)
+
+	margin := b.Scalar(cfg.Margin)
+	psiN := b.Slice(psi, 0, 0, int64(bn))
+	psiP := b.Slice(psi, 0, int64(bn), int64(2*bn))
+	loss := b.Mean(b.Relu(b.Sub(margin, psiN)), nil, false)
+	loss = b.Add(loss, b.Scale(b.Mean(b.Relu(b.Add(margin, psiP)), nil, false), cfg.Lambda1))
+	var psiA *autodiff.Value
+	if bs > 0 {
+		psiA = b.Slice(psi, 0, int64(2*bn), int64(2*bn+bs))
+		loss = b.Add(loss, b.Scale(b.Mean(b.Relu(b.Add(margin, psiA)), nil, false), cfg.Lambda2))
+	}
+	loss = b.Reshape(loss, 1)
+	grads, err := b.Grad(loss, params...)
+	if err != nil {
+		panic(err) // loss is [1] by construction
+	}
+
+	out := func(name string) int {
+		g.Output(name, onnxgraph.Float)
+		io.outputs = append(io.outputs, name)
+		return len(io.outputs) - 1
+	}
+	op2 := func(op string, in ...string) string { return g.Op(op, in) }
+	k := func(v float32) string { return g.Const("k", []float32{v}, 1) }
+	for i, p := range ps {
+		pv, mv, vv := params[i].Name, moms[i][0], moms[i][1]
+		gr := grads[i]
+		rate, wd := lr, cfg.WeightDecay
+		if p.Proj {
+			rate, wd = lrProj, cfg.WeightDecayProj
+		}
+		if !p.Proj && wd != 0 { // Adam: L2 term in the gradient
+			gr = op2("Add", gr, op2("Mul", pv, k(wd)))
+		}
+		m2 := g.OpTo("new_m_"+p.Name, "Add", []string{op2("Mul", mv, k(adamBeta1)), op2("Mul", gr, k(1-adamBeta1))})
+		v2 := g.OpTo("new_v_"+p.Name, "Add", []string{op2("Mul", vv, k(adamBeta2)), op2("Mul", op2("Mul", gr, gr), k(1-adamBeta2))})
+		den := op2("Add", op2("Sqrt", op2("Div", v2, bc2)), k(adamEps))
+		upd := op2("Mul", op2("Div", op2("Div", m2, bc1), den), rate)
+		base := pv
+		if p.Proj && wd != 0 { // AdamW: decoupled decay
+			base = op2("Mul", pv, op2("Sub", k(1), op2("Mul", rate, k(wd))))
+		}
+		g.OpTo("new_p_"+p.Name, "Sub", []string{base, upd})
+		io.newParam = append(io.newParam, out("new_p_"+p.Name))
+		io.newM = append(io.newM, out("new_m_"+p.Name))
+		io.newV = append(io.newV, out("new_v_"+p.Name))
+	}
+	g.OpTo("loss", "Identity", []string{loss.Name})
+	io.loss = out("loss")
+	g.OpTo("bn_mean", "Identity", []string{bnMean.Name})
+	io.bnMean = out("bn_mean")
+	g.OpTo("bn_var", "Identity", []string{bnVar.Name})
+	io.bnVar = out("bn_var")
+	frac := func(name, cmp string, x *autodiff.Value, thr float32) int {
+		c := g.Op("Cast", []string{g.Op(cmp, []string{x.Name, k(thr)})}, onnxgraph.AttrInt("to", int64(onnxgraph.Float)))
+		g.OpTo(name, "ReduceMean", []string{c}, onnxgraph.AttrInt("keepdims", 1)) // [1,1]
+		return out(name)
+	}
+	io.normalAbove = frac("normal_above", "Greater", psiN, cfg.Margin)
+	io.negBelow = frac("neg_below", "Less", psiP, -cfg.Margin)
+	io.anomBelow = -1
+	if psiA != nil {
+		io.anomBelow = frac("anom_below", "Less", psiA, -cfg.Margin)
+	}
+	if debug {
+		for i, p := range ps {
+			g.OpTo("grad_"+p.Name, "Identity", []string{grads[i]})
+			io.grads = append(io.grads, out("grad_"+p.Name))
+		}
+		g.OpTo("psi", "Identity", []string{psi.Name})
+		io.psi = out("psi")
+		g.OpTo("hidden", "Identity", []string{hidden.Name})
+		io.hidden = out("hidden")
+	}
+	g.Prune()
+	return g, io
+}

@@ -1,0 +1,415 @@
+// Package train trains DMAD's score mapper (METHOD.md §4) on ONNX Runtime.
+// One training step — forward pass over normal patches, their
+// pseudo-negatives and seen anomalies, the three-part hinge loss, the
+// backward pass and the Adam/AdamW updates — is a single ONNX graph built in
+// Go with core/autodiff and run once per step. The Go loop only shuffles,
+// gathers batches, draws noise, schedules the learning rate and keeps the
+// BatchNorm running statistics.
+package train
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/dmad/workstation/core/mapper"
+	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/ort"
+)
+
+// Patches are cached knowledge for a set of patches, one row each: the
+// feature q, the residuals k·n = q − n and k·a = q − a, the distances
+// ‖k·n‖ and ‖k·a‖ (needed when the mapper uses Distances) and the category
+// index of the patch's image (informational).
+type Patches struct {
+	Q, KN, KA *mat.Matrix
+	DN, DA    []float32
+	Category  []int32
+}
+
+// Len is the number of patches (0 for an empty set).
+func (p Patches) Len() int {
+	if p.Q == nil {
+		return 0
+	}
+	return p.Q.Rows
+}
+
+func (p Patches) check(what string, c int, distances bool) error {
+	n := p.Len()
+	for name, x := range map[string]*mat.Matrix{"q": p.Q, "k·n": p.KN, "k·a": p.KA} {
+		if n == 0 && (x == nil || x.Rows == 0) {
+			continue
+		}
+		if x == nil || x.Rows != n || x.Cols != c {
+			return fmt.Errorf("%s patches: %s is not %d×%d", what, name, n, c)
+		}
+	}
+	if distances && (len(p.DN) != n || len(p.DA) != n) {
+		return fmt.Errorf("%s patches: %d and %d distances for %d patches", what, len(p.DN), len(p.DA), n)
+	}
+	return nil
+}
+
+// Data is the training set: normal patches (all categories together) and
+// the patches of seen anomalies (empty in the unsupervised regime).
+type Data struct {
+	Normal Patches
+	Seen   Patches
+}
+
+// Config sets the training schedule and loss.
+type Config struct {
+	// Mapper shapes the model (ignored when Start is set).
+	Mapper mapper.Config
+	// Start, when set, is a model to continue training from (e.g. when new
+	// annotated defects arrive); its standardisation is kept. It is not
+	// modified.
+	Start *mapper.Model
+	// Epochs is the fixed number of passes over the normal patches (no
+	// model selection).
+	Epochs int
+	// BatchSize is the number of normal patches per step; each also yields
+	// one pseudo-negative, so Ψ sees 2·BatchSize (+ SeenPerBatch) rows.
+	BatchSize int
+	// SeenPerBatch is the number of seen-anomaly patches in every step when
+	// Data.Seen has any; the seen set is cycled (oversampled) as needed.
+	// 0 means BatchSize/4.
+	SeenPerBatch int
+	// LR is Adam's peak learning rate for Ψ, LRProj AdamW's for the
+	// projection P; both decay by a cosine over the whole run.
+	LR, LRProj float32
+	// WeightDecay is Adam's L2 coefficient for Ψ; WeightDecayProj AdamW's
+	// decoupled decay for P.
+	WeightDecay, WeightDecayProj float32
+	// Margin is the hinge margin m (paper 0.5, reference 0.8).
+	Margin float32
+	// Lambda1 weighs the pseudo-negative term, Lambda2 the seen-anomaly term.
+	Lambda1, Lambda2 float32
+	// NoiseStd is the standard deviation of the pseudo-negative noise per
+	// feature dimension, relative to the RMS per dimension of the normal
+	// residuals k·n: 1 makes ‖ε‖ about as large as a typical normal ‖k·n‖.
+	NoiseStd float32
+	// Seed fixes initialisation, shuffling and noise.
+	Seed uint64
+	// Logger receives one line per epoch; nil uses slog.Default.
+	Logger *slog.Logger
+}
+
+// DefaultConfig is the workstation's training configuration for features
+// of dimension c.
+func DefaultConfig(c int) Config {
+	return Config{
+		Mapper: mapper.DefaultConfig(c),
+		Epochs: 20, BatchSize: 4096,
+		LR: 2e-4, LRProj: 1e-4, WeightDecay: 1e-5, WeightDecayProj: 1e-2,
+		Margin: 0.5, Lambda1: 1, Lambda2: 10, NoiseStd: 1, Seed: 1,
+	}
+}
+
+// Event reports training progress after every step.
+type Event struct {
+	Stage         string // "train"
+	Epoch, Epochs int    // 1-based epoch
+	Step, Steps   int    // 1-based step over the whole run
+	Loss          float64
+	// NormalAbove is the fraction of the step's normal patches with Ψ > m,
+	// NegBelow that of pseudo-negatives with Ψ < −m, AnomBelow that of
+	// seen anomalies with Ψ < −m (0 without seen anomalies).
+	NormalAbove, NegBelow, AnomBelow float64
+}
+
+// EpochLog summarises one epoch (means over its steps).
+type EpochLog struct {
+	Epoch                            int
+	LR                               float32 // at the epoch's last step
+	Loss                             float64
+	NormalAbove, NegBelow, AnomBelow float64
+	Seconds                          float64
+}
+
+// Log is the record of a training run.
+type Log struct {
+	Epochs        []EpochLog
+	Steps         int
+	BatchSize     int // normal patches per step
+	SeenPerBatch  int
+	Seconds       float64
+	StepsPerSec   float64
+	PatchesPerSec float64 // rows through Ψ per second (normal + pseudo + seen)
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Epochs <= 0:
+		return fmt.Errorf("train config: %d epochs", c.Epochs)
+	case c.BatchSize <= 0:
+		return fmt.Errorf("train config: batch size %d", c.BatchSize)
+	case c.SeenPerBatch < 0:
+		return fmt.Errorf("train config: %d seen patches per batch", c.SeenPerBatch)
+	case c.LR < 0 || c.LRProj < 0 || c.NoiseStd < 0 || c.Margin < 0:
+		return fmt.Errorf("train config: negative learning rate, noise or margin")
+	}
+	return nil
+}
+
+// Train fits a mapper to data and returns it with the run's log. It is
+// deterministic for a seed on a given runtime configuration (one intra-op
+// thread guarantees bit-identical runs). progress, when not nil, gets an
+// Event after every step. Cancelling ctx stops training within one step and
+// returns ctx.Err().
+func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, progress func(Event)) (*mapper.Model, Log, error) {
+	var lg Log
+	if err := cfg.validate(); err != nil {
+		return nil, lg, err
+	}
+	var model *mapper.Model
+	if cfg.Start != nil {
+		model = cfg.Start.Clone()
+	} else {
+		var err error
+		if model, err = mapper.Init(cfg.Mapper, cfg.Seed); err != nil {
+			return nil, lg, err
+		}
+	}
+	mc := model.Config
+	if data.Normal.Len() < 2 {
+		return nil, lg, fmt.Errorf("train: %d normal patches, need at least 2", data.Normal.Len())
+	}
+	if err := data.Normal.check("normal", mc.C, mc.Distances); err != nil {
+		return nil, lg, fmt.Errorf("train: %w", err)
+	}
+	if err := data.Seen.check("seen-anomaly", mc.C, mc.Distances); err != nil {
+		return nil, lg, fmt.Errorf("train: %w", err)
+	}
+	if cfg.Start == nil {
+		std, err := mapper.FitStandardization(data.Normal.Q, data.Normal.KN, data.Normal.DN)
+		if err != nil {
+			return nil, lg, fmt.Errorf("train: %w", err)
+		}
+		if !mc.Distances {
+			std.DMean, std.DScale = 0, 1
+		}
+		model.Std = std
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+
+	bn := min(cfg.BatchSize, data.Normal.Len())
+	bs := 0
+	if data.Seen.Len() > 0 {
+		bs = cfg.SeenPerBatch
+		if bs == 0 {
+			bs = max(1, bn/4)
+		}
+	}
+	lg.BatchSize, lg.SeenPerBatch = bn, bs
+	g, io := buildStep(model, cfg, bn, bs, false)
+	onnxModel, err := g.Marshal()
+	if err != nil {
+		return nil, lg, fmt.Errorf("train: %w", err)
+	}
+	sess, err := rt.NewSession(onnxModel, io.inputs, io.outputs)
+	if err != nil {
+		return nil, lg, fmt.Errorf("train: step graph: %w", err)
+	}
+	defer sess.Close()
+
+	ps := model.Params()
+	state := make([][3][]float32, len(ps)) // parameter, first moment, second moment
+	for i, p := range ps {
+		state[i] = [3][]float32{append([]float32(nil), p.Data...), make([]float32, len(p.Data)), make([]float32, len(p.Data))}
+	}
+	runMean := append([]float32(nil), model.RunMean...)
+	runVar := append([]float32(nil), model.RunVar...)
+
+	stepsPerEpoch := data.Normal.Len() / bn
+	total := stepsPerEpoch * cfg.Epochs
+	lg.Steps = total
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x747261696e))
+	bat := newBatcher(data, mc, bn, bs, cfg.NoiseStd/model.Std.KScale, rng)
+
+	start := time.Now()
+	step := 0
+	rows := float64(2*bn + bs)
+	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
+		et := time.Now()
+		var el EpochLog
+		el.Epoch = epoch
+		bat.shuffle()
+		for s := 0; s < stepsPerEpoch; s++ {
+			if err := ctx.Err(); err != nil {
+				return nil, lg, err
+			}
+			step++
+			frac := 0.5 * (1 + math.Cos(math.Pi*float64(step-1)/float64(total)))
+			lr := float32(float64(cfg.LR) * frac)
+			lrProj := float32(float64(cfg.LRProj) * frac)
+			bc1 := float32(1 - math.Pow(adamBeta1, float64(step)))
+			bc2 := float32(1 - math.Pow(adamBeta2, float64(step)))
+			in := make([]ort.Tensor, 0, len(io.inputs))
+			for i, p := range ps {
+				in = append(in, ort.F32Tensor(state[i][0], p.Dims...), ort.F32Tensor(state[i][1], p.Dims...), ort.F32Tensor(state[i][2], p.Dims...))
+			}
+			in = append(in, ort.F32Tensor([]float32{lr}, 1), ort.F32Tensor([]float32{lrProj}, 1),
+				ort.F32Tensor([]float32{bc1}, 1), ort.F32Tensor([]float32{bc2}, 1))
+			in = bat.next(s, in)
+			res, err := sess.Run(in...)
+			if err != nil {
+				return nil, lg, fmt.Errorf("train: step %d: %w", step, err)
+			}
+			for i := range ps {
+				state[i] = [3][]float32{res[io.newParam[i]].F32, res[io.newM[i]].F32, res[io.newV[i]].F32}
+			}
+			mom := mc.BNMomentum
+			unbias := float32(rows / (rows - 1))
+			for j, mu := range res[io.bnMean].F32 {
+				runMean[j] = (1-mom)*runMean[j] + mom*mu
+				runVar[j] = (1-mom)*runVar[j] + mom*res[io.bnVar].F32[j]*unbias
+			}
+			ev := Event{Stage: "train", Epoch: epoch, Epochs: cfg.Epochs, Step: step, Steps: total,
+				Loss:        float64(res[io.loss].F32[0]),
+				NormalAbove: float64(res[io.normalAbove].F32[0]),
+				NegBelow:    float64(res[io.negBelow].F32[0]),
+			}
+			if io.anomBelow >= 0 {
+				ev.AnomBelow = float64(res[io.anomBelow].F32[0])
+			}
+			if math.IsNaN(ev.Loss) || math.IsInf(ev.Loss, 0) {
+				return nil, lg, fmt.Errorf("train: loss is %v at step %d (epoch %d)", ev.Loss, step, epoch)
+			}
+			el.Loss += ev.Loss
+			el.NormalAbove += ev.NormalAbove
+			el.NegBelow += ev.NegBelow
+			el.AnomBelow += ev.AnomBelow
+			el.LR = lr
+			if progress != nil {
+				progress(ev)
+			}
+		}
+		n := float64(stepsPerEpoch)
+		el.Loss /= n
+		el.NormalAbove /= n
+		el.NegBelow /= n
+		el.AnomBelow /= n
+		el.Seconds = time.Since(et).Seconds()
+		lg.Epochs = append(lg.Epochs, el)
+		log.Info("mapper training", "epoch", epoch, "of", cfg.Epochs, "loss", el.Loss,
+			"normal_above", el.NormalAbove, "neg_below", el.NegBelow, "anom_below", el.AnomBelow, "s", el.Seconds)
+	}
+	lg.Seconds = time.Since(start).Seconds()
+	if lg.Seconds > 0 {
+		lg.StepsPerSec = float64(total) / lg.Seconds
+		lg.PatchesPerSec = float64(total) * rows / lg.Seconds
+	}
+	for i, p := range ps {
+		copy(p.Data, state[i][0])
+	}
+	copy(model.RunMean, runMean)
+	copy(model.RunVar, runVar)
+	return model, lg, nil
+}
+
+// batcher gathers the rows of each step into reused buffers.
+type batcher struct {
+	data      Data
+	distances bool
+	c, bn, bs int
+	noise     float64 // raw noise standard deviation per dimension
+	rng       *rand.Rand
+	perm      []int
+	seenPerm  []int
+	seenAt    int
+	// buffers
+	qn, knn, kan, eps []float32
+	dnn, dan          []float32
+	qa, kna, kaa      []float32
+	dna, daa          []float32
+}
+
+func newBatcher(data Data, mc mapper.Config, bn, bs int, noise float32, rng *rand.Rand) *batcher {
+	c := mc.C
+	b := &batcher{data: data, distances: mc.Distances, c: c, bn: bn, bs: bs, noise: float64(noise), rng: rng,
+		perm: make([]int, data.Normal.Len()),
+		qn:   make([]float32, bn*c), knn: make([]float32, bn*c), kan: make([]float32, bn*c), eps: make([]float32, bn*c),
+		dnn: make([]float32, bn), dan: make([]float32, bn),
+	}
+	for i := range b.perm {
+		b.perm[i] = i
+	}
+	if bs > 0 {
+		b.seenPerm = make([]int, data.Seen.Len())
+		for i := range b.seenPerm {
+			b.seenPerm[i] = i
+		}
+		rng.Shuffle(len(b.seenPerm), func(i, j int) { b.seenPerm[i], b.seenPerm[j] = b.seenPerm[j], b.seenPerm[i] })
+		b.qa, b.kna, b.kaa = make([]float32, bs*c), make([]float32, bs*c), make([]float32, bs*c)
+		b.dna, b.daa = make([]float32, bs), make([]float32, bs)
+	}
+	return b
+}
+
+func (b *batcher) shuffle() {
+	b.rng.Shuffle(len(b.perm), func(i, j int) { b.perm[i], b.perm[j] = b.perm[j], b.perm[i] })
+}
+
+func gather(dst []float32, src *mat.Matrix, rows []int) {
+	c := src.Cols
+	for i, r := range rows {
+		copy(dst[i*c:(i+1)*c], src.Row(r))
+	}
+}
+
+func gatherVec(dst, src []float32, rows []int) {
+	for i, r := range rows {
+		dst[i] = src[r]
+	}
+}
+
+// next appends the inputs of step s of the current epoch to in.
+func (b *batcher) next(s int, in []ort.Tensor) []ort.Tensor {
+	c, bn, bs := int64(b.c), int64(b.bn), int64(b.bs)
+	rows := b.perm[s*b.bn : (s+1)*b.bn]
+	n := b.data.Normal
+	gather(b.qn, n.Q, rows)
+	gather(b.knn, n.KN, rows)
+	gather(b.kan, n.KA, rows)
+	in = append(in, ort.F32Tensor(b.qn, bn, c), ort.F32Tensor(b.knn, bn, c), ort.F32Tensor(b.kan, bn, c))
+	if b.distances {
+		gatherVec(b.dnn, n.DN, rows)
+		gatherVec(b.dan, n.DA, rows)
+		in = append(in, ort.F32Tensor(b.dnn, bn, 1), ort.F32Tensor(b.dan, bn, 1))
+	}
+	for i := range b.eps {
+		b.eps[i] = float32(b.noise * b.rng.NormFloat64())
+	}
+	in = append(in, ort.F32Tensor(b.eps, bn, c))
+	if b.bs == 0 {
+		return in
+	}
+	srows := make([]int, b.bs)
+	for i := range srows {
+		if b.seenAt == len(b.seenPerm) {
+			b.seenAt = 0
+			b.rng.Shuffle(len(b.seenPerm), func(i, j int) { b.seenPerm[i], b.seenPerm[j] = b.seenPerm[j], b.seenPerm[i] })
+		}
+		srows[i] = b.seenPerm[b.seenAt]
+		b.seenAt++
+	}
+	a := b.data.Seen
+	gather(b.qa, a.Q, srows)
+	gather(b.kna, a.KN, srows)
+	gather(b.kaa, a.KA, srows)
+	in = append(in, ort.F32Tensor(b.qa, bs, c), ort.F32Tensor(b.kna, bs, c), ort.F32Tensor(b.kaa, bs, c))
+	if b.distances {
+		gatherVec(b.dna, a.DN, srows)
+		gatherVec(b.daa, a.DA, srows)
+		in = append(in, ort.F32Tensor(b.dna, bs, 1), ort.F32Tensor(b.daa, bs, 1))
+	}
+	return in
+}
