@@ -1,0 +1,326 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+)
+
+const (
+	filterAll     = "All"
+	maskWith      = "With mask"
+	maskWithout   = "Without mask"
+	thumbSize     = 112
+	thumbCacheCap = 600
+)
+
+// dataView imports folders and browses the project's images.
+type dataView struct {
+	w       *Workstation
+	content fyne.CanvasObject
+
+	all      []ImageRecord
+	filtered []ImageRecord
+	thumbs   *thumbLoader
+
+	catSel, splitSel, labelSel, maskSel *widget.Select
+	count                               *widget.Label
+	grid                                *widget.GridWrap
+	viewer                              *ZoomImage
+	info                                *widget.Label
+	selected                            string
+}
+
+func newDataView(w *Workstation) *dataView {
+	v := &dataView{w: w}
+	v.thumbs = newThumbLoader(w.ctx, 2, thumbSize, thumbCacheCap, func(id string) (image.Image, error) {
+		if w.project == nil {
+			return nil, errors.New("no project")
+		}
+		return w.project.LoadImage(id)
+	}, &w.tasks)
+	onFilter := func(string) { v.applyFilter() }
+	v.catSel = widget.NewSelect([]string{filterAll}, onFilter)
+	v.splitSel = widget.NewSelect([]string{filterAll, string(SplitTrain), string(SplitTest)}, onFilter)
+	v.labelSel = widget.NewSelect([]string{filterAll, string(LabelGood), string(LabelDefect)}, onFilter)
+	v.maskSel = widget.NewSelect([]string{filterAll, maskWith, maskWithout}, onFilter)
+	for _, s := range []*widget.Select{v.catSel, v.splitSel, v.labelSel, v.maskSel} {
+		s.SetSelectedIndex(0)
+	}
+	v.count = widget.NewLabel("")
+	importBtn := widget.NewButtonWithIcon("Import folder…", theme.FolderOpenIcon(), func() {
+		if !w.needProject() {
+			return
+		}
+		dialog.ShowFolderOpen(func(u fyne.ListableURI, err error) {
+			if err == nil && u != nil {
+				v.importFolder(u.Path())
+			}
+		}, w.win)
+	})
+	importBtn.Importance = widget.HighImportance
+	bar := container.NewHBox(importBtn, widget.NewSeparator(),
+		widget.NewLabel("Category"), v.catSel, widget.NewLabel("Split"), v.splitSel,
+		widget.NewLabel("Label"), v.labelSel, widget.NewLabel("Mask"), v.maskSel, v.count)
+
+	v.grid = widget.NewGridWrap(func() int { return len(v.filtered) }, newThumbCell, v.updateCell)
+	v.grid.OnSelected = func(id widget.GridWrapItemID) {
+		if id >= 0 && id < len(v.filtered) {
+			v.show(v.filtered[id])
+		}
+	}
+	v.viewer = NewZoomImage()
+	v.info = widget.NewLabel("Select an image. Drop folders on the window to import them.")
+	v.info.Wrapping = fyne.TextWrapWord
+	annotate := widget.NewButtonWithIcon("Annotate", theme.DocumentCreateIcon(), func() {
+		if v.selected != "" {
+			w.ShowScreen(ScreenAnnotate)
+			w.annotate.selectImage(v.selected)
+		}
+	})
+	right := container.NewBorder(container.NewHBox(zoomControls(v.viewer), annotate), v.info, nil, nil, v.viewer)
+	split := container.NewHSplit(v.grid, right)
+	split.Offset = 0.55
+	v.content = container.NewBorder(bar, nil, nil, nil, split)
+	return v
+}
+
+// thumbCell is one gallery cell.
+type thumbCell struct {
+	widget.BaseWidget
+	id    string
+	img   *canvas.Image
+	badge *canvas.Text
+	name  *canvas.Text
+	back  *canvas.Rectangle
+}
+
+func newThumbCell() fyne.CanvasObject {
+	c := &thumbCell{img: canvas.NewImageFromImage(nil), badge: canvas.NewText("", theme.Color(theme.ColorNameForeground)),
+		name: canvas.NewText("", theme.Color(theme.ColorNameForeground)), back: canvas.NewRectangle(theme.Color(theme.ColorNameInputBackground))}
+	c.img.FillMode = canvas.ImageFillContain
+	c.badge.TextSize = 10
+	c.badge.TextStyle.Bold = true
+	c.name.TextSize = 10
+	c.ExtendBaseWidget(c)
+	return c
+}
+
+func (c *thumbCell) CreateRenderer() fyne.WidgetRenderer {
+	top := container.NewBorder(nil, container.NewVBox(c.badge, c.name), nil, nil, c.img)
+	return widget.NewSimpleRenderer(container.NewStack(c.back, container.NewPadded(top)))
+}
+
+func (c *thumbCell) MinSize() fyne.Size { return fyne.NewSize(thumbSize+16, thumbSize+40) }
+
+func (c *thumbCell) setImage(img image.Image) {
+	c.img.Image = img
+	c.img.Refresh()
+}
+
+func (v *dataView) updateCell(i widget.GridWrapItemID, o fyne.CanvasObject) {
+	c := o.(*thumbCell)
+	if i >= len(v.filtered) {
+		return
+	}
+	r := v.filtered[i]
+	c.id = r.ID
+	c.name.Text = filepath.Base(r.Path)
+	var col fyne.ThemeColorName
+	c.badge.Text, col = badgeText(r)
+	c.badge.Color = theme.Color(col)
+	c.badge.Refresh()
+	c.name.Refresh()
+	if img, ok := v.thumbs.cached(r.ID); ok {
+		c.setImage(img)
+		return
+	}
+	c.setImage(nil)
+	id := r.ID
+	v.thumbs.request(id, func(img image.Image) {
+		fyne.Do(func() {
+			if c.id == id {
+				c.setImage(img)
+			}
+		})
+	})
+}
+
+func badgeText(r ImageRecord) (string, fyne.ThemeColorName) {
+	s := r.Category + " · " + string(r.Split)
+	if r.Label != LabelUnknown {
+		s += " · " + string(r.Label)
+	}
+	if r.HasMask {
+		s += " · mask"
+	}
+	if r.SeenAnomaly {
+		s += " · seen"
+	}
+	if r.Label == LabelDefect {
+		return s, theme.ColorNameError
+	}
+	return s, theme.ColorNameSuccess
+}
+
+// reload reads the project's images again and re-applies the filters.
+func (v *dataView) reload() {
+	v.all = nil
+	if v.w.project != nil {
+		imgs, err := v.w.project.Images()
+		if err != nil {
+			v.w.showError(fmt.Errorf("list images of %s: %w", v.w.project.Name(), err), "the project file may be damaged; reopen it")
+			return
+		}
+		v.all = imgs
+	}
+	cats := []string{filterAll}
+	for _, r := range v.all {
+		if r.Category != "" && !slices.Contains(cats, r.Category) {
+			cats = append(cats, r.Category)
+		}
+	}
+	slices.Sort(cats[1:])
+	v.catSel.SetOptions(cats)
+	if !slices.Contains(cats, v.catSel.Selected) {
+		v.catSel.SetSelectedIndex(0)
+	}
+	v.applyFilter()
+}
+
+func (v *dataView) applyFilter() {
+	if v.grid == nil {
+		return
+	}
+	v.filtered = v.filtered[:0]
+	for _, r := range v.all {
+		if keep(v.catSel.Selected, r.Category) && keep(v.splitSel.Selected, string(r.Split)) &&
+			keep(v.labelSel.Selected, string(r.Label)) &&
+			(v.maskSel.Selected != maskWith || r.HasMask) && (v.maskSel.Selected != maskWithout || !r.HasMask) {
+			v.filtered = append(v.filtered, r)
+		}
+	}
+	v.count.SetText(strconv.Itoa(len(v.filtered)) + " of " + strconv.Itoa(len(v.all)) + " images")
+	v.grid.UnselectAll()
+	v.grid.Refresh()
+}
+
+func keep(sel, value string) bool { return sel == "" || sel == filterAll || sel == value }
+
+func (v *dataView) show(r ImageRecord) {
+	v.selected = r.ID
+	v.info.SetText(fmt.Sprintf("%s\ncategory %s · split %s · label %s · mask %v · seen anomaly %v", r.Path, r.Category, r.Split, orDash(string(r.Label)), r.HasMask, r.SeenAnomaly))
+	id := r.ID
+	v.w.background(func(context.Context) {
+		img, err := v.w.project.LoadImage(id)
+		fyne.Do(func() {
+			if err != nil {
+				v.w.showError(fmt.Errorf("load image %s: %w", r.Path, err), "check that the file still exists and is a readable image")
+				return
+			}
+			if v.selected == id {
+				v.viewer.SetImage(img, false)
+			}
+		})
+	})
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+// onDropped imports every dropped folder.
+func (v *dataView) onDropped(_ fyne.Position, uris []fyne.URI) {
+	if !v.w.needProject() {
+		return
+	}
+	for _, u := range uris {
+		if st, err := os.Stat(u.Path()); err == nil && st.IsDir() {
+			v.importFolder(u.Path())
+		} else {
+			v.w.showError(fmt.Errorf("%s is not a folder", u.Path()), "drop folders of images, not single files")
+		}
+	}
+}
+
+// importFolder scans dir with the engine; known layouts are imported
+// directly, a plain folder asks for category, split and label first.
+func (v *dataView) importFolder(dir string) {
+	v.w.background(func(ctx context.Context) {
+		scan, err := v.w.deps.Engine.ScanFolder(ctx, dir)
+		if err != nil {
+			fyne.Do(func() {
+				v.w.showError(fmt.Errorf("import %s: %w", dir, err), "choose a folder that holds PNG/JPEG/BMP/TIFF images, or an MVTec AD / VisA dataset")
+			})
+			return
+		}
+		if scan.Layout == "plain" {
+			fyne.Do(func() { v.askPlain(dir, scan) })
+			return
+		}
+		v.add(ctx, dir, scan.Images)
+	})
+}
+
+// askPlain asks category, split and label for a plain folder.
+func (v *dataView) askPlain(dir string, scan FolderScan) {
+	cat := widget.NewEntry()
+	cat.SetText(filepath.Base(dir))
+	split := widget.NewRadioGroup([]string{string(SplitTrain), string(SplitTest)}, nil)
+	split.SetSelected(string(SplitTrain))
+	label := widget.NewRadioGroup([]string{string(LabelGood), string(LabelDefect)}, nil)
+	label.SetSelected(string(LabelGood))
+	items := []*widget.FormItem{
+		widget.NewFormItem("Category", cat),
+		widget.NewFormItem("Split", split),
+		widget.NewFormItem("Label", label),
+	}
+	d := dialog.NewForm(fmt.Sprintf("Import %d images from %s", len(scan.Images), filepath.Base(dir)), "Import", "Cancel", items, func(ok bool) {
+		if ok {
+			v.importPlain(dir, scan, cat.Text, Split(split.Selected), Label(label.Selected))
+		}
+	}, v.w.win)
+	d.Resize(fyne.NewSize(480, 300))
+	d.Show()
+}
+
+// importPlain imports a plain folder's images with the given metadata.
+func (v *dataView) importPlain(dir string, scan FolderScan, category string, split Split, label Label) {
+	recs := slices.Clone(scan.Images)
+	for i := range recs {
+		recs[i].Category, recs[i].Split, recs[i].Label = category, split, label
+	}
+	v.w.background(func(ctx context.Context) { v.add(ctx, dir, recs) })
+}
+
+func (v *dataView) add(ctx context.Context, dir string, recs []ImageRecord) {
+	p := v.w.project
+	if p == nil {
+		return
+	}
+	added, err := p.AddImages(ctx, recs)
+	fyne.Do(func() {
+		if err != nil {
+			v.w.showError(fmt.Errorf("import %s: %w", dir, err), "fix or remove the file named above, then import again; images already imported are kept")
+		}
+		v.reload()
+		if err == nil {
+			v.info.SetText(fmt.Sprintf("Imported %d images from %s.", len(added), dir))
+		}
+	})
+}

@@ -1,0 +1,190 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"path/filepath"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/dmad/workstation/ui/report"
+)
+
+// inspectView scores a folder (a batch), reviews it and exports a report.
+type inspectView struct {
+	w       *Workstation
+	content fyne.CanvasObject
+
+	dir       string
+	dirLabel  *widget.Label
+	scoreBtn  *widget.Button
+	cancelBtn *widget.Button
+	exportBtn *widget.Button
+	bar       *widget.ProgressBar
+	status    *widget.Label
+	browser   *runBrowser
+	run       *Run
+	cancel    context.CancelFunc
+}
+
+func newInspectView(w *Workstation) *inspectView {
+	v := &inspectView{w: w}
+	v.dirLabel = widget.NewLabel("No folder chosen.")
+	pick := widget.NewButtonWithIcon("Choose folder…", theme.FolderOpenIcon(), func() {
+		dialog.ShowFolderOpen(func(u fyne.ListableURI, err error) {
+			if err == nil && u != nil {
+				v.setDir(u.Path())
+			}
+		}, w.win)
+	})
+	v.scoreBtn = widget.NewButtonWithIcon("Score batch", theme.MediaPlayIcon(), func() { v.score() })
+	v.scoreBtn.Importance = widget.HighImportance
+	v.scoreBtn.Disable()
+	v.cancelBtn = widget.NewButtonWithIcon("Cancel", theme.CancelIcon(), func() {
+		if v.cancel != nil {
+			v.cancel()
+		}
+	})
+	v.cancelBtn.Disable()
+	v.exportBtn = widget.NewButtonWithIcon("Export report…", theme.DocumentSaveIcon(), func() {
+		dialog.ShowFolderOpen(func(u fyne.ListableURI, err error) {
+			if err == nil && u != nil {
+				v.export(filepath.Join(u.Path(), "report-"+filepath.Base(v.dir)))
+			}
+		}, w.win)
+	})
+	v.exportBtn.Disable()
+	v.bar = widget.NewProgressBar()
+	v.status = widget.NewLabel("")
+	v.browser = newRunBrowser(w)
+	top := container.NewVBox(
+		container.NewBorder(nil, nil, container.NewHBox(pick, v.scoreBtn, v.cancelBtn, v.exportBtn), nil, v.dirLabel),
+		container.NewBorder(nil, nil, nil, v.status, v.bar))
+	v.content = container.NewBorder(top, nil, nil, nil, v.browser.content)
+	return v
+}
+
+func (v *inspectView) reload() {}
+
+func (v *inspectView) clear() {
+	v.run = nil
+	v.browser.setRun(Run{}, 0)
+	v.exportBtn.Disable()
+	v.status.SetText("")
+}
+
+func (v *inspectView) setDir(dir string) {
+	v.dir = dir
+	v.dirLabel.SetText(dir)
+	v.scoreBtn.Enable()
+}
+
+// score scores the chosen folder with the project's latest model.
+func (v *inspectView) score() {
+	if !v.w.needProject() || v.dir == "" {
+		return
+	}
+	p := v.w.project
+	models, err := p.Models()
+	if err != nil || len(models) == 0 {
+		v.w.showError(errors.New("the project has no trained model"), "train a model on the Train screen first")
+		return
+	}
+	m := models[len(models)-1]
+	dev := DeviceAuto
+	if s, err := p.Settings(); err == nil {
+		dev = s.Device
+	}
+	ctx, cancel := context.WithCancel(v.w.ctx)
+	v.cancel = cancel
+	v.scoreBtn.Disable()
+	v.exportBtn.Disable()
+	v.cancelBtn.Enable()
+	v.bar.SetValue(0)
+	v.status.SetText(fmt.Sprintf("Scoring with model v%d…", m.Version))
+	dir := v.dir
+	v.w.background(func(context.Context) {
+		defer cancel()
+		run, err := v.w.deps.Engine.Score(ctx, ScoreRequest{Project: p, ModelID: m.ID, Device: dev, Dir: dir}, func(pr Progress) {
+			fyne.Do(func() {
+				v.bar.SetValue(pr.Fraction)
+				if pr.Steps > 0 {
+					v.status.SetText(fmt.Sprintf("%d / %d images · ETA %s", pr.Step, pr.Steps, formatETA(pr.ETA)))
+				}
+			})
+		})
+		fyne.Do(func() {
+			v.scoreBtn.Enable()
+			v.cancelBtn.Disable()
+			switch {
+			case errors.Is(err, context.Canceled):
+				v.status.SetText("Cancelled.")
+			case err != nil:
+				v.status.SetText("Failed.")
+				v.w.showError(fmt.Errorf("score %s: %w", dir, err), "choose a folder with readable images")
+			default:
+				if run.Name == "" {
+					run.Name = "batch " + filepath.Base(dir)
+				}
+				v.run = &run
+				t := math.NaN()
+				if s, err := p.Settings(); err == nil && s.Threshold != 0 {
+					t = s.Threshold
+				}
+				v.browser.setRun(run, t)
+				v.bar.SetValue(1)
+				v.status.SetText(fmt.Sprintf("%d images scored.", len(run.Images)))
+				v.exportBtn.Enable()
+			}
+		})
+	})
+}
+
+// export writes the report of the scored batch into dir.
+func (v *inspectView) export(dir string) {
+	if v.run == nil {
+		return
+	}
+	run, threshold, p := *v.run, v.browser.threshold, v.w.project
+	r := report.Report{Title: "Inspection report — " + run.Name, Created: run.Created, Threshold: threshold,
+		PerCategory: map[string]report.Metrics{},
+		LoadImage: func(it report.Item) (image.Image, error) {
+			for _, s := range run.Images {
+				if s.Path == it.Path {
+					img, _, err := loadScored(p, s)
+					return img, err
+				}
+			}
+			return decodeFile(it.Path)
+		}}
+	for _, s := range run.Images {
+		r.Items = append(r.Items, report.Item{Path: s.Path, Category: s.Category, Score: s.Score, Label: string(s.Label), Map: s.Map, MapW: s.MapW, MapH: s.MapH})
+	}
+	for c, m := range run.PerCategory {
+		r.PerCategory[c] = report.Metrics{ImageAUROC: m.ImageAUROC, ImageAP: m.ImageAP, ImageF1Max: m.ImageF1Max, PixelAUROC: m.PixelAUROC, PixelAP: m.PixelAP, PRO: m.PRO}
+	}
+	v.exportBtn.Disable()
+	v.status.SetText("Writing the report…")
+	v.w.background(func(ctx context.Context) {
+		err := report.Write(ctx, dir, r, func(done, total int) {
+			fyne.Do(func() { v.bar.SetValue(float64(done) / float64(total)) })
+		})
+		fyne.Do(func() {
+			v.exportBtn.Enable()
+			if err != nil {
+				v.status.SetText("Report failed.")
+				v.w.showError(err, "choose a folder you can write to, with free space")
+				return
+			}
+			v.status.SetText("Report written to " + dir)
+			dialog.ShowInformation("Report written", "The report is in\n"+dir+"\n(report.html, scores.csv, overlays/).", v.w.win)
+		})
+	})
+}
