@@ -190,6 +190,34 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
+func TestOpenFullDecodeAndProgress(t *testing.T) {
+	root := t.TempDir()
+	makeMVTec(t, filepath.Join(root, "bolt"), 3, 1, map[string]int{"crack": 1})
+	// Corrupt the pixel data but keep the header and the IEND chunk: only a
+	// full decode sees it (the chunk CRC no longer matches).
+	p := filepath.Join(root, "bolt", "train", "good", "a1.png")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(data, []byte("IDAT"))
+	data[i+10] ^= 0xFF
+	writeFile(t, p, data)
+
+	var last, total int
+	ds, err := Open(root, Options{Logger: quiet, Workers: 2, Progress: func(d, n int) { last, total = d, n }})
+	if err != nil {
+		t.Fatalf("header check: %v", err)
+	}
+	if last != len(ds.Samples) || total != len(ds.Samples) {
+		t.Errorf("progress ended at %d/%d for %d samples", last, total, len(ds.Samples))
+	}
+	_, err = Open(root, Options{Logger: quiet, FullDecode: true})
+	if err == nil || !strings.Contains(err.Error(), p) {
+		t.Errorf("full decode error = %v, want one naming %s", err, p)
+	}
+}
+
 func TestOpenEmptyCategory(t *testing.T) {
 	root := t.TempDir()
 	makeMVTec(t, filepath.Join(root, "bolt"), 2, 1, nil)
@@ -350,7 +378,7 @@ func TestSemiSplit(t *testing.T) {
 
 // sharedData returns ../shared/data/industrial relative to the module root,
 // skipping the test when it is absent.
-func sharedData(t *testing.T) string {
+func sharedData(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -394,5 +422,16 @@ func TestOpenSharedData(t *testing.T) {
 	}
 	if got := ds.DefectTypes("magnetic_tile"); len(got) != 5 {
 		t.Errorf("magnetic_tile types %v", got)
+	}
+}
+
+// BenchmarkOpenShared opens and validates (headers only) bottle and
+// magnetic_tile: 1636 images and 455 masks.
+func BenchmarkOpenShared(b *testing.B) {
+	root := sharedData(b)
+	for b.Loop() {
+		if _, err := Open(root, Options{Categories: []string{"bottle", "magnetic_tile"}, Logger: quiet}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
