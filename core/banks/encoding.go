@@ -54,15 +54,18 @@ func (b *NormalBank) MarshalBinary() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// UnmarshalBinary decodes bytes written by MarshalBinary or WriteTo.
+// UnmarshalBinary decodes bytes written by MarshalBinary or WriteTo; on
+// error b is left as it was.
 func (b *NormalBank) UnmarshalBinary(data []byte) error {
-	n, err := b.ReadFrom(bytes.NewReader(data))
+	var tmp NormalBank
+	n, err := tmp.ReadFrom(bytes.NewReader(data))
 	if err != nil {
 		return err
 	}
 	if int(n) != len(data) {
 		return fmt.Errorf("normal bank: %d trailing bytes: %w", len(data)-int(n), ErrCorrupt)
 	}
+	*b = tmp
 	return nil
 }
 
@@ -119,15 +122,18 @@ func (b *AnomalyBank) MarshalBinary() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// UnmarshalBinary decodes bytes written by MarshalBinary or WriteTo.
+// UnmarshalBinary decodes bytes written by MarshalBinary or WriteTo; on
+// error b is left as it was.
 func (b *AnomalyBank) UnmarshalBinary(data []byte) error {
-	n, err := b.ReadFrom(bytes.NewReader(data))
+	var tmp AnomalyBank
+	n, err := tmp.ReadFrom(bytes.NewReader(data))
 	if err != nil {
 		return err
 	}
 	if int(n) != len(data) {
 		return fmt.Errorf("anomaly bank: %d trailing bytes: %w", len(data)-int(n), ErrCorrupt)
 	}
+	*b = tmp
 	return nil
 }
 

@@ -106,8 +106,10 @@ func (s *Searcher) Close() error {
 }
 
 // Search returns, for each row of q, its k nearest bank rows: dist holds
-// the L2 distances (square roots of the squared distances clamped at 0) and
-// idx the bank row indices, both row-major q.Rows×k, nearest first.
+// the L2 distances and idx the bank row indices, both row-major q.Rows×k,
+// nearest first (equal distances: lowest index first). The graph selects
+// the k candidates from the expanded squared distances (clamped at 0); the
+// returned distances are then recomputed directly for precision.
 // k ≤ 0 uses SearchOptions.K.
 func (s *Searcher) Search(ctx context.Context, q *mat.Matrix, k int) (dist []float32, idx []int64, err error) {
 	return s.search(ctx, q, nil, k)
@@ -215,9 +217,43 @@ func (s *Searcher) search(ctx context.Context, q *mat.Matrix, qSource []int32, k
 				dist[o] = float32(math.Sqrt(float64(max(bv, 0))))
 				idx[o] = bi
 			}
+			s.refine(q.Row(qlo+r), dist[(qlo+r)*k:(qlo+r+1)*k], idx[(qlo+r)*k:(qlo+r+1)*k])
 		}
 	}
 	return dist, idx, nil
+}
+
+// refine recomputes the found neighbours' distances directly, as
+// √Σ(q−b)² in float64, and re-sorts them (distance, then index). The
+// expanded form ‖q‖² − 2·q·b + ‖b‖² loses precision for near neighbours
+// (a query equal to a bank row comes out at ~1e-3 instead of 0), which the
+// knowledge residuals and scores should not inherit.
+func (s *Searcher) refine(q []float32, dist []float32, idx []int64) {
+	for j, i := range idx {
+		if i < 0 {
+			continue
+		}
+		b := s.bank.Row(int(i))
+		var sum float64
+		for c, v := range q {
+			d := float64(v) - float64(b[c])
+			sum += d * d
+		}
+		dist[j] = float32(math.Sqrt(sum))
+	}
+	for j := 1; j < len(idx); j++ { // insertion sort: k is small, mostly sorted
+		for m := j; m > 0 && less(dist[m], idx[m], dist[m-1], idx[m-1]); m-- {
+			dist[m], dist[m-1] = dist[m-1], dist[m]
+			idx[m], idx[m-1] = idx[m-1], idx[m]
+		}
+	}
+}
+
+func less(d1 float32, i1 int64, d2 float32, i2 int64) bool {
+	if i1 < 0 || i2 < 0 {
+		return i2 < 0 && i1 >= 0
+	}
+	return d1 < d2 || (d1 == d2 && i1 < i2)
 }
 
 // session returns the chunk's graph session, building it on first use.

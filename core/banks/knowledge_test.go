@@ -1,0 +1,120 @@
+package banks
+
+import (
+	"context"
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/dmad/workstation/core/mat"
+)
+
+func TestKnowledgeDistanceAndExclusion(t *testing.T) {
+	rt := openRuntime(t)
+	rng := rand.New(rand.NewSource(6))
+	// Normal bank: 5 images × 20 patches; the queries are the patches of
+	// image 2 themselves, so without exclusion each finds itself.
+	nb := &NormalBank{Features: gaussian(rng, 100, 10)}
+	for i := range 100 {
+		nb.Source = append(nb.Source, int32(i/20))
+	}
+	normal := gaussian(rng, 200, 10)
+	normalSrc := make([]int32, 200)
+	for i := range normalSrc {
+		normalSrc[i] = int32(i / 40)
+	}
+	ab, err := BuildAnomalyBank(context.Background(), AnomalyInputs{Normal: normal, NormalSource: normalSrc, PseudoStd: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := NewKnowledge(rt, nb, ab, KnowledgeOptions{Search: SearchOptions{ChunkRows: 32}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	q := nb.Features.Slice(40, 60).Clone()
+	src := make([]int32, q.Rows)
+	for i := range src {
+		src[i] = 2
+	}
+	test, err := k.Compute(context.Background(), q, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, err := k.Compute(context.Background(), q, src, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range q.Rows {
+		if test.DN[r] != 0 || test.IN[r] != int64(40+r) {
+			t.Fatalf("test-time query %d: nearest %d at %v, want itself", r, test.IN[r], test.DN[r])
+		}
+		if train.DN[r] <= 0 || nb.Source[train.IN[r]] == 2 {
+			t.Fatalf("training query %d found entry %d of its own image", r, train.IN[r])
+		}
+		if src[r] == ab.Source[train.IA[r]] {
+			t.Fatalf("training query %d found anomaly entry %d made from its own image", r, train.IA[r])
+		}
+		for _, c := range []struct {
+			kq   *mat.Matrix
+			d    []float32
+			idx  []int64
+			bank *mat.Matrix
+		}{{train.KN, train.DN, train.IN, nb.Features}, {train.KA, train.DA, train.IA, ab.Features}} {
+			var norm float64
+			for j := range q.Cols {
+				want := q.Row(r)[j] - c.bank.Row(int(c.idx[r]))[j]
+				if c.kq.Row(r)[j] != want {
+					t.Fatalf("query %d residual %d: %v, want %v", r, j, c.kq.Row(r)[j], want)
+				}
+				norm += float64(want) * float64(want)
+			}
+			if !near(math.Sqrt(norm), float64(c.d[r]), 1e-3) {
+				t.Fatalf("query %d: distance %v, residual norm %v", r, c.d[r], math.Sqrt(norm))
+			}
+		}
+	}
+	if _, err := k.Compute(context.Background(), q, src[:3], false); err == nil {
+		t.Error("short source list accepted")
+	}
+}
+
+func TestKnowledgeAttention(t *testing.T) {
+	rt := openRuntime(t)
+	// One dimension, bank entries at 0, 1, 3, 10; query at 0.5.
+	bank := &NormalBank{Features: &mat.Matrix{Rows: 4, Cols: 1, Data: []float32{0, 1, 3, 10}}, Source: []int32{0, 0, 1, 1}}
+	ab := &AnomalyBank{Features: &mat.Matrix{Rows: 2, Cols: 1, Data: []float32{5, 6}}, Kind: []uint8{KindOOD, KindOOD}, Source: []int32{NoSource, NoSource}}
+	for _, attnK := range []int{1, 3} {
+		k, err := NewKnowledge(rt, bank, ab, KnowledgeOptions{AttnK: attnK})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := &mat.Matrix{Rows: 1, Cols: 1, Data: []float32{0.5}}
+		res, err := k.Compute(context.Background(), q, nil, true)
+		k.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Hand computation: neighbours by distance 0 (0.5, tie: lower index
+		// first), 1 (0.5), 3 (2.5); τ = mean d²; w ∝ exp(−d²/τ).
+		var want float64
+		switch attnK {
+		case 1: // w = 1: KN = (q−n) + (q−n) = 2·0.5
+			want = 1
+		case 3:
+			d := []float64{0.5, 0.5, 2.5}
+			vals := []float64{0.5, -0.5, -2.5}
+			tau := (0.25 + 0.25 + 6.25) / 3
+			var sum, attn float64
+			for j := range d {
+				w := math.Exp(-d[j] * d[j] / tau)
+				sum += w
+				attn += w * vals[j]
+			}
+			want = 0.5 + attn/sum
+		}
+		if !near(float64(res.KN.Data[0]), want, 1e-5) || res.DN[0] != 0.5 || res.IN[0] != 0 {
+			t.Errorf("AttnK %d: KN %v (want %v), DN %v, IN %v", attnK, res.KN.Data[0], want, res.DN[0], res.IN[0])
+		}
+	}
+}
