@@ -100,14 +100,30 @@ func clamp8(v float64) uint8 {
 // on bright pixels, brighter on dark ones), with a per-channel tint.
 func shift(img *image.RGBA, x, y int, d float64, tint [3]float64) {
 	i := img.PixOffset(x, y)
-	p := img.Pix[i : i+3]
 	s := d
-	if luma(p) > 127 {
+	if luma(img.Pix[i:i+3]) > 127 {
 		s = -d
+	}
+	shiftBy(img, x, y, s, tint)
+}
+
+// shiftBy adds s (plus a per-channel tint) to pixel (x, y); where clamping
+// would leave less than half of the change, it shifts the other way.
+func shiftBy(img *image.RGBA, x, y int, s float64, tint [3]float64) {
+	i := img.PixOffset(x, y)
+	p := img.Pix[i : i+3]
+	if l := luma(p); math.Abs(math.Min(255, math.Max(0, l+s))-l) < math.Abs(s)/2 {
+		s = -s
 	}
 	for c := range 3 {
 		p[c] = clamp8(float64(p[c]) + s + tint[c])
 	}
+}
+
+// meanLuma returns the mean brightness of img.
+func meanLuma(img *image.RGBA) float64 {
+	w, h := img.Rect.Dx(), img.Rect.Dy()
+	return patchLuma(img, 0, 0, w, h)
 }
 
 func span(rng *rand.Rand, lo, hi float64) float64 { return lo + (hi-lo)*rng.Float64() }
@@ -117,7 +133,12 @@ func scratch(img *image.RGBA, mask *image.Gray, rng *rand.Rand) {
 	w, h := img.Rect.Dx(), img.Rect.Dy()
 	side := float64(min(w, h))
 	radius := math.Max(0.6, span(rng, 0.006, 0.016)*side)
+	// One direction for the whole line: dark on a bright surface, bright on
+	// a dark one.
 	d := span(rng, 80, 127)
+	if meanLuma(img) > 127 {
+		d = -d
+	}
 	var tint [3]float64
 	x, y := span(rng, 0.2, 0.8)*float64(w), span(rng, 0.2, 0.8)*float64(h)
 	angle := span(rng, 0, 2*math.Pi)
@@ -134,8 +155,8 @@ func scratch(img *image.RGBA, mask *image.Gray, rng *rand.Rand) {
 	}
 }
 
-// stamp marks and shifts the pixels within radius of (cx, cy).
-func stamp(img *image.RGBA, mask *image.Gray, cx, cy, r, d float64, tint [3]float64) {
+// stamp marks the pixels within radius of (cx, cy) and shifts them by s.
+func stamp(img *image.RGBA, mask *image.Gray, cx, cy, r, s float64, tint [3]float64) {
 	w, h := img.Rect.Dx(), img.Rect.Dy()
 	for y := max(0, int(cy-r)); y <= min(h-1, int(cy+r)); y++ {
 		for x := max(0, int(cx-r)); x <= min(w-1, int(cx+r)); x++ {
@@ -145,7 +166,7 @@ func stamp(img *image.RGBA, mask *image.Gray, cx, cy, r, d float64, tint [3]floa
 			}
 			if i := mask.PixOffset(x, y); mask.Pix[i] == 0 {
 				mask.Pix[i] = 255
-				shift(img, x, y, d, tint)
+				shiftBy(img, x, y, s, tint)
 			}
 		}
 	}
