@@ -73,6 +73,7 @@ func WriteDatasetContext(ctx context.Context, dir string, opts DatasetOptions, p
 	names := CategoryNames(opts.Categories)
 	perCat := opts.TrainPerCategory + opts.TestGoodPerCategory + opts.TestDefectPerCategory
 	total, done := perCat*len(names), 0
+	enc := &png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: &bufferPool{}}
 	for ci, cat := range names {
 		look := newSurface(ci, opts.Seed)
 		// stream: 0 train, 1 test good, 2+kind defects.
@@ -86,12 +87,12 @@ func WriteDatasetContext(ctx context.Context, dir string, opts DatasetOptions, p
 			name := fmt.Sprintf("%03d", i)
 			if defect {
 				out, mask := Defect(img, rng, kind)
-				if err := writePNG(filepath.Join(dir, cat, "ground_truth", typ, name+"_mask.png"), mask); err != nil {
+				if err := writePNG(enc, filepath.Join(dir, cat, "ground_truth", typ, name+"_mask.png"), mask); err != nil {
 					return err
 				}
 				img = out
 			}
-			if err := writePNG(filepath.Join(dir, cat, split, typ, name+".png"), img); err != nil {
+			if err := writePNG(enc, filepath.Join(dir, cat, split, typ, name+".png"), img); err != nil {
 				return err
 			}
 			done++
@@ -121,7 +122,17 @@ func WriteDatasetContext(ctx context.Context, dir string, opts DatasetOptions, p
 	return nil
 }
 
-func writePNG(path string, img image.Image) error {
+// bufferPool keeps one PNG encoder buffer (with its compressor) for reuse
+// by one sequential writer.
+type bufferPool struct{ buf *png.EncoderBuffer }
+
+// Get returns the kept buffer, if any.
+func (p *bufferPool) Get() *png.EncoderBuffer { b := p.buf; p.buf = nil; return b }
+
+// Put keeps b for the next Get.
+func (p *bufferPool) Put(b *png.EncoderBuffer) { p.buf = b }
+
+func writePNG(enc *png.Encoder, path string, img image.Image) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -130,7 +141,6 @@ func writePNG(path string, img image.Image) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	bw := bufio.NewWriter(f)
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
 	if err := enc.Encode(bw, img); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
