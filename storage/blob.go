@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -144,6 +143,7 @@ type BlobReader struct {
 	h       blobHeader
 	next    int    // next chunk to load
 	cur     []byte // unread part of the current chunk
+	buf     []byte // chunk buffer, reused
 	sum     hash.Hash
 	read    int64
 	err     error // sticky
@@ -215,7 +215,8 @@ func (r *BlobReader) load() error {
 		if len(v) < 4 || binary.BigEndian.Uint32(v[:4]) != crc32.Checksum(v[4:], castagnoli) {
 			return fmt.Errorf("blob %s chunk %d: checksum mismatch", r.display, i)
 		}
-		r.cur = bytes.Clone(v[4:]) // v is only valid inside the transaction
+		r.buf = append(r.buf[:0], v[4:]...) // v is only valid inside the transaction
+		r.cur = r.buf
 		return nil
 	})
 	if err != nil {

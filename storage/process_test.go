@@ -221,3 +221,28 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatal("the child never completed a save; the test proved nothing")
 	}
 }
+
+func TestLockHeldByReader(t *testing.T) {
+	p := newProject(t)
+	path := p.Path()
+	p.Close()
+	// A stale side file of a dead writer must not be blamed.
+	os.WriteFile(path+".lock-info", []byte(`{"pid":999999999,"host":"`+hostname()+`"}`), 0o644)
+	r, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, err = Open(path, Options{LockTimeout: 50 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) || strings.Contains(err.Error(), "999999999") || !strings.Contains(err.Error(), "read-only viewer") {
+		t.Fatalf("writer blocked by a reader: %v", err)
+	}
+	// Readers share the lock.
+	r2, err := Open(path, Options{ReadOnly: true, LockTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("second reader: %v", err)
+	}
+	r2.Close()
+}
+
+func hostname() string { h, _ := os.Hostname(); return h }

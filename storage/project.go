@@ -19,10 +19,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -31,6 +34,9 @@ import (
 // SchemaVersion is the layout this package writes. Files of every earlier
 // version are migrated when opened read-write; later versions are refused.
 const SchemaVersion = 2
+
+// mmapReserve is the address space mapped at open (see Open).
+const mmapReserve = 8 << 30
 
 // ErrNotFound is wrapped by every lookup that finds nothing.
 var ErrNotFound = errors.New("not found")
@@ -148,10 +154,19 @@ func Open(path string, opts Options) (*Project, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if _, err := os.Stat(path); err != nil {
+	st, err := os.Stat(path)
+	if err != nil {
 		return nil, fmt.Errorf("open project %s: %w", path, err)
 	}
-	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
+	bopts := &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly}
+	if runtime.GOOS != "windows" && math.MaxInt > 1<<32 {
+		// Reserve address space up front: every time bbolt grows its mapping
+		// during a write it copies all dirty values of the transaction to the
+		// heap, which made a large blob write cost ~4× its size in RAM. The
+		// mapping does not grow the file (it would on Windows).
+		bopts.InitialMmapSize = int(max(mmapReserve, 2*st.Size()))
+	}
+	db, err := bolt.Open(path, 0o644, bopts)
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("project %s is open in another process (%s): %w", path, describeOwner(path), ErrLocked)
@@ -190,6 +205,8 @@ func writeLockInfo(path string) error {
 }
 
 // describeOwner reads the lock-info side file of path into "pid N on host H".
+// A recorded owner that no longer runs on this host means the holder is a
+// reader (readers write no side file) or the file is stale.
 func describeOwner(path string) string {
 	js, err := os.ReadFile(path + ".lock-info")
 	if err != nil {
@@ -199,10 +216,27 @@ func describeOwner(path string) string {
 	if json.Unmarshal(js, &o) != nil || o.PID == 0 {
 		return "pid unknown"
 	}
+	if host, _ := os.Hostname(); o.Host == host && !processAlive(o.PID) {
+		return "pid unknown: a read-only viewer, or a process that did not record itself"
+	}
 	if o.Host != "" {
 		return fmt.Sprintf("pid %d on %s since %s", o.PID, o.Host, o.Since.Local().Format(time.DateTime))
 	}
 	return fmt.Sprintf("pid %d", o.PID)
+}
+
+// processAlive reports whether pid runs on this machine (always true where
+// that cannot be asked).
+func processAlive(pid int) bool {
+	if runtime.GOOS == "windows" {
+		return true
+	}
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	err = proc.Signal(syscall.Signal(0))
+	return err == nil || errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EPERM)
 }
 
 // Close releases the file and its lock.
