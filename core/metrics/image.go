@@ -4,7 +4,9 @@
 // streaming, memory-bounded accumulator.
 //
 // Scores follow the convention "higher = more anomalous"; labels are true for
-// anomalous (positive) samples. All accumulation is in float64.
+// anomalous (positive) samples. All accumulation is in float64. When scores
+// and labels differ in length, the image-level functions use the common
+// prefix.
 package metrics
 
 import (
