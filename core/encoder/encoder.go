@@ -179,8 +179,9 @@ func (e *Encoder) Card() *Card { return e.card }
 func (e *Encoder) InputLen() int { return 3 * e.cfg.InputSize * e.cfg.InputSize }
 
 // Preprocess turns img into the network input of one image: resized (and
-// centre-cropped with Crop) to InputSize×InputSize with an antialiased
-// bilinear filter, in the card's layout and colour order, normalised.
+// centre-cropped with Crop) to InputSize×InputSize with a bilinear filter
+// that averages when it shrinks (PIL-style antialiasing), in the card's
+// layout and colour order, normalised. Values are not rounded to 8 bits.
 // Greyscale images are replicated to three channels; transparent pixels
 // count as black.
 func (e *Encoder) Preprocess(img image.Image) []float32 {
@@ -190,7 +191,10 @@ func (e *Encoder) Preprocess(img image.Image) []float32 {
 }
 
 func (e *Encoder) preprocessInto(dst []float32, img image.Image) {
-	e.affine.fill(dst, resizeRGBA(img, e.cfg), e.card.Layout == "NHWC")
+	s := e.cfg.InputSize
+	rgb := make([]float32, 3*s*s)
+	resample(rgb, img, e.cfg, 3)
+	e.affine.fill(dst, rgb, s, e.card.Layout == "NHWC")
 }
 
 // Encode computes the patch features of imgs, cfg.Batch images per run. Each

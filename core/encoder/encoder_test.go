@@ -439,3 +439,38 @@ func TestID(t *testing.T) {
 		t.Errorf("ID %q does not start with the card name", base)
 	}
 }
+
+// TestNHWC checks the NHWC input and feature-map paths: a backbone with the
+// same weights but NHWC input and NHWC maps gives the same patches.
+func TestNHWC(t *testing.T) {
+	rt := openRuntime(t, 1)
+	nchw, err := New(rt, tinyCard("feat8", "feat16"), tinyBackbone(t, 11), Config{InputSize: 64, Dim: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nchw.Close()
+	card := tinyCard("feat8", "feat16")
+	card.Layout = "NHWC"
+	card.FeatureTensors[0].Tensor, card.FeatureTensors[0].Layout = "feat8_nhwc", "NHWC"
+	card.FeatureTensors[1].Tensor, card.FeatureTensors[1].Layout = "feat16_nhwc", "NHWC"
+	nhwc, err := New(rt, card, tinyBackboneLayout(t, 11, true), Config{InputSize: 64, Dim: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nhwc.Close()
+	rng := rand.New(rand.NewPCG(4, 4))
+	imgs := []image.Image{noiseImage(rng, 70, 90)}
+	a, err := nchw.Encode(context.Background(), imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := nhwc.Encode(context.Background(), imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range a[0].Data {
+		if math.Abs(float64(v-b[0].Data[i])) > 1e-5 {
+			t.Fatalf("value %d: NCHW %v, NHWC %v", i, v, b[0].Data[i])
+		}
+	}
+}

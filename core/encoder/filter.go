@@ -23,15 +23,13 @@ func Filter(mask *image.Gray, h0, w0 int, cfg Config) []bool {
 	}
 	cfg = cfg.WithDefaults()
 	s := cfg.InputSize
-	// Gray → RGBA is one of x/image/draw's fast paths; R carries the value.
-	rgba := resizeRGBA(mask, cfg)
 	in := make([]float32, s*s)
+	resample(in, mask, cfg, 1)
 	hasDefect := false
-	for y := 0; y < s; y++ {
-		for x := 0; x < s; x++ {
-			v := rgba.Pix[y*rgba.Stride+4*x]
-			in[y*s+x] = float32(v)
-			hasDefect = hasDefect || v > 0
+	for _, v := range in {
+		if v > 0 {
+			hasDefect = true
+			break
 		}
 	}
 	if !hasDefect {

@@ -176,7 +176,27 @@ func buildGraph(card *Card, backbone []byte, cfg Config, probe bool) (*onnxgraph
 	}
 	g.Prune()
 	dropUnusedInputs(gr)
+	uniqueNodeNames(gr)
 	return g, nil
+}
+
+// uniqueNodeNames renames nodes whose name repeats an earlier one (ONNX
+// Runtime rejects duplicates; onnxgraph.Load does not reserve the loaded
+// graph's node names, so appended nodes can collide with them).
+func uniqueNodeNames(gr *pb.GraphProto) {
+	seen := map[string]bool{}
+	for _, n := range gr.Node {
+		if n.Name == "" {
+			continue
+		}
+		if seen[n.Name] {
+			base := n.Name
+			for k := 2; seen[n.Name]; k++ {
+				n.Name = fmt.Sprintf("%s_dup%d", base, k)
+			}
+		}
+		seen[n.Name] = true
+	}
 }
 
 // setImageInput finds the card's input and gives it the shape

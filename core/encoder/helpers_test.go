@@ -71,11 +71,21 @@ func randn(rng *rand.Rand, n int, std float64) []float32 {
 // tinyBackbone builds a small CNN with ReLU feature maps "feat8" (5
 // channels, stride 8), "feat16" (7, stride 16) and "feat32" (3, stride 32),
 // followed by a classifier head, with input "image" [N, 3, H, W].
-func tinyBackbone(t testing.TB, seed uint64) []byte {
+func tinyBackbone(t testing.TB, seed uint64) []byte { return tinyBackboneLayout(t, seed, false) }
+
+// tinyBackboneLayout is tinyBackbone; with nhwc the input is [N, H, W, 3]
+// and the feature maps "feat8_nhwc", "feat16_nhwc" are NHWC copies of the
+// same weights' maps.
+func tinyBackboneLayout(t testing.TB, seed uint64, nhwc bool) []byte {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	g := onnxgraph.New("tiny")
-	x := g.Input("image", onnxgraph.Float, -1, 3, -1, -1)
+	var x string
+	if nhwc {
+		x = g.Op("Transpose", []string{g.Input("image", onnxgraph.Float, -1, -1, -1, 3)}, onnxgraph.AttrInts("perm", 0, 3, 1, 2))
+	} else {
+		x = g.Input("image", onnxgraph.Float, -1, 3, -1, -1)
+	}
 	conv := func(x string, cin, cout int) string {
 		w := g.Const("w", randn(rng, cout*cin*9, math.Sqrt(2/float64(cin*9))), int64(cout), int64(cin), 3, 3)
 		b := g.Const("b", randn(rng, cout, 0.1), int64(cout))
@@ -87,6 +97,12 @@ func tinyBackbone(t testing.TB, seed uint64) []byte {
 	f8 := g.OpTo("feat8", "Relu", []string{conv(h, 6, 5)})
 	f16 := g.OpTo("feat16", "Relu", []string{conv(f8, 5, 7)})
 	f32 := g.OpTo("feat32", "Relu", []string{conv(f16, 7, 3)})
+	if nhwc {
+		g.OpTo("feat8_nhwc", "Transpose", []string{f8}, onnxgraph.AttrInts("perm", 0, 2, 3, 1))
+		g.OpTo("feat16_nhwc", "Transpose", []string{f16}, onnxgraph.AttrInts("perm", 0, 2, 3, 1))
+		g.Output("feat8_nhwc", onnxgraph.Float)
+		g.Output("feat16_nhwc", onnxgraph.Float)
+	}
 	pool := g.Op("GlobalAveragePool", []string{f32})
 	flat := g.Op("Flatten", []string{pool})
 	fc := g.Const("fc", randn(rng, 3*10, 1), 3, 10)

@@ -1,10 +1,6 @@
 package encoder
 
-import (
-	"image"
-
-	"golang.org/x/image/draw"
-)
+import "image"
 
 // geometry is where an image of size w×h lands in the network input: the
 // whole image is scaled to the rectangle dr (in input coordinates) and the
@@ -26,17 +22,6 @@ func geometry(w, h int, cfg Config) image.Rectangle {
 	left := int((float64(rw-s))/2 + 0.5)
 	top := int((float64(rh-s))/2 + 0.5)
 	return image.Rect(-left, -top, rw-left, rh-top)
-}
-
-// resizeRGBA renders img into an S×S RGBA image with the encoder's geometry,
-// using a bilinear filter that widens its support when it shrinks (so that
-// downscaling averages instead of aliasing, like PIL's antialiased resize).
-func resizeRGBA(img image.Image, cfg Config) *image.RGBA {
-	s := cfg.InputSize
-	dst := image.NewRGBA(image.Rect(0, 0, s, s))
-	b := img.Bounds()
-	draw.BiLinear.Scale(dst, geometry(b.Dx(), b.Dy(), cfg), img, b, draw.Src, nil)
-	return dst
 }
 
 // channelAffine is the per-channel map v = x·a + b from 0..255 pixel values
@@ -67,29 +52,25 @@ func newChannelAffine(card *Card) channelAffine {
 	return ca
 }
 
-// fill writes the S×S RGBA image into dst (3·S·S values) in the card's
-// layout and channel order, normalised.
-func (ca *channelAffine) fill(dst []float32, rgba *image.RGBA, nhwc bool) {
-	s := rgba.Rect.Dx()
+// fill writes an S×S image of interleaved R, G, B values in 0..255 (from
+// resample) into dst (3·S·S values) in the card's layout and channel order,
+// normalised.
+func (ca *channelAffine) fill(dst, rgb []float32, s int, nhwc bool) {
 	plane := s * s
-	for y := 0; y < s; y++ {
-		row := rgba.Pix[y*rgba.Stride : y*rgba.Stride+4*s]
-		if nhwc {
-			out := dst[3*y*s : 3*(y+1)*s]
-			for x := 0; x < s; x++ {
-				px := row[4*x : 4*x+4]
-				out[3*x] = float32(px[ca.src[0]])*ca.a[0] + ca.b[0]
-				out[3*x+1] = float32(px[ca.src[1]])*ca.a[1] + ca.b[1]
-				out[3*x+2] = float32(px[ca.src[2]])*ca.a[2] + ca.b[2]
-			}
-			continue
+	if nhwc {
+		for i := 0; i < plane; i++ {
+			px := rgb[3*i : 3*i+3]
+			dst[3*i] = px[ca.src[0]]*ca.a[0] + ca.b[0]
+			dst[3*i+1] = px[ca.src[1]]*ca.a[1] + ca.b[1]
+			dst[3*i+2] = px[ca.src[2]]*ca.a[2] + ca.b[2]
 		}
-		for c := 0; c < 3; c++ {
-			out := dst[c*plane+y*s : c*plane+(y+1)*s]
-			a, b, o := ca.a[c], ca.b[c], ca.src[c]
-			for x := range out {
-				out[x] = float32(row[4*x+o])*a + b
-			}
+		return
+	}
+	for c := 0; c < 3; c++ {
+		out := dst[c*plane : (c+1)*plane]
+		a, b, o := ca.a[c], ca.b[c], ca.src[c]
+		for i := range out {
+			out[i] = rgb[3*i+o]*a + b
 		}
 	}
 }
