@@ -32,7 +32,7 @@ func newAxis(n, off, span, out int) axis {
 		var ws []float32
 		var sum float64
 		for i := lo; i < hi; i++ {
-			x := math.Abs((float64(i)+0.5-center)/ss)
+			x := math.Abs((float64(i) + 0.5 - center) / ss)
 			v := 0.0
 			if x < 1 {
 				v = 1 - x
