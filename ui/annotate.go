@@ -36,8 +36,9 @@ type annotateView struct {
 func newAnnotateView(w *Workstation) *annotateView {
 	v := &annotateView{w: w}
 	v.editor = NewMaskEditor()
-	v.defectsOnly = widget.NewCheck("Defects only", func(bool) { v.reload() })
+	v.defectsOnly = widget.NewCheck("Defects only", nil)
 	v.defectsOnly.SetChecked(true)
+	v.defectsOnly.OnChanged = func(bool) { v.reload() }
 	v.list = widget.NewList(func() int { return len(v.images) }, func() fyne.CanvasObject {
 		return widget.NewLabel("category/image.png [mask]")
 	}, func(i widget.ListItemID, o fyne.CanvasObject) {

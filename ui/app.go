@@ -33,9 +33,13 @@ type Workstation struct {
 	deps   Deps
 	recent RecentStore
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	tasks  sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	tasks   sync.WaitGroup // one-off background work (Wait waits for it)
+	workers sync.WaitGroup // long-lived workers, stopped by Close
+
+	// demoData is the dataset folder of the last demo, for screenshots.
+	demoData string
 
 	project Project
 	tabs    *container.AppTabs
@@ -99,6 +103,7 @@ func (w *Workstation) Project() Project { return w.project }
 func (w *Workstation) Close() {
 	w.cancel()
 	w.tasks.Wait()
+	w.workers.Wait()
 	if w.project != nil {
 		if err := w.project.Close(); err != nil {
 			slog.Error("close project", "path", w.project.Path(), "err", err)

@@ -50,7 +50,7 @@ func newDataView(w *Workstation) *dataView {
 			return nil, errors.New("no project")
 		}
 		return w.project.LoadImage(id)
-	}, &w.tasks)
+	}, &w.workers)
 	onFilter := func(string) { v.applyFilter() }
 	v.catSel = widget.NewSelect([]string{filterAll}, onFilter)
 	v.splitSel = widget.NewSelect([]string{filterAll, string(SplitTrain), string(SplitTest)}, onFilter)

@@ -159,6 +159,7 @@ func (w *Workstation) RunDemo() {
 func (w *Workstation) runDemo(ctx context.Context, report func(string, float64)) error {
 	dir := filepath.Join(w.deps.DataDir, "demo-"+time.Now().Format("20060102-150405"))
 	data := filepath.Join(dir, "data")
+	w.demoData = data
 	if err := w.deps.Engine.GenerateDemo(ctx, data); err != nil {
 		return fmt.Errorf("demo: generate dataset in %s: %w", data, err)
 	}
