@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// progress reports long work on stderr: a redrawn bar on a terminal, plain
+// lines (at most one every two seconds per stage, plus stage ends) otherwise.
+type progress struct {
+	mu       sync.Mutex
+	w        io.Writer
+	tty      bool
+	quiet    bool
+	stage    string
+	start    time.Time
+	lastLine time.Time
+	drawn    bool
+}
+
+func newProgress(w io.Writer, quiet bool) *progress {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return &progress{w: w, tty: tty, quiet: quiet}
+}
+
+// Update reports done of total units of stage; extra is appended (loss, etc.).
+func (p *progress) Update(stage string, done, total int, extra string) {
+	if p == nil || p.quiet {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	if stage != p.stage {
+		p.finishLocked()
+		p.stage, p.start, p.lastLine = stage, now, time.Time{}
+	}
+	frac := 0.0
+	if total > 0 {
+		frac = float64(done) / float64(total)
+	}
+	eta := ""
+	if frac > 0.02 && frac < 1 {
+		left := time.Duration(float64(now.Sub(p.start)) * (1 - frac) / frac)
+		eta = " ETA " + left.Round(time.Second).String()
+	}
+	if extra != "" {
+		extra = " " + extra
+	}
+	if p.tty {
+		const width = 30
+		n := int(frac * width)
+		bar := strings.Repeat("█", n) + strings.Repeat("░", width-n)
+		fmt.Fprintf(p.w, "\r\033[K%-10s %s %3.0f%% %d/%d%s%s", stage, bar, 100*frac, done, total, eta, extra)
+		p.drawn = true
+		if total > 0 && done >= total {
+			p.finishLocked()
+		}
+		return
+	}
+	if done >= total || now.Sub(p.lastLine) >= 2*time.Second {
+		fmt.Fprintf(p.w, "%s: %d/%d (%.0f%%)%s%s\n", stage, done, total, 100*frac, eta, extra)
+		p.lastLine = now
+	}
+}
+
+// Log prints a message line, clearing a bar first.
+func (p *progress) Log(format string, args ...any) {
+	if p == nil || p.quiet {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.finishLocked()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+// Done ends the current bar.
+func (p *progress) Done() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.finishLocked()
+}
+
+func (p *progress) finishLocked() {
+	if p.tty && p.drawn {
+		fmt.Fprintln(p.w)
+		p.drawn = false
+	}
+}

@@ -1,0 +1,15 @@
+package main
+
+import (
+	"context"
+	"io"
+)
+
+func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error       { return nil }
+func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error        { return nil }
+func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error     { return nil }
+func runBackbone(ctx context.Context, args []string, stdout, stderr io.Writer) error    { return nil }
+func runExportModel(ctx context.Context, args []string, stdout, stderr io.Writer) error { return nil }
+func runImportModel(ctx context.Context, args []string, stdout, stderr io.Writer) error { return nil }
+func runGUI(ctx context.Context, args []string, stdout, stderr io.Writer) error         { return nil }
+func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error     { return nil }

@@ -1,0 +1,139 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"math"
+	"sort"
+
+	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/imageio"
+	"github.com/dmad/workstation/core/metrics"
+)
+
+// Metrics are the protocol's metrics for one category or their mean
+// (METHOD.md §6). Pixel metrics are computed at the network input
+// resolution (InputSize², the map and the mask in the encoder's geometry).
+type Metrics struct {
+	ImageAUROC float64 `json:"image_auroc"`
+	ImageAP    float64 `json:"image_ap"`
+	ImageF1Max float64 `json:"image_f1max"`
+	PixelAUROC float64 `json:"pixel_auroc"`
+	PixelAP    float64 `json:"pixel_ap"`
+	PRO        float64 `json:"pro"`
+}
+
+// Scored is one evaluated test image.
+type Scored struct {
+	Path      string
+	Category  string
+	Anomalous bool
+	MaskPath  string // "" for normal images
+	Result    ImageResult
+}
+
+// Evaluate computes per-category metrics and their mean. grid is the patch
+// grid; cfg the encoder geometry, so maps and masks line up.
+func Evaluate(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.Config) (map[string]Metrics, Metrics, error) {
+	cfg = cfg.WithDefaults()
+	size := cfg.InputSize
+	byCat := map[string][]int{}
+	for i, it := range items {
+		byCat[it.Category] = append(byCat[it.Category], i)
+	}
+	cats := make([]string, 0, len(byCat))
+	for c := range byCat {
+		cats = append(cats, c)
+	}
+	sort.Strings(cats)
+	per := map[string]Metrics{}
+	var mean Metrics
+	for _, cat := range cats {
+		idx := byCat[cat]
+		scores := make([]float32, len(idx))
+		labels := make([]bool, len(idx))
+		maps := make([][]float32, len(idx))
+		for k, i := range idx {
+			if err := ctx.Err(); err != nil {
+				return nil, Metrics{}, err
+			}
+			scores[k] = items[i].Result.Score
+			labels[k] = items[i].Anomalous
+			maps[k] = Map(items[i].Result.Patches, h0, w0, size, size)
+		}
+		im := metrics.Image(scores, labels)
+		lo, hi := metrics.Range(maps...)
+		acc, err := metrics.NewPixelAccumulator(lo, hi, 0)
+		if err != nil {
+			return nil, Metrics{}, err
+		}
+		for k, i := range idx {
+			var mask []bool
+			if items[i].MaskPath != "" {
+				g, err := imageio.LoadMask(items[i].MaskPath)
+				if err != nil {
+					return nil, Metrics{}, fmt.Errorf("evaluate: %w", err)
+				}
+				mask = MaskAt(g, cfg)
+			}
+			if err := acc.Add(maps[k], mask, size, size); err != nil {
+				return nil, Metrics{}, fmt.Errorf("evaluate %s: %w", items[i].Path, err)
+			}
+		}
+		px := acc.Scores()
+		m := Metrics{ImageAUROC: im.AUROC, ImageAP: im.AP, ImageF1Max: im.F1Max,
+			PixelAUROC: px.AUROC, PixelAP: px.AP, PRO: px.PRO}
+		per[cat] = m
+		mean.ImageAUROC += m.ImageAUROC / float64(len(cats))
+		mean.ImageAP += m.ImageAP / float64(len(cats))
+		mean.ImageF1Max += m.ImageF1Max / float64(len(cats))
+		mean.PixelAUROC += nanZero(m.PixelAUROC) / float64(len(cats))
+		mean.PixelAP += nanZero(m.PixelAP) / float64(len(cats))
+		mean.PRO += nanZero(m.PRO) / float64(len(cats))
+	}
+	return per, mean, nil
+}
+
+func nanZero(v float64) float64 {
+	if math.IsNaN(v) {
+		return 0
+	}
+	return v
+}
+
+// MaskAt maps a mask (the size of its image) into the encoder's input
+// geometry (InputSize², plain resize or resize + centre crop), sampling the
+// nearest source pixel; true marks defect pixels.
+func MaskAt(g *image.Gray, cfg encoder.Config) []bool {
+	cfg = cfg.WithDefaults()
+	size := cfg.InputSize
+	b := g.Bounds()
+	w, h := float64(b.Dx()), float64(b.Dy())
+	sx, sy := w/float64(size), h/float64(size)
+	ox, oy := 0.0, 0.0
+	if cfg.Crop {
+		scale := float64(cfg.ResizeTo) / math.Min(w, h) // resized = original·scale
+		rw, rh := w*scale, h*scale
+		sx, sy = 1/scale, 1/scale
+		ox, oy = (rw-float64(size))/2, (rh-float64(size))/2
+	}
+	out := make([]bool, size*size)
+	for y := range size {
+		yy := int((float64(y) + 0.5 + oy) * sy)
+		yy = min(max(yy, 0), b.Dy()-1)
+		for x := range size {
+			xx := int((float64(x) + 0.5 + ox) * sx)
+			xx = min(max(xx, 0), b.Dx()-1)
+			out[y*size+x] = g.GrayAt(b.Min.X+xx, b.Min.Y+yy).Y > 127
+		}
+	}
+	return out
+}
+
+func loadMask(path string) (*image.Gray, error) {
+	if path == "" {
+		return nil, fmt.Errorf("seen anomaly has no mask file")
+	}
+	return imageio.LoadMask(path)
+}

@@ -1,0 +1,400 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"math/rand"
+	"sort"
+	"time"
+
+	"github.com/dmad/workstation/core/banks"
+	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/mapper"
+	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/train"
+)
+
+// Image is one training image with its cached patch features.
+type Image struct {
+	// ID is unique within the training set; bank entries remember it so a
+	// training patch never finds its own image (METHOD.md §3 [ours]).
+	ID       int32
+	Category string
+	Features *mat.Matrix
+	// Mask marks the defect of a seen anomaly (nil for normal images).
+	Mask *image.Gray
+}
+
+// TrainSet is what a model is fitted on.
+type TrainSet struct {
+	// Normal images of every category (unified).
+	Normal []Image
+	// Seen anomalies with masks; empty in the unsupervised regime.
+	Seen []Image
+	// OOD holds out-of-distribution patches from synthetic defects
+	// (see OODPatches); DMAD only.
+	OOD *mat.Matrix
+}
+
+// Event reports progress of Fit and of scoring.
+type Event struct {
+	Stage       string // "bank", "anomaly-bank", "knowledge", "train", "threshold", "score"
+	Done, Total int
+	// Training details (Stage "train").
+	Epoch, Epochs                    int
+	Loss                             float64
+	NormalAbove, NegBelow, AnomBelow float64
+}
+
+// Options configure Fit. Zero values take the defaults in brackets.
+type Options struct {
+	Method Method // [DMAD]
+	// CoresetRatio is the fraction of normal patches kept in M_n [0.02].
+	CoresetRatio float64
+	// NormalBank, when set, is reused instead of building M_n (the
+	// benchmark shares one bank between PatchCore and both DMAD regimes).
+	NormalBank *banks.NormalBank
+	// Attention adds attention knowledge; METHOD.md uses it only in the
+	// unsupervised regime, and Fit ignores it when there are seen anomalies.
+	Attention bool
+	// TrainPatches is the number of normal patches sampled (over all
+	// normal images) to train the mapper on [131072].
+	TrainPatches int
+	// PseudoCount is the number of normal-plus-noise pseudo-anomalies in the
+	// unsupervised anomaly bank [as many as M_n].
+	PseudoCount int
+	// PseudoStd and CentredStd are the bank noise scales (see banks.AnomalyInputs).
+	PseudoStd, CentredStd float32
+	// Train is the mapper's training configuration; a zero Epochs takes
+	// train.DefaultConfig for the feature dimension.
+	Train train.Config
+	// ThresholdImages is how many normal training images are scored (with
+	// their own bank entries excluded) to set the decision threshold [64].
+	ThresholdImages int
+	// ThresholdQuantile is the quantile of those scores used [0.99].
+	ThresholdQuantile float64
+	// Search configures nearest-neighbour search.
+	Search banks.SearchOptions
+	Seed   int64
+	// EncoderID, Card and Encoder describe the features (recorded in Meta).
+	EncoderID string
+	Card      *encoder.Card
+	Encoder   encoder.Config
+}
+
+func (o Options) withDefaults(c int) Options {
+	if o.Method == "" {
+		o.Method = DMAD
+	}
+	if o.CoresetRatio <= 0 {
+		o.CoresetRatio = 0.02
+	}
+	if o.TrainPatches <= 0 {
+		o.TrainPatches = 131072
+	}
+	if o.Train.Epochs <= 0 {
+		seed := o.Train.Seed
+		o.Train = train.DefaultConfig(c)
+		if seed != 0 {
+			o.Train.Seed = seed
+		}
+	}
+	if o.Train.Mapper.C == 0 {
+		o.Train.Mapper = mapper.DefaultConfig(c)
+	}
+	if o.ThresholdImages <= 0 {
+		o.ThresholdImages = 64
+	}
+	if o.ThresholdQuantile <= 0 {
+		o.ThresholdQuantile = 0.99
+	}
+	return o
+}
+
+// Fit builds the banks and, for DMAD, trains the mapper.
+func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, progress func(Event)) (*Model, error) {
+	if len(set.Normal) == 0 {
+		return nil, errors.New("fit: no normal training images")
+	}
+	c := set.Normal[0].Features.Cols
+	opts = opts.withDefaults(c)
+	if progress == nil {
+		progress = func(Event) {}
+	}
+	start := time.Now()
+	cats := map[string]bool{}
+	for _, im := range set.Normal {
+		if im.Features == nil || im.Features.Cols != c {
+			return nil, fmt.Errorf("fit: normal image %d has no features of dimension %d", im.ID, c)
+		}
+		cats[im.Category] = true
+	}
+	m := &Model{Meta: Meta{
+		Method: opts.Method, Regime: Unsupervised, EncoderID: opts.EncoderID, Card: opts.Card,
+		Encoder: opts.Encoder, SeenImages: len(set.Seen),
+	}}
+	for cat := range cats {
+		m.Meta.Categories = append(m.Meta.Categories, cat)
+	}
+	sort.Strings(m.Meta.Categories)
+	if len(set.Seen) > 0 {
+		m.Meta.Regime = Semi
+	}
+
+	// M_n: one coreset over the normal patches of all categories.
+	m.Normal = opts.NormalBank
+	if m.Normal == nil {
+		progress(Event{Stage: "bank"})
+		rows := 0
+		for _, im := range set.Normal {
+			rows += im.Features.Rows
+		}
+		all := &mat.Matrix{Rows: 0, Cols: c, Data: make([]float32, 0, rows*c)}
+		src := make([]int32, 0, rows)
+		for _, im := range set.Normal {
+			all.Data = append(all.Data, im.Features.Data...)
+			all.Rows += im.Features.Rows
+			for range im.Features.Rows {
+				src = append(src, im.ID)
+			}
+		}
+		nb, err := banks.BuildNormalBankFrom(ctx, all, src, opts.CoresetRatio, banks.CoresetOptions{
+			Seed: opts.Seed, Runtime: rt,
+			Progress: func(done, total int) { progress(Event{Stage: "bank", Done: done, Total: total}) },
+		})
+		if err != nil {
+			return nil, fmt.Errorf("build normal bank: %w", err)
+		}
+		nb.Backbone = opts.EncoderID
+		m.Normal = nb
+	}
+
+	if opts.Method == PatchCore {
+		if err := setThreshold(ctx, rt, m, set.Normal, opts, progress); err != nil {
+			return nil, err
+		}
+		m.Meta.TrainSeconds = time.Since(start).Seconds()
+		return m, nil
+	}
+	m.Meta.Attention = opts.Attention && len(set.Seen) == 0
+
+	rng := rand.New(rand.NewSource(opts.Seed + 7))
+	// Sampled normal training patches (rows across all images, all categories).
+	normQ, normSrc, normCat := samplePatches(set.Normal, opts.TrainPatches, rng, m.Meta.Categories)
+	// Seen-anomaly patches: Filter by their masks.
+	seenQ, seenSrc, seenCat, err := filterSeen(set.Seen, opts.Encoder, m.Meta.Categories)
+	if err != nil {
+		return nil, err
+	}
+
+	// M_a.
+	progress(Event{Stage: "anomaly-bank"})
+	pseudoN := opts.PseudoCount
+	if pseudoN <= 0 {
+		pseudoN = min(m.Normal.Len(), normQ.Rows)
+	}
+	ab, err := banks.BuildAnomalyBank(ctx, banks.AnomalyInputs{
+		Normal: normQ, NormalSource: normSrc, PseudoCount: pseudoN, PseudoStd: opts.PseudoStd,
+		OOD: set.OOD, Seen: seenQ, SeenSource: seenSrc, CentredStd: opts.CentredStd,
+		Seed: opts.Seed, Backbone: opts.EncoderID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build anomaly bank: %w", err)
+	}
+	m.Anomaly = ab
+
+	// Knowledge for the training patches, same-image entries excluded.
+	kn, err := banks.NewKnowledge(rt, m.Normal, m.Anomaly, banks.KnowledgeOptions{Search: opts.Search})
+	if err != nil {
+		return nil, err
+	}
+	defer kn.Close()
+	data := train.Data{}
+	data.Normal, err = knowledgePatches(ctx, kn, normQ, normSrc, normCat, m.Meta.Attention, "knowledge", progress)
+	if err != nil {
+		return nil, err
+	}
+	if seenQ != nil && seenQ.Rows > 0 {
+		data.Seen, err = knowledgePatches(ctx, kn, seenQ, seenSrc, seenCat, m.Meta.Attention, "knowledge", progress)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	tc := opts.Train
+	tc.Mapper.C = c
+	model, _, err := train.Train(ctx, rt, data, tc, func(e train.Event) {
+		progress(Event{Stage: "train", Done: e.Step, Total: e.Steps, Epoch: e.Epoch, Epochs: e.Epochs,
+			Loss: e.Loss, NormalAbove: e.NormalAbove, NegBelow: e.NegBelow, AnomBelow: e.AnomBelow})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("train mapper: %w", err)
+	}
+	model.Backbone = opts.EncoderID
+	m.Mapper = model
+	if err := setThreshold(ctx, rt, m, set.Normal, opts, progress); err != nil {
+		return nil, err
+	}
+	m.Meta.TrainSeconds = time.Since(start).Seconds()
+	return m, nil
+}
+
+// knowledgePatches computes knowledge for q in slices so progress shows.
+func knowledgePatches(ctx context.Context, kn *banks.Knowledge, q *mat.Matrix, src, cat []int32, attention bool, stage string, progress func(Event)) (train.Patches, error) {
+	c := q.Cols
+	p := train.Patches{Q: q, KN: mat.New(q.Rows, c), KA: mat.New(q.Rows, c),
+		DN: make([]float32, q.Rows), DA: make([]float32, q.Rows), Category: cat}
+	const step = 8192
+	for from := 0; from < q.Rows; from += step {
+		to := min(from+step, q.Rows)
+		r, err := kn.Compute(ctx, q.Slice(from, to), src[from:to], attention)
+		if err != nil {
+			return p, fmt.Errorf("knowledge: %w", err)
+		}
+		copy(p.KN.Data[from*c:], r.KN.Data)
+		copy(p.KA.Data[from*c:], r.KA.Data)
+		copy(p.DN[from:], r.DN)
+		copy(p.DA[from:], r.DA)
+		progress(Event{Stage: stage, Done: to, Total: q.Rows})
+	}
+	return p, nil
+}
+
+func catIndex(cats []string) map[string]int32 {
+	idx := map[string]int32{}
+	for i, c := range cats {
+		idx[c] = int32(i)
+	}
+	return idx
+}
+
+// samplePatches draws n patch rows uniformly over all images (all rows when
+// there are fewer), returning them with their image ids and categories.
+func samplePatches(imgs []Image, n int, rng *rand.Rand, cats []string) (*mat.Matrix, []int32, []int32) {
+	ci := catIndex(cats)
+	total := 0
+	for _, im := range imgs {
+		total += im.Features.Rows
+	}
+	c := imgs[0].Features.Cols
+	var picks []int
+	if n >= total {
+		picks = make([]int, total)
+		for i := range picks {
+			picks[i] = i
+		}
+	} else {
+		picks = rng.Perm(total)[:n]
+		sort.Ints(picks)
+	}
+	q := mat.New(len(picks), c)
+	src := make([]int32, len(picks))
+	cat := make([]int32, len(picks))
+	img, base := 0, 0
+	for i, p := range picks {
+		for p >= base+imgs[img].Features.Rows {
+			base += imgs[img].Features.Rows
+			img++
+		}
+		copy(q.Row(i), imgs[img].Features.Row(p-base))
+		src[i] = imgs[img].ID
+		cat[i] = ci[imgs[img].Category]
+	}
+	return q, src, cat
+}
+
+// filterSeen keeps the patches of seen anomalies that their masks flag.
+func filterSeen(seen []Image, cfg encoder.Config, cats []string) (*mat.Matrix, []int32, []int32, error) {
+	if len(seen) == 0 {
+		return nil, nil, nil, nil
+	}
+	ci := catIndex(cats)
+	c := seen[0].Features.Cols
+	q := &mat.Matrix{Cols: c}
+	var src, cat []int32
+	for _, im := range seen {
+		if im.Mask == nil {
+			return nil, nil, nil, fmt.Errorf("seen anomaly %d (%s) has no mask", im.ID, im.Category)
+		}
+		h0, w0 := gridOf(im.Features.Rows)
+		flags := encoder.Filter(im.Mask, h0, w0, cfg)
+		for i, f := range flags {
+			if f {
+				q.Data = append(q.Data, im.Features.Row(i)...)
+				q.Rows++
+				src = append(src, im.ID)
+				cat = append(cat, ci[im.Category])
+			}
+		}
+	}
+	return q, src, cat, nil
+}
+
+// gridOf recovers the square patch grid from a row count.
+func gridOf(rows int) (int, int) {
+	s := 1
+	for s*s < rows {
+		s++
+	}
+	return s, rows / s
+}
+
+// setThreshold scores a sample of normal training images with their own
+// bank entries excluded — a fair stand-in for unseen normal images — and
+// sets the decision threshold at a high quantile of their image scores.
+func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image, opts Options, progress func(Event)) error {
+	sc, err := NewScorer(rt, m, opts.Search)
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	rng := rand.New(rand.NewSource(opts.Seed + 11))
+	order := rng.Perm(len(normal))
+	n := min(len(normal), opts.ThresholdImages)
+	byCat := map[string][]float32{}
+	var all []float32
+	lo, hi := float32(0), float32(0)
+	for k := range n {
+		im := normal[order[k]]
+		src := make([]int32, im.Features.Rows)
+		for i := range src {
+			src[i] = im.ID
+		}
+		patch, err := sc.PatchScores(ctx, im.Features, src)
+		if err != nil {
+			return fmt.Errorf("threshold: %w", err)
+		}
+		_, s := banks.ImageScore(patch)
+		all = append(all, s)
+		byCat[im.Category] = append(byCat[im.Category], s)
+		for _, v := range patch {
+			if k == 0 || v < lo {
+				lo = v
+			}
+			if k == 0 || v > hi {
+				hi = v
+			}
+		}
+		progress(Event{Stage: "threshold", Done: k + 1, Total: n})
+	}
+	m.Meta.Threshold = quantile(all, opts.ThresholdQuantile)
+	m.Meta.CategoryThresholds = map[string]float32{}
+	for cat, s := range byCat {
+		m.Meta.CategoryThresholds[cat] = quantile(s, opts.ThresholdQuantile)
+	}
+	m.Meta.MapLo, m.Meta.MapHi = lo, hi
+	return nil
+}
+
+func quantile(v []float32, q float64) float32 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float32(nil), v...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(q * float64(len(s)-1))
+	return s[i]
+}

@@ -1,0 +1,129 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dmad/workstation/core/banks"
+	"github.com/dmad/workstation/core/mapper"
+	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/ort"
+)
+
+// MapSigma is the Gaussian smoothing of anomaly maps (METHOD.md §5).
+const MapSigma = 4
+
+// Scorer scores patch features with a trained model. It is not safe for
+// concurrent use.
+type Scorer struct {
+	m      *Model
+	normal *banks.Searcher
+	kn     *banks.Knowledge
+	ms     *mapper.Scorer
+}
+
+// NewScorer prepares the model's search and mapper sessions.
+func NewScorer(rt *ort.Runtime, m *Model, search banks.SearchOptions) (*Scorer, error) {
+	s := &Scorer{m: m}
+	var err error
+	if m.Meta.Method == PatchCore {
+		so := search
+		so.Source = m.Normal.Source
+		if s.normal, err = banks.NewSearcher(rt, m.Normal.Features, so); err != nil {
+			return nil, fmt.Errorf("scorer: %w", err)
+		}
+		return s, nil
+	}
+	if m.Anomaly == nil || m.Mapper == nil {
+		return nil, fmt.Errorf("scorer: DMAD model lacks its anomaly bank or mapper")
+	}
+	if s.kn, err = banks.NewKnowledge(rt, m.Normal, m.Anomaly, banks.KnowledgeOptions{Search: search}); err != nil {
+		return nil, fmt.Errorf("scorer: %w", err)
+	}
+	if s.ms, err = mapper.NewScorer(rt, m.Mapper); err != nil {
+		s.kn.Close()
+		return nil, fmt.Errorf("scorer: %w", err)
+	}
+	return s, nil
+}
+
+// Close frees the sessions.
+func (s *Scorer) Close() error {
+	if s.normal != nil {
+		s.normal.Close()
+	}
+	if s.kn != nil {
+		s.kn.Close()
+	}
+	if s.ms != nil {
+		s.ms.Close()
+	}
+	return nil
+}
+
+// PatchScores returns the anomaly score of every row of q. source, when not
+// nil, gives each row's image id so bank entries of the same image are
+// skipped (used for training images only).
+func (s *Scorer) PatchScores(ctx context.Context, q *mat.Matrix, source []int32) ([]float32, error) {
+	if s.normal != nil {
+		var dist []float32
+		var err error
+		if source != nil {
+			dist, _, err = s.normal.SearchExcluding(ctx, q, source, 1)
+		} else {
+			dist, _, err = s.normal.Search(ctx, q, 1)
+		}
+		return dist, err
+	}
+	r, err := s.kn.Compute(ctx, q, source, s.m.Meta.Attention)
+	if err != nil {
+		return nil, err
+	}
+	return s.ms.Score(ctx, q, r.KN, r.KA, r.DN, r.DA)
+}
+
+// ImageResult is one scored image.
+type ImageResult struct {
+	// Score is the image score: mean of the top-5 patch scores (METHOD.md §5).
+	Score float32
+	// Max is the largest patch score.
+	Max float32
+	// Patches are the patch scores on the H0×W0 grid, row-major.
+	Patches []float32
+}
+
+// ScoreImages scores many images, concatenating several per search run for
+// throughput. progress is called after each group with images done.
+func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, progress func(done, total int)) ([]ImageResult, error) {
+	out := make([]ImageResult, len(feats))
+	const group = 16
+	for from := 0; from < len(feats); from += group {
+		to := min(from+group, len(feats))
+		q, err := mat.Append(feats[from:to]...)
+		if err != nil {
+			return nil, err
+		}
+		scores, err := s.PatchScores(ctx, q, nil)
+		if err != nil {
+			return nil, err
+		}
+		off := 0
+		for i := from; i < to; i++ {
+			n := feats[i].Rows
+			p := scores[off : off+n : off+n]
+			off += n
+			mx, top := banks.ImageScore(p)
+			out[i] = ImageResult{Score: top, Max: mx, Patches: p}
+		}
+		if progress != nil {
+			progress(to, len(feats))
+		}
+	}
+	return out, nil
+}
+
+// Map turns patch scores on an h0×w0 grid into an outH×outW anomaly map:
+// bilinear upsampling and Gaussian smoothing with σ = MapSigma.
+func Map(patches []float32, h0, w0, outH, outW int) []float32 {
+	return banks.AnomalyMap(patches, h0, w0, outH, outW, MapSigma)
+}
