@@ -96,11 +96,11 @@ func TestMobileNetV2(t *testing.T) {
 	}
 }
 
-func benchmarkMobileNet(b *testing.B, batch int) {
+func benchmarkMobileNet(b *testing.B, batch, size int) {
 	card, backbone := mobileNet(b)
 	paths := bottleImages(b, 8)
 	rt := openRuntime(b, 2)
-	enc, err := New(rt, card, backbone, Config{Batch: batch})
+	enc, err := New(rt, card, backbone, Config{Batch: batch, InputSize: size})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -128,10 +128,27 @@ func benchmarkMobileNet(b *testing.B, batch int) {
 
 // BenchmarkEncodeMobileNetV2Batch1 encodes 8 decoded 900×900 bottle images
 // per op at 224, one image per run, 2 ORT threads.
-func BenchmarkEncodeMobileNetV2Batch1(b *testing.B) { benchmarkMobileNet(b, 1) }
+func BenchmarkEncodeMobileNetV2Batch1(b *testing.B) { benchmarkMobileNet(b, 1, 224) }
 
 // BenchmarkEncodeMobileNetV2Batch8 is the same with batches of 8.
-func BenchmarkEncodeMobileNetV2Batch8(b *testing.B) { benchmarkMobileNet(b, 8) }
+func BenchmarkEncodeMobileNetV2Batch8(b *testing.B) { benchmarkMobileNet(b, 8, 224) }
+
+// BenchmarkEncodeMobileNetV2Batch8At320 is Batch8 at a 320 input (40×40 patches).
+func BenchmarkEncodeMobileNetV2Batch8At320(b *testing.B) { benchmarkMobileNet(b, 8, 320) }
+
+// BenchmarkNewMobileNetV2 measures opening an encoder: graph surgery, the
+// stride probe and the session.
+func BenchmarkNewMobileNetV2(b *testing.B) {
+	card, backbone := mobileNet(b)
+	rt := openRuntime(b, 2)
+	for range b.N {
+		enc, err := New(rt, card, backbone, Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		enc.Close()
+	}
+}
 
 // BenchmarkPreprocess900 resizes one decoded 900×900 bottle image to the
 // 224 input (the CPU work that runs beside inference).
