@@ -223,16 +223,44 @@ func (e *Encoder) EncodeFunc(ctx context.Context, n int, get func(i int) (image.
 	return e.run(ctx, n, get, progress)
 }
 
+// Stream encodes n images obtained from get (called concurrently, once per
+// index) and hands each image's features to sink, in index order, from the
+// calling goroutine, as soon as its batch is done; nothing is kept, so a
+// caller can reduce or store features of any number of images. An error
+// from sink stops the stream and is returned.
+func (e *Encoder) Stream(ctx context.Context, n int, get func(i int) (image.Image, error), sink func(i int, f *mat.Matrix) error) error {
+	return e.stream(ctx, n, get, sink)
+}
+
 type prepared struct {
 	data []float32
 	err  error
 }
 
-// run is the pipeline: workers decode and preprocess images ahead of the
-// inference loop, within a window of a few batches.
+// run collects the stream's features.
 func (e *Encoder) run(ctx context.Context, n int, get func(i int) (image.Image, error), progress func(done, total int)) ([]*mat.Matrix, error) {
 	if n == 0 {
 		return nil, nil
+	}
+	out := make([]*mat.Matrix, 0, n)
+	err := e.stream(ctx, n, get, func(i int, f *mat.Matrix) error {
+		out = append(out, f)
+		if progress != nil && (len(out)%e.cfg.Batch == 0 || len(out) == n) {
+			progress(len(out), n)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// stream is the pipeline: workers decode and preprocess images ahead of the
+// inference loop, within a window of a few batches.
+func (e *Encoder) stream(ctx context.Context, n int, get func(i int) (image.Image, error), sink func(i int, f *mat.Matrix) error) error {
+	if n == 0 {
+		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -295,33 +323,36 @@ func (e *Encoder) run(ctx context.Context, n int, get func(i int) (image.Image, 
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.sess == nil {
+		return fmt.Errorf("encode with %s: encoder is closed", e.card.Name)
+	}
 	per := e.InputLen()
-	out := make([]*mat.Matrix, 0, n)
 	for start := 0; start < n; start += batch {
 		m := min(batch, n-start)
 		for k := 0; k < m; k++ {
 			var p prepared
 			select {
 			case <-ctx.Done():
-				return nil, fmt.Errorf("encode: %w", ctx.Err())
+				return fmt.Errorf("encode: %w", ctx.Err())
 			case p = <-ready[start+k]:
 			}
 			if p.err != nil {
-				return nil, fmt.Errorf("encode image %d: %w", start+k, p.err)
+				return fmt.Errorf("encode image %d: %w", start+k, p.err)
 			}
 			copy(e.in[k*per:(k+1)*per], p.data)
 			free <- p.data
 		}
 		ms, err := e.infer(m)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, ms...)
-		if progress != nil {
-			progress(len(out), n)
+		for k, f := range ms {
+			if err := sink(start+k, f); err != nil {
+				return err
+			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // infer runs the session on the first m images of e.in.

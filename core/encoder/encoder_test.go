@@ -474,3 +474,52 @@ func TestNHWC(t *testing.T) {
 		}
 	}
 }
+
+func TestStream(t *testing.T) {
+	rt := openRuntime(t, 1)
+	enc, err := New(rt, tinyCard("feat8", "feat16"), tinyBackbone(t, 21), Config{InputSize: 32, Batch: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	imgs := make([]image.Image, 7)
+	for i := range imgs {
+		imgs[i] = noiseImage(rng, 40+i, 30)
+	}
+	want, err := enc.Encode(context.Background(), imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(i int) (image.Image, error) { return imgs[i], nil }
+	var order []int
+	err = enc.Stream(context.Background(), len(imgs), get, func(i int, f *mat.Matrix) error {
+		order = append(order, i)
+		for j, v := range f.Data {
+			if v != want[i].Data[j] {
+				return fmt.Errorf("image %d differs at %d", i, j)
+			}
+		}
+		return nil
+	})
+	if err != nil || fmt.Sprint(order) != "[0 1 2 3 4 5 6]" {
+		t.Fatalf("stream order %v, error %v", order, err)
+	}
+	stop := errors.New("enough")
+	calls := 0
+	err = enc.Stream(context.Background(), len(imgs), get, func(i int, f *mat.Matrix) error {
+		calls++
+		if i == 3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || calls != 4 {
+		t.Errorf("sink error: got %v after %d calls, want %v after 4", err, calls, stop)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enc.Encode(context.Background(), imgs[:1]); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("encode after Close: %v, want a closed error", err)
+	}
+}
