@@ -15,6 +15,7 @@ import (
 	_ "image/gif" // registered for completeness; GIF masks appear in some datasets
 	_ "image/jpeg"
 	_ "image/png"
+	"io"
 	"os"
 
 	_ "golang.org/x/image/bmp"
@@ -58,19 +59,31 @@ func Decode(data []byte) (image.Image, error) {
 	return img, nil
 }
 
-// Size reads only the header of the image at path and reports its width and
-// height (before EXIF orientation).
+// Size reports the width and height Load would return for the image at
+// path (EXIF orientation applied), reading only the start of the file.
 func Size(path string) (w, h int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("image size: %w", err)
 	}
 	defer f.Close()
-	cfg, _, err := image.DecodeConfig(f)
+	// Headers, including a JPEG's EXIF block (at most 64 KiB), sit at the
+	// start; read more only when the decoder needs it.
+	head := make([]byte, 256<<10)
+	n, err := io.ReadFull(f, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return 0, 0, fmt.Errorf("image size %s: %w", path, err)
+	}
+	head = head[:n]
+	cfg, format, err := image.DecodeConfig(io.MultiReader(bytes.NewReader(head), f))
 	if err != nil {
 		return 0, 0, fmt.Errorf("image size %s: %w", path, err)
 	}
-	return cfg.Width, cfg.Height, nil
+	w, h = cfg.Width, cfg.Height
+	if format == "jpeg" && JPEGOrientation(head) >= 5 {
+		w, h = h, w
+	}
+	return w, h, nil
 }
 
 // LoadMask reads a defect mask and binarises it: a pixel whose brightest

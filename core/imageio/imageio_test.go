@@ -228,7 +228,11 @@ func TestJPEGOrientation(t *testing.T) {
 				if got := JPEGOrientation(data); got != int(tc.o) {
 					t.Fatalf("JPEGOrientation = %d, want %d", got, tc.o)
 				}
-				img, err := Load(writeFile(t, "o.jpg", data))
+				path := writeFile(t, "o.jpg", data)
+				if w, h, err := Size(path); err != nil || w != tc.w || h != tc.h {
+					t.Fatalf("Size = %d, %d, %v; want %d, %d", w, h, err, tc.w, tc.h)
+				}
+				img, err := Load(path)
 				if err != nil {
 					t.Fatal(err)
 				}
