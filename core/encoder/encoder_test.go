@@ -404,7 +404,7 @@ func TestGeometry(t *testing.T) {
 		{300, 600, crop, image.Rect(-16, -144, 240, 368)},
 	}
 	for _, tc := range tests {
-		if got := geometry(tc.w, tc.h, tc.cfg); got != tc.want {
+		if got := tc.cfg.Geometry(tc.w, tc.h); got != tc.want {
 			t.Errorf("geometry(%d, %d, %+v) = %v, want %v", tc.w, tc.h, tc.cfg, got, tc.want)
 		}
 	}

@@ -23,8 +23,7 @@ func Filter(mask *image.Gray, h0, w0 int, cfg Config) []bool {
 	}
 	cfg = cfg.WithDefaults()
 	s := cfg.InputSize
-	in := make([]float32, s*s)
-	resample(in, mask, cfg, 1)
+	in := InputMask(mask, cfg)
 	hasDefect := false
 	for _, v := range in {
 		if v > 0 {
@@ -103,4 +102,18 @@ func bilinearTaps(in, out int) []tap {
 		taps[i] = tap{i0, i1, float32(x - float64(i0))}
 	}
 	return taps
+}
+
+// InputMask renders a mask (the size of its image) into the encoder's input
+// geometry, S×S values in 0..255 row-major, with the filter Preprocess uses
+// for images (so a binary mask gets soft edges). Filter and pixel-level
+// evaluation at input resolution use it; a nil mask gives nil.
+func InputMask(mask *image.Gray, cfg Config) []float32 {
+	if mask == nil {
+		return nil
+	}
+	cfg = cfg.WithDefaults()
+	out := make([]float32, cfg.InputSize*cfg.InputSize)
+	resample(out, mask, cfg, 1)
+	return out
 }

@@ -2,10 +2,14 @@ package encoder
 
 import "image"
 
-// geometry is where an image of size w×h lands in the network input: the
-// whole image is scaled to the rectangle dr (in input coordinates) and the
-// input shows [0, S)×[0, S) of it. Without Crop dr is the input itself.
-func geometry(w, h int, cfg Config) image.Rectangle {
+// Geometry is where an image of size w×h lands in the network input: the
+// whole image is scaled onto the returned rectangle (in input pixel
+// coordinates) and the input shows [0, S)×[0, S) of it. Without Crop the
+// rectangle is the input itself; with Crop it is larger and starts at a
+// negative offset (torchvision Resize(ResizeTo) + CenterCrop(InputSize)).
+// Use it to map input (or patch-grid) positions back to image pixels.
+func (cfg Config) Geometry(w, h int) image.Rectangle {
+	cfg = cfg.WithDefaults()
 	s := cfg.InputSize
 	if !cfg.Crop {
 		return image.Rect(0, 0, s, s)

@@ -76,7 +76,7 @@ func (a axis) span() (lo, hi int) {
 func resample(dst []float32, img image.Image, cfg Config, k int) {
 	s := cfg.InputSize
 	b := img.Bounds()
-	dr := geometry(b.Dx(), b.Dy(), cfg)
+	dr := cfg.Geometry(b.Dx(), b.Dy())
 	ax := newAxis(b.Dx(), dr.Min.X, dr.Dx(), s)
 	ay := newAxis(b.Dy(), dr.Min.Y, dr.Dy(), s)
 
