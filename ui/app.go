@@ -14,6 +14,8 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
+
+	"github.com/dmad/workstation/assets"
 )
 
 // Screen names, in navigation order.
@@ -65,6 +67,7 @@ func New(a fyne.App, deps Deps) *Workstation {
 		}
 	}
 	w.win = a.NewWindow("DMAD Inspection Workstation")
+	w.win.SetIcon(fyne.NewStaticResource("workstation.svg", assets.AppIcon))
 	w.win.Resize(fyne.NewSize(1200, 800))
 	w.win.SetOnClosed(w.Close)
 

@@ -63,6 +63,7 @@ func newResultsView(w *Workstation) *resultsView {
 		v.evaluate(models[len(models)-1])
 	})
 	v.bar = widget.NewProgressBar()
+	v.bar.Hide()
 	v.status = widget.NewLabel("")
 	v.browser = newRunBrowser(w)
 	v.browser.onThreshold = func(t float64) {
@@ -102,7 +103,7 @@ func newResultsView(w *Workstation) *resultsView {
 		container.NewTabItem("Metrics", container.NewBorder(metricsNote, nil, nil, nil, v.table)),
 		container.NewTabItem("Curves", container.NewVScroll(grid)),
 	)
-	top := container.NewBorder(nil, nil, container.NewHBox(widget.NewLabel("Run"), v.runSel, v.evalBtn),
+	top := container.NewBorder(nil, nil, container.NewHBox(widget.NewLabel("Run"), container.NewGridWrap(fyne.NewSize(340, 36), v.runSel), v.evalBtn),
 		container.NewGridWrap(fyne.NewSize(160, 36), v.bar), v.status)
 	v.content = container.NewBorder(top, nil, nil, nil, v.tabs)
 	return v
@@ -308,6 +309,7 @@ func (v *resultsView) evaluate(m ModelInfo) {
 	v.evalBtn.Disable()
 	v.status.SetText(fmt.Sprintf("Evaluating model v%d…", m.Version))
 	v.bar.SetValue(0)
+	v.bar.Show()
 	v.w.background(func(ctx context.Context) {
 		run, err := v.w.deps.Engine.Score(ctx, ScoreRequest{Project: p, ModelID: m.ID, Device: dev}, func(pr Progress) {
 			fyne.Do(func() { v.bar.SetValue(pr.Fraction) })
@@ -320,12 +322,12 @@ func (v *resultsView) evaluate(m ModelInfo) {
 		}
 		fyne.Do(func() {
 			v.evalBtn.Enable()
+			v.bar.Hide()
 			if err != nil {
 				v.status.SetText("Evaluation failed.")
 				v.w.showError(fmt.Errorf("evaluate model v%d: %w", m.Version, err), "the project needs test images (split \"test\"); import an MVTec-style folder or a test folder")
 				return
 			}
-			v.bar.SetValue(1)
 			v.runs = nil
 			v.current = -1
 			v.reload()

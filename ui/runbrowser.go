@@ -91,7 +91,7 @@ func newRunBrowser(w *Workstation) *runBrowser {
 	legend.FillMode = canvas.ImageFillStretch
 	legend.SetMinSize(fyne.NewSize(160, 12))
 	b.legendLo, b.legendHi = widget.NewLabel("0"), widget.NewLabel("1")
-	legendBox := container.NewBorder(nil, nil, b.legendLo, b.legendHi, container.NewCenter(legend))
+	legendBox := container.NewHBox(widget.NewLabel("Anomaly map"), b.legendLo, container.NewCenter(legend), b.legendHi)
 	controls := container.NewVBox(
 		container.NewHBox(zoomControls(b.viewer), widget.NewLabel("Heatmap opacity"), container.NewGridWrap(fyne.NewSize(140, 36), b.opacity), b.contour),
 		legendBox)
@@ -214,7 +214,11 @@ func (b *runBrowser) updateRow(i widget.ListItemID, o fyne.CanvasObject) {
 	if s.Label != LabelUnknown {
 		label = "  (" + string(s.Label) + ")"
 	}
-	lbl.SetText(fmt.Sprintf("%.4f  %s/%s%s", s.Score, s.Category, filepath.Base(s.Path), label))
+	where := s.Category
+	if where == "" {
+		where = filepath.Base(filepath.Dir(s.Path))
+	}
+	lbl.SetText(fmt.Sprintf("%.4f  %s/%s%s", s.Score, where, filepath.Base(s.Path), label))
 }
 
 func (b *runBrowser) show(i int) {

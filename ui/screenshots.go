@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/driver/software"
 )
 
 // Screenshots steps through every screen, prepares it with the open
@@ -31,7 +32,7 @@ func (w *Workstation) Screenshots(dir string) ([]string, error) {
 		fyne.DoAndWait(show)
 		settle()
 		var img image.Image
-		fyne.DoAndWait(func() { img = w.win.Canvas().Capture() })
+		fyne.DoAndWait(func() { img = w.capture() })
 		path := filepath.Join(dir, file)
 		f, err := os.Create(path)
 		if err != nil {
@@ -105,4 +106,40 @@ func (w *Workstation) Screenshots(dir string) ([]string, error) {
 		}
 	}
 	return slices.Compact(files), nil
+}
+
+// capture returns the window's pixels. Some GL stacks (Xvfb with Mesa) read
+// back an empty front buffer; then the content is painted with Fyne's
+// software painter instead (without dialogs, at scale 1).
+func (w *Workstation) capture() image.Image {
+	img := w.win.Canvas().Capture()
+	if !blank(img) {
+		return img
+	}
+	content := w.win.Content()
+	size := w.win.Canvas().Size()
+	c := software.NewCanvas()
+	c.SetPadded(false)
+	c.SetContent(content)
+	c.Resize(size)
+	img = c.Capture()
+	w.win.SetContent(content)
+	return img
+}
+
+// blank reports whether every sampled pixel of img is the same.
+func blank(img image.Image) bool {
+	if img == nil {
+		return true
+	}
+	b := img.Bounds()
+	r0, g0, b0, a0 := img.At(b.Min.X, b.Min.Y).RGBA()
+	for y := b.Min.Y; y < b.Max.Y; y += 5 {
+		for x := b.Min.X; x < b.Max.X; x += 5 {
+			if r, g, bl, a := img.At(x, y).RGBA(); r != r0 || g != g0 || bl != b0 || a != a0 {
+				return false
+			}
+		}
+	}
+	return true
 }

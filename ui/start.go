@@ -46,7 +46,11 @@ func (v *startView) reload() {
 	}
 	for _, p := range paths {
 		path := p
-		b := widget.NewButtonWithIcon(filepath.Base(path)+"  —  "+filepath.Dir(path), theme.DocumentIcon(), func() {
+		dir := filepath.Dir(path)
+		if r := []rune(dir); len(r) > 48 {
+			dir = "…" + string(r[len(r)-47:])
+		}
+		b := widget.NewButtonWithIcon(filepath.Base(path)+"  —  "+dir, theme.DocumentIcon(), func() {
 			if err := v.w.OpenProject(path); err != nil {
 				v.w.showError(err, "check that the file exists and is a workstation project; it may have been moved")
 			}

@@ -68,12 +68,15 @@ func Lines(title, xLabel, yLabel string, series []Series, w, h int, unit, diagon
 			p.Legend.Add(s.Name, l)
 		}
 	}
-	p.Legend.Top = !unit || diagonal
-	p.Legend.Left = false
-	if unit && !diagonal {
-		p.Legend.Top = false
-	}
+	// Keep the legend off the curves: ROC curves hug the top-left, PR
+	// curves the top, loss curves fall to the bottom-right.
+	p.Legend.Top = !unit
+	p.Legend.Left = unit && !diagonal
 	p.Legend.XOffs = -vg.Points(4)
+	if p.Legend.Left {
+		p.Legend.XOffs = vg.Points(4)
+	}
+	p.Legend.YOffs = vg.Points(4)
 	const dpi = 96
 	c := vgimg.NewWith(vgimg.UseWH(vg.Length(w)*vg.Inch/dpi, vg.Length(h)*vg.Inch/dpi), vgimg.UseDPI(dpi))
 	p.Draw(draw.New(c))
