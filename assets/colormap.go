@@ -5,6 +5,7 @@ package assets
 import (
 	"image"
 	"image/color"
+	"image/draw"
 	"math"
 )
 
@@ -52,43 +53,54 @@ func Legend(w, h int) *image.RGBA {
 func HeatmapOverlay(img image.Image, m []float32, mapW, mapH int, lo, hi, opacity float64) *image.RGBA {
 	b := img.Bounds()
 	out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(out, out.Bounds(), img, b.Min, draw.Src)
+	if mapW <= 0 || mapH <= 0 || len(m) < mapW*mapH || opacity <= 0 {
+		return out
+	}
 	span := hi - lo
 	if span <= 0 {
 		span = 1
 	}
-	valid := mapW > 0 && mapH > 0 && len(m) >= mapW*mapH
-	for y := range b.Dy() {
-		for x := range b.Dx() {
-			r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-			base := [3]float64{float64(r >> 8), float64(g >> 8), float64(bl >> 8)}
-			if !valid || opacity <= 0 {
-				out.SetRGBA(x, y, color.RGBA{uint8(base[0]), uint8(base[1]), uint8(base[2]), 255})
-				continue
-			}
-			v := sampleBilinear(m, mapW, mapH, (float64(x)+0.5)/float64(b.Dx())*float64(mapW)-0.5, (float64(y)+0.5)/float64(b.Dy())*float64(mapH)-0.5)
-			c := Turbo((v - lo) / span)
-			hc := [3]float64{float64(c.R), float64(c.G), float64(c.B)}
-			var px [3]uint8
-			for i := range 3 {
-				px[i] = uint8(math.Round((1-opacity)*base[i] + opacity*hc[i]))
-			}
-			out.SetRGBA(x, y, color.RGBA{px[0], px[1], px[2], 255})
+	var lut [256][3]float64
+	for i := range lut {
+		c := Turbo(float64(i) / 255)
+		lut[i] = [3]float64{opacity * float64(c.R), opacity * float64(c.G), opacity * float64(c.B)}
+	}
+	w, h := b.Dx(), b.Dy()
+	type tap struct {
+		i0, i1 int
+		a      float64
+	}
+	taps := func(n, mapN int) []tap {
+		t := make([]tap, n)
+		for k := range t {
+			f := math.Max(0, math.Min(float64(mapN-1), (float64(k)+0.5)/float64(n)*float64(mapN)-0.5))
+			i0 := int(f)
+			t[k] = tap{i0, min(i0+1, mapN-1), f - float64(i0)}
+		}
+		return t
+	}
+	xs, ys := taps(w, mapW), taps(h, mapH)
+	keep := 1 - opacity
+	for y := range h {
+		ty := ys[y]
+		r0, r1 := m[ty.i0*mapW:], m[ty.i1*mapW:]
+		row := out.Pix[y*out.Stride:]
+		for x := range w {
+			tx := xs[x]
+			top := (1-tx.a)*float64(r0[tx.i0]) + tx.a*float64(r0[tx.i1])
+			bot := (1-tx.a)*float64(r1[tx.i0]) + tx.a*float64(r1[tx.i1])
+			v := ((1-ty.a)*top + ty.a*bot - lo) / span
+			k := int(math.Round(255 * math.Max(0, math.Min(1, v))))
+			c := &lut[k]
+			o := 4 * x
+			row[o] = uint8(math.Round(keep*float64(row[o]) + c[0]))
+			row[o+1] = uint8(math.Round(keep*float64(row[o+1]) + c[1]))
+			row[o+2] = uint8(math.Round(keep*float64(row[o+2]) + c[2]))
+			row[o+3] = 255
 		}
 	}
 	return out
-}
-
-func sampleBilinear(m []float32, w, h int, fx, fy float64) float64 {
-	fx = math.Max(0, math.Min(float64(w-1), fx))
-	fy = math.Max(0, math.Min(float64(h-1), fy))
-	x0, y0 := int(fx), int(fy)
-	x1, y1 := min(x0+1, w-1), min(y0+1, h-1)
-	ax, ay := fx-float64(x0), fy-float64(y0)
-	v00 := float64(m[y0*w+x0])
-	v01 := float64(m[y0*w+x1])
-	v10 := float64(m[y1*w+x0])
-	v11 := float64(m[y1*w+x1])
-	return (1-ay)*((1-ax)*v00+ax*v01) + ay*((1-ax)*v10+ax*v11)
 }
 
 // DrawContour paints, in c, every defect pixel of mask (value ≥ 128) that

@@ -60,3 +60,14 @@ func TestDrawContour(t *testing.T) {
 		t.Error("outside pixel drawn")
 	}
 }
+
+func BenchmarkHeatmapOverlay(b *testing.B) {
+	img := image.NewRGBA(image.Rect(0, 0, 900, 900))
+	m := make([]float32, 28*28)
+	for i := range m {
+		m[i] = float32(i%28) / 28
+	}
+	for b.Loop() {
+		HeatmapOverlay(img, m, 28, 28, 0, 1, 0.5)
+	}
+}
