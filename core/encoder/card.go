@@ -239,6 +239,22 @@ func (c *Card) Validate() error {
 	return nil
 }
 
+// validated returns a validated deep copy of c, leaving c untouched (so a
+// card shared between goroutines is never written).
+func (c *Card) validated() (*Card, error) {
+	if c == nil {
+		return nil, errors.New("no backbone card")
+	}
+	cp := *c
+	cp.FeatureTensors = append([]FeatureTensor(nil), c.FeatureTensors...)
+	cp.Normalize.Mean = append([]float64(nil), c.Normalize.Mean...)
+	cp.Normalize.Std = append([]float64(nil), c.Normalize.Std...)
+	if err := cp.Validate(); err != nil {
+		return nil, err
+	}
+	return &cp, nil
+}
+
 // Channels is the total channel count of the concatenated feature maps.
 func (c *Card) Channels() int {
 	n := 0

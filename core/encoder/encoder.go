@@ -39,7 +39,8 @@ type Encoder struct {
 // feature map has the size its stride promises (one probe run at
 // cfg.InputSize), and opens the inference session on rt.
 func New(rt *ort.Runtime, card *Card, backbone []byte, cfg Config) (*Encoder, error) {
-	if err := card.Validate(); err != nil {
+	card, err := card.validated()
+	if err != nil {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
@@ -172,7 +173,7 @@ func (e *Encoder) Dim() int { return e.dim }
 // Config is the encoder's configuration, defaults filled in.
 func (e *Encoder) Config() Config { return e.cfg }
 
-// Card is the encoder's backbone card.
+// Card is the encoder's backbone card: a validated copy; do not modify it.
 func (e *Encoder) Card() *Card { return e.card }
 
 // InputLen is the number of float32 values Preprocess returns for one image.

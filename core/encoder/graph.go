@@ -124,7 +124,8 @@ func buildProbeGraph(card *Card, backbone []byte, cfg Config) ([]byte, error) {
 }
 
 func buildGraph(card *Card, backbone []byte, cfg Config, probe bool) (*onnxgraph.Graph, error) {
-	if err := card.Validate(); err != nil {
+	card, err := card.validated()
+	if err != nil {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
