@@ -5,12 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 
-	"github.com/dmad/workstation/assets"
 	"github.com/dmad/workstation/core/backbone"
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/ort"
@@ -79,48 +75,5 @@ func (f *engineFlags) runtime() (*ort.Runtime, error) {
 	return ort.Open(ort.Options{LibraryPath: f.ortLib, Threads: f.threads, Device: dev})
 }
 
-// resolveBackbone finds a backbone's card and ONNX bytes from a store name,
-// an ONNX file (card beside it, same stem, .json) or a card file (ONNX named
-// by its "file" field, beside it).
-func resolveBackbone(spec string) (*encoder.Card, []byte, error) {
-	var cardPath, modelPath string
-	switch {
-	case strings.HasSuffix(spec, ".onnx"):
-		modelPath = spec
-		cardPath = strings.TrimSuffix(spec, ".onnx") + ".json"
-		if _, err := os.Stat(cardPath); err != nil {
-			return nil, nil, fmt.Errorf("backbone %s: no card %s beside it (write one; see assets/backbones)", spec, cardPath)
-		}
-	case strings.HasSuffix(spec, ".json"):
-		cardPath = spec
-	default:
-		dir, err := backbone.DefaultDir()
-		if err != nil {
-			return nil, nil, err
-		}
-		e, err := (&backbone.Store{Dir: dir}).Get(spec)
-		if err != nil {
-			hint := "run 'workstation backbone import FILE.onnx' (with FILE.json beside it)"
-			if _, known := assets.BackboneCard(spec); known {
-				hint = fmt.Sprintf("'workstation backbone pull %s' downloads it where its card has a URL; otherwise export it (assets/backbones/README.md) and 'workstation backbone import FILE.onnx'", spec)
-			}
-			return nil, nil, fmt.Errorf("backbone %s is not installed in %s: %s", spec, dir, hint)
-		}
-		cardPath, modelPath = e.CardPath, e.ModelPath
-	}
-	card, err := encoder.LoadCard(cardPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	if modelPath == "" {
-		if card.File == "" {
-			return nil, nil, fmt.Errorf("backbone card %s names no file", cardPath)
-		}
-		modelPath = filepath.Join(filepath.Dir(cardPath), card.File)
-	}
-	model, err := encoder.ReadBackbone(modelPath, card)
-	if err != nil {
-		return nil, nil, err
-	}
-	return card, model, nil
-}
+// resolveBackbone finds a backbone by store name or file (backbone.Resolve).
+func resolveBackbone(spec string) (*encoder.Card, []byte, error) { return backbone.Resolve(spec) }

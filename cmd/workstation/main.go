@@ -67,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, c := range commands() {
 		if c.name == name {
 			err := c.run(ctx, args[1:], stdout, stderr)
-			return report(err, name, stderr)
+			return exitCode(err, name, stderr)
 		}
 	}
 	fmt.Fprintf(stderr, "workstation: unknown command %q\n\n", name)
@@ -75,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-func report(err error, name string, stderr io.Writer) int {
+func exitCode(err error, name string, stderr io.Writer) int {
 	var ue usageError
 	switch {
 	case err == nil:

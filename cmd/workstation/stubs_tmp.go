@@ -5,9 +5,6 @@ import (
 	"io"
 )
 
-func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error       { return nil }
-func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error        { return nil }
-func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error     { return nil }
 func runBackbone(ctx context.Context, args []string, stdout, stderr io.Writer) error    { return nil }
 func runExportModel(ctx context.Context, args []string, stdout, stderr io.Writer) error { return nil }
 func runImportModel(ctx context.Context, args []string, stdout, stderr io.Writer) error { return nil }

@@ -36,6 +36,17 @@ type Scored struct {
 // Evaluate computes per-category metrics and their mean. grid is the patch
 // grid; cfg the encoder geometry, so maps and masks line up.
 func Evaluate(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.Config) (map[string]Metrics, Metrics, error) {
+	return EvaluateMasks(ctx, items, h0, w0, cfg, func(i int) (*image.Gray, error) {
+		if items[i].MaskPath == "" {
+			return nil, nil
+		}
+		return imageio.LoadMask(items[i].MaskPath)
+	})
+}
+
+// EvaluateMasks is Evaluate with masks from maskOf (nil: no defect pixels),
+// e.g. masks stored in a project.
+func EvaluateMasks(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.Config, maskOf func(i int) (*image.Gray, error)) (map[string]Metrics, Metrics, error) {
 	cfg = cfg.WithDefaults()
 	size := cfg.InputSize
 	byCat := map[string][]int{}
@@ -70,11 +81,11 @@ func Evaluate(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.Confi
 		}
 		for k, i := range idx {
 			var mask []bool
-			if items[i].MaskPath != "" {
-				g, err := imageio.LoadMask(items[i].MaskPath)
-				if err != nil {
-					return nil, Metrics{}, fmt.Errorf("evaluate: %w", err)
-				}
+			g, err := maskOf(i)
+			if err != nil {
+				return nil, Metrics{}, fmt.Errorf("evaluate %s: %w", items[i].Path, err)
+			}
+			if g != nil {
 				mask = MaskAt(g, cfg)
 			}
 			if err := acc.Add(maps[k], mask, size, size); err != nil {

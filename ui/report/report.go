@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"html/template"
 	"image"
+	"image/color"
 	"image/png"
 	"math"
 	"os"
@@ -51,6 +52,9 @@ type Report struct {
 	PerCategory map[string]Metrics
 	// LoadImage decodes an item's image for its overlay; nil skips overlays.
 	LoadImage func(it Item) (image.Image, error)
+	// LoadMask returns an item's ground-truth mask (nil, nil when it has
+	// none); its contour is drawn on the overlay. nil skips contours.
+	LoadMask func(it Item) (*image.Gray, error)
 	// Opacity of the heatmap in the overlays (default 0.5).
 	Opacity float64
 }
@@ -86,6 +90,15 @@ func Write(ctx context.Context, dir string, r Report, progress func(done, total 
 				return fmt.Errorf("report: load %s: %w", it.Path, err)
 			}
 			ov := assets.HeatmapOverlay(img, it.Map, it.MapW, it.MapH, lo, hi, r.Opacity)
+			if r.LoadMask != nil {
+				mask, err := r.LoadMask(it)
+				if err != nil {
+					return fmt.Errorf("report: mask of %s: %w", it.Path, err)
+				}
+				if mask != nil && mask.Bounds().Size() == ov.Bounds().Size() {
+					assets.DrawContour(ov, mask, color.RGBA{R: 0, G: 255, B: 0, A: 255})
+				}
+			}
 			name := fmt.Sprintf("%04d_%s%s", i, strings.TrimSuffix(filepath.Base(it.Path), filepath.Ext(it.Path)), overlaySufix)
 			if err := writePNG(filepath.Join(dir, OverlayDir, name), ov); err != nil {
 				return err

@@ -1,0 +1,345 @@
+package project
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"sort"
+	"time"
+
+	"github.com/dmad/workstation/core/banks"
+	"github.com/dmad/workstation/core/dataset"
+	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/storage"
+)
+
+// TrainOptions configure Session.Train.
+type TrainOptions struct {
+	// Method is DMAD (default) or PatchCore.
+	Method pipeline.Method
+	// Semi uses the images marked as seen anomalies (with their masks);
+	// false trains unsupervised on normal images only.
+	Semi bool
+	// Categories restricts training to these categories; empty means all.
+	Categories []string
+	// Fit configures banks and mapper (Method, encoder fields are set here).
+	Fit pipeline.Options
+	// OODImages is the number of synthetic-defect images for M_o (default 200).
+	OODImages int
+	// Notes are stored with the model.
+	Notes string
+}
+
+// Progress is one progress report of a long job.
+type Progress = pipeline.Event
+
+// Train fits a unified model on the project's training images and stores it
+// as a new, active model version (banks, mapper and metadata in one
+// transaction). It returns the stored record.
+func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progress)) (storage.ModelRecord, *pipeline.Model, error) {
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	if o.Method == "" {
+		o.Method = pipeline.DMAD
+	}
+	if o.OODImages <= 0 {
+		o.OODImages = 200
+	}
+	enc, err := s.Encoder()
+	if err != nil {
+		return storage.ModelRecord{}, nil, err
+	}
+	want := map[string]bool{}
+	for _, c := range o.Categories {
+		want[c] = true
+	}
+	all, err := s.Store.Images(storage.ImageFilter{})
+	if err != nil {
+		return storage.ModelRecord{}, nil, err
+	}
+	var normal, seen []storage.ImageRecord
+	for _, r := range all {
+		if len(want) > 0 && !want[r.Category] {
+			continue
+		}
+		switch {
+		case r.Split == storage.SplitTrain && r.Label == storage.LabelNormal:
+			normal = append(normal, r)
+		case o.Semi && o.Method == pipeline.DMAD && r.Seen && r.Label == storage.LabelAnomalous:
+			seen = append(seen, r)
+		}
+	}
+	if len(normal) == 0 {
+		return storage.ModelRecord{}, nil, errors.New("the project has no normal training images: import a dataset or mark good images as training images")
+	}
+	if o.Semi && o.Method == pipeline.DMAD && len(seen) == 0 {
+		return storage.ModelRecord{}, nil, errors.New("semi-supervised training needs annotated defects: paint masks and mark images as seen anomalies, or train unsupervised")
+	}
+	feats, err := s.Features(ctx, append(append([]storage.ImageRecord{}, normal...), seen...),
+		func(d, t int) { progress(Progress{Stage: "features", Done: d, Total: t}) })
+	if err != nil {
+		return storage.ModelRecord{}, nil, err
+	}
+	set := pipeline.TrainSet{}
+	normalPaths := make([]string, len(normal))
+	for i, r := range normal {
+		set.Normal = append(set.Normal, pipeline.Image{ID: int32(i), Category: r.Category, Features: feats[i]})
+		normalPaths[i] = r.Path
+	}
+	for i, r := range seen {
+		m, err := s.Store.Mask(r.ID)
+		if err != nil {
+			return storage.ModelRecord{}, nil, fmt.Errorf("mask of seen anomaly %s: %w", r.Path, err)
+		}
+		set.Seen = append(set.Seen, pipeline.Image{ID: int32(len(normal) + i), Category: r.Category, Features: feats[len(normal)+i], Mask: m})
+	}
+	if o.Method == pipeline.DMAD {
+		set.OOD, err = pipeline.OODPatches(ctx, enc, normalPaths, min(o.OODImages, 4*len(normalPaths)), o.Fit.Seed,
+			func(d, t int) { progress(Progress{Stage: "synthetic", Done: d, Total: t}) })
+		if err != nil {
+			return storage.ModelRecord{}, nil, err
+		}
+	}
+	fo := o.Fit
+	fo.Method, fo.EncoderID, fo.Card, fo.Encoder = o.Method, enc.ID(), enc.Card(), enc.Config()
+	var events []any
+	m, err := pipeline.Fit(ctx, s.rt, set, fo, func(e pipeline.Event) {
+		if e.Stage == "train" && e.Done == e.Total || e.Stage == "train" && e.Done%max(1, e.Total/e.Epochs) == 0 {
+			events = append(events, e)
+		}
+		progress(e)
+	})
+	if err != nil {
+		return storage.ModelRecord{}, nil, err
+	}
+	meta, _ := json.Marshal(m.Meta)
+	rec := &storage.ModelRecord{BackboneID: enc.Card().Name, Config: meta, Notes: o.Notes, Active: true,
+		Thresholds: map[string]float64{"image": float64(m.Meta.Threshold)}}
+	for c, t := range m.Meta.CategoryThresholds {
+		rec.Thresholds["image/"+c] = float64(t)
+	}
+	parts, err := m.Parts()
+	if err != nil {
+		return storage.ModelRecord{}, nil, err
+	}
+	progress(Progress{Stage: "save"})
+	if err := s.Store.SaveModel(ctx, rec, parts); err != nil {
+		return storage.ModelRecord{}, nil, fmt.Errorf("save model: %w", err)
+	}
+	if len(events) > 0 {
+		if err := s.Store.AppendTrainingLog(rec.Version, events...); err != nil {
+			s.log.Warn("training log not saved", "err", err)
+		}
+	}
+	return *rec, m, nil
+}
+
+// Scored is one image scored by Evaluate or Inspect.
+type Scored struct {
+	Record storage.ImageRecord // ID 0 for images outside the project
+	pipeline.ImageResult
+	// Map is the anomaly map at MapSize×MapSize (the encoder's input geometry).
+	Map     []float32
+	MapSize int
+}
+
+// EvalResult is an evaluation of the test split.
+type EvalResult struct {
+	ModelVersion int
+	Threshold    float32
+	PerCategory  map[string]pipeline.Metrics
+	Mean         pipeline.Metrics
+	Images       []Scored
+	RunID        uint64
+}
+
+// Evaluate scores the project's test images (of the model's categories)
+// with a stored model (version ≤ 0: the active one), computes the metrics,
+// and stores the run with per-image scores and small anomaly maps.
+func (s *Session) Evaluate(ctx context.Context, version int, progress func(Progress)) (*EvalResult, error) {
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	m, rec, err := s.loadModel(version)
+	if err != nil {
+		return nil, err
+	}
+	cats := map[string]bool{}
+	for _, c := range m.Meta.Categories {
+		cats[c] = true
+	}
+	all, err := s.Store.Images(storage.ImageFilter{Split: storage.SplitTest})
+	if err != nil {
+		return nil, err
+	}
+	var test []storage.ImageRecord
+	for _, r := range all {
+		if cats[r.Category] && !r.Seen {
+			test = append(test, r)
+		}
+	}
+	if len(test) == 0 {
+		return nil, errors.New("no test images for the model's categories")
+	}
+	scored, err := s.score(ctx, m, test, nil, progress)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]pipeline.Scored, len(scored))
+	for i, sc := range scored {
+		items[i] = pipeline.Scored{Path: sc.Record.Path, Category: sc.Record.Category,
+			Anomalous: sc.Record.Label == storage.LabelAnomalous, Result: sc.ImageResult}
+	}
+	enc, err := s.Encoder()
+	if err != nil {
+		return nil, err
+	}
+	h0, w0 := enc.Grid()
+	per, mean, err := pipeline.EvaluateMasks(ctx, items, h0, w0, enc.Config(), func(i int) (*image.Gray, error) {
+		if items[i].Anomalous && s.Store.HasMask(test[i].ID) {
+			return s.Store.Mask(test[i].ID)
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := &EvalResult{ModelVersion: rec.Version, Threshold: m.Meta.Threshold, PerCategory: per, Mean: mean, Images: scored}
+	run := &storage.RunRecord{ModelVersion: rec.Version, Name: "evaluation " + time.Now().Format("2006-01-02 15:04"),
+		Metrics: metricsMap(mean)}
+	for c, pm := range per {
+		for k, v := range metricsMap(pm) {
+			run.Metrics[c+"/"+k] = v
+		}
+	}
+	for _, sc := range scored {
+		run.PerImage = append(run.PerImage, imageResult(sc, m))
+	}
+	if err := s.Store.SaveRun(run); err != nil {
+		return nil, fmt.Errorf("save evaluation run: %w", err)
+	}
+	res.RunID = run.ID
+	return res, nil
+}
+
+// Inspect scores image files (inside or outside the project) with a stored
+// model. Features of files outside the project are not cached.
+func (s *Session) Inspect(ctx context.Context, version int, samples []dataset.Sample, progress func(Progress)) ([]Scored, *pipeline.Model, error) {
+	m, _, err := s.loadModel(version)
+	if err != nil {
+		return nil, nil, err
+	}
+	recs := make([]storage.ImageRecord, len(samples))
+	for i, smp := range samples {
+		recs[i] = storage.ImageRecord{Path: smp.Path, Category: smp.Category, Label: -1}
+		if smp.Label == dataset.Good {
+			recs[i].Label = storage.LabelNormal
+		} else if smp.Label == dataset.Defect {
+			recs[i].Label = storage.LabelAnomalous
+		}
+	}
+	scored, err := s.score(ctx, m, recs, nil, progress)
+	return scored, m, err
+}
+
+// score encodes (cached for project images) and scores recs.
+func (s *Session) score(ctx context.Context, m *pipeline.Model, recs []storage.ImageRecord, _ any, progress func(Progress)) ([]Scored, error) {
+	enc, err := s.Encoder()
+	if err != nil {
+		return nil, err
+	}
+	if enc.ID() != m.Meta.EncoderID {
+		return nil, fmt.Errorf("the model was trained on features %s but the project now computes %s: restore the project's backbone/input size or retrain", m.Meta.EncoderID, enc.ID())
+	}
+	var inProject []storage.ImageRecord
+	for _, r := range recs {
+		if r.ID != 0 {
+			inProject = append(inProject, r)
+		}
+	}
+	feats := make([]*mat.Matrix, len(recs))
+	if len(inProject) == len(recs) {
+		feats, err = s.Features(ctx, recs, func(d, t int) { progress(Progress{Stage: "features", Done: d, Total: t}) })
+	} else {
+		paths := make([]string, len(recs))
+		for i, r := range recs {
+			paths[i] = r.Path
+		}
+		feats, err = pipeline.Encode(ctx, enc, paths, nil, func(d, t int) { progress(Progress{Stage: "features", Done: d, Total: t}) })
+	}
+	if err != nil {
+		return nil, err
+	}
+	sc, err := pipeline.NewScorer(s.rt, m, banks.SearchOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer sc.Close()
+	res, err := sc.ScoreImages(ctx, feats, func(d, t int) { progress(Progress{Stage: "score", Done: d, Total: t}) })
+	if err != nil {
+		return nil, err
+	}
+	h0, w0 := enc.Grid()
+	size := enc.Config().InputSize
+	out := make([]Scored, len(recs))
+	for i := range recs {
+		out[i] = Scored{Record: recs[i], ImageResult: res[i], Map: pipeline.Map(res[i].Patches, h0, w0, size, size), MapSize: size}
+	}
+	return out, nil
+}
+
+// ThumbMapSize is the side of the anomaly maps stored with runs.
+const ThumbMapSize = 64
+
+func imageResult(sc Scored, m *pipeline.Model) storage.ImageResult {
+	r := storage.ImageResult{ImageID: sc.Record.ID, Path: sc.Record.Path, Category: sc.Record.Category,
+		Score: float64(sc.Score), Label: sc.Record.Label}
+	small := downsample(sc.Map, sc.MapSize, ThumbMapSize)
+	if am, err := storage.QuantizeMap(ThumbMapSize, ThumbMapSize, small, m.Meta.MapLo, max(m.Meta.MapHi, m.Meta.Threshold*1.5, m.Meta.MapLo+1e-6)); err == nil {
+		r.Map = am
+	}
+	return r
+}
+
+// downsample averages a size×size map into an out×out one.
+func downsample(m []float32, size, out int) []float32 {
+	res := make([]float32, out*out)
+	for y := range out {
+		y0, y1 := y*size/out, max((y+1)*size/out, y*size/out+1)
+		for x := range out {
+			x0, x1 := x*size/out, max((x+1)*size/out, x*size/out+1)
+			var s float32
+			for yy := y0; yy < y1; yy++ {
+				for xx := x0; xx < x1; xx++ {
+					s += m[yy*size+xx]
+				}
+			}
+			res[y*out+x] = s / float32((y1-y0)*(x1-x0))
+		}
+	}
+	return res
+}
+
+func metricsMap(m pipeline.Metrics) map[string]float64 {
+	return map[string]float64{"image_auroc": m.ImageAUROC, "image_ap": m.ImageAP, "image_f1max": m.ImageF1Max,
+		"pixel_auroc": m.PixelAUROC, "pixel_ap": m.PixelAP, "pro": m.PRO}
+}
+
+// Categories lists the project's categories with image counts.
+func (s *Session) Categories() ([]string, error) {
+	cs, err := s.Store.Categories()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.Name
+	}
+	sort.Strings(out)
+	return out, nil
+}
+

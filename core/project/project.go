@@ -1,0 +1,294 @@
+// Package project is a working session on one project file: it connects the
+// project's images, masks and feature cache (storage) with the engine
+// (core/pipeline) for import, training, evaluation and inspection. The CLI
+// and the desktop application both work through it, so a project trained
+// from one opens in the other.
+package project
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/dmad/workstation/core/backbone"
+	"github.com/dmad/workstation/core/dataset"
+	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/imageio"
+	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/storage"
+)
+
+// Session is an open project with the engine attached. Its methods are not
+// meant to run concurrently with each other (the GUI runs one job at a time).
+type Session struct {
+	Store *storage.Project
+	rt    *ort.Runtime
+	log   *slog.Logger
+
+	mu  sync.Mutex
+	enc *encoder.Encoder
+}
+
+// Open opens (or, with create, creates) the project file at path. The
+// runtime is used for every engine call.
+func Open(path string, create bool, rt *ort.Runtime, log *slog.Logger) (*Session, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	var p *storage.Project
+	var err error
+	if _, statErr := os.Stat(path); errors.Is(statErr, os.ErrNotExist) && create {
+		name := filepath.Base(path)
+		name = name[:len(name)-len(filepath.Ext(name))]
+		p, err = storage.Create(path, name)
+	} else {
+		p, err = storage.Open(path, storage.Options{})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Session{Store: p, rt: rt, log: log}, nil
+}
+
+// Close closes the encoder and the project file.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.enc != nil {
+		s.enc.Close()
+		s.enc = nil
+	}
+	s.mu.Unlock()
+	return s.Store.Close()
+}
+
+// Runtime is the session's ONNX Runtime.
+func (s *Session) Runtime() *ort.Runtime { return s.rt }
+
+// SetBackbone records the backbone and input size in the project settings;
+// the encoder is rebuilt on next use. Features of other settings stay cached
+// under their own encoder id.
+func (s *Session) SetBackbone(spec string, inputSize int) error {
+	st := s.Store.Settings()
+	if spec != "" {
+		st.Backbone = spec
+	}
+	if inputSize > 0 {
+		st.InputSize = inputSize
+	}
+	if err := s.Store.PutSettings(st); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.enc != nil {
+		s.enc.Close()
+		s.enc = nil
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Encoder returns the encoder the project's settings name.
+func (s *Session) Encoder() (*encoder.Encoder, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.enc != nil {
+		return s.enc, nil
+	}
+	st := s.Store.Settings()
+	card, model, err := backbone.Resolve(st.Backbone)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := encoder.New(s.rt, card, model, encoder.Config{InputSize: st.InputSize})
+	if err != nil {
+		return nil, err
+	}
+	s.enc = enc
+	return enc, nil
+}
+
+// ImportDataset adds a dataset's images to the project (paths and content
+// hashes; files stay where they are) with their ground-truth masks. Images
+// already in the project are updated, not duplicated.
+func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, progress func(done, total int)) ([]storage.ImageRecord, error) {
+	recs := make([]*storage.ImageRecord, 0, len(ds.Samples))
+	for i, smp := range ds.Samples {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rec := &storage.ImageRecord{Path: smp.Path, Category: smp.Category, Width: smp.Width, Height: smp.Height,
+			Defect: smp.Defect, Split: storage.SplitTrain, Label: storage.LabelNormal}
+		if old, err := s.Store.ImageByPath(smp.Path); err == nil {
+			rec.ID, rec.Seen = old.ID, old.Seen
+		}
+		if smp.Split == dataset.Test {
+			rec.Split = storage.SplitTest
+		}
+		if smp.Label == dataset.Defect {
+			rec.Label = storage.LabelAnomalous
+		}
+		sha, w, h, err := storage.HashImageFile(smp.Path)
+		if err != nil {
+			return nil, fmt.Errorf("import %s: %w", smp.Path, err)
+		}
+		rec.SHA256, rec.Width, rec.Height = sha, w, h
+		recs = append(recs, rec)
+		if progress != nil && i%32 == 0 {
+			progress(i, len(ds.Samples)*2)
+		}
+	}
+	if err := s.Store.PutImages(recs); err != nil {
+		return nil, err
+	}
+	for i, smp := range ds.Samples {
+		if smp.MaskPath == "" {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		m, err := imageio.LoadMask(smp.MaskPath)
+		if err != nil {
+			return nil, fmt.Errorf("import mask: %w", err)
+		}
+		if err := s.Store.PutMask(recs[i].ID, m); err != nil {
+			return nil, err
+		}
+		if progress != nil && i%32 == 0 {
+			progress(len(ds.Samples)+i, len(ds.Samples)*2)
+		}
+	}
+	for _, smp := range ds.Samples {
+		if err := s.Store.PutCategory(storage.Category{Name: smp.Category}); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]storage.ImageRecord, len(recs))
+	for i, r := range recs {
+		out[i] = *r
+	}
+	if progress != nil {
+		progress(1, 1)
+	}
+	return out, nil
+}
+
+// MarkSeen marks (or unmarks) images as seen anomalies: annotated defects the
+// semi-supervised regime trains on. They must have a mask.
+func (s *Session) MarkSeen(ids []uint64, seen bool) error {
+	var recs []*storage.ImageRecord
+	for _, id := range ids {
+		r, err := s.Store.Image(id)
+		if err != nil {
+			return err
+		}
+		if seen && !s.Store.HasMask(id) {
+			return fmt.Errorf("image %s has no mask: paint one before marking it as a seen anomaly", r.Path)
+		}
+		r.Seen = seen
+		recs = append(recs, &r)
+	}
+	return s.Store.PutImages(recs)
+}
+
+// featureCache adapts the project's feature cache (keyed by image id) to the
+// pipeline's (keyed by path).
+type featureCache struct {
+	p     *storage.Project
+	encID string
+	ids   map[string]uint64
+	put   []storage.FeatureEntry
+}
+
+func (c *featureCache) Get(path string) (*mat.Matrix, bool) {
+	id, ok := c.ids[path]
+	if !ok || !c.p.HasFeatures(c.encID, id) {
+		return nil, false
+	}
+	m, err := c.p.Features(c.encID, id)
+	if err != nil {
+		return nil, false // damaged entries are recomputed
+	}
+	return m, true
+}
+
+func (c *featureCache) Put(path string, m *mat.Matrix) error {
+	id, ok := c.ids[path]
+	if !ok {
+		return nil
+	}
+	c.put = append(c.put, storage.FeatureEntry{ImageID: id, Features: m})
+	return nil
+}
+
+// flush writes the collected features in transactions of a few dozen images.
+func (c *featureCache) flush(ctx context.Context) error {
+	const group = 32
+	for from := 0; from < len(c.put); from += group {
+		if err := c.p.PutFeaturesBatch(ctx, c.encID, c.put[from:min(from+group, len(c.put))]); err != nil {
+			return err
+		}
+	}
+	c.put = nil
+	return nil
+}
+
+// Features returns the patch features of project images, from the cache or
+// computed (and then cached).
+func (s *Session) Features(ctx context.Context, recs []storage.ImageRecord, progress func(done, total int)) ([]*mat.Matrix, error) {
+	enc, err := s.Encoder()
+	if err != nil {
+		return nil, err
+	}
+	cache := &featureCache{p: s.Store, encID: enc.ID(), ids: map[string]uint64{}}
+	paths := make([]string, len(recs))
+	for i, r := range recs {
+		paths[i] = r.Path
+		cache.ids[r.Path] = r.ID
+	}
+	feats, err := pipeline.Encode(ctx, enc, paths, cache, progress)
+	if err != nil {
+		return nil, err
+	}
+	if err := cache.flush(ctx); err != nil {
+		return nil, fmt.Errorf("cache features: %w", err)
+	}
+	return feats, nil
+}
+
+// ModelReader opens model parts stored in the project for pipeline.LoadModel.
+func (s *Session) loadModel(version int) (*pipeline.Model, storage.ModelRecord, error) {
+	var rec storage.ModelRecord
+	var err error
+	if version <= 0 {
+		rec, err = s.Store.ActiveModel()
+		if err != nil {
+			return nil, rec, fmt.Errorf("project %s has no active model: train one first: %w", s.Store.Path(), err)
+		}
+	} else if rec, err = s.Store.Model(version); err != nil {
+		return nil, rec, err
+	}
+	m, err := pipeline.LoadModel(func(part string) (io.ReadCloser, error) {
+		r, err := s.Store.OpenModelPart(rec.Version, part)
+		if err != nil {
+			return nil, err
+		}
+		return io.NopCloser(r), nil
+	})
+	if err != nil {
+		return nil, rec, fmt.Errorf("model %d: %w", rec.Version, err)
+	}
+	return m, rec, nil
+}
+
+// LoadModel loads a stored model; version ≤ 0 means the active one.
+func (s *Session) LoadModel(version int) (*pipeline.Model, storage.ModelRecord, error) {
+	return s.loadModel(version)
+}
