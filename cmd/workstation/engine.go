@@ -1,9 +1,14 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
+
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/dmad/workstation/storage"
 	"io"
 	"runtime"
 
@@ -77,3 +82,11 @@ func (f *engineFlags) runtime() (*ort.Runtime, error) {
 
 // resolveBackbone finds a backbone by store name or file (backbone.Resolve).
 func resolveBackbone(spec string) (*encoder.Card, []byte, error) { return backbone.Resolve(spec) }
+
+// openStore opens a project file without the engine (export, import).
+func openStore(path string) (*storage.Project, error) {
+	if _, err := os.Stat(path); err != nil {
+		return storage.Create(path, strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)))
+	}
+	return storage.Open(path, storage.Options{})
+}

@@ -323,4 +323,3 @@ func writeJSON(path string, v any) error {
 	}
 	return nil
 }
-

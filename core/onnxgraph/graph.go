@@ -66,6 +66,7 @@ func wrap(m *pb.ModelProto) *Graph {
 		g.used[t.Name] = true
 	}
 	for _, n := range m.Graph.Node {
+		g.used[n.Name] = true // node names must stay unique too
 		for _, o := range n.Output {
 			g.used[o] = true
 		}

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/dmad/workstation/assets"
+	"github.com/dmad/workstation/core/backbone"
+	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/ort"
+)
+
+func runBackbone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const help = `Usage: workstation backbone COMMAND
+
+Commands:
+  list                         backbones installed in the store, and known cards
+  import FILE.onnx [--card C]  copy a backbone into the store (card: FILE.json beside it, or --card)
+  pull NAME                    download a known backbone (its card's URL, sha256 checked)
+  show NAME                    print a backbone's card
+  rm NAME                      remove a backbone from the store
+
+The store is ` + "`$XDG_DATA_HOME/dmad-workstation/backbones`" + ` (--store DIR overrides).
+Export recipes for ResNet-18 and WideResNet-50-2 are in assets/backbones/README.md.`
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(stdout, help)
+		if len(args) == 0 {
+			return usagef("a backbone command is required")
+		}
+		return nil
+	}
+	fs := newFlags("backbone "+args[0], "", help, stderr)
+	storeDir := fs.String("store", "", "store `DIR` (default: the user's data folder)")
+	cardPath := fs.String("card", "", "card `FILE` for import (default: beside the ONNX file)")
+	// Positional arguments may come before or after flags.
+	var pos []string
+	rest := args[1:]
+	for len(rest) > 0 {
+		if err := fs.Parse(rest); err != nil {
+			if err == errHelp {
+				return errHelp
+			}
+			return usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	dir := *storeDir
+	if dir == "" {
+		d, err := backbone.DefaultDir()
+		if err != nil {
+			return err
+		}
+		dir = d
+	}
+	st := &backbone.Store{Dir: dir}
+	need := func(n int) error {
+		if len(pos) != n {
+			return usagef("backbone %s takes %d argument(s), got %d", args[0], n, len(pos))
+		}
+		return nil
+	}
+	switch args[0] {
+	case "list":
+		if err := need(0); err != nil {
+			return err
+		}
+		entries, err := st.List()
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tSIZE\tSHA256\tSTATUS")
+		have := map[string]bool{}
+		for _, e := range entries {
+			have[e.Name] = true
+			fmt.Fprintf(tw, "%s\t%.1f MB\t%.12s\tinstalled\n", e.Name, float64(e.Size)/1e6, e.SHA256)
+		}
+		for name := range assets.BackboneCards() {
+			if !have[name] {
+				fmt.Fprintf(tw, "%s\t-\t-\tknown card, not installed\n", name)
+			}
+		}
+		return tw.Flush()
+	case "import":
+		if err := need(1); err != nil {
+			return err
+		}
+		file := pos[0]
+		cp := *cardPath
+		if cp == "" {
+			cp = strings.TrimSuffix(file, ".onnx") + ".json"
+		}
+		card, err := os.ReadFile(cp)
+		if err != nil {
+			return fmt.Errorf("backbone card for %s: %w (pass --card FILE.json)", file, err)
+		}
+		c, err := encoder.ParseCard(card)
+		if err != nil {
+			return fmt.Errorf("backbone card %s: %w", cp, err)
+		}
+		// Check the network against its card before storing it: the feature
+		// tensors must exist with the strides the card promises.
+		model, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("import backbone: %w", err)
+		}
+		if err := checkBackbone(c, model); err != nil {
+			return fmt.Errorf("import backbone %s: %w", file, err)
+		}
+		e, err := st.Import(file, card)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "imported %s (%.1f MB, sha256 %.12s) into %s\n", e.Name, float64(e.Size)/1e6, e.SHA256, dir)
+		return nil
+	case "pull":
+		if err := need(1); err != nil {
+			return err
+		}
+		card, ok := assets.BackboneCard(pos[0])
+		if !ok {
+			return fmt.Errorf("no card for backbone %q; known: %s", pos[0], strings.Join(knownCards(), ", "))
+		}
+		pr := newProgress(stderr, false)
+		e, err := st.Pull(ctx, card, func(d, t int64) { pr.Update("download", int(d>>20), int(t>>20), "MiB") })
+		pr.Done()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "pulled %s into %s\n", e.Name, dir)
+		return nil
+	case "show":
+		if err := need(1); err != nil {
+			return err
+		}
+		if e, err := st.Get(pos[0]); err == nil {
+			b, err := os.ReadFile(e.CardPath)
+			if err != nil {
+				return err
+			}
+			_, err = stdout.Write(b)
+			fmt.Fprintln(stdout)
+			return err
+		}
+		card, ok := assets.BackboneCard(pos[0])
+		if !ok {
+			return fmt.Errorf("backbone %q is neither installed nor known; known: %s", pos[0], strings.Join(knownCards(), ", "))
+		}
+		_, err := stdout.Write(card)
+		return err
+	case "rm":
+		if err := need(1); err != nil {
+			return err
+		}
+		if err := st.Remove(pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removed %s\n", pos[0])
+		return nil
+	}
+	return usagef("unknown backbone command %q (want list, import, pull, show, rm)", args[0])
+}
+
+func knownCards() []string {
+	var names []string
+	for n := range assets.BackboneCards() {
+		names = append(names, n)
+	}
+	return names
+}
+
+// checkBackbone builds the feature graph once on the CPU to prove the card
+// fits the network.
+func checkBackbone(card *encoder.Card, model []byte) error {
+	rt, err := ort.Open(ort.Options{Threads: 1, Device: ort.DeviceCPU})
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	enc, err := encoder.New(rt, card, model, encoder.Config{})
+	if err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		v = bi.Main.Version
+	}
+	fmt.Fprintf(stdout, "workstation %s\n", v)
+	if lib, err := ort.FindLibrary(""); err == nil {
+		if rt, err := ort.Open(ort.Options{Threads: 1, Device: ort.DeviceCPU}); err == nil {
+			fmt.Fprintf(stdout, "ONNX Runtime %s (%s)\n", rt.Version(), lib)
+			rt.Close()
+		}
+	} else {
+		fmt.Fprintf(stdout, "ONNX Runtime: %v\n", err)
+	}
+	return nil
+}
+
+func runExportModel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("export-model", "--project P.db --out MODEL.dmad [--model N]",
+		"Writes a trained model (backbone id, banks, mapper, thresholds) to one file that\n"+
+			"'workstation import-model' adds to a project on another station.", stderr)
+	proj := fs.String("project", "", "project `FILE`")
+	out := fs.String("out", "", "model `FILE` to write")
+	version := fs.Int("model", 0, "model version (0: the active one)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *proj == "" || *out == "" {
+		return usagef("--project and --out are required")
+	}
+	p, err := openStore(*proj)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	v := *version
+	if v == 0 {
+		rec, err := p.ActiveModel()
+		if err != nil {
+			return fmt.Errorf("project %s has no active model: %w", *proj, err)
+		}
+		v = rec.Version
+	}
+	tmp := *out + ".part"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := p.ExportModel(ctx, v, f); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, *out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "exported model %d to %s\n", v, *out)
+	return nil
+}
+
+func runImportModel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("import-model", "--project P.db --in MODEL.dmad [--activate]",
+		"Adds a model file written by 'workstation export-model' to a project. A model trained on\n"+
+			"another backbone than the project's is refused.", stderr)
+	proj := fs.String("project", "", "project `FILE` (created when missing)")
+	in := fs.String("in", "", "model `FILE` to read")
+	activate := fs.Bool("activate", true, "make the imported model the active one")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *proj == "" || *in == "" {
+		return usagef("--project and --in are required")
+	}
+	f, err := os.Open(*in)
+	if err != nil {
+		return fmt.Errorf("import model: %w", err)
+	}
+	defer f.Close()
+	p, err := openStore(*proj)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	v, err := p.ImportModel(ctx, f)
+	if err != nil {
+		return err
+	}
+	if *activate {
+		if err := p.SetActiveModel(v); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "imported %s as model %d of %s\n", *in, v, *proj)
+	return nil
+}
