@@ -274,6 +274,10 @@ type kCenter struct {
 	moved    [][]int32 // per worker
 	dcg      []float32 // per group
 	nextFill int
+
+	// Counters for benchmarks: points visited in scanned groups, full or
+	// early-stopped distance evaluations, and visits to the initial group.
+	visited, evaluated, initial atomic.Int64
 }
 
 func newKCenter(pts *mat.Matrix, workers int, prune bool) *kCenter {
@@ -401,16 +405,19 @@ func (k *kCenter) update(sel int32) {
 			item := &k.items[it]
 			g := k.groups[item.g]
 			m := g.members[item.lo:item.hi]
-			kept := 0
+			kept, evals := 0, 0
 			radius, far := float32(-1), int32(-1)
 			for _, i := range m {
 				d := k.dist[i]
 				if item.dcg < inf && item.dcg >= 2*d*pruneSlack {
 					// ‖c − x‖ ≥ ‖c − centre‖ − d ≥ d: no improvement.
-				} else if s := sqDist(c, k.pts.Row(int(i)), d*d); s < d*d {
-					k.dist[i] = float32(math.Sqrt(float64(s)))
-					moved = append(moved, i)
-					continue
+				} else {
+					evals++
+					if s := sqDist(c, k.pts.Row(int(i)), d*d); s < d*d {
+						k.dist[i] = float32(math.Sqrt(float64(s)))
+						moved = append(moved, i)
+						continue
+					}
 				}
 				m[kept] = i
 				kept++
@@ -419,6 +426,11 @@ func (k *kCenter) update(sel int32) {
 				}
 			}
 			item.kept, item.radius, item.far = kept, radius, far
+			k.visited.Add(int64(len(m)))
+			k.evaluated.Add(int64(evals))
+			if g.center < 0 {
+				k.initial.Add(int64(len(m)))
+			}
 		}
 		k.moved[w] = moved
 	}

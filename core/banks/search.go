@@ -119,13 +119,19 @@ func (s *Searcher) Search(ctx context.Context, q *mat.Matrix, k int) (dist []flo
 // query row's qSource id are never returned (METHOD.md §3: a normal
 // training patch must not find patches of its own image). The exclusion is
 // exact, inside the graph (Equal + Where to +Inf). Slots with no eligible
-// bank row left get distance +Inf and index −1.
+// bank row left get distance +Inf and index −1. Query source ids must be
+// non-negative: negative ids mark bank entries that came from no image.
 func (s *Searcher) SearchExcluding(ctx context.Context, q *mat.Matrix, qSource []int32, k int) (dist []float32, idx []int64, err error) {
 	if s.source == nil {
 		return nil, nil, errors.New("search excluding sources: the bank has no source ids")
 	}
 	if q != nil && len(qSource) != q.Rows {
 		return nil, nil, fmt.Errorf("search excluding sources: %d source ids for %d queries", len(qSource), q.Rows)
+	}
+	for i, v := range qSource {
+		if v < 0 {
+			return nil, nil, fmt.Errorf("search excluding sources: query %d has negative source id %d (negative ids mark bank entries of no image)", i, v)
+		}
 	}
 	return s.search(ctx, q, qSource, k)
 }

@@ -11,9 +11,11 @@ import (
 	"github.com/dmad/workstation/core/ort"
 )
 
-func openRuntime(t testing.TB) *ort.Runtime {
+func openRuntime(t testing.TB) *ort.Runtime { return openRuntimeThreads(t, 1) }
+
+func openRuntimeThreads(t testing.TB, threads int) *ort.Runtime {
 	t.Helper()
-	rt, err := ort.Open(ort.Options{Threads: 1, Device: ort.DeviceCPU})
+	rt, err := ort.Open(ort.Options{Threads: threads, Device: ort.DeviceCPU})
 	if err != nil {
 		t.Fatalf("open ONNX Runtime: %v", err)
 	}
