@@ -275,14 +275,35 @@ func runImportModel(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("import model: %w", err)
 	}
 	defer f.Close()
+	_, statErr := os.Stat(*proj)
+	fresh := statErr != nil
 	p, err := openStore(*proj)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
+	if fresh {
+		// A new project adopts the model's backbone.
+		st := p.Settings()
+		st.Backbone = ""
+		if err := p.PutSettings(st); err != nil {
+			return err
+		}
+	}
 	v, err := p.ImportModel(ctx, f)
 	if err != nil {
 		return err
+	}
+	if fresh {
+		rec, err := p.Model(v)
+		if err != nil {
+			return err
+		}
+		st := p.Settings()
+		st.Backbone = rec.BackboneID
+		if err := p.PutSettings(st); err != nil {
+			return err
+		}
 	}
 	if *activate {
 		if err := p.SetActiveModel(v); err != nil {

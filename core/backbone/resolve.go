@@ -1,6 +1,7 @@
 package backbone
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,4 +56,45 @@ func Resolve(spec string) (*encoder.Card, []byte, error) {
 		return nil, nil, err
 	}
 	return card, model, nil
+}
+
+// Install makes spec available by name: a store name is returned as it is;
+// an ONNX or card file is checked against its card (sha256) and copied into
+// the default store under the card's name, which is returned.
+func Install(spec string) (string, error) {
+	if !strings.HasSuffix(spec, ".onnx") && !strings.HasSuffix(spec, ".json") {
+		return spec, nil
+	}
+	card, model, err := Resolve(spec)
+	if err != nil {
+		return "", err
+	}
+	dir, err := DefaultDir()
+	if err != nil {
+		return "", err
+	}
+	st := &Store{Dir: dir}
+	if e, err := st.Get(card.Name); err == nil && card.SHA256 != "" && strings.EqualFold(e.SHA256, card.SHA256) {
+		return card.Name, nil
+	}
+	cardJSON, err := json.Marshal(card)
+	if err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp("", "backbone-*.onnx")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(model); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if _, err := st.Import(tmp.Name(), cardJSON); err != nil {
+		return "", err
+	}
+	return card.Name, nil
 }

@@ -73,11 +73,17 @@ func (s *Session) Runtime() *ort.Runtime { return s.rt }
 
 // SetBackbone records the backbone and input size in the project settings;
 // the encoder is rebuilt on next use. Features of other settings stay cached
-// under their own encoder id.
+// under their own encoder id. A backbone given as a file (ONNX with its card
+// beside it, or a card) is first imported into the user's backbone store,
+// so the project names it the way every station does: by its card name.
 func (s *Session) SetBackbone(spec string, inputSize int) error {
 	st := s.Store.Settings()
 	if spec != "" {
-		st.Backbone = spec
+		name, err := backbone.Install(spec)
+		if err != nil {
+			return err
+		}
+		st.Backbone = name
 	}
 	if inputSize > 0 {
 		st.InputSize = inputSize
