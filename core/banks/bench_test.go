@@ -70,7 +70,6 @@ func BenchmarkCoreset(b *testing.B) {
 	}
 }
 
-
 var sinkF float32
 
 // BenchmarkSqDist is the inner kernel: one 128-dim squared distance.

@@ -1,0 +1,336 @@
+package banks
+
+import (
+	"context"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dmad/workstation/core/mat"
+)
+
+// group is the set of points whose nearest selected centre is centre
+// (centre −1: the initial group, not near any centre yet). A group stores
+// its members' vectors and distances contiguously, so a scan streams
+// through memory instead of gathering rows all over the projected matrix;
+// members move between groups by copying (order within a group is free).
+type group struct {
+	centre int32     // selection number of the centre (row of kCenter.centres), −1 for the initial group
+	ids    []int32   // member point ids
+	vec    []float32 // member vectors, len(ids)×dim
+	d      []float32 // member distances to the centre
+	radius float32   // max of d (−1 when empty)
+	far    int32     // the point id at radius
+}
+
+// workItem is the slice [lo, hi) of one candidate group's members.
+type workItem struct {
+	g      int
+	lo, hi int
+	dcg    float32 // ‖c − centre(g)‖, +Inf for the initial group or without pruning
+	kept   int
+	radius float32
+	far    int32
+}
+
+// movedBuf collects one worker's points that move to the new centre.
+type movedBuf struct {
+	ids []int32
+	vec []float32
+	d   []float32
+}
+
+// kCenter is the state of the greedy k-center selection.
+type kCenter struct {
+	dim      int
+	groups   []*group
+	centres  []float32 // selected vectors, one row per selection
+	chosen   []bool
+	workers  int
+	prune    bool
+	items    []workItem
+	moved    []movedBuf
+	dcg      []float32
+	nextFill int
+
+	// Counters for benchmarks: members visited in scanned groups, full or
+	// early-stopped distance evaluations, and visits to the initial group.
+	visited, evaluated, initial atomic.Int64
+}
+
+// newKCenter takes ownership of pts.Data (it reorders it).
+func newKCenter(pts *mat.Matrix, workers int, prune bool) *kCenter {
+	g := &group{centre: -1, vec: pts.Data, ids: make([]int32, pts.Rows), d: make([]float32, pts.Rows), radius: -1, far: -1}
+	for i := range g.ids {
+		g.ids[i] = int32(i)
+	}
+	return &kCenter{
+		dim: pts.Cols, groups: []*group{g}, chosen: make([]bool, pts.Rows),
+		workers: workers, prune: prune, moved: make([]movedBuf, workers),
+	}
+}
+
+func (g *group) row(i, dim int) []float32 { return g.vec[i*dim : (i+1)*dim : (i+1)*dim] }
+
+// init sets every distance to the mean distance to the start points
+// (PatchCore's approximate anchor distances).
+func (k *kCenter) init(ctx context.Context, starts []int) error {
+	g := k.groups[0]
+	sv := make([][]float32, len(starts))
+	for j, s := range starts {
+		sv[j] = append([]float32(nil), g.row(s, k.dim)...)
+	}
+	inf := float32(math.Inf(1))
+	err := parallelFor(ctx, len(g.ids), k.workers, 1024, func(lo, hi, _ int) {
+		for i := lo; i < hi; i++ {
+			x := g.row(i, k.dim)
+			var s float64
+			for _, st := range sv {
+				s += math.Sqrt(float64(sqDist(x, st, inf)))
+			}
+			g.d[i] = float32(s / float64(len(sv)))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for i, d := range g.d {
+		if d > g.radius {
+			g.radius, g.far = d, g.ids[i]
+		}
+	}
+	return nil
+}
+
+// selectNext selects the farthest point and updates the groups.
+func (k *kCenter) selectNext() int {
+	var best *group
+	for _, g := range k.groups {
+		if g.far >= 0 && (best == nil || g.radius > best.radius || (g.radius == best.radius && g.far < best.far)) {
+			best = g
+		}
+	}
+	if best == nil || best.radius <= 0 || k.chosen[best.far] {
+		// Everything left coincides with a centre: fill with unchosen points.
+		for k.chosen[k.nextFill] {
+			k.nextFill++
+		}
+		k.chosen[k.nextFill] = true
+		return k.nextFill
+	}
+	sel := best.far
+	k.chosen[sel] = true
+	for i, id := range best.ids {
+		if id == sel {
+			k.centres = append(k.centres, best.row(i, k.dim)...)
+			break
+		}
+	}
+	k.update(sel)
+	return int(sel)
+}
+
+// pruneSlack keeps the triangle-inequality tests conservative under float32
+// rounding.
+const pruneSlack = 1 + 1e-4
+
+// scanChunk is the size of a work item: groups are split so that workers
+// share large groups.
+const scanChunk = 4096
+
+func (k *kCenter) update(sel int32) {
+	dim := k.dim
+	ci := len(k.centres)/dim - 1
+	c := k.centres[ci*dim : (ci+1)*dim]
+	inf := float32(math.Inf(1))
+	// Distances from the new centre to every group's centre (a lower bound
+	// when the sum stopped early: still enough to prune the group).
+	if cap(k.dcg) < len(k.groups) {
+		k.dcg = make([]float32, len(k.groups), 2*len(k.groups))
+	}
+	k.dcg = k.dcg[:len(k.groups)]
+	if k.prune {
+		calc := func(lo, hi, _ int) {
+			for gi := lo; gi < hi; gi++ {
+				g := k.groups[gi]
+				if g.centre < 0 {
+					k.dcg[gi] = inf
+					continue
+				}
+				lim := 2 * g.radius * pruneSlack
+				s := sqDist(c, k.centres[int(g.centre)*dim:int(g.centre+1)*dim], lim*lim)
+				k.dcg[gi] = float32(math.Sqrt(float64(s)))
+			}
+		}
+		if len(k.groups) >= 4096 && k.workers > 1 {
+			_ = parallelFor(context.Background(), len(k.groups), k.workers, 1024, calc)
+		} else {
+			calc(0, len(k.groups), 0)
+		}
+	}
+	// Work items over the candidate groups.
+	k.items = k.items[:0]
+	total := 0
+	for gi, g := range k.groups {
+		dcg := inf
+		if k.prune && g.centre >= 0 {
+			dcg = k.dcg[gi]
+			if dcg >= 2*g.radius*pruneSlack {
+				continue
+			}
+		}
+		for lo := 0; lo < len(g.ids); lo += scanChunk {
+			k.items = append(k.items, workItem{g: gi, lo: lo, hi: min(lo+scanChunk, len(g.ids)), dcg: dcg})
+		}
+		total += len(g.ids)
+	}
+	for w := range k.moved {
+		m := &k.moved[w]
+		m.ids, m.vec, m.d = m.ids[:0], m.vec[:0], m.d[:0]
+	}
+	var next atomic.Int64
+	work := func(w int) {
+		mv := &k.moved[w]
+		for {
+			it := int(next.Add(1) - 1)
+			if it >= len(k.items) {
+				break
+			}
+			item := &k.items[it]
+			g := k.groups[item.g]
+			evals := 0
+			radius, far := float32(-1), int32(-1)
+			p, end := item.lo, item.hi
+			for p < end {
+				d := g.d[p]
+				if item.dcg == inf || item.dcg < 2*d*pruneSlack {
+					// Not excluded by ‖c − x‖ ≥ ‖c − centre‖ − d ≥ d.
+					evals++
+					x := g.row(p, dim)
+					if s := sqDist(c, x, d*d); s < d*d {
+						// Move to the new centre; the chunk's last unvisited
+						// member takes its place.
+						mv.ids = append(mv.ids, g.ids[p])
+						mv.vec = append(mv.vec, x...)
+						mv.d = append(mv.d, float32(math.Sqrt(float64(s))))
+						end--
+						if p != end {
+							g.ids[p], g.d[p] = g.ids[end], g.d[end]
+							copy(x, g.row(end, dim))
+						}
+						continue
+					}
+				}
+				if id := g.ids[p]; d > radius || (d == radius && id < far) {
+					radius, far = d, id
+				}
+				p++
+			}
+			item.kept, item.radius, item.far = end-item.lo, radius, far
+			k.visited.Add(int64(item.hi - item.lo))
+			k.evaluated.Add(int64(evals))
+			if g.centre < 0 {
+				k.initial.Add(int64(item.hi - item.lo))
+			}
+		}
+	}
+	if total >= 2*scanChunk && k.workers > 1 {
+		var wg sync.WaitGroup
+		for w := 1; w < k.workers; w++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); work(w) }()
+		}
+		work(0)
+		wg.Wait()
+	} else {
+		work(0)
+	}
+	// Close the holes the moves left in the scanned groups and refresh
+	// their radii.
+	for a := 0; a < len(k.items); {
+		b := a
+		for b < len(k.items) && k.items[b].g == k.items[a].g {
+			b++
+		}
+		k.compact(k.groups[k.items[a].g], k.items[a:b])
+		a = b
+	}
+	// The new centre's group.
+	ng := &group{centre: int32(ci), radius: -1, far: -1}
+	size := 0
+	for _, m := range k.moved {
+		size += len(m.ids)
+	}
+	ng.ids = make([]int32, 0, size)
+	ng.vec = make([]float32, 0, size*dim)
+	ng.d = make([]float32, 0, size)
+	for _, m := range k.moved {
+		ng.ids = append(ng.ids, m.ids...)
+		ng.vec = append(ng.vec, m.vec...)
+		ng.d = append(ng.d, m.d...)
+		for j, d := range m.d {
+			if id := m.ids[j]; d > ng.radius || (d == ng.radius && id < ng.far) {
+				ng.radius, ng.far = d, id
+			}
+		}
+	}
+	// Drop emptied groups (the initial group too once it empties).
+	live := k.groups[:0]
+	for _, g := range k.groups {
+		if len(g.ids) > 0 {
+			live = append(live, g)
+		}
+	}
+	clear(k.groups[len(live):])
+	k.groups = live
+	if len(ng.ids) > 0 {
+		k.groups = append(k.groups, ng)
+	}
+}
+
+// compact makes a scanned group's kept members contiguous again: the
+// items' kept members are [lo, lo+kept) and the holes [lo+kept, hi); holes
+// below the new length are filled with kept members from above it, so only
+// as many members move as there were moves.
+func (k *kCenter) compact(g *group, items []workItem) {
+	dim := k.dim
+	n := 0
+	g.radius, g.far = -1, -1
+	for _, it := range items {
+		n += it.kept
+		if it.far >= 0 && (it.radius > g.radius || (it.radius == g.radius && it.far < g.far)) {
+			g.radius, g.far = it.radius, it.far
+		}
+	}
+	// Kept members at positions ≥ n, taken from the last item backwards.
+	src := len(items) - 1
+	srcPos := items[src].lo + items[src].kept - 1
+	nextSrc := func() int {
+		for srcPos < items[src].lo || srcPos < n {
+			if srcPos < n {
+				return -1
+			}
+			src--
+			srcPos = items[src].lo + items[src].kept - 1
+		}
+		srcPos--
+		return srcPos + 1
+	}
+	for _, it := range items {
+		for h := it.lo + it.kept; h < it.hi && h < n; h++ {
+			s := nextSrc()
+			if s < 0 {
+				panic("kcenter: compaction lost track of members")
+			}
+			g.ids[h], g.d[h] = g.ids[s], g.d[s]
+			copy(g.row(h, dim), g.row(s, dim))
+		}
+	}
+	g.ids, g.d, g.vec = g.ids[:n], g.d[:n], g.vec[:n*dim]
+	// Give memory back once a group has shrunk to a quarter of its array.
+	if n > 0 && cap(g.ids) > 4*n && cap(g.ids) > 1024 {
+		g.ids = append([]int32(nil), g.ids...)
+		g.d = append([]float32(nil), g.d...)
+		g.vec = append([]float32(nil), g.vec...)
+	}
+}
