@@ -134,6 +134,9 @@ type TrainRequest struct {
 	CoresetRatio float64
 	// Categories restricts training to these categories; empty means all.
 	Categories []string
+	// Quick trades accuracy for time (fewer sampled patches and synthetic
+	// defects): the demo trains in about a minute on a laptop CPU.
+	Quick bool
 }
 
 // ScoreRequest asks the engine to score images with a model.

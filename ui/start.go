@@ -197,7 +197,7 @@ func (w *Workstation) runDemo(ctx context.Context, report func(string, float64))
 	fyne.Do(w.data.reload)
 	report("Training…", 0.2)
 	req := TrainRequest{Project: p, Regime: demoSettings.Regime, Device: demoSettings.Device, Epochs: demoSettings.Epochs,
-		InputSize: demoSettings.InputSize, CoresetRatio: demoSettings.CoresetRatio}
+		InputSize: demoSettings.InputSize, CoresetRatio: demoSettings.CoresetRatio, Quick: true}
 	m, err := w.deps.Engine.Train(ctx, req, func(pr Progress) {
 		w.train.observe(pr)
 		report(fmt.Sprintf("Training: %s, epoch %d/%d", pr.Stage, pr.Epoch, pr.Epochs), 0.2+0.6*pr.Fraction)

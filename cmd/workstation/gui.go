@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/app"
+	"fyne.io/fyne/v2/dialog"
+
+	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/ui"
+	"github.com/dmad/workstation/ui/bind"
+)
+
+// appID is the application ID of FyneApp.toml (preferences and storage
+// folders are keyed by it).
+const appID = "io.github.dmad.workstation"
+
+// screenshotsEnv names a folder: the application then runs the demo with
+// the real engine, saves one PNG per screen there and quits.
+const screenshotsEnv = "WORKSTATION_SCREENSHOTS"
+
+func runGUI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("gui", "[--project FILE] [flags]",
+		"Opens the desktop application. With WORKSTATION_SCREENSHOTS=DIR it runs the demo (synthetic\n"+
+			"dataset, import, training, evaluation) with the real engine, saves one PNG per screen into DIR\n"+
+			"and quits.", stderr)
+	proj := fs.String("project", "", "project `FILE` to open at start")
+	backbone := fs.String("backbone", DefaultBackbone, "backbone `NAME` from the store, or an ONNX/card FILE, for new projects")
+	device := fs.String("device", "auto", "execution provider: auto, cpu, cuda or directml (auto falls back to cpu)")
+	threads := fs.Int("threads", runtime.NumCPU(), "CPU threads for ONNX Runtime")
+	ortLib := fs.String("ort-lib", "", "ONNX Runtime shared library `FILE` (default: $ONNXRUNTIME_LIB, then third_party/onnxruntime)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	dev, err := ort.ParseDevice(*device)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	// The GUI logs at Info so the provider line and job errors show on a terminal.
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	slog.SetDefault(log)
+	rt, err := ort.Open(ort.Options{LibraryPath: *ortLib, Threads: *threads, Device: dev, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	shots := os.Getenv(screenshotsEnv)
+	eng, err := bind.NewEngine(bind.Options{Runtime: rt, LibraryPath: *ortLib, Threads: *threads,
+		Backbone: *backbone, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	a := app.NewWithID(appID)
+	deps := eng.Deps()
+	if shots != "" {
+		dir, err := os.MkdirTemp("", "workstation-demo-")
+		if err != nil {
+			return fmt.Errorf("demo data folder: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		deps.DataDir = dir
+	}
+	ws := ui.New(a, deps)
+	if *proj != "" {
+		if err := ws.OpenProject(*proj); err != nil {
+			dialog.ShowError(err, ws.Window())
+		}
+	}
+	var shotErr error
+	if shots != "" {
+		go func() {
+			defer fyne.Do(a.Quit)
+			start := time.Now()
+			fyne.DoAndWait(ws.RunDemo)
+			ws.Wait()
+			if p := ws.Project(); p == nil {
+				shotErr = errors.New("the demo opened no project: see the log above")
+			} else if runs, err := p.Runs(); err != nil || len(runs) == 0 {
+				shotErr = fmt.Errorf("the demo did not finish its evaluation (%v): see the log above", err)
+			}
+			log.Info("demo finished", "seconds", time.Since(start).Seconds())
+			files, err := ws.Screenshots(shots)
+			if err != nil {
+				shotErr = err
+				return
+			}
+			for _, f := range files {
+				fmt.Fprintln(stdout, filepath.Clean(f))
+			}
+		}()
+	}
+	go func() {
+		<-ctx.Done() // Ctrl+C on the terminal closes the window cleanly
+		fyne.Do(a.Quit)
+	}()
+	ws.ShowAndRun()
+	ws.Close()
+	return shotErr
+}

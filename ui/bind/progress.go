@@ -1,0 +1,84 @@
+package bind
+
+import (
+	"time"
+
+	"github.com/dmad/workstation/core/project"
+	"github.com/dmad/workstation/ui"
+)
+
+// stage places one engine stage on the overall progress bar: it starts at
+// from and covers width; name is what the views show.
+type stage struct {
+	name        string
+	from, width float64
+}
+
+// trainStages are Session.Train's stages, weighted roughly by the time each
+// takes in the demo on a 2-core CPU (MobileNetV2 at 224 px).
+var trainStages = map[string]stage{
+	"features":     {"features", 0, 0.30},
+	"synthetic":    {"synthetic defects", 0.30, 0.15},
+	"bank":         {"normal bank", 0.45, 0.10},
+	"anomaly-bank": {"anomaly bank", 0.55, 0.01},
+	"knowledge":    {"knowledge", 0.56, 0.06},
+	"train":        {"training", 0.62, 0.33},
+	"threshold":    {"threshold", 0.95, 0.04},
+	"save":         {"saving", 0.99, 0.01},
+}
+
+// scoreStages are the stages of Evaluate and Inspect.
+var scoreStages = map[string]stage{
+	"features": {"features", 0, 0.85},
+	"score":    {"scoring", 0.85, 0.15},
+}
+
+// tracker turns pipeline events into ui.Progress with an overall fraction
+// and ETA, at most every 100 ms (and at every stage change and stage end).
+type tracker struct {
+	stages map[string]stage
+	out    func(ui.Progress)
+	start  time.Time
+	last   time.Time
+	stage  string
+	frac   float64
+	// loss is the latest training loss.
+	loss float64
+}
+
+func newTracker(stages map[string]stage, out func(ui.Progress)) *tracker {
+	if out == nil {
+		out = func(ui.Progress) {}
+	}
+	return &tracker{stages: stages, out: out, start: time.Now()}
+}
+
+func (t *tracker) event(e project.Progress) {
+	st, ok := t.stages[e.Stage]
+	if !ok {
+		st = stage{name: e.Stage, from: t.frac}
+	}
+	f := st.from
+	if e.Total > 0 {
+		f += st.width * min(1, float64(e.Done)/float64(e.Total))
+	}
+	// Stages may repeat (knowledge for normal, then seen patches): never go back.
+	t.frac = max(t.frac, f)
+	if e.Stage == "train" {
+		t.loss = e.Loss
+	}
+	now := time.Now()
+	changed := e.Stage != t.stage
+	if !changed && e.Done != e.Total && now.Sub(t.last) < 100*time.Millisecond {
+		return
+	}
+	t.stage, t.last = e.Stage, now
+	p := ui.Progress{Stage: st.name, Step: e.Done, Steps: e.Total, Fraction: t.frac}
+	if e.Stage == "train" {
+		p.Epoch, p.Epochs, p.Loss = e.Epoch, e.Epochs, e.Loss
+	}
+	if el := now.Sub(t.start); t.frac > 0.03 && el > time.Second {
+		p.ETA = time.Duration(float64(el) * (1 - t.frac) / t.frac)
+	}
+	t.out(p)
+}
