@@ -2,7 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"path/filepath"
+
 	"fmt"
+	"github.com/dmad/workstation/core/banks"
 	"os"
 	"strconv"
 	"strings"
@@ -156,15 +161,35 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 	}
 	testFeats := feats[len(normalS)+len(moved):]
 
-	// One normal bank for every run.
+	// One normal bank for every run (cached with the features when asked:
+	// the coreset is the slowest single step).
 	t1 := time.Now()
 	base := o.Fit
 	base.EncoderID, base.Card, base.Encoder, base.Seed = enc.ID(), o.Card, enc.Config(), o.Seed
-	pc, err := Fit(ctx, rt, set, withMethod(base, PatchCore), func(e Event) { prog(e.Stage, e.Done, e.Total, "") })
+	pcOpts := withMethod(base, PatchCore)
+	bankFile := ""
+	if o.CacheDir != "" {
+		bankFile = bankCacheFile(o.CacheDir, enc.ID(), base, paths(normalS))
+		if b, err := os.ReadFile(bankFile); err == nil {
+			nb := &banks.NormalBank{}
+			if err := nb.UnmarshalBinary(b); err == nil {
+				pcOpts.NormalBank = nb
+				logf("normal bank from cache %s", bankFile)
+			}
+		}
+	}
+	pc, err := Fit(ctx, rt, set, pcOpts, func(e Event) { prog(e.Stage, e.Done, e.Total, "") })
 	if err != nil {
 		return nil, err
 	}
 	banksS := time.Since(t1).Seconds()
+	if bankFile != "" && pcOpts.NormalBank == nil {
+		if b, err := pc.Normal.MarshalBinary(); err == nil {
+			if err := os.WriteFile(bankFile, b, 0o644); err != nil {
+				logf("normal bank not cached: %v", err)
+			}
+		}
+	}
 	base.NormalBank = pc.Normal
 
 	rep := &BenchReport{Backbone: o.Card.Name, Device: string(rt.Provider()), Threads: rt.Threads(),
@@ -230,6 +255,16 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 	return rep, nil
 }
 
+// bankCacheFile names a cached normal bank by everything it depends on.
+func bankCacheFile(dir, encID string, o Options, normal []string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%g\x00%d\x00", encID, o.withDefaults(1).CoresetRatio, o.Seed)
+	for _, p := range normal {
+		fmt.Fprintf(h, "%s\x00", p)
+	}
+	return filepath.Join(dir, "bank-"+hex.EncodeToString(h.Sum(nil))[:24]+".bin")
+}
+
 func withMethod(o Options, m Method) Options { o.Method = m; return o }
 
 // measureEncode times encoding of up to 16 images (ms per image).
@@ -263,4 +298,3 @@ func PeakRSSMB() float64 {
 	}
 	return 0
 }
-

@@ -1,0 +1,100 @@
+package pipeline
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/dmad/workstation/core/dataset"
+	"github.com/dmad/workstation/core/encoder"
+)
+
+// sharedDir returns ../shared beside the repository, or skips.
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := wd; filepath.Dir(d) != d; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			s := filepath.Join(d, "..", "shared")
+			if _, err := os.Stat(filepath.Join(s, "models", "mobilenet_v2_imagenet.onnx")); err != nil {
+				t.Skipf("shared data and models absent (%s): skipping the real-data test", s)
+			}
+			return s
+		}
+	}
+	t.Skip("repository root not found")
+	return ""
+}
+
+// TestPatchCoreBottle: PatchCore on MVTec AD bottle with the shared
+// MobileNetV2, trained on 50 good images, reaches image AUROC ≥ 0.98.
+func TestPatchCoreBottle(t *testing.T) {
+	shared := sharedDir(t)
+	if testing.Short() {
+		t.Skip("real-data test skipped in -short mode")
+	}
+	ctx := context.Background()
+	rt := runtimeFor(t)
+	card, err := encoder.LoadCard(filepath.Join(shared, "models", "mobilenet_v2_imagenet.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, err := encoder.ReadBackbone(filepath.Join(shared, "models", card.File), card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := encoder.New(rt, card, bb, encoder.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	ds, err := dataset.Open(filepath.Join(shared, "data", "industrial"), dataset.Options{Categories: []string{"bottle"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := ds.Train()[:50]
+	test := ds.Test()
+	var paths []string
+	for _, s := range append(append([]dataset.Sample{}, train...), test...) {
+		paths = append(paths, s.Path)
+	}
+	feats, err := Encode(ctx, enc, paths, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set TrainSet
+	for i := range train {
+		set.Normal = append(set.Normal, Image{ID: int32(i), Category: "bottle", Features: feats[i]})
+	}
+	m, err := Fit(ctx, rt, set, Options{Method: PatchCore, CoresetRatio: 0.1, Seed: 1, EncoderID: enc.ID(), Card: card, Encoder: enc.Config()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := NewScorer(rt, m, bankSearch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	res, err := sc.ScoreImages(ctx, feats[len(train):], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := make([]Scored, len(test))
+	for i, s := range test {
+		items[i] = Scored{Path: s.Path, Category: s.Category, Anomalous: s.Label == dataset.Defect, MaskPath: s.MaskPath, Result: res[i]}
+	}
+	h0, w0 := enc.Grid()
+	per, _, err := Evaluate(ctx, items, h0, w0, enc.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := per["bottle"]
+	t.Logf("PatchCore bottle (50 train images, 10%% coreset): image AUROC %.4f, pixel AUROC %.4f, PRO %.4f", b.ImageAUROC, b.PixelAUROC, b.PRO)
+	if b.ImageAUROC < 0.98 {
+		t.Fatalf("image AUROC %.4f < 0.98", b.ImageAUROC)
+	}
+}
