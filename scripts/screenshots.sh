@@ -1,20 +1,42 @@
 #!/usr/bin/env bash
-# Builds the GUI and runs it under a virtual X server through the scripted
-# demo, saving one PNG per screen.
+# Builds the workstation and runs it under a virtual X server through the
+# scripted demo with the REAL engine (synthetic dataset, import, one seen
+# anomaly per category, training, evaluation, a scored batch), saving one
+# PNG per screen.
 #   scripts/screenshots.sh [OUT_DIR] [PACKAGE]
-# OUT_DIR defaults to ./screenshots; PACKAGE to ./ui/cmd/demo (the views on
-# test doubles). Once cmd/workstation honours WORKSTATION_SCREENSHOTS (call
-# ui.Workstation.RunDemo then Screenshots), pass ./cmd/workstation.
+# OUT_DIR defaults to ./screenshots; PACKAGE to ./cmd/workstation
+# (./ui/cmd/demo runs the views on test doubles instead).
+# The backbone is BACKBONE (default: ../shared/models/mobilenet_v2_imagenet.onnx
+# when present, else the user's store entry mobilenet_v2_imagenet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="$(realpath -m "${1:-screenshots}")"
-pkg="${2:-./ui/cmd/demo}"
-bin="$(mktemp -d)/workstation-gui"
+pkg="${2:-./cmd/workstation}"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+bin="$tmp/workstation"
 mkdir -p "$out"
+rm -f "$out"/*.png
 echo "building $pkg (the first Fyne build takes minutes)…"
 go build -o "$bin" "$pkg"
 export WORKSTATION_SCREENSHOTS="$out"
-export XDG_CONFIG_HOME="$(mktemp -d)" XDG_DATA_HOME="$(mktemp -d)"
-export LIBGL_ALWAYS_SOFTWARE=1
-timeout 300 xvfb-run -a -s "-screen 0 1400x900x24" "$bin"
+export LIBGL_ALWAYS_SOFTWARE=1 LANG="${LANG:-en_US.UTF-8}"
+export ONNXRUNTIME_LIB="${ONNXRUNTIME_LIB:-$PWD/third_party/onnxruntime/linux-x64/libonnxruntime.so.1}"
+backbone="${BACKBONE:-}"
+if [[ -z "$backbone" && -f ../shared/models/mobilenet_v2_imagenet.onnx ]]; then
+	backbone="$(realpath ../shared/models/mobilenet_v2_imagenet.onnx)"
+fi
+# Fyne's preferences and the backbone store go to a throw-away folder; a
+# backbone file is imported into that store (projects name it by its card).
+export XDG_CONFIG_HOME="$tmp/config" XDG_DATA_HOME="$tmp/data"
+args=()
+if [[ -n "$backbone" ]]; then
+	if [[ "$pkg" == ./cmd/workstation ]]; then
+		"$bin" backbone import "$backbone" >/dev/null
+	fi
+	args=(--backbone "$(basename "${backbone%.onnx}")")
+fi
+start=$(date +%s)
+timeout 600 xvfb-run -a -s "-screen 0 1400x900x24" "$bin" gui "${args[@]}"
+echo "demo and screenshots took $(( $(date +%s) - start )) s"
 ls -1 "$out"/*.png

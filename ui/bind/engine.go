@@ -47,9 +47,12 @@ type Options struct {
 	// bank [200].
 	OODImages int
 	// QuickTrainPatches and QuickOODImages replace the two above for
-	// requests marked Quick (the demo) [20000, 30].
+	// requests marked Quick (the demo) [8192, 30].
 	QuickTrainPatches int
 	QuickOODImages    int
+	// BatchSize is the number of normal patches per training step [the
+	// training default].
+	BatchSize int
 	// Demo sizes the dataset GenerateDemo writes [3 categories × 20
 	// training images, 6 good and 8 defective test images, 96 px].
 	Demo synth.DatasetOptions
@@ -82,7 +85,7 @@ func NewEngine(o Options) (*Engine, error) {
 		o.OODImages = 200
 	}
 	if o.QuickTrainPatches <= 0 {
-		o.QuickTrainPatches = 20000
+		o.QuickTrainPatches = 8192
 	}
 	if o.QuickOODImages <= 0 {
 		o.QuickOODImages = 30
@@ -404,6 +407,9 @@ func (e *Engine) Train(ctx context.Context, req ui.TrainRequest, progress func(u
 	if req.Epochs > 0 {
 		tc.Epochs = req.Epochs
 	}
+	if e.o.BatchSize > 0 {
+		tc.BatchSize = e.o.BatchSize
+	}
 	tc.Seed = uint64(e.o.Seed)
 	tc.Logger = e.o.Logger
 	fit := pipeline.Options{CoresetRatio: req.CoresetRatio, TrainPatches: e.o.TrainPatches, Train: tc, Seed: e.o.Seed}
@@ -423,6 +429,9 @@ func (e *Engine) Train(ctx context.Context, req ui.TrainRequest, progress func(u
 	}
 	info := modelInfo(rec, m.Meta)
 	info.Epochs, info.FinalLoss = tc.Epochs, tr.loss
+	if progress != nil {
+		progress(ui.Progress{Stage: "done", Epoch: tc.Epochs, Epochs: tc.Epochs, Loss: tr.loss, Fraction: 1})
+	}
 	return info, nil
 }
 
