@@ -6,7 +6,7 @@ ORT_LIB   := $(CURDIR)/third_party/onnxruntime/linux-x64/libonnxruntime.so.1
 DATA      ?= ../shared/data/industrial
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
-.PHONY: setup build run test test-core bench vet fmt screenshots gpu-check
+.PHONY: setup build backbone-store run test test-core bench vet fmt screenshots gpu-check
 
 setup:
 	@./scripts/setup.sh
@@ -14,7 +14,16 @@ setup:
 build: setup
 	$(GO) build -o bin/workstation ./cmd/workstation
 
-run: build
+# The demo backbone: imported into the user's store once, when ../shared has it.
+MODELS    ?= ../shared/models
+DEMO_BACKBONE := mobilenet_v2_imagenet
+
+backbone-store: build
+	@if [ -f $(MODELS)/$(DEMO_BACKBONE).onnx ] && \
+	   ! ./bin/workstation backbone list 2>/dev/null | grep -q '^$(DEMO_BACKBONE) .* installed'; then \
+		./bin/workstation backbone import $(MODELS)/$(DEMO_BACKBONE).onnx; fi
+
+run: build backbone-store
 	./bin/workstation
 
 # Tests never write to $HOME: config and data folders point into a temp dir.
@@ -35,6 +44,7 @@ vet:
 fmt:
 	gofmt -l -w .
 
+# One PNG per screen of the demo on the real engine (under Xvfb, backbone from ../shared/models) into ./screenshots.
 screenshots: build
 	./scripts/screenshots.sh
 
