@@ -268,3 +268,30 @@ func centre(m *image.Gray) (int, int) {
 	}
 	return (x0 + x1) / 2, (y0 + y1) / 2
 }
+
+// TestRealEngineLockedProject: a project another holder has open is refused
+// with storage's message, and the application keeps no half-open project.
+func TestRealEngineLockedProject(t *testing.T) {
+	ws, eng := realHarness(t)
+	path := filepath.Join(t.TempDir(), "held.dmad")
+	held, err := eng.CreateProject(path, "Held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ws.OpenProject(path)
+	if !errors.Is(err, storage.ErrLocked) || !strings.Contains(err.Error(), "open in another process") {
+		t.Fatalf("opening a held project: %v", err)
+	}
+	if ws.Project() != nil || ws.CurrentScreen() != ui.ScreenStart {
+		t.Errorf("after the refused open: project %v, screen %q", ws.Project(), ws.CurrentScreen())
+	}
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.OpenProject(path); err != nil {
+		t.Fatalf("open after release: %v", err)
+	}
+	if ws.Project().Name() != "Held" {
+		t.Errorf("project name %q", ws.Project().Name())
+	}
+}
