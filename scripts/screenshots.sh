@@ -20,7 +20,8 @@ rm -f "$out"/*.png
 echo "building $pkg (the first Fyne build takes minutes)…"
 go build -o "$bin" "$pkg"
 export WORKSTATION_SCREENSHOTS="$out"
-export LIBGL_ALWAYS_SOFTWARE=1 LANG="${LANG:-en_US.UTF-8}"
+export LIBGL_ALWAYS_SOFTWARE=1
+case "${LC_ALL:-${LANG:-C}}" in C|C.*|POSIX) export LC_ALL=en_US.UTF-8 ;; esac # Fyne cannot parse "C"
 export ONNXRUNTIME_LIB="${ONNXRUNTIME_LIB:-$PWD/third_party/onnxruntime/linux-x64/libonnxruntime.so.1}"
 backbone="${BACKBONE:-}"
 if [[ -z "$backbone" && -f ../shared/models/mobilenet_v2_imagenet.onnx ]]; then

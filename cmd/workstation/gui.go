@@ -46,7 +46,11 @@ func runGUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError{err.Error()}
 	}
 	// The GUI logs at Info so the provider line and job errors show on a terminal.
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if os.Getenv(screenshotsEnv) != "" {
+		level = slog.LevelDebug // stage timings of the demo
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 	rt, err := ort.Open(ort.Options{LibraryPath: *ortLib, Threads: *threads, Device: dev, Logger: log})
 	if err != nil {

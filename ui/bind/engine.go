@@ -47,7 +47,8 @@ type Options struct {
 	// bank [200].
 	OODImages int
 	// QuickTrainPatches and QuickOODImages replace the two above for
-	// requests marked Quick (the demo) [8192, 30].
+	// requests marked Quick (the demo) [8192, 30]; Quick also sets the
+	// threshold from 32 normal images instead of 64.
 	QuickTrainPatches int
 	QuickOODImages    int
 	// BatchSize is the number of normal patches per training step [the
@@ -416,8 +417,10 @@ func (e *Engine) Train(ctx context.Context, req ui.TrainRequest, progress func(u
 	ood := e.o.OODImages
 	if req.Quick {
 		fit.TrainPatches, ood = e.o.QuickTrainPatches, e.o.QuickOODImages
+		fit.ThresholdImages = 32
 	}
-	tr := newTracker(trainStages, progress)
+	tr := newTracker(trainStages, progress, e.o.Logger)
+	defer tr.end()
 	rec, m, err := s.Train(ctx, project.TrainOptions{Method: pipeline.DMAD, Semi: semi, Categories: req.Categories,
 		Fit: fit, OODImages: ood, Notes: "trained in the desktop application"}, tr.event)
 	if err != nil {
@@ -456,7 +459,8 @@ func (e *Engine) Score(ctx context.Context, req ui.ScoreRequest, progress func(u
 	}
 	s := p.s
 	s.SetRuntime(rt)
-	tr := newTracker(scoreStages, progress)
+	tr := newTracker(scoreStages, progress, e.o.Logger)
+	defer tr.end()
 	if req.Dir == "" {
 		res, err := s.Evaluate(ctx, version, tr.event)
 		if err != nil {

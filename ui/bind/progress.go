@@ -1,6 +1,7 @@
 package bind
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/dmad/workstation/core/project"
@@ -38,19 +39,31 @@ var scoreStages = map[string]stage{
 type tracker struct {
 	stages map[string]stage
 	out    func(ui.Progress)
+	log    *slog.Logger
 	start  time.Time
 	last   time.Time
 	stage  string
-	frac   float64
+	// stageStart is when the current stage began (for the log).
+	stageStart time.Time
+	frac       float64
 	// loss is the latest training loss.
 	loss float64
 }
 
-func newTracker(stages map[string]stage, out func(ui.Progress)) *tracker {
+func newTracker(stages map[string]stage, out func(ui.Progress), log *slog.Logger) *tracker {
 	if out == nil {
 		out = func(ui.Progress) {}
 	}
-	return &tracker{stages: stages, out: out, start: time.Now()}
+	now := time.Now()
+	return &tracker{stages: stages, out: out, log: log, start: now, stageStart: now}
+}
+
+// end logs the duration of the last stage; call it when the job is done.
+func (t *tracker) end() {
+	if t.stage != "" {
+		t.log.Debug("engine stage", "stage", t.stage, "seconds", time.Since(t.stageStart).Seconds())
+	}
+	t.log.Debug("engine job", "seconds", time.Since(t.start).Seconds())
 }
 
 func (t *tracker) event(e project.Progress) {
@@ -71,6 +84,12 @@ func (t *tracker) event(e project.Progress) {
 	changed := e.Stage != t.stage
 	if !changed && e.Done != e.Total && now.Sub(t.last) < 100*time.Millisecond {
 		return
+	}
+	if changed {
+		if t.stage != "" {
+			t.log.Debug("engine stage", "stage", t.stage, "seconds", now.Sub(t.stageStart).Seconds())
+		}
+		t.stageStart = now
 	}
 	t.stage, t.last = e.Stage, now
 	p := ui.Progress{Stage: st.name, Step: e.Done, Steps: e.Total, Fraction: t.frac}

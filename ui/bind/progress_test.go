@@ -1,0 +1,62 @@
+package bind
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/dmad/workstation/core/project"
+	"github.com/dmad/workstation/ui"
+)
+
+func TestTrackerFractionsAndStages(t *testing.T) {
+	var got []ui.Progress
+	tr := newTracker(trainStages, func(p ui.Progress) { got = append(got, p) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	events := []project.Progress{
+		{Stage: "features", Done: 0, Total: 10},
+		{Stage: "features", Done: 10, Total: 10},
+		{Stage: "synthetic", Done: 5, Total: 5},
+		{Stage: "bank"},
+		{Stage: "bank", Done: 3, Total: 3},
+		{Stage: "knowledge", Done: 8, Total: 8},
+		{Stage: "knowledge", Done: 2, Total: 8}, // seen patches after normal ones
+		{Stage: "train", Done: 1, Total: 4, Epoch: 1, Epochs: 2, Loss: 0.9},
+		{Stage: "train", Done: 4, Total: 4, Epoch: 2, Epochs: 2, Loss: 0.4},
+		{Stage: "threshold", Done: 2, Total: 2},
+		{Stage: "save"},
+	}
+	for _, e := range events {
+		tr.event(e)
+	}
+	tr.end()
+	// Stage changes and stage ends always report; the first features event
+	// and the repeated knowledge stage are throttled or clamped.
+	wantStages := []string{"features", "features", "synthetic defects", "normal bank", "normal bank", "knowledge",
+		"training", "training", "threshold", "saving"}
+	if len(got) != len(wantStages) {
+		t.Fatalf("%d progress reports, want %d: %+v", len(got), len(wantStages), got)
+	}
+	prev := -1.0
+	for i, p := range got {
+		if p.Stage != wantStages[i] {
+			t.Errorf("report %d stage %q, want %q", i, p.Stage, wantStages[i])
+		}
+		if p.Fraction < prev || p.Fraction < 0 || p.Fraction > 1 {
+			t.Errorf("report %d fraction %.3f after %.3f", i, p.Fraction, prev)
+		}
+		prev = p.Fraction
+	}
+	if tr.loss != 0.4 {
+		t.Errorf("final loss %v", tr.loss)
+	}
+	last := got[7]
+	if last.Epoch != 2 || last.Epochs != 2 || last.Loss != 0.4 || last.Step != 4 || last.Steps != 4 {
+		t.Errorf("training report %+v", last)
+	}
+	if got[2].Epochs != 0 || got[2].Loss != 0 {
+		t.Errorf("non-training report carries training fields: %+v", got[2])
+	}
+	if f := got[len(got)-2].Fraction; f < 0.98 {
+		t.Errorf("fraction after the threshold stage %.3f", f)
+	}
+}
