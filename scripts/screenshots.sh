@@ -21,7 +21,8 @@ echo "building $pkg (the first Fyne build takes minutes)…"
 go build -o "$bin" "$pkg"
 export WORKSTATION_SCREENSHOTS="$out"
 export LIBGL_ALWAYS_SOFTWARE=1
-case "${LC_ALL:-${LANG:-C}}" in C|C.*|POSIX) export LC_ALL=en_US.UTF-8 ;; esac # Fyne cannot parse "C"
+loc=()
+case "${LC_ALL:-${LANG:-C}}" in C|C.*|POSIX) loc=(LC_ALL=en_US.UTF-8 LANG=en_US.UTF-8) ;; esac # Fyne cannot parse "C"
 export ONNXRUNTIME_LIB="${ONNXRUNTIME_LIB:-$PWD/third_party/onnxruntime/linux-x64/libonnxruntime.so.1}"
 backbone="${BACKBONE:-}"
 if [[ -z "$backbone" && -f ../shared/models/mobilenet_v2_imagenet.onnx ]]; then
@@ -33,11 +34,11 @@ export XDG_CONFIG_HOME="$tmp/config" XDG_DATA_HOME="$tmp/data"
 args=()
 if [[ -n "$backbone" ]]; then
 	if [[ "$pkg" == ./cmd/workstation ]]; then
-		"$bin" backbone import "$backbone" >/dev/null
+		env "${loc[@]}" "$bin" backbone import "$backbone" >/dev/null
 	fi
 	args=(--backbone "$(basename "${backbone%.onnx}")")
 fi
 start=$(date +%s)
-timeout 600 xvfb-run -a -s "-screen 0 1400x900x24" "$bin" gui "${args[@]}"
+env "${loc[@]}" timeout 600 xvfb-run -a -s "-screen 0 1400x900x24" "$bin" gui "${args[@]}"
 echo "demo and screenshots took $(( $(date +%s) - start )) s"
 ls -1 "$out"/*.png
