@@ -295,3 +295,35 @@ func TestRealEngineLockedProject(t *testing.T) {
 		t.Errorf("project name %q", ws.Project().Name())
 	}
 }
+
+// TestRealEngineCancelTraining: Cancel stops the real engine's training and
+// stores no model.
+func TestRealEngineCancelTraining(t *testing.T) {
+	ws, _ := realHarness(t)
+	data := filepath.Join(t.TempDir(), "data")
+	if err := synth.WriteDataset(data, synth.DatasetOptions{Categories: 1, TrainPerCategory: 4, TestGoodPerCategory: 1,
+		TestDefectPerCategory: 1, Size: 48, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.CreateProject(filepath.Join(t.TempDir(), "c.dmad"), "Cancel"); err != nil {
+		t.Fatal(err)
+	}
+	p := ws.Project()
+	ws.ImportFolder(data)
+	ws.Wait()
+	ws.ShowScreen(ui.ScreenTrain)
+	epochs, start, cancel := ws.TrainForm()
+	epochs.SetText("1000")
+	test.Tap(start)
+	if cancel.Disabled() {
+		t.Fatal("Cancel disabled while training")
+	}
+	test.Tap(cancel)
+	ws.Wait()
+	if stage, result, _ := ws.TrainStatus(); stage != "Stage: cancelled" {
+		t.Errorf("after cancel: %q %q", stage, result)
+	}
+	if ms, err := p.Models(); err != nil || len(ms) != 0 {
+		t.Errorf("cancelled training stored %d models (%v)", len(ms), err)
+	}
+}
