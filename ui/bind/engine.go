@@ -352,6 +352,11 @@ func (e *Engine) inspectSamples(ctx context.Context, dir string) ([]dataset.Samp
 	return out, nil
 }
 
+// maxCachedFullMaps bounds the runs whose full-size maps (InputSize², about
+// 200 kB an image at 224 px) the project keeps in memory; larger runs are
+// read back with their stored 64×64 maps.
+const maxCachedFullMaps = 200
+
 // jobProject returns the adapter behind a view's project and locks it for
 // one engine job; call the returned func when done.
 func jobProject(p ui.Project) (*Project, func(), error) {
@@ -477,7 +482,9 @@ func (e *Engine) Score(ctx context.Context, req ui.ScoreRequest, progress func(u
 		for _, sc := range res.Images {
 			run.Images = append(run.Images, scoredImage(sc, ""))
 		}
-		p.cacheRun(res.RunID, run)
+		if len(run.Images) <= maxCachedFullMaps {
+			p.cacheRun(res.RunID, run) // Results shows the full-size maps, not the stored 64×64 ones
+		}
 		return run, nil
 	}
 	samples, err := e.inspectSamples(ctx, req.Dir)
