@@ -7,12 +7,14 @@ import (
 	"math"
 	"math/rand"
 	"runtime"
+	"sort"
 	"sync"
 	"sync/atomic"
 
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/onnxgraph"
 	"github.com/dmad/workstation/core/ort"
+	gmat "gonum.org/v1/gonum/mat"
 )
 
 // CoresetOptions configure [Coreset]. The zero value gives PatchCore's
@@ -132,7 +134,11 @@ func sampleDistinct(rng *rand.Rand, n, k int) []int {
 
 // Project multiplies feats by a dim-column random Gaussian matrix with
 // entries N(0, 1/dim) (a Johnson–Lindenstrauss projection: distances are
-// preserved in expectation). With rt set the product runs on ONNX Runtime.
+// preserved in expectation). The matrix is then rotated (an orthogonal
+// change of basis, which changes no distance) so that the output axes are
+// the principal axes of a sample of projected rows, largest variance first:
+// partial distance sums then grow fastest and the coreset's early-stopping
+// distance test stops sooner. With rt set the product runs on ONNX Runtime.
 func Project(ctx context.Context, feats *mat.Matrix, dim int, rng *rand.Rand, workers int, rt *ort.Runtime) (*mat.Matrix, error) {
 	C := feats.Cols
 	w := make([]float32, C*dim)
@@ -140,26 +146,100 @@ func Project(ctx context.Context, feats *mat.Matrix, dim int, rng *rand.Rand, wo
 	for i := range w {
 		w[i] = float32(rng.NormFloat64() * s)
 	}
-	out := mat.New(feats.Rows, dim)
+	sample := feats
+	if feats.Rows > pcaSample {
+		sample = feats.Gather(rng.Perm(feats.Rows)[:pcaSample])
+	}
+	ps, err := projectGo(ctx, sample, w, dim, workers)
+	if err != nil {
+		return nil, fmt.Errorf("project %d×%d to %d dims: %w", feats.Rows, C, dim, err)
+	}
+	w = rotateToPrincipal(ps, w, C, dim)
 	if rt != nil {
+		out := mat.New(feats.Rows, dim)
 		if err := projectORT(ctx, rt, feats, w, dim, out); err != nil {
 			return nil, fmt.Errorf("project %d×%d to %d dims on ONNX Runtime: %w", feats.Rows, C, dim, err)
 		}
 		return out, nil
 	}
-	err := parallelFor(ctx, feats.Rows, workers, 256, func(lo, hi, _ int) {
-		for r := lo; r < hi; r++ {
-			x := feats.Row(r)
-			o := out.Row(r)
-			for d, xv := range x {
-				axpy(o, w[d*dim:(d+1)*dim], xv)
-			}
-		}
-	})
+	out, err := projectGo(ctx, feats, w, dim, workers)
 	if err != nil {
 		return nil, fmt.Errorf("project %d×%d to %d dims: %w", feats.Rows, C, dim, err)
 	}
 	return out, nil
+}
+
+// pcaSample is the number of rows whose projections set the principal axes.
+const pcaSample = 8192
+
+func projectGo(ctx context.Context, feats *mat.Matrix, w []float32, dim, workers int) (*mat.Matrix, error) {
+	out := mat.New(feats.Rows, dim)
+	err := parallelFor(ctx, feats.Rows, workers, 256, func(lo, hi, _ int) {
+		for r := lo; r < hi; r++ {
+			o := out.Row(r)
+			for d, xv := range feats.Row(r) {
+				axpy(o, w[d*dim:(d+1)*dim], xv)
+			}
+		}
+	})
+	return out, err
+}
+
+// rotateToPrincipal returns w·V, V the eigenvectors of the covariance of
+// the projected sample ps, in decreasing eigenvalue order.
+func rotateToPrincipal(ps *mat.Matrix, w []float32, C, dim int) []float32 {
+	mean := make([]float64, dim)
+	for r := range ps.Rows {
+		for j, v := range ps.Row(r) {
+			mean[j] += float64(v)
+		}
+	}
+	for j := range mean {
+		mean[j] /= float64(ps.Rows)
+	}
+	cov := make([]float64, dim*dim)
+	x := make([]float64, dim)
+	for r := range ps.Rows {
+		for j, v := range ps.Row(r) {
+			x[j] = float64(v) - mean[j]
+		}
+		for a := range dim {
+			xa := x[a]
+			row := cov[a*dim : (a+1)*dim]
+			for b := a; b < dim; b++ {
+				row[b] += xa * x[b]
+			}
+		}
+	}
+	for a := range dim {
+		for b := a + 1; b < dim; b++ {
+			cov[b*dim+a] = cov[a*dim+b]
+		}
+	}
+	var eig gmat.EigenSym
+	if !eig.Factorize(gmat.NewSymDense(dim, cov), true) {
+		return w // no rotation: distances are the same either way
+	}
+	vals := eig.Values(nil)
+	var vecs gmat.Dense
+	eig.VectorsTo(&vecs)
+	order := make([]int, dim)
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return vals[order[a]] > vals[order[b]] })
+	out := make([]float32, C*dim)
+	for c := range C {
+		wr := w[c*dim : (c+1)*dim]
+		for j, col := range order {
+			var acc float64
+			for t, wv := range wr {
+				acc += float64(wv) * vecs.At(t, col)
+			}
+			out[c*dim+j] = float32(acc)
+		}
+	}
+	return out
 }
 
 // axpy adds a·x to y (len(x) ≥ len(y)).
@@ -214,25 +294,23 @@ func projectORT(ctx context.Context, rt *ort.Runtime, feats *mat.Matrix, w []flo
 
 // sqDist returns ‖a − b‖², stopping early (with a partial sum ≥ bound) once
 // the sum reaches bound. Partial sums of squares only grow, so "result <
-// bound" is exactly "full distance < bound".
+// bound" is exactly "full distance < bound". The sum is checked every 16
+// dimensions; projected points have their largest-variance axes first.
 func sqDist(a, b []float32, bound float32) float32 {
 	b = b[:len(a)]
 	var s float32
 	i := 0
-	for ; i+32 <= len(a); i += 32 {
-		aa := a[i : i+32 : i+32]
-		bb := b[i : i+32 : i+32]
-		var s0, s1, s2, s3 float32
-		for j := 0; j < 32; j += 4 {
-			d0 := aa[j] - bb[j]
-			d1 := aa[j+1] - bb[j+1]
-			d2 := aa[j+2] - bb[j+2]
-			d3 := aa[j+3] - bb[j+3]
-			s0 += d0 * d0
-			s1 += d1 * d1
-			s2 += d2 * d2
-			s3 += d3 * d3
-		}
+	for ; i+16 <= len(a); i += 16 {
+		aa := a[i : i+16 : i+16]
+		bb := b[i : i+16 : i+16]
+		d0, d1, d2, d3 := aa[0]-bb[0], aa[1]-bb[1], aa[2]-bb[2], aa[3]-bb[3]
+		s0, s1, s2, s3 := d0*d0, d1*d1, d2*d2, d3*d3
+		d0, d1, d2, d3 = aa[4]-bb[4], aa[5]-bb[5], aa[6]-bb[6], aa[7]-bb[7]
+		s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
+		d0, d1, d2, d3 = aa[8]-bb[8], aa[9]-bb[9], aa[10]-bb[10], aa[11]-bb[11]
+		s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
+		d0, d1, d2, d3 = aa[12]-bb[12], aa[13]-bb[13], aa[14]-bb[14], aa[15]-bb[15]
+		s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
 		s += (s0 + s1) + (s2 + s3)
 		if s >= bound {
 			return s
