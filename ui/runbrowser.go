@@ -214,9 +214,14 @@ func (b *runBrowser) updateRow(i widget.ListItemID, o fyne.CanvasObject) {
 	if s.Label != LabelUnknown {
 		label = "  (" + string(s.Label) + ")"
 	}
-	where := s.Category
-	if where == "" {
-		where = filepath.Base(filepath.Dir(s.Path))
+	// MVTec-style folders reuse file names across defect types: show the
+	// parent folder too when it is not the category itself.
+	where, parent := s.Category, filepath.Base(filepath.Dir(s.Path))
+	switch {
+	case where == "":
+		where = parent
+	case parent != where:
+		where += "/" + parent
 	}
 	lbl.SetText(fmt.Sprintf("%.4f  %s/%s%s", s.Score, where, filepath.Base(s.Path), label))
 }
