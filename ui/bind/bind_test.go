@@ -357,3 +357,58 @@ func TestDetect(t *testing.T) {
 		t.Errorf("gpu runtime error %v with GPU %v", err, d.GPU)
 	}
 }
+
+// sharedDir returns ../shared beside the module root, or skips.
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("go.mod not found above the test")
+		}
+		dir = parent
+	}
+	shared := filepath.Join(filepath.Dir(dir), "shared")
+	if _, err := os.Stat(filepath.Join(shared, "data", "industrial", "bottle")); err != nil {
+		t.Skipf("real data absent (%v): skipping", err)
+	}
+	return shared
+}
+
+// TestScanSharedBottle recognises the real MVTec AD bottle category with
+// its splits, labels and masks.
+func TestScanSharedBottle(t *testing.T) {
+	shared := sharedDir(t)
+	e := newTestEngine(t)
+	scan, err := e.ScanFolder(context.Background(), filepath.Join(shared, "data", "industrial", "bottle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, test, masks := 0, 0, 0
+	for _, r := range scan.Images {
+		if r.Category != "bottle" {
+			t.Fatalf("category %q", r.Category)
+		}
+		if r.Split == ui.SplitTrain {
+			train++
+		} else {
+			test++
+		}
+		if r.MaskPath != "" {
+			masks++
+			if r.Label != ui.LabelDefect || r.DefectType == "" {
+				t.Errorf("masked image %s: label %q type %q", r.Path, r.Label, r.DefectType)
+			}
+		}
+	}
+	if scan.Layout != "mvtec" || train != 209 || test != 83 || masks != 63 {
+		t.Errorf("bottle: layout %q, %d train, %d test, %d masks; want mvtec, 209, 83, 63", scan.Layout, train, test, masks)
+	}
+}
