@@ -13,7 +13,9 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
+	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/dmad/workstation/core/ort"
 	"github.com/dmad/workstation/ui"
@@ -52,12 +54,15 @@ func runGUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
+	shots := os.Getenv(screenshotsEnv)
 	rt, err := ort.Open(ort.Options{LibraryPath: *ortLib, Threads: *threads, Device: dev, Logger: log})
 	if err != nil {
+		if shots == "" {
+			showFatal(err) // started from a desktop, nobody reads stderr
+		}
 		return err
 	}
 	defer rt.Close()
-	shots := os.Getenv(screenshotsEnv)
 	eng, err := bind.NewEngine(bind.Options{Runtime: rt, LibraryPath: *ortLib, Threads: *threads,
 		Backbone: *backbone, Logger: log})
 	if err != nil {
@@ -111,4 +116,17 @@ func runGUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	ws.ShowAndRun()
 	ws.Close()
 	return shotErr
+}
+
+// showFatal shows a start-up error in a window of its own and waits until
+// the user closes it.
+func showFatal(err error) {
+	a := app.NewWithID(appID)
+	w := a.NewWindow("DMAD Inspection Workstation")
+	msg := widget.NewLabel("The workstation cannot start:\n\n" + err.Error() +
+		"\n\nRun 'make setup' (or point --ort-lib / $ONNXRUNTIME_LIB at libonnxruntime), then start it again.")
+	msg.Wrapping = fyne.TextWrapWord
+	w.SetContent(container.NewBorder(nil, container.NewCenter(widget.NewButton("Quit", a.Quit)), nil, nil, msg))
+	w.Resize(fyne.NewSize(640, 280))
+	w.ShowAndRun()
 }
