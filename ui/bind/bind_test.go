@@ -19,7 +19,7 @@ import (
 
 // newTestEngine opens a 1-thread CPU runtime and an engine with no backbone
 // (the adapter tests never encode).
-func newTestEngine(t *testing.T) *Engine {
+func newTestEngine(t testing.TB) *Engine {
 	t.Helper()
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	rt, err := ort.Open(ort.Options{Threads: 1, Device: ort.DeviceCPU})
@@ -35,7 +35,7 @@ func newTestEngine(t *testing.T) *Engine {
 	return e
 }
 
-func newTestProject(t *testing.T, e *Engine) *Project {
+func newTestProject(t testing.TB, e *Engine) *Project {
 	t.Helper()
 	p, err := e.CreateProject(filepath.Join(t.TempDir(), "p.dmad"), "Line 3")
 	if err != nil {
@@ -45,7 +45,7 @@ func newTestProject(t *testing.T, e *Engine) *Project {
 	return p
 }
 
-func writePNG(t *testing.T, path string, img image.Image) {
+func writePNG(t testing.TB, path string, img image.Image) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
