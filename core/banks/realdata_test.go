@@ -100,6 +100,7 @@ func BenchmarkCoresetReal(b *testing.B) {
 			runtime.GC()
 			runtime.ReadMemStats(&before)
 			cpu0 := cpuSeconds()
+			stop := peakHeap()
 			b.ResetTimer()
 			for range b.N {
 				if _, err := Coreset(context.Background(), feats, n, CoresetOptions{Seed: 1, Runtime: rt, disablePruning: !prune}); err != nil {
@@ -107,8 +108,9 @@ func BenchmarkCoresetReal(b *testing.B) {
 				}
 			}
 			b.StopTimer()
+			b.ReportMetric(stop()-float64(before.HeapInuse)/(1<<20), "peak-extra-heap-MB")
 			runtime.ReadMemStats(&after)
-			b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/(1<<20), "MB/op")
+			b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/(1<<20), "alloc-MB/op")
 			b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/op")
 		})
 	}
