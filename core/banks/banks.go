@@ -130,6 +130,7 @@ type AnomalyBank struct {
 	// a normal image, seen entries from an annotated image) or NoSource. It
 	// lets training patches skip entries made from their own image, as for
 	// the normal bank: a pseudo entry is its own source patch plus noise.
+	// Optional: nil means no entry has a source.
 	Source []int32
 	// Backbone identifies the feature extractor the entries came from.
 	Backbone string
@@ -154,7 +155,7 @@ func (b *AnomalyBank) Validate() error {
 	if b.Features == nil || len(b.Features.Data) != b.Features.Rows*b.Features.Cols {
 		return errors.New("anomaly bank: missing or malformed features")
 	}
-	if len(b.Kind) != b.Features.Rows || len(b.Source) != b.Features.Rows {
+	if len(b.Kind) != b.Features.Rows || (b.Source != nil && len(b.Source) != b.Features.Rows) {
 		return fmt.Errorf("anomaly bank: %d kinds and %d source ids for %d entries", len(b.Kind), len(b.Source), b.Features.Rows)
 	}
 	return nil

@@ -146,7 +146,15 @@ func (b *AnomalyBank) WriteTo(w io.Writer) (int64, error) {
 	bw.header(kindAnomaly, 0, b.Features, b.Backbone)
 	bw.floats(b.Features.Data)
 	bw.write(b.Kind)
-	bw.int32s(b.Source)
+	if b.Source != nil {
+		bw.int32s(b.Source)
+	} else {
+		none := make([]int32, b.Features.Rows)
+		for i := range none {
+			none[i] = NoSource
+		}
+		bw.int32s(none)
+	}
 	n, err := bw.finish()
 	if err != nil {
 		return n, fmt.Errorf("write anomaly bank: %w", err)

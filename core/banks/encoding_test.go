@@ -55,6 +55,21 @@ func TestBankBytesRoundTrip(t *testing.T) {
 		!bytes.Equal(out.Kind, ab.Kind) || !equalInts(out.Source, ab.Source) {
 		t.Fatal("anomaly bank changed in the round trip")
 	}
+	// A bank without source ids reads back with NoSource everywhere.
+	noSrc := *ab
+	noSrc.Source = nil
+	data, err = noSrc.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range out.Source {
+		if v != NoSource {
+			t.Fatalf("entry %d: source %d, want NoSource", i, v)
+		}
+	}
 	// Streaming: two banks back to back in one stream.
 	var buf bytes.Buffer
 	if _, err := nb.WriteTo(&buf); err != nil {
