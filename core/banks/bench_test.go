@@ -53,6 +53,7 @@ func BenchmarkCoreset(b *testing.B) {
 		name := fmt.Sprintf("%dk×768/clustered=%v/prune=%v", bc.rows/1000, bc.clustered, bc.prune)
 		b.Run(name, func(b *testing.B) {
 			feats := benchFeatures(bc.rows, 768, bc.clustered)
+			rt := openRuntimeThreads(b, 2)
 			n := bc.rows / 50
 			var before, after runtime.MemStats
 			runtime.GC()
@@ -61,7 +62,7 @@ func BenchmarkCoreset(b *testing.B) {
 			stop := peakHeap()
 			b.ResetTimer()
 			for range b.N {
-				if _, err := Coreset(context.Background(), feats, n, CoresetOptions{Seed: 1, disablePruning: !bc.prune}); err != nil {
+				if _, err := Coreset(context.Background(), feats, n, CoresetOptions{Seed: 1, Runtime: rt, disablePruning: !bc.prune}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -86,10 +87,10 @@ func BenchmarkSqDist(b *testing.B) {
 	}
 }
 
-// BenchmarkProject projects 10,000×768 features to 128 dims, in Go and on
-// ONNX Runtime (2 threads).
+// BenchmarkProject projects 50,000×768 features to 128 dims (principal-axes
+// rotation included), in Go and on ONNX Runtime (2 threads).
 func BenchmarkProject(b *testing.B) {
-	feats := benchFeatures(10000, 768, false)
+	feats := benchFeatures(50000, 768, false)
 	rt := openRuntimeThreads(b, 2)
 	for _, useORT := range []bool{false, true} {
 		b.Run(fmt.Sprintf("ort=%v", useORT), func(b *testing.B) {
