@@ -21,6 +21,12 @@ type fitFlags struct {
 	batch        int
 	attention    bool
 	oodImages    int
+	hidden       int
+	noiseStd     float64
+	lambda2      float64
+	margin       float64
+	lr           float64
+	noDistances  bool
 }
 
 func (f *fitFlags) register(fs *flag.FlagSet) {
@@ -31,12 +37,35 @@ func (f *fitFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.batch, "batch", 0, "normal patches per training step (0: default)")
 	fs.BoolVar(&f.attention, "attention", false, "add attention knowledge in the unsupervised regime (METHOD.md §3)")
 	fs.IntVar(&f.oodImages, "ood-images", 200, "synthetic-defect images for the out-of-distribution part of the anomaly bank")
+	fs.IntVar(&f.hidden, "hidden", 0, "width of the mapper's hidden layer (0: default)")
+	fs.Float64Var(&f.noiseStd, "noise-std", 0, "pseudo-negative noise, relative to the normal residual scale (0: default)")
+	fs.Float64Var(&f.lambda2, "lambda2", 0, "weight of the seen-anomaly hinge term (0: default 10)")
+	fs.Float64Var(&f.margin, "margin", 0, "hinge margin (0: default)")
+	fs.Float64Var(&f.lr, "lr", 0, "mapper learning rate (0: default)")
+	fs.BoolVar(&f.noDistances, "no-distances", false, "ablation: do not give the mapper the scalar distances ‖k·n‖, ‖k·a‖")
 }
 
 func (f *fitFlags) options() pipeline.Options {
 	o := pipeline.Options{CoresetRatio: f.coresetRatio, TrainPatches: f.trainPatches, Attention: f.attention, Seed: f.seed}
-	if f.epochs > 0 || f.batch > 0 {
-		o.Train = defaultTrain(f.epochs, f.batch, f.seed)
+	o.Train = defaultTrain(f.epochs, f.batch, f.seed)
+	if f.hidden > 0 {
+		o.Train.Mapper.Hidden = f.hidden
+	}
+	if f.noiseStd > 0 {
+		o.Train.NoiseStd = float32(f.noiseStd)
+	}
+	if f.lambda2 > 0 {
+		o.Train.Lambda2 = float32(f.lambda2)
+	}
+	if f.margin > 0 {
+		o.Train.Margin = float32(f.margin)
+	}
+	if f.lr > 0 {
+		o.Train.LR = float32(f.lr)
+	}
+	if f.noDistances {
+		o.Train.Mapper.Distances = false
+		o.Train.Mapper.PatchCoreInit = false
 	}
 	return o
 }

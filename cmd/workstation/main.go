@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	_ "github.com/dmad/workstation/cmd/workstation/internal/localefix" // before Fyne reads $LANG
 	"io"
 	"log/slog"
 	"os"

@@ -342,4 +342,3 @@ func (s *Session) Categories() ([]string, error) {
 	sort.Strings(out)
 	return out, nil
 }
-
