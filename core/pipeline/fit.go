@@ -102,9 +102,10 @@ func (o Options) withDefaults(c int) Options {
 			o.Train.Seed = seed
 		}
 	}
-	if o.Train.Mapper.C == 0 {
+	if o.Train.Mapper.Hidden == 0 {
 		o.Train.Mapper = mapper.DefaultConfig(c)
 	}
+	o.Train.Mapper.C = c
 	if o.ThresholdImages <= 0 {
 		o.ThresholdImages = 64
 	}
