@@ -60,6 +60,10 @@ type Meta struct {
 	// images (for colouring heatmaps consistently).
 	MapLo float32 `json:"map_lo"`
 	MapHi float32 `json:"map_hi"`
+	// NormalBankKey identifies what the normal bank was built from (encoder,
+	// normal images, coreset settings), so a retraining with the same
+	// normal images can reuse it (see core/project).
+	NormalBankKey string `json:"normal_bank_key,omitempty"`
 	// SeenImages is the number of seen anomalies used.
 	SeenImages   int     `json:"seen_images"`
 	TrainSeconds float64 `json:"train_seconds"`

@@ -2,6 +2,8 @@ package project
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,6 +86,14 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progr
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
 	}
+	fo := o.Fit
+	fo.Method, fo.EncoderID, fo.Card, fo.Encoder = o.Method, enc.ID(), enc.Card(), enc.Config()
+	key := normalBankKey(enc.ID(), fo, normal)
+	prev := s.reusable(key)
+	if prev != nil {
+		fo.NormalBank = prev.Normal
+		s.log.Info("reusing the normal bank and synthetic defects of an earlier model", "key", key[:12])
+	}
 	set := pipeline.TrainSet{}
 	normalPaths := make([]string, len(normal))
 	for i, r := range normal {
@@ -97,15 +107,15 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progr
 		}
 		set.Seen = append(set.Seen, pipeline.Image{ID: int32(len(normal) + i), Category: r.Category, Features: feats[len(normal)+i], Mask: m})
 	}
-	if o.Method == pipeline.DMAD {
+	if o.Method == pipeline.DMAD && prev != nil && prev.Anomaly != nil && prev.Anomaly.Count(banks.KindOOD) > 0 {
+		set.OOD = oodRows(prev.Anomaly)
+	} else if o.Method == pipeline.DMAD {
 		set.OOD, err = pipeline.OODPatches(ctx, enc, normalPaths, min(o.OODImages, 4*len(normalPaths)), o.Fit.Seed,
 			func(d, t int) { progress(Progress{Stage: "synthetic", Done: d, Total: t}) })
 		if err != nil {
 			return storage.ModelRecord{}, nil, err
 		}
 	}
-	fo := o.Fit
-	fo.Method, fo.EncoderID, fo.Card, fo.Encoder = o.Method, enc.ID(), enc.Card(), enc.Config()
 	var events []any
 	m, err := pipeline.Fit(ctx, s.rt, set, fo, func(e pipeline.Event) {
 		if e.Stage == "train" && e.Done == e.Total || e.Stage == "train" && e.Done%max(1, e.Total/e.Epochs) == 0 {
@@ -116,6 +126,7 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progr
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
 	}
+	m.Meta.NormalBankKey = key
 	meta, _ := json.Marshal(m.Meta)
 	rec := &storage.ModelRecord{BackboneID: enc.Card().Name, Config: meta, Notes: o.Notes, Active: true,
 		Thresholds: map[string]float64{"image": float64(m.Meta.Threshold)}}
@@ -248,6 +259,9 @@ func (s *Session) Inspect(ctx context.Context, version int, samples []dataset.Sa
 
 // score encodes (cached for project images) and scores recs.
 func (s *Session) score(ctx context.Context, m *pipeline.Model, recs []storage.ImageRecord, _ any, progress func(Progress)) ([]Scored, error) {
+	if progress == nil {
+		progress = func(Progress) {}
+	}
 	enc, err := s.Encoder()
 	if err != nil {
 		return nil, err
@@ -341,4 +355,52 @@ func (s *Session) Categories() ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// normalBankKey identifies a normal bank by what it is built from: the
+// encoder, the coreset settings and the normal images' content.
+func normalBankKey(encID string, o pipeline.Options, normal []storage.ImageRecord) string {
+	h := sha256.New()
+	ratio := o.CoresetRatio
+	if ratio <= 0 {
+		ratio = 0.02
+	}
+	fmt.Fprintf(h, "%s\x00%g\x00%d\x00", encID, ratio, o.Seed)
+	for _, r := range normal {
+		fmt.Fprintf(h, "%d:%s:%s\x00", r.ID, r.SHA256, r.Category)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// reusable returns the newest stored model whose normal bank has key (nil
+// when there is none, or it cannot be read — then everything is rebuilt).
+func (s *Session) reusable(key string) *pipeline.Model {
+	models, err := s.Store.Models()
+	if err != nil {
+		return nil
+	}
+	for i := len(models) - 1; i >= 0; i-- {
+		var meta pipeline.Meta
+		if json.Unmarshal(models[i].Config, &meta) != nil || meta.NormalBankKey != key {
+			continue
+		}
+		m, _, err := s.loadModel(models[i].Version)
+		if err != nil {
+			s.log.Warn("earlier model unreadable; rebuilding its banks", "version", models[i].Version, "err", err)
+			return nil
+		}
+		return m
+	}
+	return nil
+}
+
+// oodRows extracts the out-of-distribution entries of an anomaly bank.
+func oodRows(ab *banks.AnomalyBank) *mat.Matrix {
+	var rows []int
+	for i, k := range ab.Kind {
+		if k == banks.KindOOD {
+			rows = append(rows, i)
+		}
+	}
+	return ab.Features.Gather(rows)
 }

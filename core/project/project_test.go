@@ -1,0 +1,134 @@
+package project
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/dmad/workstation/core/dataset"
+	"github.com/dmad/workstation/core/encoder/encodertest"
+	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/synth"
+	"github.com/dmad/workstation/core/train"
+	"github.com/dmad/workstation/storage"
+)
+
+func TestTrainRetrainEvaluateInspect(t *testing.T) {
+	root := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", filepath.Join(root, "xdg"))
+	data := filepath.Join(root, "data")
+	if err := synth.WriteDataset(data, synth.DatasetOptions{Categories: 2, TrainPerCategory: 10, TestGoodPerCategory: 4, TestDefectPerCategory: 6, Size: 64, Seed: 4}); err != nil {
+		t.Fatal(err)
+	}
+	bb, err := encodertest.Write(filepath.Join(root, "bb"), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := ort.Open(ort.Options{Threads: 2, Device: ort.DeviceCPU})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	s, err := Open(filepath.Join(root, "p.db"), true, rt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SetBackbone(bb, 64); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Store.Settings().Backbone; got != "tiny" {
+		t.Fatalf("project backbone %q, want the card name", got)
+	}
+	ctx := context.Background()
+	ds, err := dataset.Open(data, dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.ImportDataset(ctx, ds, nil)
+	if err != nil || len(recs) != len(ds.Samples) {
+		t.Fatalf("import: %v (%d records)", err, len(recs))
+	}
+	// Importing again updates, never duplicates.
+	if _, err := s.ImportDataset(ctx, ds, nil); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := s.Store.Images(storage.ImageFilter{})
+	if len(all) != len(ds.Samples) {
+		t.Fatalf("%d images after a second import of %d", len(all), len(ds.Samples))
+	}
+
+	tc := train.DefaultConfig(0)
+	tc.Epochs, tc.BatchSize = 2, 256
+	fit := pipeline.Options{CoresetRatio: 0.2, TrainPatches: 2000, Train: tc, Seed: 1}
+	if _, _, err := s.Train(ctx, TrainOptions{Semi: true, Fit: fit}, nil); err == nil {
+		t.Fatal("semi-supervised training without seen anomalies succeeded")
+	}
+	rec1, m1, err := s.Train(ctx, TrainOptions{Fit: fit, OODImages: 6}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec1.Version != 1 || m1.Meta.Regime != pipeline.Unsupervised {
+		t.Fatalf("first model %d %s", rec1.Version, m1.Meta.Regime)
+	}
+
+	// Annotated defects arrive: mark two as seen anomalies and retrain.
+	_, moved := dataset.SemiSplit(ds, 1, 1)
+	var ids []uint64
+	for _, smp := range moved {
+		r, err := s.Store.ImageByPath(smp.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	if err := s.MarkSeen(ids, true); err != nil {
+		t.Fatal(err)
+	}
+	var stages []string
+	rec2, m2, err := s.Train(ctx, TrainOptions{Semi: true, Fit: fit, OODImages: 6}, func(e Progress) {
+		if !slices.Contains(stages, e.Stage) {
+			stages = append(stages, e.Stage)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec2.Version != 2 || m2.Meta.Regime != pipeline.Semi || m2.Meta.SeenImages != 2 {
+		t.Fatalf("second model %d %s seen %d", rec2.Version, m2.Meta.Regime, m2.Meta.SeenImages)
+	}
+	// The normal images did not change: the bank and the synthetic defects
+	// are reused, not rebuilt.
+	if slices.Contains(stages, "bank") || slices.Contains(stages, "synthetic") {
+		t.Fatalf("retraining rebuilt the normal bank or the synthetic defects: stages %v", stages)
+	}
+	if !slices.Equal(m1.Normal.Features.Data, m2.Normal.Features.Data) {
+		t.Fatal("reused normal bank differs")
+	}
+	if active, _ := s.Store.ActiveModel(); active.Version != 2 {
+		t.Fatalf("active model %d", active.Version)
+	}
+
+	res, err := s.Evaluate(ctx, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 categories × 10 test images, minus the 2 seen anomalies.
+	if len(res.Images) != 18 || res.ModelVersion != 2 || len(res.PerCategory) != 2 || res.RunID == 0 {
+		t.Fatalf("evaluation: %d images, model %d, %d categories, run %d", len(res.Images), res.ModelVersion, len(res.PerCategory), res.RunID)
+	}
+	run, err := s.Store.Run(res.RunID)
+	if err != nil || len(run.PerImage) != 18 {
+		t.Fatalf("stored run: %v", err)
+	}
+	if am, err := s.Store.RunMap(res.RunID, 0); err != nil || am == nil {
+		t.Fatalf("stored map: %v", err)
+	}
+
+	scored, _, err := s.Inspect(ctx, 1, ds.Test()[:3], nil)
+	if err != nil || len(scored) != 3 || scored[0].MapSize != 64 {
+		t.Fatalf("inspect: %v", err)
+	}
+}
