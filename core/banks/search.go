@@ -19,9 +19,9 @@ type SearchOptions struct {
 	K int
 	// ChunkRows is the number of bank rows per search graph; the bank is cut
 	// into chunks of this size whose top-k lists are merged in Go, so the
-	// distance matrices stay QueryBatch×ChunkRows. 0 means 16384.
+	// distance matrices stay QueryBatch×ChunkRows. 0 means 32768.
 	ChunkRows int
-	// QueryBatch is the number of query rows per graph run; 0 means 1024.
+	// QueryBatch is the number of query rows per graph run; 0 means 512.
 	QueryBatch int
 	// Source is the source (image) id of each bank row; SearchExcluding
 	// needs it.
@@ -69,10 +69,10 @@ func NewSearcher(rt *ort.Runtime, bank *mat.Matrix, opts SearchOptions) (*Search
 		opts.K = 1
 	}
 	if opts.ChunkRows <= 0 {
-		opts.ChunkRows = 16384
+		opts.ChunkRows = 32768
 	}
 	if opts.QueryBatch <= 0 {
-		opts.QueryBatch = 1024
+		opts.QueryBatch = 512
 	}
 	s := &Searcher{rt: rt, bank: bank, source: opts.Source, opts: opts}
 	for lo := 0; lo < bank.Rows; lo += opts.ChunkRows {

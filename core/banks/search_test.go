@@ -2,6 +2,7 @@ package banks
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand"
 	"sort"
@@ -188,7 +189,8 @@ func TestSearchExcludingAllOfASource(t *testing.T) {
 }
 
 // BenchmarkSearch: 784 queries (one 224×224 image) against a 20,000×768
-// bank, k = 1, ORT with 2 threads. Reports queries/s.
+// bank, k = 1, ORT with 2 threads, for a few chunk and batch sizes (0: the
+// defaults, 32768 and 512). Reports queries/s.
 func BenchmarkSearch(b *testing.B) {
 	rt, err := ort.Open(ort.Options{Threads: 2, Device: ort.DeviceCPU})
 	if err != nil {
@@ -197,9 +199,9 @@ func BenchmarkSearch(b *testing.B) {
 	defer rt.Close()
 	rng := rand.New(rand.NewSource(1))
 	bank, q := gaussian(rng, 20000, 768), gaussian(rng, 784, 768)
-	for _, chunk := range []int{0, 20000} {
-		b.Run(map[int]string{0: "chunk16384", 20000: "chunk20000"}[chunk], func(b *testing.B) {
-			s, err := NewSearcher(rt, bank, SearchOptions{ChunkRows: chunk})
+	for _, cfg := range []struct{ chunk, batch int }{{0, 0}, {20000, 0}, {10000, 0}, {20000, 256}, {20000, 784}} {
+		b.Run(fmt.Sprintf("chunk=%d/batch=%d", cfg.chunk, cfg.batch), func(b *testing.B) {
+			s, err := NewSearcher(rt, bank, SearchOptions{ChunkRows: cfg.chunk, QueryBatch: cfg.batch})
 			if err != nil {
 				b.Fatal(err)
 			}
