@@ -87,6 +87,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	runs := fs.String("runs", "", "explicit runs instead of --methods: patchcore, dmad-unsupervised, dmad-semi")
 	seen := fs.Int("seen-anomalies", 10, "K: anomalous test images per category moved to training for the semi-supervised regime")
 	cache := fs.String("cache", "", "cache features in `DIR` between runs")
+	maxTrain := fs.Int("max-train", 0, "use at most N normal training images per category (0: all; a reduced protocol for quick checks)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -122,7 +123,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rep, err := pipeline.Bench(ctx, rt, pipeline.BenchOptions{
 		Data: *data, Categories: splitList(*cats), Runs: runList, Seen: *seen, Seed: ff.seed,
 		Card: card, Backbone: model, Encoder: ef.encoderConfig(), Fit: ff.options(),
-		OODImages: ff.oodImages, CacheDir: *cache, Progress: pr.Update, Log: pr.Log,
+		OODImages: ff.oodImages, CacheDir: *cache, MaxTrain: *maxTrain, Progress: pr.Update, Log: pr.Log,
 	})
 	if err != nil {
 		return err

@@ -68,6 +68,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	seen := fs.Int("seen-anomalies", 0, "K anomalous images per category used as seen anomalies (0: unsupervised)")
 	method := fs.String("method", "dmad", "dmad or patchcore")
 	skipBad := fs.Bool("skip-bad", false, "skip unreadable images and masks with a warning instead of stopping")
+	full := fs.Bool("full-retrain", false, "rebuild banks and train the mapper from scratch even when an earlier model used the same normal images (default: reuse and fine-tune)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -111,7 +112,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	start := time.Now()
 	rec, model, err := s.Train(ctx, project.TrainOptions{Method: m, Semi: *seen > 0, Categories: splitList(*cats),
-		Fit: ff.options(), OODImages: ff.oodImages},
+		Fit: ff.options(), OODImages: ff.oodImages, FullRetrain: *full},
 		func(e project.Progress) { pr.Update(e.Stage, e.Done, e.Total, eventLine(e)) })
 	if err != nil {
 		return err

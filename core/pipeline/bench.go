@@ -34,6 +34,9 @@ type BenchOptions struct {
 	Encoder  encoder.Config
 	// Fit is the base fit configuration; Method, NormalBank are set per run.
 	Fit Options
+	// MaxTrain, when > 0, keeps only the first MaxTrain normal training
+	// images of each category (a reduced protocol for quick checks).
+	MaxTrain int
 	// OODImages is the number of synthetic-defect images for M_o (default 200).
 	OODImages int
 	// CacheDir, when set, caches features between runs (raw float32 files).
@@ -116,9 +119,11 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 	h0, w0 := enc.Grid()
 
 	var normalS []dataset.Sample
+	perCat := map[string]int{}
 	for _, s := range split.Train() {
-		if s.Label == dataset.Good {
+		if s.Label == dataset.Good && (o.MaxTrain <= 0 || perCat[s.Category] < o.MaxTrain) {
 			normalS = append(normalS, s)
+			perCat[s.Category]++
 		}
 	}
 	test := split.Test()

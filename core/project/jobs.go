@@ -2,6 +2,7 @@ package project
 
 import (
 	"context"
+	"math"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/train"
 	"github.com/dmad/workstation/storage"
 )
 
@@ -33,6 +35,13 @@ type TrainOptions struct {
 	OODImages int
 	// Notes are stored with the model.
 	Notes string
+	// FullRetrain rebuilds everything. By default, when an earlier DMAD model
+	// was built from the same normal images, its normal bank and synthetic
+	// defects are reused and its mapper is fine-tuned for FineTuneFraction
+	// of the epochs instead of trained from scratch.
+	FullRetrain bool
+	// FineTuneFraction is the share of the epochs a fine-tune runs [0.25].
+	FineTuneFraction float64
 }
 
 // Progress is one progress report of a long job.
@@ -89,10 +98,16 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progr
 	fo := o.Fit
 	fo.Method, fo.EncoderID, fo.Card, fo.Encoder = o.Method, enc.ID(), enc.Card(), enc.Config()
 	key := normalBankKey(enc.ID(), fo, normal)
-	prev := s.reusable(key)
+	var prev *pipeline.Model
+	if !o.FullRetrain {
+		prev = s.reusable(key)
+	}
 	if prev != nil {
 		fo.NormalBank = prev.Normal
 		s.log.Info("reusing the normal bank and synthetic defects of an earlier model", "key", key[:12])
+		if o.Method == pipeline.DMAD && prev.Mapper != nil && prev.Meta.EncoderID == enc.ID() {
+			fo = fineTune(fo, prev, o.FineTuneFraction)
+		}
 	}
 	set := pipeline.TrainSet{}
 	normalPaths := make([]string, len(normal))
@@ -403,4 +418,22 @@ func oodRows(ab *banks.AnomalyBank) *mat.Matrix {
 		}
 	}
 	return ab.Features.Gather(rows)
+}
+
+// fineTune continues training from prev's mapper for a fraction of the
+// epochs: new annotations refine a trained model rather than restart it.
+func fineTune(o pipeline.Options, prev *pipeline.Model, frac float64) pipeline.Options {
+	if frac <= 0 {
+		frac = 0.25
+	}
+	tc := o.Train
+	if tc.Epochs <= 0 {
+		tc = train.DefaultConfig(prev.Mapper.Config.C)
+		tc.Seed = o.Train.Seed
+	}
+	tc.Start = prev.Mapper
+	tc.Mapper = prev.Mapper.Config
+	tc.Epochs = max(1, int(math.Round(float64(tc.Epochs)*frac)))
+	o.Train = tc
+	return o
 }

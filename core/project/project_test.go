@@ -2,6 +2,7 @@ package project
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -107,7 +108,20 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 	if !slices.Equal(m1.Normal.Features.Data, m2.Normal.Features.Data) {
 		t.Fatal("reused normal bank differs")
 	}
-	if active, _ := s.Store.ActiveModel(); active.Version != 2 {
+	// The mapper was fine-tuned from the first model, for a quarter of the epochs (at least one).
+	if epochs := countEpochs(t, s, rec2.Version); epochs != 1 {
+		t.Fatalf("fine-tune ran %d epochs, want 1", epochs)
+	}
+	// A full retrain rebuilds the bank.
+	stages = nil
+	if _, _, err := s.Train(ctx, TrainOptions{Semi: true, Fit: fit, OODImages: 6, FullRetrain: true}, func(e Progress) {
+		if !slices.Contains(stages, e.Stage) {
+			stages = append(stages, e.Stage)
+		}
+	}); err != nil || !slices.Contains(stages, "bank") {
+		t.Fatalf("full retrain: %v, stages %v", err, stages)
+	}
+	if active, _ := s.Store.ActiveModel(); active.Version != 3 {
 		t.Fatalf("active model %d", active.Version)
 	}
 
@@ -116,7 +130,7 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 2 categories × 10 test images, minus the 2 seen anomalies.
-	if len(res.Images) != 18 || res.ModelVersion != 2 || len(res.PerCategory) != 2 || res.RunID == 0 {
+	if len(res.Images) != 18 || res.ModelVersion != 3 || len(res.PerCategory) != 2 || res.RunID == 0 {
 		t.Fatalf("evaluation: %d images, model %d, %d categories, run %d", len(res.Images), res.ModelVersion, len(res.PerCategory), res.RunID)
 	}
 	run, err := s.Store.Run(res.RunID)
@@ -131,4 +145,25 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 	if err != nil || len(scored) != 3 || scored[0].MapSize != 64 {
 		t.Fatalf("inspect: %v", err)
 	}
+}
+
+// countEpochs reads a model's training log and counts distinct epochs.
+func countEpochs(t *testing.T, s *Session, version int) int {
+	t.Helper()
+	log, err := s.Store.TrainingLog(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[float64]bool{}
+	for _, raw := range log {
+		var e struct{ Epoch, Epochs float64 }
+		if err := json.Unmarshal(raw, &e); err != nil {
+			t.Fatal(err)
+		}
+		seen[e.Epoch] = true
+		if e.Epochs != 1 {
+			return int(e.Epochs)
+		}
+	}
+	return len(seen)
 }
