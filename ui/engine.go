@@ -103,7 +103,7 @@ type Settings struct {
 
 // DefaultSettings are the settings of a new project.
 func DefaultSettings() Settings {
-	return Settings{Regime: SemiSupervised, Device: DeviceAuto, Epochs: 20, InputSize: 224, CoresetRatio: 0.05, Threshold: 0.5}
+	return Settings{Regime: SemiSupervised, Device: DeviceAuto, Epochs: 16, InputSize: 224, CoresetRatio: 0.02, Threshold: 0}
 }
 
 // ModelInfo describes one trained model version.

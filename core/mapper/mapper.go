@@ -45,9 +45,11 @@ type Config struct {
 }
 
 // DefaultConfig is the configuration used by the workstation for features
-// of dimension c.
+// of dimension c. The hidden width is 256 rather than the reference's 1024:
+// with the distances as inputs the narrower Ψ trains four times faster per
+// step on a CPU, and the benchmark (README) was measured with it.
 func DefaultConfig(c int) Config {
-	return Config{C: c, Hidden: 1024, Distances: true, Slope: 0.2, BNEps: 1e-5, BNMomentum: 0.1,
+	return Config{C: c, Hidden: 256, Distances: true, Slope: 0.2, BNEps: 1e-5, BNMomentum: 0.1,
 		ProjIdentity: true, PatchCoreInit: true}
 }
 

@@ -103,13 +103,19 @@ type Config struct {
 }
 
 // DefaultConfig is the workstation's training configuration for features
-// of dimension c.
+// of dimension c: Adam as in the reference, a fixed 16-epoch schedule of
+// 2048-patch steps, and pseudo-negative noise of 1 (relative to the normal
+// residual scale). These were chosen on bottle + magnetic_tile (README):
+// noise 2 made the pseudo-negatives trivially separable from the first
+// step, 0.5 lowered pixel AUROC; 16 epochs over 131,072 patches lifted
+// magnetic_tile image AUROC from 0.977 (8 epochs over 65,536) to 0.984, at
+// some cost in pixel AUROC.
 func DefaultConfig(c int) Config {
 	return Config{
 		Mapper: mapper.DefaultConfig(c),
-		Epochs: 20, BatchSize: 4096,
+		Epochs: 16, BatchSize: 2048,
 		LR: 2e-4, LRProj: 1e-4, WeightDecay: 1e-5, WeightDecayProj: 1e-2,
-		Margin: 0.5, Lambda1: 1, Lambda2: 10, NoiseStd: 2, Seed: 1,
+		Margin: 0.5, Lambda1: 1, Lambda2: 10, NoiseStd: 1, Seed: 1,
 	}
 }
 
