@@ -6,7 +6,7 @@ ORT_LIB   := $(CURDIR)/third_party/onnxruntime/linux-x64/libonnxruntime.so.1
 DATA      ?= ../shared/data/industrial
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
-.PHONY: setup build backbone-store run test test-core bench vet fmt screenshots gpu-check
+.PHONY: setup build backbone-store run test test-full test-core bench vet fmt screenshots gpu-check
 
 setup:
 	@./scripts/setup.sh
@@ -32,11 +32,19 @@ test: setup
 	XDG_CONFIG_HOME=$$tmp/config XDG_DATA_HOME=$$tmp/data XDG_CACHE_HOME=$$tmp/cache \
 	$(GO) test -count=1 -timeout 40m ./... ; rc=$$?; rm -rf $$tmp; exit $$rc
 
+# Also the full-protocol test on ../shared (DMAD vs PatchCore, ~25 min on 2 cores).
+test-full: setup
+	@tmp=$$(mktemp -d); \
+	XDG_CONFIG_HOME=$$tmp/config XDG_DATA_HOME=$$tmp/data XDG_CACHE_HOME=$$tmp/cache DMAD_FULL_PROTOCOL=1 \
+	$(GO) test -count=1 -timeout 90m ./... ; rc=$$?; rm -rf $$tmp; exit $$rc
+
 test-core: setup
 	$(GO) test -count=1 ./core/... ./storage/...
 
-bench: build
-	./bin/workstation bench --data $(DATA) --json bench.json
+# The whole protocol on ../shared/data/industrial (~25 min on 2 cores); features and the
+# normal bank are cached in .cache/bench for quicker reruns.
+bench: build backbone-store
+	./bin/workstation bench --data $(DATA) --json bench.json --cache .cache/bench
 
 vet:
 	$(GO) vet ./...
