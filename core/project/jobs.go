@@ -2,13 +2,13 @@ package project
 
 import (
 	"context"
-	"math"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
+	"math"
 	"sort"
 	"time"
 
@@ -327,30 +327,11 @@ const ThumbMapSize = 64
 func imageResult(sc Scored, m *pipeline.Model) storage.ImageResult {
 	r := storage.ImageResult{ImageID: sc.Record.ID, Path: sc.Record.Path, Category: sc.Record.Category,
 		Score: float64(sc.Score), Label: sc.Record.Label}
-	small := downsample(sc.Map, sc.MapSize, ThumbMapSize)
+	small := pipeline.ResampleBox(sc.Map, sc.MapSize, sc.MapSize, ThumbMapSize, ThumbMapSize)
 	if am, err := storage.QuantizeMap(ThumbMapSize, ThumbMapSize, small, m.Meta.MapLo, max(m.Meta.MapHi, m.Meta.Threshold*1.5, m.Meta.MapLo+1e-6)); err == nil {
 		r.Map = am
 	}
 	return r
-}
-
-// downsample averages a size×size map into an out×out one.
-func downsample(m []float32, size, out int) []float32 {
-	res := make([]float32, out*out)
-	for y := range out {
-		y0, y1 := y*size/out, max((y+1)*size/out, y*size/out+1)
-		for x := range out {
-			x0, x1 := x*size/out, max((x+1)*size/out, x*size/out+1)
-			var s float32
-			for yy := y0; yy < y1; yy++ {
-				for xx := x0; xx < x1; xx++ {
-					s += m[yy*size+xx]
-				}
-			}
-			res[y*out+x] = s / float32((y1-y0)*(x1-x0))
-		}
-	}
-	return res
 }
 
 func metricsMap(m pipeline.Metrics) map[string]float64 {

@@ -534,7 +534,7 @@ func (p *Project) SaveRun(r ui.Run) (ui.Run, error) {
 		}
 		if s.MapW > 0 && s.MapH > 0 && len(s.Map) >= s.MapW*s.MapH {
 			n := project.ThumbMapSize
-			small := resample(s.Map, s.MapW, s.MapH, n, n)
+			small := pipeline.ResampleBox(s.Map, s.MapW, s.MapH, n, n)
 			am, err := storage.QuantizeMap(n, n, small, float32(lo), float32(hi))
 			if err != nil {
 				return r, fmt.Errorf("save run: %w", err)
@@ -549,23 +549,4 @@ func (p *Project) SaveRun(r ui.Run) (ui.Run, error) {
 	r.ID = formatID(rec.ID)
 	p.cacheRun(rec.ID, r)
 	return r, nil
-}
-
-// resample averages a w×h map into an ow×oh one (box filter).
-func resample(m []float32, w, h, ow, oh int) []float32 {
-	out := make([]float32, ow*oh)
-	for y := range oh {
-		y0, y1 := y*h/oh, max((y+1)*h/oh, y*h/oh+1)
-		for x := range ow {
-			x0, x1 := x*w/ow, max((x+1)*w/ow, x*w/ow+1)
-			var s float32
-			for yy := y0; yy < y1; yy++ {
-				for xx := x0; xx < x1; xx++ {
-					s += m[yy*w+xx]
-				}
-			}
-			out[y*ow+x] = s / float32((y1-y0)*(x1-x0))
-		}
-	}
-	return out
 }
