@@ -1,60 +1,61 @@
-// Package curve computes ROC and precision-recall curves for the plots of
-// the Results view. It is a small local stand-in: the metrics that are
-// reported come precomputed from the engine (core/metrics).
+// Package curve adapts core/metrics' ROC and precision-recall curves to the
+// float64 scores of the Results view's plots.
 package curve
 
 import (
 	"math"
-	"sort"
+
+	"github.com/dmad/workstation/core/metrics"
 )
+
+func f32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+func classes(labels []bool) (pos, neg int) {
+	for _, l := range labels {
+		if l {
+			pos++
+		} else {
+			neg++
+		}
+	}
+	return pos, neg
+}
 
 // ROC returns the receiver operating characteristic of scores against
 // labels (true = anomalous): false-positive rates, true-positive rates and
-// the thresholds, from the highest threshold down. Tied scores form one point.
-// It returns nil slices when either class is empty.
+// the thresholds, from the highest threshold down (metrics.ROC). It returns
+// nil slices when either class is empty.
 func ROC(scores []float64, labels []bool) (fpr, tpr, thr []float64) {
-	idx, pos, neg := order(scores, labels)
-	if pos == 0 || neg == 0 {
+	n := min(len(scores), len(labels))
+	if pos, neg := classes(labels[:n]); pos == 0 || neg == 0 {
 		return nil, nil, nil
 	}
-	fpr, tpr, thr = []float64{0}, []float64{0}, []float64{math.Inf(1)}
-	tp, fp := 0, 0
-	for i, j := range idx {
-		if labels[j] {
-			tp++
-		} else {
-			fp++
-		}
-		if i+1 < len(idx) && scores[idx[i+1]] == scores[j] {
-			continue
-		}
-		fpr = append(fpr, float64(fp)/float64(neg))
-		tpr = append(tpr, float64(tp)/float64(pos))
-		thr = append(thr, scores[j])
-	}
-	return fpr, tpr, thr
+	return metrics.ROC(f32(scores[:n]), labels[:n])
 }
 
-// PR returns the precision-recall curve of scores against labels, from the
-// highest threshold down. It returns nil slices when there is no positive.
+// PR returns the precision-recall curve of scores against labels from the
+// highest threshold down, starting at (recall 0, precision 1). It returns
+// nil slices when there is no positive.
 func PR(scores []float64, labels []bool) (recall, precision []float64) {
-	idx, pos, _ := order(scores, labels)
-	if pos == 0 {
+	n := min(len(scores), len(labels))
+	if pos, _ := classes(labels[:n]); pos == 0 {
 		return nil, nil
 	}
+	p, r, _ := metrics.PR(f32(scores[:n]), labels[:n])
 	recall, precision = []float64{0}, []float64{1}
-	tp, fp := 0, 0
-	for i, j := range idx {
-		if labels[j] {
-			tp++
-		} else {
-			fp++
-		}
-		if i+1 < len(idx) && scores[idx[i+1]] == scores[j] {
+	// metrics.PR lists points from the highest threshold down as well.
+	for i := range r {
+		if r[i] == 0 && i == 0 {
 			continue
 		}
-		recall = append(recall, float64(tp)/float64(pos))
-		precision = append(precision, float64(tp)/float64(tp+fp))
+		recall = append(recall, r[i])
+		precision = append(precision, p[i])
 	}
 	return recall, precision
 }
@@ -66,19 +67,4 @@ func AUC(x, y []float64) float64 {
 		a += (x[i] - x[i-1]) * (y[i] + y[i-1]) / 2
 	}
 	return math.Abs(a)
-}
-
-func order(scores []float64, labels []bool) (idx []int, pos, neg int) {
-	n := min(len(scores), len(labels))
-	idx = make([]int, n)
-	for i := range n {
-		idx[i] = i
-		if labels[i] {
-			pos++
-		} else {
-			neg++
-		}
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return scores[idx[a]] > scores[idx[b]] })
-	return idx, pos, neg
 }
