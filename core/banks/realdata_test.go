@@ -3,6 +3,7 @@ package banks
 import (
 	"context"
 	"fmt"
+	"github.com/dmad/workstation/core/sharedtest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,25 +18,7 @@ import (
 // sharedDir finds ../shared beside the repository root, or skips.
 func sharedDir(tb testing.TB) string {
 	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Skip("repository root (go.mod) not found")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(shared); err != nil {
-		tb.Skipf("shared data absent: %s", shared)
-	}
-	return shared
+	return sharedtest.Dir(tb)
 }
 
 // realFeatures encodes up to perCategory training images of each shared

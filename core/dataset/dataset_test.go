@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/dmad/workstation/core/sharedtest"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -380,25 +381,7 @@ func TestSemiSplit(t *testing.T) {
 // skipping the test when it is absent.
 func sharedData(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", "industrial")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared data absent (%s): skipping", p)
-	}
-	return p
+	return sharedtest.Dir(t, "data", "industrial")
 }
 
 func TestOpenSharedData(t *testing.T) {

@@ -1,11 +1,11 @@
 package encoder
 
 import (
+	"github.com/dmad/workstation/core/sharedtest"
 	"image"
 	"image/color"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -27,22 +27,7 @@ func openRuntime(t testing.TB, threads int) *ort.Runtime {
 // sharedDir is ../shared beside the repository root, or "" with a skip.
 func sharedDir(t testing.TB) string {
 	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			s := filepath.Join(d, "..", "shared")
-			if _, err := os.Stat(s); err != nil {
-				t.Skipf("shared data %s absent: %v", s, err)
-			}
-			return s
-		}
-		if filepath.Dir(d) == d {
-			t.Skip("repository root (go.mod) not found")
-		}
-	}
+	return sharedtest.Dir(t)
 }
 
 // mobileNet loads the shared MobileNetV2 card and file, or skips.

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"github.com/dmad/workstation/core/sharedtest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,21 +15,8 @@ import (
 // sharedDir returns ../shared beside the repository, or skips.
 func sharedDir(t *testing.T) string {
 	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := wd; filepath.Dir(d) != d; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			s := filepath.Join(d, "..", "shared")
-			if _, err := os.Stat(filepath.Join(s, "models", "mobilenet_v2_imagenet.onnx")); err != nil {
-				t.Skipf("shared data and models absent (%s): skipping the real-data test", s)
-			}
-			return s
-		}
-	}
-	t.Skip("repository root not found")
-	return ""
+	sharedtest.Dir(t, "models", "mobilenet_v2_imagenet.onnx")
+	return sharedtest.Dir(t)
 }
 
 // TestPatchCoreBottle: PatchCore on MVTec AD bottle with the shared

@@ -3,6 +3,7 @@ package bind
 import (
 	"context"
 	"errors"
+	"github.com/dmad/workstation/core/sharedtest"
 	"image"
 	"image/color"
 	"image/png"
@@ -361,25 +362,8 @@ func TestDetect(t *testing.T) {
 // sharedDir returns ../shared beside the module root, or skips.
 func sharedDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found above the test")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(filepath.Dir(dir), "shared")
-	if _, err := os.Stat(filepath.Join(shared, "data", "industrial", "bottle")); err != nil {
-		t.Skipf("real data absent (%v): skipping", err)
-	}
-	return shared
+	sharedtest.Dir(t, "data", "industrial", "bottle")
+	return sharedtest.Dir(t)
 }
 
 // TestScanSharedBottle recognises the real MVTec AD bottle category with
