@@ -32,7 +32,7 @@ test: setup
 	XDG_CONFIG_HOME=$$tmp/config XDG_DATA_HOME=$$tmp/data XDG_CACHE_HOME=$$tmp/cache \
 	$(GO) test -count=1 -timeout 40m ./... ; rc=$$?; rm -rf $$tmp; exit $$rc
 
-# Also the full-protocol test on ../shared (DMAD vs PatchCore, ~25 min on 2 cores).
+# Also the full-protocol test on ../shared (DMAD vs PatchCore, ~19 min on 2 cores).
 test-full: setup
 	@tmp=$$(mktemp -d); \
 	XDG_CONFIG_HOME=$$tmp/config XDG_DATA_HOME=$$tmp/data XDG_CACHE_HOME=$$tmp/cache DMAD_FULL_PROTOCOL=1 \

@@ -93,12 +93,12 @@ func TestPatchCoreBottle(t *testing.T) {
 // default settings (the same code path as `workstation bench`): unified
 // DMAD, semi-supervised with 10 seen anomalies per category, must beat the
 // PatchCore baseline's mean image AUROC on the same features and test
-// images. It takes about 25 minutes on 2 cores, so it runs only when
+// images. It takes about 19 minutes on 2 cores, so it runs only when
 // DMAD_FULL_PROTOCOL=1 (`make test-full`); DMAD_BENCH_JSON=FILE keeps the report.
 func TestFullProtocolDMADBeatsPatchCore(t *testing.T) {
 	shared := sharedDir(t)
 	if os.Getenv("DMAD_FULL_PROTOCOL") != "1" {
-		t.Skip("the full protocol takes ~25 min on 2 cores: run with DMAD_FULL_PROTOCOL=1 (make test-full)")
+		t.Skip("the full protocol takes ~19 min on 2 cores: run with DMAD_FULL_PROTOCOL=1 (make test-full)")
 	}
 	rt := runtimeFor(t)
 	card, err := encoder.LoadCard(filepath.Join(shared, "models", "mobilenet_v2_imagenet.json"))
