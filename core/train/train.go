@@ -334,19 +334,44 @@ type batcher struct {
 	perm      []int
 	seenPerm  []int
 	seenAt    int
-	// buffers
-	qn, knn, kan, eps []float32
-	dnn, dan          []float32
-	qa, kna, kaa      []float32
-	dna, daa          []float32
+	// reused buffers: the normal rows, the pseudo-negative noise, the seen rows
+	normal, seen patchBuf
+	eps          []float32
+}
+
+// patchBuf holds one step's gathered rows of a Patches set.
+type patchBuf struct {
+	rows      int
+	q, kn, ka []float32
+	dn, da    []float32
+}
+
+func newPatchBuf(rows, c int) patchBuf {
+	return patchBuf{rows: rows, q: make([]float32, rows*c), kn: make([]float32, rows*c), ka: make([]float32, rows*c),
+		dn: make([]float32, rows), da: make([]float32, rows)}
+}
+
+// appendRows gathers rows of p into the buffer and appends them as graph
+// inputs q, k·n, k·a and, with distances, ‖k·n‖, ‖k·a‖.
+func (pb *patchBuf) appendRows(in []ort.Tensor, p Patches, rows []int, c int, distances bool) []ort.Tensor {
+	n := int64(pb.rows)
+	gather(pb.q, p.Q, rows)
+	gather(pb.kn, p.KN, rows)
+	gather(pb.ka, p.KA, rows)
+	in = append(in, ort.F32Tensor(pb.q, n, int64(c)), ort.F32Tensor(pb.kn, n, int64(c)), ort.F32Tensor(pb.ka, n, int64(c)))
+	if distances {
+		gatherVec(pb.dn, p.DN, rows)
+		gatherVec(pb.da, p.DA, rows)
+		in = append(in, ort.F32Tensor(pb.dn, n, 1), ort.F32Tensor(pb.da, n, 1))
+	}
+	return in
 }
 
 func newBatcher(data Data, mc mapper.Config, bn, bs int, noise float32, rng *rand.Rand) *batcher {
 	c := mc.C
 	b := &batcher{data: data, distances: mc.Distances, c: c, bn: bn, bs: bs, noise: float64(noise), rng: rng,
-		perm: make([]int, data.Normal.Len()),
-		qn:   make([]float32, bn*c), knn: make([]float32, bn*c), kan: make([]float32, bn*c), eps: make([]float32, bn*c),
-		dnn: make([]float32, bn), dan: make([]float32, bn),
+		perm:   make([]int, data.Normal.Len()),
+		normal: newPatchBuf(bn, c), eps: make([]float32, bn*c),
 	}
 	for i := range b.perm {
 		b.perm[i] = i
@@ -357,8 +382,7 @@ func newBatcher(data Data, mc mapper.Config, bn, bs int, noise float32, rng *ran
 			b.seenPerm[i] = i
 		}
 		rng.Shuffle(len(b.seenPerm), func(i, j int) { b.seenPerm[i], b.seenPerm[j] = b.seenPerm[j], b.seenPerm[i] })
-		b.qa, b.kna, b.kaa = make([]float32, bs*c), make([]float32, bs*c), make([]float32, bs*c)
-		b.dna, b.daa = make([]float32, bs), make([]float32, bs)
+		b.seen = newPatchBuf(bs, c)
 	}
 	return b
 }
@@ -382,22 +406,12 @@ func gatherVec(dst, src []float32, rows []int) {
 
 // next appends the inputs of step s of the current epoch to in.
 func (b *batcher) next(s int, in []ort.Tensor) []ort.Tensor {
-	c, bn, bs := int64(b.c), int64(b.bn), int64(b.bs)
 	rows := b.perm[s*b.bn : (s+1)*b.bn]
-	n := b.data.Normal
-	gather(b.qn, n.Q, rows)
-	gather(b.knn, n.KN, rows)
-	gather(b.kan, n.KA, rows)
-	in = append(in, ort.F32Tensor(b.qn, bn, c), ort.F32Tensor(b.knn, bn, c), ort.F32Tensor(b.kan, bn, c))
-	if b.distances {
-		gatherVec(b.dnn, n.DN, rows)
-		gatherVec(b.dan, n.DA, rows)
-		in = append(in, ort.F32Tensor(b.dnn, bn, 1), ort.F32Tensor(b.dan, bn, 1))
-	}
+	in = b.normal.appendRows(in, b.data.Normal, rows, b.c, b.distances)
 	for i := range b.eps {
 		b.eps[i] = float32(b.noise * b.rng.NormFloat64())
 	}
-	in = append(in, ort.F32Tensor(b.eps, bn, c))
+	in = append(in, ort.F32Tensor(b.eps, int64(b.bn), int64(b.c)))
 	if b.bs == 0 {
 		return in
 	}
@@ -410,15 +424,5 @@ func (b *batcher) next(s int, in []ort.Tensor) []ort.Tensor {
 		srows[i] = b.seenPerm[b.seenAt]
 		b.seenAt++
 	}
-	a := b.data.Seen
-	gather(b.qa, a.Q, srows)
-	gather(b.kna, a.KN, srows)
-	gather(b.kaa, a.KA, srows)
-	in = append(in, ort.F32Tensor(b.qa, bs, c), ort.F32Tensor(b.kna, bs, c), ort.F32Tensor(b.kaa, bs, c))
-	if b.distances {
-		gatherVec(b.dna, a.DN, srows)
-		gatherVec(b.daa, a.DA, srows)
-		in = append(in, ort.F32Tensor(b.dna, bs, 1), ort.F32Tensor(b.daa, bs, 1))
-	}
-	return in
+	return b.seen.appendRows(in, b.data.Seen, srows, b.c, b.distances)
 }
