@@ -2,6 +2,7 @@ package autodiff_test
 
 import (
 	"fmt"
+	"github.com/dmad/workstation/core/ort/orttest"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -13,12 +14,7 @@ import (
 
 func openRT(t testing.TB) *ort.Runtime {
 	t.Helper()
-	rt, err := ort.Open(ort.Options{Threads: 1, Device: ort.DeviceCPU})
-	if err != nil {
-		t.Skipf("ONNX Runtime unavailable: %v", err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
+	return orttest.Open(t, 1)
 }
 
 // operand is one differentiable input of a gradient check.

@@ -3,6 +3,7 @@ package banks
 import (
 	"context"
 	"fmt"
+	"github.com/dmad/workstation/core/ort/orttest"
 	"math"
 	"math/rand"
 	"sort"
@@ -16,12 +17,7 @@ func openRuntime(t testing.TB) *ort.Runtime { return openRuntimeThreads(t, 1) }
 
 func openRuntimeThreads(t testing.TB, threads int) *ort.Runtime {
 	t.Helper()
-	rt, err := ort.Open(ort.Options{Threads: threads, Device: ort.DeviceCPU})
-	if err != nil {
-		t.Fatalf("open ONNX Runtime: %v", err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
+	return orttest.Open(t, threads)
 }
 
 // smallInts returns rows×cols integers in [-3, 3]: every squared distance

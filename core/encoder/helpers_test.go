@@ -1,6 +1,7 @@
 package encoder
 
 import (
+	"github.com/dmad/workstation/core/ort/orttest"
 	"github.com/dmad/workstation/core/sharedtest"
 	"image"
 	"image/color"
@@ -16,12 +17,7 @@ import (
 // openRuntime opens a CPU runtime with few threads (the test machine is shared).
 func openRuntime(t testing.TB, threads int) *ort.Runtime {
 	t.Helper()
-	rt, err := ort.Open(ort.Options{Threads: threads, Device: ort.DeviceCPU})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
+	return orttest.Open(t, threads)
 }
 
 // sharedDir is ../shared beside the repository root, or "" with a skip.

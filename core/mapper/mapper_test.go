@@ -2,6 +2,7 @@ package mapper_test
 
 import (
 	"context"
+	"github.com/dmad/workstation/core/ort/orttest"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -14,12 +15,7 @@ import (
 
 func openRT(t testing.TB) *ort.Runtime {
 	t.Helper()
-	rt, err := ort.Open(ort.Options{Threads: 1, Device: ort.DeviceCPU})
-	if err != nil {
-		t.Skipf("ONNX Runtime unavailable: %v", err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
+	return orttest.Open(t, 1)
 }
 
 type batch struct {

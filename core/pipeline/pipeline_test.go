@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/dmad/workstation/core/ort/orttest"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,12 +21,7 @@ import (
 
 func runtimeFor(t testing.TB) *ort.Runtime {
 	t.Helper()
-	rt, err := ort.Open(ort.Options{Threads: 2, Device: ort.DeviceCPU})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
+	return orttest.Open(t, 2)
 }
 
 // synthetic builds a dataset, the tiny encoder, and everyone's features.

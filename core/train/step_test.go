@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"fmt"
+	"github.com/dmad/workstation/core/ort/orttest"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -14,12 +15,7 @@ import (
 
 func openRT(t testing.TB, threads int) *ort.Runtime {
 	t.Helper()
-	rt, err := ort.Open(ort.Options{Threads: threads, Device: ort.DeviceCPU})
-	if err != nil {
-		t.Skipf("ONNX Runtime unavailable: %v", err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
+	return orttest.Open(t, threads)
 }
 
 // stepFixture is a step graph with random model, moments and batch.

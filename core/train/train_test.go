@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/dmad/workstation/core/ort/orttest"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -18,12 +19,7 @@ import (
 
 func openRT(t testing.TB, threads int) *ort.Runtime {
 	t.Helper()
-	rt, err := ort.Open(ort.Options{Threads: threads, Device: ort.DeviceCPU})
-	if err != nil {
-		t.Skipf("ONNX Runtime unavailable: %v", err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
+	return orttest.Open(t, threads)
 }
 
 // auroc is the Mann–Whitney estimate of P(score anomalous > score normal),
