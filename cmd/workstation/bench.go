@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/dmad/workstation/core/backbone"
 	"io"
 	"os"
 	"strings"
@@ -109,7 +110,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}
-	card, model, err := resolveBackbone(ef.backbone)
+	card, model, err := backbone.Resolve(ef.backbone)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"io"
 	"runtime"
 
-	"github.com/dmad/workstation/core/backbone"
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/ort"
 )
@@ -79,9 +78,6 @@ func (f *engineFlags) runtime() (*ort.Runtime, error) {
 	}
 	return ort.Open(ort.Options{LibraryPath: f.ortLib, Threads: f.threads, Device: dev})
 }
-
-// resolveBackbone finds a backbone by store name or file (backbone.Resolve).
-func resolveBackbone(spec string) (*encoder.Card, []byte, error) { return backbone.Resolve(spec) }
 
 // openStore opens a project file without the engine (export, import).
 func openStore(path string) (*storage.Project, error) {
