@@ -1,0 +1,46 @@
+package dataset
+
+import (
+	"bytes"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestIsImageName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{"a.png", true}, {"B.JPG", true}, {"c.tiff", true}, {"d.bmp", true},
+		{".hidden.png", false}, {"a.png.part", false}, {"a.tmp", false}, {"notes.txt", false},
+	} {
+		if got := IsImageName(tc.name); got != tc.want {
+			t.Errorf("IsImageName(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestCheckImageTruncated(t *testing.T) {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, image.NewGray(image.Rect(0, 0, 7, 5))); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full.png")
+	half := filepath.Join(dir, "half.png")
+	if err := os.WriteFile(full, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(half, buf.Bytes()[:buf.Len()-12], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if w, h, err := CheckImage(full); err != nil || w != 7 || h != 5 {
+		t.Fatalf("CheckImage(full) = %d×%d, %v; want 7×5, nil", w, h, err)
+	}
+	if _, _, err := CheckImage(half); err == nil {
+		t.Fatal("CheckImage accepted a PNG without its IEND chunk")
+	}
+}
