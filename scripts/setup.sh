@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # setup.sh installs everything the workstation and its tests need on a fresh
 # Debian/Ubuntu machine, and does nothing that is already done:
-#   - Debian packages for Fyne (cgo, OpenGL, X11) and Xvfb, only when absent;
+#   - Debian packages for Fyne (cgo, OpenGL, X11), Xvfb, and Mosquitto (the
+#     MQTT broker the live-inspection tests start on a free local port), only
+#     when absent;
 #   - the ONNX Runtime shared library, taken from the npm package
 #     onnxruntime-node@1.30.0 (checked against a pinned sha256) into third_party/onnxruntime/;
 #   - Go modules.
@@ -16,7 +18,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 # 1. Debian packages.
 pkgs=(gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev
-      libxinerama-dev libxi-dev libxxf86vm-dev xvfb xauth)
+      libxinerama-dev libxi-dev libxxf86vm-dev xvfb xauth mosquitto)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
