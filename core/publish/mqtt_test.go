@@ -4,125 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/dmad/workstation/core/publish/mqtttest"
 	"github.com/dmad/workstation/core/verdict"
 )
-
-// broker is a real Mosquitto the test started on 127.0.0.1.
-type broker struct {
-	t    *testing.T
-	bin  string
-	conf string
-	port int
-	cmd  *exec.Cmd
-}
-
-// startBroker starts Mosquitto on a free port bound to 127.0.0.1 only, or
-// skips the test when it is not installed.
-func startBroker(t *testing.T) *broker {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr != nil {
-			t.Skip("mosquitto is not installed (apt-get install mosquitto, or scripts/setup.sh): skipping the real-broker test")
-		}
-		bin = "/usr/sbin/mosquitto"
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n", port)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b := &broker{t: t, bin: bin, conf: conf, port: port}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
-}
-
-func (b *broker) url() string { return "mqtt://127.0.0.1:" + strconv.Itoa(b.port) }
-
-func (b *broker) start() {
-	b.t.Helper()
-	b.cmd = exec.Command(b.bin, "-c", b.conf)
-	if testing.Verbose() {
-		b.cmd.Stderr = os.Stderr // the broker's log
-	}
-	if err := b.cmd.Start(); err != nil {
-		b.t.Fatalf("start mosquitto: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(b.port), 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("mosquitto did not listen on port %d within 10s", b.port)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (b *broker) stop() {
-	if b.cmd != nil && b.cmd.Process != nil {
-		b.cmd.Process.Kill()
-		b.cmd.Wait()
-		b.cmd = nil
-	}
-}
-
-// subscribe connects a plain paho client and subscribes to topic; the
-// messages arrive on the returned channel.
-func subscribe(t *testing.T, b *broker, topic string) <-chan *paho.Publish {
-	t.Helper()
-	conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(b.port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs := make(chan *paho.Publish, 16)
-	c := paho.NewClient(paho.ClientConfig{ClientID: "test-sub-" + strconv.Itoa(int(time.Now().UnixNano()%1e6)), Conn: conn,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			msgs <- pr.Packet
-			return true, nil
-		}}})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := c.Connect(ctx, &paho.Connect{ClientID: "", KeepAlive: 30, CleanStart: true}); err != nil {
-		t.Fatalf("subscriber connect: %v", err)
-	}
-	if _, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 2}}}); err != nil {
-		t.Fatalf("subscribe %s: %v", topic, err)
-	}
-	t.Cleanup(func() { c.Disconnect(&paho.Disconnect{}) })
-	return msgs
-}
-
-func receive(t *testing.T, msgs <-chan *paho.Publish) *paho.Publish {
-	t.Helper()
-	select {
-	case m := <-msgs:
-		return m
-	case <-time.After(10 * time.Second):
-		t.Fatal("no MQTT message within 10s")
-		return nil
-	}
-}
 
 func checkPayload(t *testing.T, m *paho.Publish, want verdict.Verdict) {
 	t.Helper()
@@ -137,11 +26,11 @@ func checkPayload(t *testing.T, m *paho.Publish, want verdict.Verdict) {
 }
 
 func TestMQTTPublishToRealBroker(t *testing.T) {
-	b := startBroker(t)
+	b := mqtttest.Start(t)
 	for _, qos := range []byte{0, 1, 2} {
 		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
-			msgs := subscribe(t, b, "plant1/#")
-			m, err := DialMQTT(MQTTOptions{Broker: b.url(), ClientID: fmt.Sprintf("dmad-test-%d", qos),
+			msgs := b.Subscribe("plant1/#")
+			m, err := DialMQTT(MQTTOptions{Broker: b.URL(), ClientID: fmt.Sprintf("dmad-test-%d", qos),
 				Topic: "plant1/{category}/{decision}", QoS: qos, Logger: quietLog()})
 			if err != nil {
 				t.Fatal(err)
@@ -154,7 +43,7 @@ func TestMQTTPublishToRealBroker(t *testing.T) {
 			if err := m.Publish(ctx, v); err != nil {
 				t.Fatal(err)
 			}
-			got := receive(t, msgs)
+			got := mqtttest.Receive(t, msgs)
 			if got.Topic != "plant1/bot_tle_x/fail" {
 				t.Errorf("topic %q, want plant1/bot_tle_x/fail", got.Topic)
 			}
@@ -167,8 +56,8 @@ func TestMQTTPublishToRealBroker(t *testing.T) {
 }
 
 func TestMQTTReconnectsAfterBrokerRestart(t *testing.T) {
-	b := startBroker(t)
-	m, err := DialMQTT(MQTTOptions{Broker: b.url(), ClientID: "dmad-test-reconnect", Topic: "line/{file}", QoS: 1,
+	b := mqtttest.Start(t)
+	m, err := DialMQTT(MQTTOptions{Broker: b.URL(), ClientID: "dmad-test-reconnect", Topic: "line/{file}", QoS: 1,
 		Retain: true, ReconnectDelay: 100 * time.Millisecond, AckTimeout: time.Second, Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +68,7 @@ func TestMQTTReconnectsAfterBrokerRestart(t *testing.T) {
 	if err := m.AwaitConnection(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b.stop()
+	b.Stop()
 	// Publish while the broker is down: it waits for the reconnection.
 	v := sampleVerdict("during-outage.png")
 	done := make(chan error, 1)
@@ -190,13 +79,13 @@ func TestMQTTReconnectsAfterBrokerRestart(t *testing.T) {
 		t.Fatalf("Publish returned %v while the broker was down", err)
 	default:
 	}
-	b.start()
+	b.Restart()
 	if err := <-done; err != nil {
 		t.Fatalf("Publish after the broker came back: %v", err)
 	}
 	// The message was retained by the restarted broker: a subscriber that
 	// comes now receives it.
-	got := receive(t, subscribe(t, b, "line/#"))
+	got := mqtttest.Receive(t, b.Subscribe("line/#"))
 	if got.Topic != "line/during-outage.png" {
 		t.Errorf("topic %q", got.Topic)
 	}
