@@ -43,4 +43,11 @@ func TestCheckImageTruncated(t *testing.T) {
 	if _, _, err := CheckImage(half); err == nil {
 		t.Fatal("CheckImage accepted a PNG without its IEND chunk")
 	}
+	// Cut inside the IEND chunk's CRC: "IEND" is there, the file is not whole.
+	for _, cut := range []int{1, 3} {
+		os.WriteFile(half, buf.Bytes()[:buf.Len()-cut], 0o644)
+		if _, _, err := CheckImage(half); err == nil {
+			t.Errorf("CheckImage accepted a PNG missing the last %d bytes of its IEND CRC", cut)
+		}
+	}
 }

@@ -145,8 +145,11 @@ func checkImage(path string, full bool) (w, h int, err error) {
 	}
 	switch format {
 	case "png":
-		if !bytes.Contains(tail[max(0, len(tail)-256):], []byte("IEND")) {
-			return 0, 0, errors.New("truncated PNG (no IEND chunk at the end)")
+		// The IEND chunk type must be followed by its 4-byte CRC: a file cut
+		// inside the CRC (a copy still in progress) is truncated too.
+		end := tail[max(0, len(tail)-256):]
+		if i := bytes.LastIndex(end, []byte("IEND")); i < 0 || len(end)-i < 8 {
+			return 0, 0, errors.New("truncated PNG (no complete IEND chunk at the end)")
 		}
 	case "jpeg":
 		if !bytes.Contains(tail, []byte{0xFF, 0xD9}) {
