@@ -470,6 +470,14 @@ func (l *loop) settle(now time.Time) {
 			}
 			continue
 		}
+		// The check read the file as it is now: if it grew in between, the
+		// check saw a newer version than c describes, and the ledger would
+		// record the wrong version. Look again and wait for it to settle.
+		checked := *c
+		l.observe(name, now)
+		if c, ok = l.cands[name]; !ok || c.size != checked.size || !c.mtime.Equal(checked.mtime) {
+			continue
+		}
 		delete(l.cands, name)
 		ready = append(ready, job{name: name, size: c.size, mtime: c.mtime, changed: c.changed})
 	}

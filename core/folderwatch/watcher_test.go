@@ -217,7 +217,8 @@ func TestWatcherArrivals(t *testing.T) {
 			h.waitFor(len(want))
 			quiet(opts)
 			if got := h.names(); strings.Join(got, ",") != strings.Join(want, ",") {
-				t.Errorf("scored %v, want each of %v once", got, want)
+				ledger, _ := os.ReadFile(opts.Ledger)
+				t.Errorf("scored %v, want each of %v once; ledger:\n%s", got, want, ledger)
 			}
 			for _, v := range h.verdicts {
 				if v.FileClosed.IsZero() || v.ScoredAt.Before(v.FileClosed) || v.Latency() <= 0 {
