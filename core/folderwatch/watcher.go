@@ -141,6 +141,22 @@ type Watcher struct {
 
 	mode                                  atomic.Value // string
 	scored, failed, bad, skipped, pending atomic.Int64
+
+	// notify starts file notifications on a folder; tests replace it to
+	// see the polling fallback work.
+	notify func(dir string) (*fsnotify.Watcher, error)
+}
+
+func startNotify(dir string) (*fsnotify.Watcher, error) {
+	fsw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	if err := fsw.Add(dir); err != nil {
+		fsw.Close()
+		return nil, err
+	}
+	return fsw, nil
 }
 
 // New returns a watcher of opts.Dir that scores each new image with score
@@ -153,7 +169,7 @@ func New(opts Options, score Scorer, sink Sink) (*Watcher, error) {
 		return nil, errors.New("folderwatch: a scorer and a sink are required")
 	}
 	opts.defaults()
-	w := &Watcher{opts: opts, score: score, sink: sink}
+	w := &Watcher{opts: opts, score: score, sink: sink, notify: startNotify}
 	w.mode.Store("")
 	return w, nil
 }
@@ -202,13 +218,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	var notifyErrs chan error
 	var fsw *fsnotify.Watcher
 	if !o.ForcePolling {
-		fsw, err = fsnotify.NewWatcher()
-		if err == nil {
-			if err = fsw.Add(o.Dir); err != nil {
-				fsw.Close()
-				fsw = nil
-			}
-		}
+		fsw, err = w.notify(o.Dir)
 		if err != nil {
 			log.Warn("file notifications unavailable, polling the folder", "every", o.PollInterval, "err", err)
 		} else {

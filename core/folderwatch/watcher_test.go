@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/verdict"
 )
@@ -423,4 +425,68 @@ func TestLedgerSurvivesCutLine(t *testing.T) {
 	if !l.Done("b.png", 1, time.Unix(0, 0)) {
 		t.Error("b.png not done after Record")
 	}
+}
+
+func TestWatcherFallsBackToPolling(t *testing.T) {
+	t.Run("notifications do not start", func(t *testing.T) {
+		opts, in := testOptions(t, false)
+		w, _ := New(opts, decodeScorer, func(context.Context, verdict.Verdict) error { return nil })
+		w.notify = func(string) (*fsnotify.Watcher, error) { return nil, errors.New("too many open files") }
+		got := make(chan string, 4)
+		w.sink = func(_ context.Context, v verdict.Verdict) error { got <- filepath.Base(v.Path); return nil }
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go w.Run(ctx)
+		for w.Stats().Mode == "" {
+			time.Sleep(time.Millisecond)
+		}
+		if m := w.Stats().Mode; m != ModePolling {
+			t.Fatalf("mode %s without notifications, want polling", m)
+		}
+		os.WriteFile(filepath.Join(in, "a.png"), pngBytes(t, 20, 20, 9), 0o644)
+		select {
+		case n := <-got:
+			if n != "a.png" {
+				t.Errorf("scored %s", n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("nothing scored in polling mode")
+		}
+	})
+	t.Run("notifications stop while running", func(t *testing.T) {
+		opts, in := testOptions(t, false)
+		w, _ := New(opts, decodeScorer, func(context.Context, verdict.Verdict) error { return nil })
+		started := make(chan *fsnotify.Watcher, 1)
+		w.notify = func(dir string) (*fsnotify.Watcher, error) {
+			fsw, err := startNotify(dir)
+			started <- fsw
+			return fsw, err
+		}
+		got := make(chan string, 4)
+		w.sink = func(_ context.Context, v verdict.Verdict) error { got <- filepath.Base(v.Path); return nil }
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go w.Run(ctx)
+		fsw := <-started
+		for w.Stats().Mode != ModeNotify {
+			time.Sleep(time.Millisecond)
+		}
+		fsw.Close() // as when the watch breaks (e.g. the folder's file system is unmounted and back)
+		deadline := time.Now().Add(5 * time.Second)
+		for w.Stats().Mode != ModePolling {
+			if time.Now().After(deadline) {
+				t.Fatal("still in fsnotify mode after notifications stopped")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		os.WriteFile(filepath.Join(in, "b.png"), pngBytes(t, 20, 20, 9), 0o644)
+		select {
+		case n := <-got:
+			if n != "b.png" {
+				t.Errorf("scored %s", n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("nothing scored after the fallback")
+		}
+	})
 }
