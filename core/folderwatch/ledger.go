@@ -40,6 +40,8 @@ type Entry struct {
 	At time.Time `json:"at"`
 }
 
+var errLocked = errors.New("locked")
+
 type ledgerKey struct {
 	name        string
 	size, mtime int64
@@ -48,7 +50,8 @@ type ledgerKey struct {
 // Ledger is the append-only record of the files a watcher has finished
 // with, one JSON object a line, each synced to disk before Record returns.
 // Reopening it after a stop or a crash tells which files are done; a line
-// cut short by a crash is dropped. It is safe for concurrent use.
+// cut short by a crash is dropped. One process at a time holds it (an
+// exclusive lock on the file). It is safe for concurrent use.
 type Ledger struct {
 	mu   sync.Mutex
 	f    *os.File
@@ -62,6 +65,13 @@ func OpenLedger(path string) (*Ledger, error) {
 	f, err := appendfile.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		if errors.Is(err, errLocked) {
+			return nil, fmt.Errorf("ledger %s is in use by another watcher (a second watch on the same output folder?)", path)
+		}
+		return nil, fmt.Errorf("ledger %s: lock: %w", path, err)
 	}
 	l := &Ledger{f: f, path: path, done: map[ledgerKey]struct{}{}}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {

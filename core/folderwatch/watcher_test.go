@@ -490,3 +490,20 @@ func TestWatcherFallsBackToPolling(t *testing.T) {
 		}
 	})
 }
+
+func TestLedgerHeldByOneWatcher(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	l, err := OpenLedger(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenLedger(path); err == nil || !strings.Contains(err.Error(), "in use by another watcher") {
+		t.Errorf("second OpenLedger = %v, want in use", err)
+	}
+	l.Close()
+	l2, err := OpenLedger(path)
+	if err != nil {
+		t.Fatalf("OpenLedger after Close: %v", err)
+	}
+	l2.Close()
+}
