@@ -80,17 +80,25 @@ func (s Spec) Owns(rel string) bool { return Of(rel, s.Count) == s.Index }
 // each path is hashed relative to root, so workers that mount the input at
 // different places agree.
 func Select(root string, paths []string, s Spec) ([]string, error) {
+	return Filter(root, paths, func(p string) string { return p }, s)
+}
+
+// Filter is Select for any items with a path, e.g. dataset samples:
+//
+//	mine, err := shard.Filter(input, samples, func(s dataset.Sample) string { return s.Path }, spec)
+func Filter[T any](root string, items []T, path func(T) string, s Spec) ([]T, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	var out []string
-	for _, p := range paths {
+	var out []T
+	for _, it := range items {
+		p := path(it)
 		rel, err := filepath.Rel(root, p)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 			return nil, fmt.Errorf("shard: %s is not under the input root %s", p, root)
 		}
 		if s.Owns(rel) {
-			out = append(out, p)
+			out = append(out, it)
 		}
 	}
 	return out, nil

@@ -138,3 +138,32 @@ func TestSelect(t *testing.T) {
 		t.Error("Select accepted shard 2/2")
 	}
 }
+
+func TestFilterItems(t *testing.T) {
+	type sample struct {
+		Path string
+		N    int
+	}
+	root := filepath.FromSlash("/data/in")
+	var items []sample
+	for i, n := range names(100) {
+		items = append(items, sample{filepath.Join(root, filepath.FromSlash(n)), i})
+	}
+	total := 0
+	for i := 0; i < 4; i++ {
+		got, err := Filter(root, items, func(s sample) string { return s.Path }, Spec{i, 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, s := range got {
+			rel, _ := filepath.Rel(root, s.Path)
+			if Of(rel, 4) != i || (k > 0 && got[k-1].N >= s.N) {
+				t.Errorf("shard %d got %+v (out of order or not its own)", i, s)
+			}
+		}
+		total += len(got)
+	}
+	if total != len(items) {
+		t.Errorf("%d of %d items in some shard", total, len(items))
+	}
+}
