@@ -14,6 +14,13 @@
 // restarted watcher neither scores a file twice nor skips one that arrived
 // while it was stopped. Files that never become readable, and files the
 // scorer fails on, are logged, counted and recorded; the watcher goes on.
+//
+// Limits: a writer that pauses longer than Settle in the middle of a
+// format the quick check cannot see truncated (TIFF) may get its partial
+// file scored; writing under a temporary name and renaming is safe with any
+// settle interval. A crash between a verdict's delivery and its ledger line
+// (one fsync) delivers that verdict again after the restart. Only the top
+// level of the folder is watched.
 package folderwatch
 
 import (
