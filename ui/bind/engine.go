@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -259,7 +258,7 @@ func (e *Engine) ScanFolder(ctx context.Context, dir string) (ui.FolderScan, err
 	if errors.Is(err, context.Canceled) {
 		return ui.FolderScan{}, err
 	}
-	paths, werr := listImages(ctx, dir)
+	paths, werr := dataset.ListImages(ctx, dir)
 	if werr != nil {
 		return ui.FolderScan{}, werr
 	}
@@ -276,35 +275,6 @@ func (e *Engine) ScanFolder(ctx context.Context, dir string) (ui.FolderScan, err
 	return out, nil
 }
 
-// listImages lists image files under dir, recursively, sorted.
-func listImages(ctx context.Context, dir string) ([]string, error) {
-	var out []string
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if path != dir && (strings.HasPrefix(d.Name(), ".") || d.Name() == "ground_truth") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		switch strings.ToLower(filepath.Ext(path)) {
-		case ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff":
-			out = append(out, path)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("scan %s: %w", dir, err)
-	}
-	slices.Sort(out)
-	return out, nil
-}
-
 // inspectSamples are the images Score with a Dir scores: the test images of
 // an MVTec/VisA folder, or every image under a plain folder. Inside an MVTec
 // test folder (sub-folders good/, <defect>/), labels and masks are read
@@ -317,7 +287,7 @@ func (e *Engine) inspectSamples(ctx context.Context, dir string) ([]dataset.Samp
 	if errors.Is(err, context.Canceled) {
 		return nil, err
 	}
-	paths, werr := listImages(ctx, dir)
+	paths, werr := dataset.ListImages(ctx, dir)
 	if werr != nil {
 		return nil, werr
 	}
