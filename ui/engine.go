@@ -11,6 +11,10 @@ import (
 	"errors"
 	"image"
 	"time"
+
+	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/train"
 )
 
 // Regime is the training regime of a model.
@@ -103,7 +107,8 @@ type Settings struct {
 
 // DefaultSettings are the settings of a new project.
 func DefaultSettings() Settings {
-	return Settings{Regime: SemiSupervised, Device: DeviceAuto, Epochs: 16, InputSize: 224, CoresetRatio: 0.02, Threshold: 0}
+	return Settings{Regime: SemiSupervised, Device: DeviceAuto, Epochs: train.DefaultConfig(0).Epochs,
+		InputSize: encoder.DefaultInputSize, CoresetRatio: pipeline.DefaultCoresetRatio, Threshold: 0}
 }
 
 // ModelInfo describes one trained model version.

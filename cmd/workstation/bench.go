@@ -8,6 +8,7 @@ import (
 	"github.com/dmad/workstation/core/backbone"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/dmad/workstation/core/pipeline"
@@ -31,13 +32,13 @@ type fitFlags struct {
 }
 
 func (f *fitFlags) register(fs *flag.FlagSet) {
-	fs.Int64Var(&f.seed, "seed", 1, "random seed (split, sampling, initialisation)")
-	fs.Float64Var(&f.coresetRatio, "coreset-ratio", 0.02, "fraction of normal patches kept in the normal bank")
+	fs.Int64Var(&f.seed, "seed", pipeline.DefaultSeed, "random seed (split, sampling, initialisation)")
+	fs.Float64Var(&f.coresetRatio, "coreset-ratio", pipeline.DefaultCoresetRatio, "fraction of normal patches kept in the normal bank")
 	fs.IntVar(&f.epochs, "epochs", 0, "mapper training epochs (0: the default schedule)")
-	fs.IntVar(&f.trainPatches, "train-patches", 0, "normal patches sampled to train the mapper (0: default 131072)")
+	fs.IntVar(&f.trainPatches, "train-patches", 0, "normal patches sampled to train the mapper (0: the default, "+strconv.Itoa(pipeline.DefaultTrainPatches)+")")
 	fs.IntVar(&f.batch, "batch", 0, "normal patches per training step (0: default)")
 	fs.BoolVar(&f.attention, "attention", false, "add attention knowledge in the unsupervised regime (METHOD.md §3)")
-	fs.IntVar(&f.oodImages, "ood-images", 200, "synthetic-defect images for the out-of-distribution part of the anomaly bank")
+	fs.IntVar(&f.oodImages, "ood-images", pipeline.DefaultOODImages, "synthetic-defect images for the out-of-distribution part of the anomaly bank")
 	fs.IntVar(&f.hidden, "hidden", 0, "width of the mapper's hidden layer (0: default)")
 	fs.Float64Var(&f.noiseStd, "noise-std", 0, "pseudo-negative noise, relative to the normal residual scale (0: default)")
 	fs.Float64Var(&f.lambda2, "lambda2", 0, "weight of the seen-anomaly hinge term (0: default 10)")

@@ -16,8 +16,9 @@ import (
 	"github.com/dmad/workstation/core/ort"
 )
 
-// DefaultBackbone is the backbone used when --backbone is not given.
-const DefaultBackbone = "mobilenet_v2_imagenet"
+// DefaultBackbone is the backbone used when --backbone is not given: the
+// one a new project records.
+var DefaultBackbone = storage.DefaultSettings().Backbone
 
 var errHelp = flag.ErrHelp
 

@@ -93,7 +93,7 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 		o.Seen = 10
 	}
 	if o.OODImages <= 0 {
-		o.OODImages = 200
+		o.OODImages = DefaultOODImages
 	}
 	if len(o.Runs) == 0 {
 		o.Runs = DefaultBenchRuns

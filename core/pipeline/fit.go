@@ -90,10 +90,10 @@ func (o Options) withDefaults(c int) Options {
 		o.Method = DMAD
 	}
 	if o.CoresetRatio <= 0 {
-		o.CoresetRatio = 0.02
+		o.CoresetRatio = DefaultCoresetRatio
 	}
 	if o.TrainPatches <= 0 {
-		o.TrainPatches = 131072
+		o.TrainPatches = DefaultTrainPatches
 	}
 	if o.Train.Epochs <= 0 {
 		seed := o.Train.Seed
@@ -107,10 +107,10 @@ func (o Options) withDefaults(c int) Options {
 	}
 	o.Train.Mapper.C = c
 	if o.ThresholdImages <= 0 {
-		o.ThresholdImages = 64
+		o.ThresholdImages = DefaultThresholdImages
 	}
 	if o.ThresholdQuantile <= 0 {
-		o.ThresholdQuantile = 0.99
+		o.ThresholdQuantile = DefaultThresholdQuantile
 	}
 	return o
 }

@@ -58,7 +58,7 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progr
 		o.Method = pipeline.DMAD
 	}
 	if o.OODImages <= 0 {
-		o.OODImages = 200
+		o.OODImages = pipeline.DefaultOODImages
 	}
 	enc, err := s.Encoder()
 	if err != nil {
@@ -359,7 +359,7 @@ func normalBankKey(encID string, o pipeline.Options, normal []storage.ImageRecor
 	h := sha256.New()
 	ratio := o.CoresetRatio
 	if ratio <= 0 {
-		ratio = 0.02
+		ratio = pipeline.DefaultCoresetRatio
 	}
 	fmt.Fprintf(h, "%s\x00%g\x00%d\x00", encID, ratio, o.Seed)
 	for _, r := range normal {

@@ -92,9 +92,9 @@ type Config struct {
 	// NoiseStd is the standard deviation of the pseudo-negative noise per
 	// feature dimension, relative to the RMS per dimension of the normal
 	// residuals k·n: 1 makes ‖ε‖ about as large as a typical normal ‖k·n‖
-	// (pseudo-negatives then overlap the normal patches heavily); the
-	// default 2 puts them clearly off the normal manifold. Chosen on
-	// synthetic data, not yet tuned on real features.
+	// (pseudo-negatives then overlap the normal patches heavily), 2 puts
+	// them clearly off the normal manifold. DefaultConfig uses 1 (see there
+	// why).
 	NoiseStd float32
 	// Seed fixes initialisation, shuffling and noise.
 	Seed uint64

@@ -82,7 +82,7 @@ func NewEngine(o Options) (*Engine, error) {
 		o.Logger = slog.Default()
 	}
 	if o.OODImages <= 0 {
-		o.OODImages = 200
+		o.OODImages = pipeline.DefaultOODImages
 	}
 	if o.QuickTrainPatches <= 0 {
 		o.QuickTrainPatches = 8192
@@ -91,7 +91,7 @@ func NewEngine(o Options) (*Engine, error) {
 		o.QuickOODImages = 30
 	}
 	if o.Seed == 0 {
-		o.Seed = 1
+		o.Seed = pipeline.DefaultSeed
 	}
 	if o.Threads <= 0 {
 		o.Threads = o.Runtime.Threads()
