@@ -125,7 +125,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rep, err := pipeline.Bench(ctx, rt, pipeline.BenchOptions{
 		Data: *data, Categories: splitList(*cats), Runs: runList, Seen: *seen, Seed: ff.seed,
 		Card: card, Backbone: model, Encoder: ef.encoderConfig(), Fit: ff.options(),
-		OODImages: ff.oodImages, CacheDir: *cache, MaxTrain: *maxTrain, Progress: pr.Update, Log: pr.Log,
+		OODImages: ff.oodImages, CacheDir: *cache, MaxTrain: *maxTrain, Progress: pr.Report, Log: pr.Log,
 	})
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/project"
 	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui/report"
@@ -41,13 +42,6 @@ func openSession(ef *engineFlags, path string, create bool, setBackbone bool) (*
 		}
 	}
 	return s, func() { s.Close(); rt.Close() }, nil
-}
-
-func eventLine(e project.Progress) string {
-	if e.Stage == "train" {
-		return fmt.Sprintf("epoch %d/%d loss %.4f normal>m %.2f neg<-m %.2f anom<-m %.2f", e.Epoch, e.Epochs, e.Loss, e.NormalAbove, e.NegBelow, e.AnomBelow)
-	}
-	return ""
 }
 
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -91,7 +85,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		for _, p := range ds.Skipped {
 			pr.Log("skipped %s", p.Error())
 		}
-		if _, err := s.ImportDataset(ctx, ds, func(d, t int) { pr.Update("import", d, t, "") }); err != nil {
+		if _, err := s.ImportDataset(ctx, ds, pr.Report); err != nil {
 			return err
 		}
 		if *seen > 0 {
@@ -113,7 +107,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	start := time.Now()
 	rec, model, err := s.Train(ctx, project.TrainOptions{Method: m, Semi: *seen > 0, Categories: splitList(*cats),
 		Fit: ff.options(), OODImages: ff.oodImages, FullRetrain: *full},
-		func(e project.Progress) { pr.Update(e.Stage, e.Done, e.Total, eventLine(e)) })
+		pr.Report)
 	if err != nil {
 		return err
 	}
@@ -176,11 +170,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		if _, err := s.ImportDataset(ctx, ds, func(d, t int) { pr.Update("import", d, t, "") }); err != nil {
+		if _, err := s.ImportDataset(ctx, ds, pr.Report); err != nil {
 			return err
 		}
 	}
-	res, err := s.Evaluate(ctx, *version, func(e project.Progress) { pr.Update(e.Stage, e.Done, e.Total, "") })
+	res, err := s.Evaluate(ctx, *version, pr.Report)
 	if err != nil {
 		return err
 	}
@@ -241,7 +235,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer closeAll()
 	pr := newProgress(stderr, ef.quiet)
 	defer pr.Done()
-	scored, model, err := s.Inspect(ctx, *version, samples, func(e project.Progress) { pr.Update(e.Stage, e.Done, e.Total, "") })
+	scored, model, err := s.Inspect(ctx, *version, samples, pr.Report)
 	if err != nil {
 		return err
 	}
@@ -297,7 +291,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				PixelAUROC: m.PixelAUROC, PixelAP: m.PixelAP, PRO: m.PRO}
 		}
 	}
-	if err := report.Write(ctx, *outDir, r, func(d, t int) { pr.Update("report", d, t, "") }); err != nil {
+	if err := report.Write(ctx, *outDir, r, pr.Count(progress.Report)); err != nil {
 		return err
 	}
 	summary := map[string]any{"input": *input, "images": len(scored), "threshold": thr, "anomalous": anomalous,

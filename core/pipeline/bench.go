@@ -16,6 +16,7 @@ import (
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/progress"
 )
 
 // BenchOptions configure Bench: the whole protocol of METHOD.md §6 in one
@@ -41,8 +42,9 @@ type BenchOptions struct {
 	OODImages int
 	// CacheDir, when set, caches features between runs (raw float32 files).
 	CacheDir string
-	// Progress receives stage progress; Log receives result lines.
-	Progress func(stage string, done, total int, extra string)
+	// Progress receives stage progress (Event.Run names the run of the
+	// fitting and scoring stages); Log receives result lines.
+	Progress progress.Func
 	Log      func(format string, args ...any)
 }
 
@@ -100,7 +102,7 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 	}
 	prog := o.Progress
 	if prog == nil {
-		prog = func(string, int, int, string) {}
+		prog = func(progress.Event) {}
 	}
 	logf := o.Log
 	if logf == nil {
@@ -140,11 +142,11 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 	}
 	t0 := time.Now()
 	all := append(append(paths(normalS), paths(moved)...), paths(test)...)
-	feats, err := Encode(ctx, enc, all, cache, func(d, t int) { prog("features", d, t, "") })
+	feats, err := Encode(ctx, enc, all, cache, prog)
 	if err != nil {
 		return nil, err
 	}
-	ood, err := OODPatches(ctx, enc, paths(normalS), o.OODImages, o.Seed, func(d, t int) { prog("synthetic", d, t, "") })
+	ood, err := OODPatches(ctx, enc, paths(normalS), o.OODImages, o.Seed, prog)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +185,7 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 			}
 		}
 	}
-	pc, err := Fit(ctx, rt, set, pcOpts, func(e Event) { prog(e.Stage, e.Done, e.Total, "") })
+	pc, err := Fit(ctx, rt, set, pcOpts, prog)
 	if err != nil {
 		return nil, err
 	}
@@ -210,13 +212,7 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 			if run == "dmad-semi" {
 				s.Seen = seen
 			}
-			m, err = Fit(ctx, rt, s, withMethod(base, DMAD), func(e Event) {
-				extra := ""
-				if e.Stage == "train" {
-					extra = fmt.Sprintf("epoch %d/%d loss %.4f n>m %.2f p<-m %.2f a<-m %.2f", e.Epoch, e.Epochs, e.Loss, e.NormalAbove, e.NegBelow, e.AnomBelow)
-				}
-				prog(run+" "+e.Stage, e.Done, e.Total, extra)
-			})
+			m, err = Fit(ctx, rt, s, withMethod(base, DMAD), inRun(prog, run))
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", run, err)
 			}
@@ -232,7 +228,7 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 			return nil, err
 		}
 		t2 := time.Now()
-		res, err := sc.ScoreImages(ctx, testFeats, func(d, t int) { prog(run+" score", d, t, "") })
+		res, err := sc.ScoreImages(ctx, testFeats, inRun(prog, run))
 		sc.Close()
 		if err != nil {
 			return nil, err
@@ -302,4 +298,12 @@ func PeakRSSMB() float64 {
 		}
 	}
 	return 0
+}
+
+// inRun marks the events of one benchmark run with its name.
+func inRun(f progress.Func, run string) progress.Func {
+	return func(e progress.Event) {
+		e.Run = run
+		f(e)
+	}
 }

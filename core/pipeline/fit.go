@@ -14,6 +14,7 @@ import (
 	"github.com/dmad/workstation/core/mapper"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/train"
 )
 
@@ -37,16 +38,6 @@ type TrainSet struct {
 	// OOD holds out-of-distribution patches from synthetic defects
 	// (see OODPatches); DMAD only.
 	OOD *mat.Matrix
-}
-
-// Event reports progress of Fit and of scoring.
-type Event struct {
-	Stage       string // "bank", "anomaly-bank", "knowledge", "train", "threshold", "score"
-	Done, Total int
-	// Training details (Stage "train").
-	Epoch, Epochs                    int
-	Loss                             float64
-	NormalAbove, NegBelow, AnomBelow float64
 }
 
 // Options configure Fit. Zero values take the defaults in brackets.
@@ -116,14 +107,14 @@ func (o Options) withDefaults(c int) Options {
 }
 
 // Fit builds the banks and, for DMAD, trains the mapper.
-func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, progress func(Event)) (*Model, error) {
+func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, report progress.Func) (*Model, error) {
 	if len(set.Normal) == 0 {
 		return nil, errors.New("fit: no normal training images")
 	}
 	c := set.Normal[0].Features.Cols
 	opts = opts.withDefaults(c)
-	if progress == nil {
-		progress = func(Event) {}
+	if report == nil {
+		report = func(progress.Event) {}
 	}
 	start := time.Now()
 	cats := map[string]bool{}
@@ -148,7 +139,7 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, progr
 	// M_n: one coreset over the normal patches of all categories.
 	m.Normal = opts.NormalBank
 	if m.Normal == nil {
-		progress(Event{Stage: "bank"})
+		report(progress.Event{Stage: progress.Bank})
 		rows := 0
 		for _, im := range set.Normal {
 			rows += im.Features.Rows
@@ -164,7 +155,7 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, progr
 		}
 		nb, err := banks.BuildNormalBankFrom(ctx, all, src, opts.CoresetRatio, banks.CoresetOptions{
 			Seed: opts.Seed, Runtime: rt,
-			Progress: func(done, total int) { progress(Event{Stage: "bank", Done: done, Total: total}) },
+			Progress: report.Counter(progress.Bank),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("build normal bank: %w", err)
@@ -174,7 +165,7 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, progr
 	}
 
 	if opts.Method == PatchCore {
-		if err := setThreshold(ctx, rt, m, set.Normal, opts, progress); err != nil {
+		if err := setThreshold(ctx, rt, m, set.Normal, opts, report); err != nil {
 			return nil, err
 		}
 		m.Meta.TrainSeconds = time.Since(start).Seconds()
@@ -192,7 +183,7 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, progr
 	}
 
 	// M_a.
-	progress(Event{Stage: "anomaly-bank"})
+	report(progress.Event{Stage: progress.AnomalyBank})
 	pseudoN := opts.PseudoCount
 	if pseudoN <= 0 {
 		pseudoN = min(m.Normal.Len(), normQ.Rows)
@@ -214,12 +205,12 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, progr
 	}
 	defer kn.Close()
 	data := train.Data{}
-	data.Normal, err = knowledgePatches(ctx, kn, normQ, normSrc, normCat, m.Meta.Attention, "knowledge", progress)
+	data.Normal, err = knowledgePatches(ctx, kn, normQ, normSrc, normCat, m.Meta.Attention, report)
 	if err != nil {
 		return nil, err
 	}
 	if seenQ != nil && seenQ.Rows > 0 {
-		data.Seen, err = knowledgePatches(ctx, kn, seenQ, seenSrc, seenCat, m.Meta.Attention, "knowledge", progress)
+		data.Seen, err = knowledgePatches(ctx, kn, seenQ, seenSrc, seenCat, m.Meta.Attention, report)
 		if err != nil {
 			return nil, err
 		}
@@ -227,16 +218,13 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, progr
 
 	tc := opts.Train
 	tc.Mapper.C = c
-	model, _, err := train.Train(ctx, rt, data, tc, func(e train.Event) {
-		progress(Event{Stage: "train", Done: e.Step, Total: e.Steps, Epoch: e.Epoch, Epochs: e.Epochs,
-			Loss: e.Loss, NormalAbove: e.NormalAbove, NegBelow: e.NegBelow, AnomBelow: e.AnomBelow})
-	})
+	model, _, err := train.Train(ctx, rt, data, tc, report)
 	if err != nil {
 		return nil, fmt.Errorf("train mapper: %w", err)
 	}
 	model.Backbone = opts.EncoderID
 	m.Mapper = model
-	if err := setThreshold(ctx, rt, m, set.Normal, opts, progress); err != nil {
+	if err := setThreshold(ctx, rt, m, set.Normal, opts, report); err != nil {
 		return nil, err
 	}
 	m.Meta.TrainSeconds = time.Since(start).Seconds()
@@ -244,7 +232,7 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, progr
 }
 
 // knowledgePatches computes knowledge for q in slices so progress shows.
-func knowledgePatches(ctx context.Context, kn *banks.Knowledge, q *mat.Matrix, src, cat []int32, attention bool, stage string, progress func(Event)) (train.Patches, error) {
+func knowledgePatches(ctx context.Context, kn *banks.Knowledge, q *mat.Matrix, src, cat []int32, attention bool, report progress.Func) (train.Patches, error) {
 	c := q.Cols
 	p := train.Patches{Q: q, KN: mat.New(q.Rows, c), KA: mat.New(q.Rows, c),
 		DN: make([]float32, q.Rows), DA: make([]float32, q.Rows), Category: cat}
@@ -259,7 +247,7 @@ func knowledgePatches(ctx context.Context, kn *banks.Knowledge, q *mat.Matrix, s
 		copy(p.KA.Data[from*c:], r.KA.Data)
 		copy(p.DN[from:], r.DN)
 		copy(p.DA[from:], r.DA)
-		progress(Event{Stage: stage, Done: to, Total: q.Rows})
+		report(progress.Event{Stage: progress.Knowledge, Done: to, Total: q.Rows})
 	}
 	return p, nil
 }
@@ -346,7 +334,7 @@ func gridOf(rows int) (int, int) {
 // setThreshold scores a sample of normal training images with their own
 // bank entries excluded — a fair stand-in for unseen normal images — and
 // sets the decision threshold at a high quantile of their image scores.
-func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image, opts Options, progress func(Event)) error {
+func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image, opts Options, report progress.Func) error {
 	sc, err := NewScorer(rt, m, opts.Search)
 	if err != nil {
 		return err
@@ -379,7 +367,7 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image
 				hi = v
 			}
 		}
-		progress(Event{Stage: "threshold", Done: k + 1, Total: n})
+		report(progress.Event{Stage: progress.Threshold, Done: k + 1, Total: n})
 	}
 	m.Meta.Threshold = quantile(all, opts.ThresholdQuantile)
 	m.Meta.CategoryThresholds = map[string]float32{}

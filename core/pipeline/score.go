@@ -8,6 +8,7 @@ import (
 	"github.com/dmad/workstation/core/mapper"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/progress"
 )
 
 // MapSigma is the Gaussian smoothing of anomaly maps (METHOD.md §5).
@@ -93,8 +94,8 @@ type ImageResult struct {
 }
 
 // ScoreImages scores many images, concatenating several per search run for
-// throughput. progress is called after each group with images done.
-func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, progress func(done, total int)) ([]ImageResult, error) {
+// throughput. report gets a progress.Score event after each group.
+func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, report progress.Func) ([]ImageResult, error) {
 	out := make([]ImageResult, len(feats))
 	const group = 16
 	for from := 0; from < len(feats); from += group {
@@ -115,9 +116,7 @@ func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, progress 
 			mx, top := banks.ImageScore(p)
 			out[i] = ImageResult{Score: top, Max: mx, Patches: p}
 		}
-		if progress != nil {
-			progress(to, len(feats))
-		}
+		report.Send(progress.Event{Stage: progress.Score, Done: to, Total: len(feats)})
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/train"
 	"github.com/dmad/workstation/storage"
 )
@@ -44,15 +45,12 @@ type TrainOptions struct {
 	FineTuneFraction float64
 }
 
-// Progress is one progress report of a long job.
-type Progress = pipeline.Event
-
 // Train fits a unified model on the project's training images and stores it
 // as a new, active model version (banks, mapper and metadata in one
 // transaction). It returns the stored record.
-func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progress)) (storage.ModelRecord, *pipeline.Model, error) {
-	if progress == nil {
-		progress = func(Progress) {}
+func (s *Session) Train(ctx context.Context, o TrainOptions, report progress.Func) (storage.ModelRecord, *pipeline.Model, error) {
+	if report == nil {
+		report = func(progress.Event) {}
 	}
 	if o.Method == "" {
 		o.Method = pipeline.DMAD
@@ -91,7 +89,7 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progr
 		return storage.ModelRecord{}, nil, errors.New("semi-supervised training needs annotated defects: paint masks and mark images as seen anomalies, or train unsupervised")
 	}
 	feats, err := s.Features(ctx, append(append([]storage.ImageRecord{}, normal...), seen...),
-		func(d, t int) { progress(Progress{Stage: "features", Done: d, Total: t}) })
+		report)
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
 	}
@@ -126,17 +124,17 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progr
 		set.OOD = oodRows(prev.Anomaly)
 	} else if o.Method == pipeline.DMAD {
 		set.OOD, err = pipeline.OODPatches(ctx, enc, normalPaths, min(o.OODImages, 4*len(normalPaths)), o.Fit.Seed,
-			func(d, t int) { progress(Progress{Stage: "synthetic", Done: d, Total: t}) })
+			report)
 		if err != nil {
 			return storage.ModelRecord{}, nil, err
 		}
 	}
 	var events []any
-	m, err := pipeline.Fit(ctx, s.rt, set, fo, func(e pipeline.Event) {
-		if e.Stage == "train" && e.Done == e.Total || e.Stage == "train" && e.Done%max(1, e.Total/e.Epochs) == 0 {
+	m, err := pipeline.Fit(ctx, s.rt, set, fo, func(e progress.Event) {
+		if e.Stage == progress.Train && (e.Done == e.Total || e.Done%max(1, e.Total/e.Epochs) == 0) {
 			events = append(events, e)
 		}
-		progress(e)
+		report(e)
 	})
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
@@ -152,7 +150,7 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progr
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
 	}
-	progress(Progress{Stage: "save"})
+	report(progress.Event{Stage: progress.Save})
 	if err := s.Store.SaveModel(ctx, rec, parts); err != nil {
 		return storage.ModelRecord{}, nil, fmt.Errorf("save model: %w", err)
 	}
@@ -186,9 +184,9 @@ type EvalResult struct {
 // Evaluate scores the project's test images (of the model's categories)
 // with a stored model (version ≤ 0: the active one), computes the metrics,
 // and stores the run with per-image scores and small anomaly maps.
-func (s *Session) Evaluate(ctx context.Context, version int, progress func(Progress)) (*EvalResult, error) {
-	if progress == nil {
-		progress = func(Progress) {}
+func (s *Session) Evaluate(ctx context.Context, version int, report progress.Func) (*EvalResult, error) {
+	if report == nil {
+		report = func(progress.Event) {}
 	}
 	m, rec, err := s.loadModel(version)
 	if err != nil {
@@ -211,7 +209,7 @@ func (s *Session) Evaluate(ctx context.Context, version int, progress func(Progr
 	if len(test) == 0 {
 		return nil, errors.New("no test images for the model's categories")
 	}
-	scored, err := s.score(ctx, m, test, nil, progress)
+	scored, err := s.score(ctx, m, test, nil, report)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +252,7 @@ func (s *Session) Evaluate(ctx context.Context, version int, progress func(Progr
 
 // Inspect scores image files (inside or outside the project) with a stored
 // model. Features of files outside the project are not cached.
-func (s *Session) Inspect(ctx context.Context, version int, samples []dataset.Sample, progress func(Progress)) ([]Scored, *pipeline.Model, error) {
+func (s *Session) Inspect(ctx context.Context, version int, samples []dataset.Sample, report progress.Func) ([]Scored, *pipeline.Model, error) {
 	m, _, err := s.loadModel(version)
 	if err != nil {
 		return nil, nil, err
@@ -268,14 +266,14 @@ func (s *Session) Inspect(ctx context.Context, version int, samples []dataset.Sa
 			recs[i].Label = storage.LabelAnomalous
 		}
 	}
-	scored, err := s.score(ctx, m, recs, nil, progress)
+	scored, err := s.score(ctx, m, recs, nil, report)
 	return scored, m, err
 }
 
 // score encodes (cached for project images) and scores recs.
-func (s *Session) score(ctx context.Context, m *pipeline.Model, recs []storage.ImageRecord, _ any, progress func(Progress)) ([]Scored, error) {
-	if progress == nil {
-		progress = func(Progress) {}
+func (s *Session) score(ctx context.Context, m *pipeline.Model, recs []storage.ImageRecord, _ any, report progress.Func) ([]Scored, error) {
+	if report == nil {
+		report = func(progress.Event) {}
 	}
 	enc, err := s.Encoder()
 	if err != nil {
@@ -292,13 +290,13 @@ func (s *Session) score(ctx context.Context, m *pipeline.Model, recs []storage.I
 	}
 	feats := make([]*mat.Matrix, len(recs))
 	if len(inProject) == len(recs) {
-		feats, err = s.Features(ctx, recs, func(d, t int) { progress(Progress{Stage: "features", Done: d, Total: t}) })
+		feats, err = s.Features(ctx, recs, report)
 	} else {
 		paths := make([]string, len(recs))
 		for i, r := range recs {
 			paths[i] = r.Path
 		}
-		feats, err = pipeline.Encode(ctx, enc, paths, nil, func(d, t int) { progress(Progress{Stage: "features", Done: d, Total: t}) })
+		feats, err = pipeline.Encode(ctx, enc, paths, nil, report)
 	}
 	if err != nil {
 		return nil, err
@@ -308,7 +306,7 @@ func (s *Session) score(ctx context.Context, m *pipeline.Model, recs []storage.I
 		return nil, err
 	}
 	defer sc.Close()
-	res, err := sc.ScoreImages(ctx, feats, func(d, t int) { progress(Progress{Stage: "score", Done: d, Total: t}) })
+	res, err := sc.ScoreImages(ctx, feats, report)
 	if err != nil {
 		return nil, err
 	}

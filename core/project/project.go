@@ -22,6 +22,7 @@ import (
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
 	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/storage"
 )
 
@@ -123,7 +124,8 @@ func (s *Session) Encoder() (*encoder.Encoder, error) {
 // ImportDataset adds a dataset's images to the project (paths and content
 // hashes; files stay where they are) with their ground-truth masks. Images
 // already in the project are updated, not duplicated.
-func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, progress func(done, total int)) ([]storage.ImageRecord, error) {
+func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, report progress.Func) ([]storage.ImageRecord, error) {
+	count := report.Counter(progress.Import)
 	recs := make([]*storage.ImageRecord, 0, len(ds.Samples))
 	for i, smp := range ds.Samples {
 		if err := ctx.Err(); err != nil {
@@ -146,8 +148,8 @@ func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, progre
 		}
 		rec.SHA256, rec.Width, rec.Height = sha, w, h
 		recs = append(recs, rec)
-		if progress != nil && i%32 == 0 {
-			progress(i, len(ds.Samples)*2)
+		if i%32 == 0 {
+			count(i, len(ds.Samples)*2)
 		}
 	}
 	if err := s.Store.PutImages(recs); err != nil {
@@ -167,8 +169,8 @@ func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, progre
 		if err := s.Store.PutMask(recs[i].ID, m); err != nil {
 			return nil, err
 		}
-		if progress != nil && i%32 == 0 {
-			progress(len(ds.Samples)+i, len(ds.Samples)*2)
+		if i%32 == 0 {
+			count(len(ds.Samples)+i, len(ds.Samples)*2)
 		}
 	}
 	for _, smp := range ds.Samples {
@@ -180,9 +182,7 @@ func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, progre
 	for i, r := range recs {
 		out[i] = *r
 	}
-	if progress != nil {
-		progress(1, 1)
-	}
+	count(1, 1)
 	return out, nil
 }
 
@@ -248,7 +248,7 @@ func (c *featureCache) flush(ctx context.Context) error {
 
 // Features returns the patch features of project images, from the cache or
 // computed (and then cached).
-func (s *Session) Features(ctx context.Context, recs []storage.ImageRecord, progress func(done, total int)) ([]*mat.Matrix, error) {
+func (s *Session) Features(ctx context.Context, recs []storage.ImageRecord, report progress.Func) ([]*mat.Matrix, error) {
 	enc, err := s.Encoder()
 	if err != nil {
 		return nil, err
@@ -259,7 +259,7 @@ func (s *Session) Features(ctx context.Context, recs []storage.ImageRecord, prog
 		paths[i] = r.Path
 		cache.ids[r.Path] = r.ID
 	}
-	feats, err := pipeline.Encode(ctx, enc, paths, cache, progress)
+	feats, err := pipeline.Encode(ctx, enc, paths, cache, report)
 	if err != nil {
 		return nil, err
 	}

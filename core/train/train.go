@@ -18,6 +18,7 @@ import (
 	"github.com/dmad/workstation/core/mapper"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/progress"
 )
 
 // Patches are cached knowledge for a set of patches, one row each: the
@@ -119,18 +120,6 @@ func DefaultConfig(c int) Config {
 	}
 }
 
-// Event reports training progress after every step.
-type Event struct {
-	Stage         string // "train"
-	Epoch, Epochs int    // 1-based epoch
-	Step, Steps   int    // 1-based step over the whole run
-	Loss          float64
-	// NormalAbove is the fraction of the step's normal patches with Ψ > m,
-	// NegBelow that of pseudo-negatives with Ψ < −m, AnomBelow that of
-	// seen anomalies with Ψ < −m (0 without seen anomalies).
-	NormalAbove, NegBelow, AnomBelow float64
-}
-
 // EpochLog summarises one epoch (means over its steps).
 type EpochLog struct {
 	Epoch                            int
@@ -167,10 +156,10 @@ func (c Config) validate() error {
 
 // Train fits a mapper to data and returns it with the run's log. It is
 // deterministic for a seed on a given runtime configuration (one intra-op
-// thread guarantees bit-identical runs). progress, when not nil, gets an
-// Event after every step. Cancelling ctx stops training within one step and
+// thread guarantees bit-identical runs). report, when not nil, gets a
+// progress.Train event after every step (Done and Total count steps). Cancelling ctx stops training within one step and
 // returns ctx.Err().
-func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, progress func(Event)) (*mapper.Model, Log, error) {
+func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report progress.Func) (*mapper.Model, Log, error) {
 	var lg Log
 	if err := cfg.validate(); err != nil {
 		return nil, lg, err
@@ -281,7 +270,7 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, progress
 				runMean[j] = (1-mom)*runMean[j] + mom*mu
 				runVar[j] = (1-mom)*runVar[j] + mom*res[io.bnVar].F32[j]*unbias
 			}
-			ev := Event{Stage: "train", Epoch: epoch, Epochs: cfg.Epochs, Step: step, Steps: total,
+			ev := progress.Event{Stage: progress.Train, Epoch: epoch, Epochs: cfg.Epochs, Done: step, Total: total,
 				Loss:        float64(res[io.loss].F32[0]),
 				NormalAbove: float64(res[io.normalAbove].F32[0]),
 				NegBelow:    float64(res[io.negBelow].F32[0]),
@@ -297,9 +286,7 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, progress
 			el.NegBelow += ev.NegBelow
 			el.AnomBelow += ev.AnomBelow
 			el.LR = lr
-			if progress != nil {
-				progress(ev)
-			}
+			report.Send(ev)
 		}
 		n := float64(stepsPerEpoch)
 		el.Loss /= n

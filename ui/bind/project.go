@@ -14,6 +14,7 @@ import (
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/project"
 	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui"
@@ -318,7 +319,7 @@ func (p *Project) model(rec storage.ModelRecord) ui.ModelInfo {
 	_ = json.Unmarshal(rec.Config, &meta) // an imported model may lack it; the record still lists
 	m := modelInfo(rec, meta)
 	if events, err := p.s.Store.TrainingLog(rec.Version); err == nil && len(events) > 0 {
-		var e pipeline.Event
+		var e progress.Event
 		if json.Unmarshal(events[len(events)-1], &e) == nil {
 			m.Epochs, m.FinalLoss = e.Epochs, e.Loss
 		}
