@@ -33,7 +33,7 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	s, err := Open(filepath.Join(root, "p.db"), true, rt, nil)
+	s, _, err := Open(filepath.Join(root, "p.db"), OpenOptions{Create: true}, rt, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 		t.Fatalf("active model %d", active.Version)
 	}
 
-	res, err := s.Evaluate(ctx, 0, nil)
+	res, err := s.Evaluate(ctx, EvalOptions{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,8 +142,8 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 		t.Fatalf("stored map: %v", err)
 	}
 
-	scored, _, err := s.Inspect(ctx, 1, ds.Test()[:3], nil)
-	if err != nil || len(scored) != 3 || scored[0].MapSize != 64 {
+	ins, err := s.Inspect(ctx, 1, ds.Test()[:3], nil)
+	if err != nil || len(ins.Images) != 3 || ins.Images[0].MapSize != 64 {
 		t.Fatalf("inspect: %v", err)
 	}
 }

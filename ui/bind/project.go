@@ -367,6 +367,18 @@ func uiMetrics(m pipeline.Metrics) ui.Metrics {
 		PixelAUROC: m.PixelAUROC, PixelAP: m.PixelAP, PRO: m.PRO}
 }
 
+// uiMetricsOf converts per-category metrics (nil stays nil).
+func uiMetricsOf(per map[string]pipeline.Metrics) map[string]ui.Metrics {
+	if per == nil {
+		return nil
+	}
+	out := make(map[string]ui.Metrics, len(per))
+	for c, m := range per {
+		out[c] = uiMetrics(m)
+	}
+	return out
+}
+
 var metricKeys = []string{"image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pro"}
 
 func metricField(m *ui.Metrics, key string) *float64 {
@@ -408,9 +420,9 @@ func storageLabel(l ui.Label) int {
 }
 
 // scoredImage converts one scored image (map at the encoder's input size).
-func scoredImage(sc project.Scored, maskPath string) ui.ScoredImage {
+func scoredImage(sc project.Scored) ui.ScoredImage {
 	out := ui.ScoredImage{Path: sc.Record.Path, Category: sc.Record.Category, Score: float64(sc.Score),
-		Label: uiLabel(sc.Record.Label), Map: sc.Map, MapW: sc.MapSize, MapH: sc.MapSize, MaskPath: maskPath}
+		Label: uiLabel(sc.Record.Label), Map: sc.Map, MapW: sc.MapSize, MapH: sc.MapSize, MaskPath: sc.MaskPath}
 	if sc.Record.ID != 0 {
 		out.ImageID = formatID(sc.Record.ID)
 	}
