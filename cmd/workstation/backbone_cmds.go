@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +15,7 @@ import (
 	"github.com/dmad/workstation/core/backbone"
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/storage"
 )
 
 func runBackbone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -223,7 +226,7 @@ func runExportModel(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *proj == "" || *out == "" {
 		return usagef("--project and --out are required")
 	}
-	p, err := openStore(*proj)
+	p, err := openStore(*proj, true)
 	if err != nil {
 		return err
 	}
@@ -257,7 +260,7 @@ func runExportModel(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
-func runImportModel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runImportModel(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := newFlags("import-model", "--project P.db --in MODEL.dmad [--activate]",
 		"Adds a model file written by 'workstation export-model' to a project. A model trained on\n"+
 			"another backbone than the project's is refused.", stderr)
@@ -276,12 +279,22 @@ func runImportModel(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer f.Close()
 	_, statErr := os.Stat(*proj)
-	fresh := statErr != nil
-	p, err := openStore(*proj)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	var p *storage.Project
+	if fresh {
+		p, err = storage.Create(*proj, strings.TrimSuffix(filepath.Base(*proj), filepath.Ext(*proj)))
+	} else {
+		p, err = openStore(*proj, false)
+	}
 	if err != nil {
 		return err
 	}
-	defer p.Close()
+	defer func() {
+		p.Close()
+		if fresh && err != nil {
+			os.Remove(*proj) // a failed import leaves no empty project behind
+		}
+	}()
 	if fresh {
 		// A new project adopts the model's backbone.
 		st := p.Settings()

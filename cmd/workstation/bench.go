@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"github.com/dmad/workstation/core/backbone"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/project"
 )
 
 // fitFlags are the model-fitting flags shared by train and bench.
@@ -47,29 +49,21 @@ func (f *fitFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.noDistances, "no-distances", false, "ablation: do not give the mapper the scalar distances ‖k·n‖, ‖k·a‖")
 }
 
-func (f *fitFlags) options() pipeline.Options {
-	o := pipeline.Options{CoresetRatio: f.coresetRatio, TrainPatches: f.trainPatches, Attention: f.attention, Seed: f.seed}
-	o.Train = defaultTrain(f.epochs, f.batch, f.seed)
-	if f.hidden > 0 {
-		o.Train.Mapper.Hidden = f.hidden
+// choices are the flags as the engine's training choices (the core checks
+// their ranges and fills the defaults).
+func (f *fitFlags) choices() project.Choices {
+	return project.Choices{Seed: f.seed, CoresetRatio: f.coresetRatio, Epochs: f.epochs, TrainPatches: f.trainPatches,
+		BatchSize: f.batch, Attention: f.attention, OODImages: f.oodImages, Hidden: f.hidden, NoiseStd: f.noiseStd,
+		Lambda2: f.lambda2, Margin: f.margin, LR: f.lr, NoDistances: f.noDistances}
+}
+
+// flagError turns an out-of-range option into a usage error naming its flag.
+func flagError(err error) error {
+	var oe *project.OptionError
+	if errors.As(err, &oe) {
+		return usagef("--%s %v is out of range: want %s", oe.Option, oe.Value, oe.Range)
 	}
-	if f.noiseStd > 0 {
-		o.Train.NoiseStd = float32(f.noiseStd)
-	}
-	if f.lambda2 > 0 {
-		o.Train.Lambda2 = float32(f.lambda2)
-	}
-	if f.margin > 0 {
-		o.Train.Margin = float32(f.margin)
-	}
-	if f.lr > 0 {
-		o.Train.LR = float32(f.lr)
-	}
-	if f.noDistances {
-		o.Train.Mapper.Distances = false
-		o.Train.Mapper.PatchCoreInit = false
-	}
-	return o
+	return err
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -111,6 +105,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}
+	opts, err := project.NewTrainOptions(ff.choices())
+	if err == nil {
+		err = project.ValidateSeen(*seen)
+	}
+	if err == nil {
+		err = ef.validate()
+	}
+	if err != nil {
+		return flagError(err)
+	}
 	card, model, err := backbone.Resolve(ef.backbone)
 	if err != nil {
 		return err
@@ -124,8 +128,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer pr.Done()
 	rep, err := pipeline.Bench(ctx, rt, pipeline.BenchOptions{
 		Data: *data, Categories: splitList(*cats), Runs: runList, Seen: *seen, Seed: ff.seed,
-		Card: card, Backbone: model, Encoder: ef.encoderConfig(), Fit: ff.options(),
-		OODImages: ff.oodImages, CacheDir: *cache, MaxTrain: *maxTrain, Progress: pr.Report, Log: pr.Log,
+		Card: card, Backbone: model, Encoder: ef.encoderConfig(), Fit: opts.Fit,
+		OODImages: opts.OODImages, CacheDir: *cache, MaxTrain: *maxTrain, Progress: pr.Report, Log: pr.Log,
 	})
 	if err != nil {
 		return err
