@@ -220,7 +220,7 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 	tc.Mapper.C = c
 	model, _, err := train.Train(ctx, rt, data, tc, report)
 	if err != nil {
-		return nil, fmt.Errorf("train mapper: %w", err)
+		return nil, err // the errors of train.Train say "train"; wrapping doubled the prefix
 	}
 	model.Backbone = opts.EncoderID
 	m.Mapper = model

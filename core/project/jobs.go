@@ -499,7 +499,7 @@ func metricsMap(m pipeline.Metrics) map[string]float64 {
 		"pixel_auroc": m.PixelAUROC, "pixel_ap": m.PixelAP, "pro": m.PRO}
 }
 
-// Categories lists the project's categories with image counts.
+// Categories lists the names of the project's categories, sorted.
 func (s *Session) Categories() ([]string, error) {
 	cs, err := s.Store.Categories()
 	if err != nil {

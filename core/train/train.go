@@ -157,8 +157,9 @@ func (c Config) validate() error {
 // Train fits a mapper to data and returns it with the run's log. It is
 // deterministic for a seed on a given runtime configuration (one intra-op
 // thread guarantees bit-identical runs). report, when not nil, gets a
-// progress.Train event after every step (Done and Total count steps). Cancelling ctx stops training within one step and
-// returns ctx.Err().
+// progress.Train event after every step (Done and Total count steps).
+// Cancelling ctx stops training within one step and returns ctx.Err().
+// Errors start with "train" (callers need not wrap them again).
 func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report progress.Func) (*mapper.Model, Log, error) {
 	var lg Log
 	if err := cfg.validate(); err != nil {
@@ -170,7 +171,7 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report p
 	} else {
 		var err error
 		if model, err = mapper.Init(cfg.Mapper, cfg.Seed); err != nil {
-			return nil, lg, err
+			return nil, lg, fmt.Errorf("train: %w", err)
 		}
 	}
 	mc := model.Config

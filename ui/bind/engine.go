@@ -86,11 +86,14 @@ func NewEngine(o Options) (*Engine, error) {
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var errs []error
 	for d, rt := range e.extra {
-		rt.Close()
+		if err := rt.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s runtime: %w", d, err))
+		}
 		delete(e.extra, d)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Deps returns the application's dependencies on this engine.

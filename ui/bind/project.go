@@ -521,7 +521,14 @@ func (p *Project) SaveRun(r ui.Run) (ui.Run, error) {
 			}
 		}
 	}
-	version, _ := strconv.Atoi(r.ModelID)
+	version := 0
+	if r.ModelID != "" {
+		v, err := strconv.Atoi(r.ModelID)
+		if err != nil {
+			return r, fmt.Errorf("save run %q: model %q is not a model version of this project", r.Name, r.ModelID)
+		}
+		version = v
+	}
 	if r.Created.IsZero() {
 		r.Created = time.Now()
 	}
@@ -543,7 +550,11 @@ func (p *Project) SaveRun(r ui.Run) (ui.Run, error) {
 	for _, s := range r.Images {
 		im := storage.ImageResult{Path: s.Path, Category: s.Category, Score: s.Score, Label: storageLabel(s.Label)}
 		if s.ImageID != "" {
-			im.ImageID, _ = strconv.ParseUint(s.ImageID, 10, 64)
+			id, err := parseID(s.ImageID)
+			if err != nil {
+				return r, fmt.Errorf("save run %q: image %s: %w", r.Name, s.Path, err)
+			}
+			im.ImageID = id
 		}
 		if s.MapW > 0 && s.MapH > 0 && len(s.Map) >= s.MapW*s.MapH {
 			n := project.ThumbMapSize
