@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/train"
 )
@@ -187,15 +188,9 @@ type ScoredImage struct {
 	MaskPath string
 }
 
-// Metrics are the evaluation metrics of one category (or the mean).
-type Metrics struct {
-	ImageAUROC float64
-	ImageAP    float64
-	ImageF1Max float64
-	PixelAUROC float64
-	PixelAP    float64
-	PRO        float64
-}
+// Metrics are the evaluation metrics of one category (or the mean): the
+// engine's own type, so nothing is copied between the two.
+type Metrics = metrics.Summary
 
 // Run is one scoring run: an evaluation of the test split or an inspection batch.
 type Run struct {

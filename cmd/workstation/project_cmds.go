@@ -12,6 +12,7 @@ import (
 
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/imageio"
+	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/project"
@@ -148,15 +149,15 @@ func importForTraining(ctx context.Context, s *project.Session, ds *dataset.Data
 
 // evalReport is eval's JSON output.
 type evalReport struct {
-	Project      string                      `json:"project"`
-	ModelVersion int                         `json:"model_version"`
-	Method       string                      `json:"method"`
-	Regime       string                      `json:"regime"`
-	Threshold    float32                     `json:"threshold"`
-	RunID        uint64                      `json:"run_id"`
-	PerCategory  map[string]pipeline.Metrics `json:"per_category"`
-	Mean         pipeline.Metrics            `json:"mean"`
-	Images       []evalImage                 `json:"images"`
+	Project      string                     `json:"project"`
+	ModelVersion int                        `json:"model_version"`
+	Method       string                     `json:"method"`
+	Regime       string                     `json:"regime"`
+	Threshold    float32                    `json:"threshold"`
+	RunID        uint64                     `json:"run_id"`
+	PerCategory  map[string]metrics.Summary `json:"per_category"`
+	Mean         metrics.Summary            `json:"mean"`
+	Images       []evalImage                `json:"images"`
 }
 
 type evalImage struct {
@@ -312,12 +313,7 @@ func inspectReport(input string, thr, opacity float64, res *project.InspectResul
 		}
 		return imageio.LoadMask(masks[it.Path])
 	}
-	if res.PerCategory != nil {
-		r.PerCategory = map[string]report.Metrics{}
-		for c, m := range res.PerCategory {
-			r.PerCategory[c] = report.Metrics(m)
-		}
-	}
+	r.PerCategory = res.PerCategory
 	return r
 }
 

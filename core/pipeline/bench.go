@@ -15,6 +15,7 @@ import (
 
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/ort"
 	"github.com/dmad/workstation/core/progress"
 )
@@ -50,14 +51,14 @@ type BenchOptions struct {
 
 // BenchRun is one method/regime's outcome (DESIGN.md's JSON).
 type BenchRun struct {
-	Method        string             `json:"method"`
-	Regime        string             `json:"regime"`
-	SeenAnomalies int                `json:"seen_anomalies"`
-	PerCategory   map[string]Metrics `json:"per_category"`
-	Mean          Metrics            `json:"mean"`
-	Timings       BenchTimings       `json:"timings"`
-	PeakRSSMB     float64            `json:"peak_rss_mb"`
-	Threshold     float32            `json:"threshold"`
+	Method        string                     `json:"method"`
+	Regime        string                     `json:"regime"`
+	SeenAnomalies int                        `json:"seen_anomalies"`
+	PerCategory   map[string]metrics.Summary `json:"per_category"`
+	Mean          metrics.Summary            `json:"mean"`
+	Timings       BenchTimings               `json:"timings"`
+	PeakRSSMB     float64                    `json:"peak_rss_mb"`
+	Threshold     float32                    `json:"threshold"`
 }
 
 // BenchTimings are wall-clock seconds of each stage. FeaturesS (encoding

@@ -16,6 +16,7 @@ import (
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/train"
@@ -267,8 +268,8 @@ type EvalResult struct {
 	ModelVersion int
 	Model        *pipeline.Model
 	Threshold    float32
-	PerCategory  map[string]pipeline.Metrics
-	Mean         pipeline.Metrics
+	PerCategory  map[string]metrics.Summary
+	Mean         metrics.Summary
 	Images       []Scored
 	RunID        uint64 // 0 with EvalOptions.NoSave
 }
@@ -313,11 +314,10 @@ func (s *Session) Evaluate(ctx context.Context, o EvalOptions, report progress.F
 		return res, nil
 	}
 	run := &storage.RunRecord{ModelVersion: rec.Version, Name: "evaluation " + time.Now().Format("2006-01-02 15:04"),
-		Metrics: metricsMap(mean)}
+		Metrics: map[string]float64{}}
+	mean.Put(run.Metrics, "")
 	for c, pm := range per {
-		for k, v := range metricsMap(pm) {
-			run.Metrics[c+"/"+k] = v
-		}
+		pm.Put(run.Metrics, c+"/")
 	}
 	for _, sc := range scored {
 		run.PerImage = append(run.PerImage, imageResult(sc, m))
@@ -362,8 +362,8 @@ type InspectResult struct {
 	// PerCategory and Mean are the metrics when every image's label is
 	// known and every category has good and defective images (an MVTec AD
 	// or VisA test folder); PerCategory is nil otherwise.
-	PerCategory map[string]pipeline.Metrics
-	Mean        pipeline.Metrics
+	PerCategory map[string]metrics.Summary
+	Mean        metrics.Summary
 }
 
 // Inspect scores image files (inside or outside the project) with a stored
@@ -492,11 +492,6 @@ func imageResult(sc Scored, m *pipeline.Model) storage.ImageResult {
 		r.Map = am
 	}
 	return r
-}
-
-func metricsMap(m pipeline.Metrics) map[string]float64 {
-	return map[string]float64{"image_auroc": m.ImageAUROC, "image_ap": m.ImageAP, "image_f1max": m.ImageF1Max,
-		"pixel_auroc": m.PixelAUROC, "pixel_ap": m.PixelAP, "pro": m.PRO}
 }
 
 // Categories lists the names of the project's categories, sorted.

@@ -358,7 +358,7 @@ func (e *Engine) Score(ctx context.Context, req ui.ScoreRequest, progress func(u
 			return ui.Run{}, err
 		}
 		run := ui.Run{ID: formatID(res.RunID), ModelID: strconv.Itoa(res.ModelVersion), Created: time.Now(),
-			Threshold: float64(res.Threshold), PerCategory: uiMetricsOf(res.PerCategory)}
+			Threshold: float64(res.Threshold), PerCategory: res.PerCategory}
 		if rr, err := s.Store.Run(res.RunID); err == nil {
 			run.Name, run.Created = rr.Name, rr.Created
 		}
@@ -379,7 +379,7 @@ func (e *Engine) Score(ctx context.Context, req ui.ScoreRequest, progress func(u
 		return ui.Run{}, err
 	}
 	run := ui.Run{Name: "batch " + filepath.Base(req.Dir), ModelID: req.ModelID, Created: time.Now(),
-		Threshold: float64(res.Model.Meta.Threshold), PerCategory: uiMetricsOf(res.PerCategory)}
+		Threshold: float64(res.Model.Meta.Threshold), PerCategory: res.PerCategory}
 	for _, sc := range res.Images {
 		run.Images = append(run.Images, scoredImage(sc))
 	}

@@ -362,43 +362,6 @@ func (p *Project) SaveModel(m ui.ModelInfo) (ui.ModelInfo, error) {
 	return out, nil
 }
 
-func uiMetrics(m pipeline.Metrics) ui.Metrics {
-	return ui.Metrics{ImageAUROC: m.ImageAUROC, ImageAP: m.ImageAP, ImageF1Max: m.ImageF1Max,
-		PixelAUROC: m.PixelAUROC, PixelAP: m.PixelAP, PRO: m.PRO}
-}
-
-// uiMetricsOf converts per-category metrics (nil stays nil).
-func uiMetricsOf(per map[string]pipeline.Metrics) map[string]ui.Metrics {
-	if per == nil {
-		return nil
-	}
-	out := make(map[string]ui.Metrics, len(per))
-	for c, m := range per {
-		out[c] = uiMetrics(m)
-	}
-	return out
-}
-
-var metricKeys = []string{"image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pro"}
-
-func metricField(m *ui.Metrics, key string) *float64 {
-	switch key {
-	case "image_auroc":
-		return &m.ImageAUROC
-	case "image_ap":
-		return &m.ImageAP
-	case "image_f1max":
-		return &m.ImageF1Max
-	case "pixel_auroc":
-		return &m.PixelAUROC
-	case "pixel_ap":
-		return &m.PixelAP
-	case "pro":
-		return &m.PRO
-	}
-	return nil
-}
-
 func uiLabel(l int) ui.Label {
 	switch l {
 	case storage.LabelNormal:
@@ -473,8 +436,7 @@ func (p *Project) readRun(rec storage.RunRecord) (ui.Run, error) {
 			r.PerCategory = map[string]ui.Metrics{}
 		}
 		m := r.PerCategory[cat]
-		if f := metricField(&m, name); f != nil {
-			*f = v
+		if m.Set(name, v) {
 			r.PerCategory[cat] = m
 		}
 	}
@@ -534,9 +496,7 @@ func (p *Project) SaveRun(r ui.Run) (ui.Run, error) {
 	}
 	rec := &storage.RunRecord{ModelVersion: version, Created: r.Created, Name: r.Name, Metrics: map[string]float64{}}
 	for c, m := range r.PerCategory {
-		for _, k := range metricKeys {
-			rec.Metrics[c+"/"+k] = *metricField(&m, k)
-		}
+		m.Put(rec.Metrics, c+"/")
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, s := range r.Images {
