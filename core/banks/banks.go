@@ -29,8 +29,8 @@ func (b *NormalBank) Len() int { return b.Features.Rows }
 
 // Validate checks that the arrays agree with the feature matrix.
 func (b *NormalBank) Validate() error {
-	if b.Features == nil || len(b.Features.Data) != b.Features.Rows*b.Features.Cols {
-		return errors.New("normal bank: missing or malformed features")
+	if err := b.Features.Check("normal bank features"); err != nil {
+		return err
 	}
 	if len(b.Source) != b.Features.Rows {
 		return fmt.Errorf("normal bank: %d source ids for %d entries", len(b.Source), b.Features.Rows)
@@ -152,8 +152,8 @@ func (b *AnomalyBank) Count(k uint8) int {
 
 // Validate checks that the arrays agree with the feature matrix.
 func (b *AnomalyBank) Validate() error {
-	if b.Features == nil || len(b.Features.Data) != b.Features.Rows*b.Features.Cols {
-		return errors.New("anomaly bank: missing or malformed features")
+	if err := b.Features.Check("anomaly bank features"); err != nil {
+		return err
 	}
 	if len(b.Kind) != b.Features.Rows || (b.Source != nil && len(b.Source) != b.Features.Rows) {
 		return fmt.Errorf("anomaly bank: %d kinds and %d source ids for %d entries", len(b.Kind), len(b.Source), b.Features.Rows)
@@ -218,8 +218,8 @@ func BuildAnomalyBank(ctx context.Context, in AnomalyInputs) (*AnomalyBank, erro
 		if m == nil || m.Rows == 0 {
 			continue
 		}
-		if len(m.Data) != m.Rows*m.Cols {
-			return nil, fmt.Errorf("build anomaly bank: matrix %d×%d holds %d values", m.Rows, m.Cols, len(m.Data))
+		if err := m.Check("build anomaly bank"); err != nil {
+			return nil, err
 		}
 		if cols >= 0 && m.Cols != cols {
 			return nil, fmt.Errorf("build anomaly bank: inputs have %d and %d columns", cols, m.Cols)
@@ -249,10 +249,9 @@ func BuildAnomalyBank(ctx context.Context, in AnomalyInputs) (*AnomalyBank, erro
 		scale = FeatureStd(in.Seen)
 	}
 	rng := rand.New(rand.NewSource(in.Seed))
-	b := &AnomalyBank{Features: &mat.Matrix{Cols: cols}, Backbone: in.Backbone}
+	b := &AnomalyBank{Features: mat.WithCapacity(0, cols), Backbone: in.Backbone}
 	add := func(row []float32, kind uint8, src int32) {
-		b.Features.Data = append(b.Features.Data, row...)
-		b.Features.Rows++
+		b.Features.AppendRow(row)
 		b.Kind = append(b.Kind, kind)
 		b.Source = append(b.Source, src)
 	}

@@ -102,12 +102,11 @@ func OODPatches(ctx context.Context, enc *encoder.Encoder, paths []string, n int
 		return nil, fmt.Errorf("synthetic defects: %w", err)
 	}
 	h0, w0 := enc.Grid()
-	q := &mat.Matrix{Cols: enc.Dim()}
+	q := mat.WithCapacity(0, enc.Dim())
 	for i, f := range feats {
 		for j, flag := range encoder.Filter(masks[i], h0, w0, enc.Config()) {
 			if flag {
-				q.Data = append(q.Data, f.Row(j)...)
-				q.Rows++
+				q.AppendRow(f.Row(j))
 			}
 		}
 	}

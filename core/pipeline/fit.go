@@ -144,11 +144,10 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 		for _, im := range set.Normal {
 			rows += im.Features.Rows
 		}
-		all := &mat.Matrix{Rows: 0, Cols: c, Data: make([]float32, 0, rows*c)}
+		all := mat.WithCapacity(rows, c)
 		src := make([]int32, 0, rows)
 		for _, im := range set.Normal {
-			all.Data = append(all.Data, im.Features.Data...)
-			all.Rows += im.Features.Rows
+			all.AppendRows(im.Features)
 			for range im.Features.Rows {
 				src = append(src, im.ID)
 			}
@@ -302,7 +301,7 @@ func filterSeen(seen []Image, cfg encoder.Config, cats []string) (*mat.Matrix, [
 	}
 	ci := catIndex(cats)
 	c := seen[0].Features.Cols
-	q := &mat.Matrix{Cols: c}
+	q := mat.WithCapacity(0, c)
 	var src, cat []int32
 	for _, im := range seen {
 		if im.Mask == nil {
@@ -312,8 +311,7 @@ func filterSeen(seen []Image, cfg encoder.Config, cats []string) (*mat.Matrix, [
 		flags := encoder.Filter(im.Mask, h0, w0, cfg)
 		for i, f := range flags {
 			if f {
-				q.Data = append(q.Data, im.Features.Row(i)...)
-				q.Rows++
+				q.AppendRow(im.Features.Row(i))
 				src = append(src, im.ID)
 				cat = append(cat, ci[im.Category])
 			}
