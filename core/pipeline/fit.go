@@ -11,6 +11,7 @@ import (
 
 	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/mapper"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
@@ -354,7 +355,7 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image
 		if err != nil {
 			return fmt.Errorf("threshold: %w", err)
 		}
-		_, s := banks.ImageScore(patch)
+		_, s := heatmap.ImageScore(patch)
 		all = append(all, s)
 		byCat[im.Category] = append(byCat[im.Category], s)
 		for _, v := range patch {

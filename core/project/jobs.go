@@ -15,6 +15,7 @@ import (
 	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/pipeline"
@@ -487,7 +488,7 @@ const ThumbMapSize = 64
 func imageResult(sc Scored, m *pipeline.Model) storage.ImageResult {
 	r := storage.ImageResult{ImageID: sc.Record.ID, Path: sc.Record.Path, Category: sc.Record.Category,
 		Score: float64(sc.Score), Label: sc.Record.Label}
-	small := pipeline.ResampleBox(sc.Map, sc.MapSize, sc.MapSize, ThumbMapSize, ThumbMapSize)
+	small := heatmap.ResampleBox(sc.Map, sc.MapSize, sc.MapSize, ThumbMapSize, ThumbMapSize)
 	if am, err := storage.QuantizeMap(ThumbMapSize, ThumbMapSize, small, m.Meta.MapLo, max(m.Meta.MapHi, m.Meta.Threshold*1.5, m.Meta.MapLo+1e-6)); err == nil {
 		r.Map = am
 	}

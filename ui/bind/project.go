@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dmad/workstation/core/dataset"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/progress"
@@ -518,7 +519,7 @@ func (p *Project) SaveRun(r ui.Run) (ui.Run, error) {
 		}
 		if s.MapW > 0 && s.MapH > 0 && len(s.Map) >= s.MapW*s.MapH {
 			n := project.ThumbMapSize
-			small := pipeline.ResampleBox(s.Map, s.MapW, s.MapH, n, n)
+			small := heatmap.ResampleBox(s.Map, s.MapW, s.MapH, n, n)
 			am, err := storage.QuantizeMap(n, n, small, float32(lo), float32(hi))
 			if err != nil {
 				return r, fmt.Errorf("save run: %w", err)
