@@ -212,28 +212,9 @@ type AnomalyInputs struct {
 //
 // Entries come in the order pseudo, OOD, seen, centred.
 func BuildAnomalyBank(ctx context.Context, in AnomalyInputs) (*AnomalyBank, error) {
-	semi := in.Seen != nil && in.Seen.Rows > 0
-	cols := -1
-	for _, m := range []*mat.Matrix{in.Normal, in.OOD, in.Seen} {
-		if m == nil || m.Rows == 0 {
-			continue
-		}
-		if err := m.Check("build anomaly bank"); err != nil {
-			return nil, err
-		}
-		if cols >= 0 && m.Cols != cols {
-			return nil, fmt.Errorf("build anomaly bank: inputs have %d and %d columns", cols, m.Cols)
-		}
-		cols = m.Cols
-	}
-	if cols < 0 {
-		return nil, errors.New("build anomaly bank: no inputs")
-	}
-	if in.NormalSource != nil && (in.Normal == nil || len(in.NormalSource) != in.Normal.Rows) {
-		return nil, fmt.Errorf("build anomaly bank: %d normal source ids for the normal rows", len(in.NormalSource))
-	}
-	if in.SeenSource != nil && (in.Seen == nil || len(in.SeenSource) != in.Seen.Rows) {
-		return nil, fmt.Errorf("build anomaly bank: %d seen source ids for the seen rows", len(in.SeenSource))
+	cols, err := in.check()
+	if err != nil {
+		return nil, err
 	}
 	if in.PseudoStd == 0 {
 		in.PseudoStd = 0.3
@@ -241,90 +222,147 @@ func BuildAnomalyBank(ctx context.Context, in AnomalyInputs) (*AnomalyBank, erro
 	if in.CentredStd == 0 {
 		in.CentredStd = 0.1
 	}
-	var scale []float32
+	semi := in.Seen != nil && in.Seen.Rows > 0
+	ab := &anomalyBuilder{
+		b:   &AnomalyBank{Features: mat.WithCapacity(0, cols), Backbone: in.Backbone},
+		rng: rand.New(rand.NewSource(in.Seed)),
+		row: make([]float32, cols),
+	}
 	switch {
 	case in.Normal != nil && in.Normal.Rows >= 2:
-		scale = FeatureStd(in.Normal)
+		ab.scale = FeatureStd(in.Normal)
 	case semi && in.Seen.Rows >= 2:
-		scale = FeatureStd(in.Seen)
+		ab.scale = FeatureStd(in.Seen)
 	}
-	rng := rand.New(rand.NewSource(in.Seed))
-	b := &AnomalyBank{Features: mat.WithCapacity(0, cols), Backbone: in.Backbone}
-	add := func(row []float32, kind uint8, src int32) {
-		b.Features.AppendRow(row)
-		b.Kind = append(b.Kind, kind)
-		b.Source = append(b.Source, src)
-	}
-	noisy := func(dst, base []float32, std float32) {
-		for d := range dst {
-			dst[d] = base[d] + std*scale[d]*float32(rng.NormFloat64())
-		}
-	}
-	row := make([]float32, cols)
+	// The order of the steps fixes the random stream: pseudo, OOD, seen, centred.
 	if !semi || in.PseudoInSemi {
-		if in.Normal == nil || in.Normal.Rows < 2 {
-			return nil, errors.New("build anomaly bank: pseudo-anomalies need at least two normal rows")
-		}
-		count := in.PseudoCount
-		if count <= 0 {
-			count = in.Normal.Rows
-		}
-		var pick []int
-		if count <= in.Normal.Rows {
-			pick = rng.Perm(in.Normal.Rows)[:count]
-		} else {
-			pick = make([]int, count)
-			for i := range pick {
-				pick[i] = rng.Intn(in.Normal.Rows)
-			}
-		}
-		for i, r := range pick {
-			if i%4096 == 0 {
-				if err := ctx.Err(); err != nil {
-					return nil, fmt.Errorf("build anomaly bank: %w", err)
-				}
-			}
-			noisy(row, in.Normal.Row(r), in.PseudoStd)
-			src := NoSource
-			if in.NormalSource != nil {
-				src = in.NormalSource[r]
-			}
-			add(row, KindPseudo, src)
+		if err := ab.addPseudo(ctx, in); err != nil {
+			return nil, err
 		}
 	}
 	if in.OOD != nil {
 		for r := range in.OOD.Rows {
-			add(in.OOD.Row(r), KindOOD, NoSource)
+			ab.add(in.OOD.Row(r), KindOOD, NoSource)
 		}
 	}
 	if semi {
-		if scale == nil {
-			return nil, errors.New("build anomaly bank: anomaly-centred sampling needs at least two normal or seen rows for its scale")
-		}
-		mean := make([]float64, cols)
-		for r := range in.Seen.Rows {
-			src := NoSource
-			if in.SeenSource != nil {
-				src = in.SeenSource[r]
-			}
-			add(in.Seen.Row(r), KindSeen, src)
-			for d, v := range in.Seen.Row(r) {
-				mean[d] += float64(v)
-			}
-		}
-		centre := make([]float32, cols)
-		for d := range mean {
-			centre[d] = float32(mean[d] / float64(in.Seen.Rows))
-		}
-		for range in.Seen.Rows {
-			noisy(row, centre, in.CentredStd)
-			add(row, KindCentred, NoSource)
+		if err := ab.addSeen(in); err != nil {
+			return nil, err
 		}
 	}
-	if b.Features.Rows == 0 {
+	if ab.b.Features.Rows == 0 {
 		return nil, errors.New("build anomaly bank: no entries (no normal rows for pseudo-anomalies, no OOD, no seen anomalies)")
 	}
-	return b, nil
+	return ab.b, nil
+}
+
+// check validates the inputs' shapes and returns their common width.
+func (in AnomalyInputs) check() (cols int, err error) {
+	cols = -1
+	for _, m := range []*mat.Matrix{in.Normal, in.OOD, in.Seen} {
+		if m == nil || m.Rows == 0 {
+			continue
+		}
+		if err := m.Check("build anomaly bank"); err != nil {
+			return 0, err
+		}
+		if cols >= 0 && m.Cols != cols {
+			return 0, fmt.Errorf("build anomaly bank: inputs have %d and %d columns", cols, m.Cols)
+		}
+		cols = m.Cols
+	}
+	if cols < 0 {
+		return 0, errors.New("build anomaly bank: no inputs")
+	}
+	if in.NormalSource != nil && (in.Normal == nil || len(in.NormalSource) != in.Normal.Rows) {
+		return 0, fmt.Errorf("build anomaly bank: %d normal source ids for the normal rows", len(in.NormalSource))
+	}
+	if in.SeenSource != nil && (in.Seen == nil || len(in.SeenSource) != in.Seen.Rows) {
+		return 0, fmt.Errorf("build anomaly bank: %d seen source ids for the seen rows", len(in.SeenSource))
+	}
+	return cols, nil
+}
+
+// anomalyBuilder grows an anomaly bank entry by entry.
+type anomalyBuilder struct {
+	b     *AnomalyBank
+	rng   *rand.Rand
+	scale []float32 // σ_d per dimension, the noise scale
+	row   []float32 // scratch row
+}
+
+func (ab *anomalyBuilder) add(row []float32, kind uint8, src int32) {
+	ab.b.Features.AppendRow(row)
+	ab.b.Kind = append(ab.b.Kind, kind)
+	ab.b.Source = append(ab.b.Source, src)
+}
+
+// noisy writes base plus N(0, (std·σ_d)²) noise into ab.row.
+func (ab *anomalyBuilder) noisy(base []float32, std float32) []float32 {
+	for d := range ab.row {
+		ab.row[d] = base[d] + std*ab.scale[d]*float32(ab.rng.NormFloat64())
+	}
+	return ab.row
+}
+
+// addPseudo adds M_p of the unsupervised regime: normal rows plus noise.
+func (ab *anomalyBuilder) addPseudo(ctx context.Context, in AnomalyInputs) error {
+	if in.Normal == nil || in.Normal.Rows < 2 {
+		return errors.New("build anomaly bank: pseudo-anomalies need at least two normal rows")
+	}
+	count := in.PseudoCount
+	if count <= 0 {
+		count = in.Normal.Rows
+	}
+	var pick []int
+	if count <= in.Normal.Rows {
+		pick = ab.rng.Perm(in.Normal.Rows)[:count]
+	} else {
+		pick = make([]int, count)
+		for i := range pick {
+			pick[i] = ab.rng.Intn(in.Normal.Rows)
+		}
+	}
+	for i, r := range pick {
+		if i%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("build anomaly bank: %w", err)
+			}
+		}
+		src := NoSource
+		if in.NormalSource != nil {
+			src = in.NormalSource[r]
+		}
+		ab.add(ab.noisy(in.Normal.Row(r), in.PseudoStd), KindPseudo, src)
+	}
+	return nil
+}
+
+// addSeen adds M_as (the seen rows) and the anomaly-centred samples around
+// their mean.
+func (ab *anomalyBuilder) addSeen(in AnomalyInputs) error {
+	if ab.scale == nil {
+		return errors.New("build anomaly bank: anomaly-centred sampling needs at least two normal or seen rows for its scale")
+	}
+	mean := make([]float64, in.Seen.Cols)
+	for r := range in.Seen.Rows {
+		src := NoSource
+		if in.SeenSource != nil {
+			src = in.SeenSource[r]
+		}
+		ab.add(in.Seen.Row(r), KindSeen, src)
+		for d, v := range in.Seen.Row(r) {
+			mean[d] += float64(v)
+		}
+	}
+	centre := make([]float32, len(mean))
+	for d := range mean {
+		centre[d] = float32(mean[d] / float64(in.Seen.Rows))
+	}
+	for range in.Seen.Rows {
+		ab.add(ab.noisy(centre, in.CentredStd), KindCentred, NoSource)
+	}
+	return nil
 }
 
 // FeatureStd returns the per-dimension standard deviation of m's rows
