@@ -165,35 +165,11 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report p
 	if err := cfg.validate(); err != nil {
 		return nil, lg, err
 	}
-	var model *mapper.Model
-	if cfg.Start != nil {
-		model = cfg.Start.Clone()
-	} else {
-		var err error
-		if model, err = mapper.Init(cfg.Mapper, cfg.Seed); err != nil {
-			return nil, lg, fmt.Errorf("train: %w", err)
-		}
+	model, err := startModel(cfg, data)
+	if err != nil {
+		return nil, lg, err
 	}
 	mc := model.Config
-	if data.Normal.Len() < 2 {
-		return nil, lg, fmt.Errorf("train: %d normal patches, need at least 2", data.Normal.Len())
-	}
-	if err := data.Normal.check("normal", mc.C, mc.Distances); err != nil {
-		return nil, lg, fmt.Errorf("train: %w", err)
-	}
-	if err := data.Seen.check("seen-anomaly", mc.C, mc.Distances); err != nil {
-		return nil, lg, fmt.Errorf("train: %w", err)
-	}
-	if cfg.Start == nil {
-		std, err := mapper.FitStandardization(data.Normal.Q, data.Normal.KN, data.Normal.DN)
-		if err != nil {
-			return nil, lg, fmt.Errorf("train: %w", err)
-		}
-		if !mc.Distances {
-			std.DMean, std.DScale = 0, 1
-		}
-		model.Std = std
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -296,6 +272,47 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report p
 	copy(model.RunMean, runMean)
 	copy(model.RunVar, runVar)
 	return model, lg, nil
+}
+
+// startModel validates data and returns the model training starts from:
+// cfg.Start (fine-tuning) or a fresh initialisation standardised on the
+// normal patches.
+func startModel(cfg Config, data Data) (*mapper.Model, error) {
+	if cfg.Start != nil {
+		model := cfg.Start.Clone()
+		return model, checkData(model.Config, data)
+	}
+	model, err := mapper.Init(cfg.Mapper, cfg.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	mc := model.Config
+	if err := checkData(mc, data); err != nil {
+		return nil, err
+	}
+	std, err := mapper.FitStandardization(data.Normal.Q, data.Normal.KN, data.Normal.DN)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if !mc.Distances {
+		std.DMean, std.DScale = 0, 1
+	}
+	model.Std = std
+	return model, nil
+}
+
+// checkData checks the training patches against the mapper's width.
+func checkData(mc mapper.Config, data Data) error {
+	if data.Normal.Len() < 2 {
+		return fmt.Errorf("train: %d normal patches, need at least 2", data.Normal.Len())
+	}
+	if err := data.Normal.check("normal", mc.C, mc.Distances); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if err := data.Seen.check("seen-anomaly", mc.C, mc.Distances); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	return nil
 }
 
 // schedule is one step's learning rates (cosine decay) and Adam bias
