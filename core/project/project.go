@@ -345,3 +345,15 @@ func LabelName(label int) string {
 	}
 	return ""
 }
+
+// LabelByName is LabelName's inverse: the project label of "good" or
+// "defect", storage.LabelUnknown for anything else.
+func LabelByName(name string) int {
+	switch name {
+	case dataset.Good.String():
+		return storage.LabelNormal
+	case dataset.Defect.String():
+		return storage.LabelAnomalous
+	}
+	return storage.LabelUnknown
+}

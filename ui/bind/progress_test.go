@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/dmad/workstation/core/progress"
+	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui"
 )
 
@@ -73,6 +74,21 @@ func TestTrackerKnowsEveryStage(t *testing.T) {
 			if _, ok := c.places[s]; !ok {
 				t.Errorf("stage %q has no place on the progress bar", s)
 			}
+		}
+	}
+}
+
+// TestLabelsAgree: the views' label names are the project's, both ways.
+func TestLabelsAgree(t *testing.T) {
+	for _, c := range []struct {
+		ui    ui.Label
+		store int
+	}{{ui.LabelGood, storage.LabelNormal}, {ui.LabelDefect, storage.LabelAnomalous}, {ui.LabelUnknown, storage.LabelUnknown}} {
+		if got := uiLabel(c.store); got != c.ui {
+			t.Errorf("uiLabel(%d) = %q, want %q", c.store, got, c.ui)
+		}
+		if got := storageLabel(c.ui); got != c.store {
+			t.Errorf("storageLabel(%q) = %d, want %d", c.ui, got, c.store)
 		}
 	}
 }

@@ -363,25 +363,11 @@ func (p *Project) SaveModel(m ui.ModelInfo) (ui.ModelInfo, error) {
 	return out, nil
 }
 
-func uiLabel(l int) ui.Label {
-	switch l {
-	case storage.LabelNormal:
-		return ui.LabelGood
-	case storage.LabelAnomalous:
-		return ui.LabelDefect
-	}
-	return ui.LabelUnknown
-}
+// uiLabel and storageLabel translate labels; the views' names are the
+// project's (a test checks they agree).
+func uiLabel(l int) ui.Label { return ui.Label(project.LabelName(l)) }
 
-func storageLabel(l ui.Label) int {
-	switch l {
-	case ui.LabelGood:
-		return storage.LabelNormal
-	case ui.LabelDefect:
-		return storage.LabelAnomalous
-	}
-	return -1
-}
+func storageLabel(l ui.Label) int { return project.LabelByName(string(l)) }
 
 // scoredImage converts one scored image (map at the encoder's input size).
 func scoredImage(sc project.Scored) ui.ScoredImage {
