@@ -118,6 +118,30 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 		report = func(progress.Event) {}
 	}
 	start := time.Now()
+	m, err := newModel(set, opts, c)
+	if err != nil {
+		return nil, err
+	}
+	// M_n: one coreset over the normal patches of all categories.
+	if m.Normal = opts.NormalBank; m.Normal == nil {
+		if m.Normal, err = normalBank(ctx, rt, set.Normal, opts, c, report); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Method == DMAD {
+		if err := fitDMAD(ctx, rt, m, set, opts, c, report); err != nil {
+			return nil, err
+		}
+	}
+	if err := setThreshold(ctx, rt, m, set.Normal, opts, report); err != nil {
+		return nil, err
+	}
+	m.Meta.TrainSeconds = time.Since(start).Seconds()
+	return m, nil
+}
+
+// newModel checks the normal images' features and describes the model.
+func newModel(set TrainSet, opts Options, c int) (*Model, error) {
 	cats := map[string]bool{}
 	for _, im := range set.Normal {
 		if im.Features == nil || im.Features.Cols != c {
@@ -136,50 +160,45 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 	if len(set.Seen) > 0 {
 		m.Meta.Regime = Semi
 	}
+	return m, nil
+}
 
-	// M_n: one coreset over the normal patches of all categories.
-	m.Normal = opts.NormalBank
-	if m.Normal == nil {
-		report(progress.Event{Stage: progress.Bank})
-		rows := 0
-		for _, im := range set.Normal {
-			rows += im.Features.Rows
-		}
-		all := mat.WithCapacity(rows, c)
-		src := make([]int32, 0, rows)
-		for _, im := range set.Normal {
-			all.AppendRows(im.Features)
-			for range im.Features.Rows {
-				src = append(src, im.ID)
-			}
-		}
-		nb, err := banks.BuildNormalBankFrom(ctx, all, src, opts.CoresetRatio, banks.CoresetOptions{
-			Seed: opts.Seed, Runtime: rt,
-			Progress: report.Counter(progress.Bank),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("build normal bank: %w", err)
-		}
-		nb.Backbone = opts.EncoderID
-		m.Normal = nb
+// normalBank builds M_n from the patches of every normal image.
+func normalBank(ctx context.Context, rt *ort.Runtime, normal []Image, opts Options, c int, report progress.Func) (*banks.NormalBank, error) {
+	report(progress.Event{Stage: progress.Bank})
+	rows := 0
+	for _, im := range normal {
+		rows += im.Features.Rows
 	}
+	all := mat.WithCapacity(rows, c)
+	src := make([]int32, 0, rows)
+	for _, im := range normal {
+		all.AppendRows(im.Features)
+		for range im.Features.Rows {
+			src = append(src, im.ID)
+		}
+	}
+	nb, err := banks.BuildNormalBankFrom(ctx, all, src, opts.CoresetRatio, banks.CoresetOptions{
+		Seed: opts.Seed, Runtime: rt, Progress: report.Counter(progress.Bank),
+	})
+	if err != nil {
+		return nil, err // its errors say "build normal bank"
+	}
+	nb.Backbone = opts.EncoderID
+	return nb, nil
+}
 
-	if opts.Method == PatchCore {
-		if err := setThreshold(ctx, rt, m, set.Normal, opts, report); err != nil {
-			return nil, err
-		}
-		m.Meta.TrainSeconds = time.Since(start).Seconds()
-		return m, nil
-	}
+// fitDMAD builds M_a, computes the training patches' knowledge and trains
+// the mapper.
+func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts Options, c int, report progress.Func) error {
 	m.Meta.Attention = opts.Attention && len(set.Seen) == 0
-
 	rng := rand.New(rand.NewSource(opts.Seed + 7))
 	// Sampled normal training patches (rows across all images, all categories).
 	normQ, normSrc, normCat := samplePatches(set.Normal, opts.TrainPatches, rng, m.Meta.Categories)
 	// Seen-anomaly patches: Filter by their masks.
 	seenQ, seenSrc, seenCat, err := filterSeen(set.Seen, opts.Encoder, m.Meta.Categories)
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	// M_a.
@@ -188,31 +207,30 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 	if pseudoN <= 0 {
 		pseudoN = min(m.Normal.Len(), normQ.Rows)
 	}
-	ab, err := banks.BuildAnomalyBank(ctx, banks.AnomalyInputs{
+	m.Anomaly, err = banks.BuildAnomalyBank(ctx, banks.AnomalyInputs{
 		Normal: normQ, NormalSource: normSrc, PseudoCount: pseudoN, PseudoStd: opts.PseudoStd,
 		OOD: set.OOD, Seen: seenQ, SeenSource: seenSrc, CentredStd: opts.CentredStd,
 		Seed: opts.Seed, Backbone: opts.EncoderID,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("build anomaly bank: %w", err)
+		return err // its errors say "build anomaly bank"
 	}
-	m.Anomaly = ab
 
 	// Knowledge for the training patches, same-image entries excluded.
 	kn, err := banks.NewKnowledge(rt, m.Normal, m.Anomaly, banks.KnowledgeOptions{Search: opts.Search})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer kn.Close()
 	data := train.Data{}
 	data.Normal, err = knowledgePatches(ctx, kn, normQ, normSrc, normCat, m.Meta.Attention, report)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if seenQ != nil && seenQ.Rows > 0 {
 		data.Seen, err = knowledgePatches(ctx, kn, seenQ, seenSrc, seenCat, m.Meta.Attention, report)
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 
@@ -220,15 +238,11 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 	tc.Mapper.C = c
 	model, _, err := train.Train(ctx, rt, data, tc, report)
 	if err != nil {
-		return nil, err // the errors of train.Train say "train"; wrapping doubled the prefix
+		return err // the errors of train.Train say "train"
 	}
 	model.Backbone = opts.EncoderID
 	m.Mapper = model
-	if err := setThreshold(ctx, rt, m, set.Normal, opts, report); err != nil {
-		return nil, err
-	}
-	m.Meta.TrainSeconds = time.Since(start).Seconds()
-	return m, nil
+	return nil
 }
 
 // knowledgePatches computes knowledge for q in slices so progress shows.
