@@ -117,14 +117,15 @@ func (e *Engine) Deps() ui.Deps {
 	}
 }
 
-// OpenProject opens an existing project file. A project another process
-// holds fails with storage's error naming that process.
+// OpenProject opens an existing project file (never creating one, never
+// rewriting an empty file). A project another process holds fails with
+// storage's error naming that process.
 func (e *Engine) OpenProject(path string) (*Project, error) {
-	st, err := storage.Open(path, storage.Options{Logger: e.o.Logger})
+	s, _, err := project.Open(path, project.OpenOptions{}, e.o.Runtime, e.o.Logger)
 	if err != nil {
 		return nil, err
 	}
-	return newProject(project.NewSession(st, e.o.Runtime, e.o.Logger)), nil
+	return newProject(s), nil
 }
 
 // CreateProject creates a project file named name at path, recording the
