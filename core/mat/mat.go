@@ -23,10 +23,11 @@ func New(rows, cols int) *Matrix {
 	return &Matrix{Rows: rows, Cols: cols, Data: make([]float32, rows*cols)}
 }
 
-// FromData wraps data (not copied) as a rows×cols matrix.
+// FromData wraps data (not copied) as a rows×cols matrix; data of another
+// length is an error wrapping ErrShape.
 func FromData(rows, cols int, data []float32) (*Matrix, error) {
 	if len(data) != rows*cols {
-		return nil, fmt.Errorf("matrix %d×%d needs %d values, got %d", rows, cols, rows*cols, len(data))
+		return nil, fmt.Errorf("matrix %d×%d needs %d values, got %d: %w", rows, cols, rows*cols, len(data), ErrShape)
 	}
 	return &Matrix{Rows: rows, Cols: cols, Data: data}, nil
 }
