@@ -216,23 +216,13 @@ func BuildAnomalyBank(ctx context.Context, in AnomalyInputs) (*AnomalyBank, erro
 	if err != nil {
 		return nil, err
 	}
-	if in.PseudoStd == 0 {
-		in.PseudoStd = 0.3
-	}
-	if in.CentredStd == 0 {
-		in.CentredStd = 0.1
-	}
+	in = in.withDefaults()
 	semi := in.Seen != nil && in.Seen.Rows > 0
 	ab := &anomalyBuilder{
-		b:   &AnomalyBank{Features: mat.WithCapacity(0, cols), Backbone: in.Backbone},
-		rng: rand.New(rand.NewSource(in.Seed)),
-		row: make([]float32, cols),
-	}
-	switch {
-	case in.Normal != nil && in.Normal.Rows >= 2:
-		ab.scale = FeatureStd(in.Normal)
-	case semi && in.Seen.Rows >= 2:
-		ab.scale = FeatureStd(in.Seen)
+		b:     &AnomalyBank{Features: mat.WithCapacity(0, cols), Backbone: in.Backbone},
+		rng:   rand.New(rand.NewSource(in.Seed)),
+		row:   make([]float32, cols),
+		scale: in.noiseScale(semi),
 	}
 	// The order of the steps fixes the random stream: pseudo, OOD, seen, centred.
 	if !semi || in.PseudoInSemi {
@@ -254,6 +244,29 @@ func BuildAnomalyBank(ctx context.Context, in AnomalyInputs) (*AnomalyBank, erro
 		return nil, errors.New("build anomaly bank: no entries (no normal rows for pseudo-anomalies, no OOD, no seen anomalies)")
 	}
 	return ab.b, nil
+}
+
+func (in AnomalyInputs) withDefaults() AnomalyInputs {
+	if in.PseudoStd == 0 {
+		in.PseudoStd = 0.3
+	}
+	if in.CentredStd == 0 {
+		in.CentredStd = 0.1
+	}
+	return in
+}
+
+// noiseScale is σ_d, the per-dimension scale of the bank's noise: that of
+// the normal rows, or of the seen rows when there are too few normal ones
+// (nil when neither has two rows).
+func (in AnomalyInputs) noiseScale(semi bool) []float32 {
+	switch {
+	case in.Normal != nil && in.Normal.Rows >= 2:
+		return FeatureStd(in.Normal)
+	case semi && in.Seen.Rows >= 2:
+		return FeatureStd(in.Seen)
+	}
+	return nil
 }
 
 // check validates the inputs' shapes and returns their common width.
