@@ -30,6 +30,9 @@ const (
 
 	LabelNormal    = 0
 	LabelAnomalous = 1
+	// LabelUnknown marks an image whose ground truth is not known (an
+	// inspected file outside the project); it is never stored.
+	LabelUnknown = -1
 )
 
 // ImageRecord is one image of the project. The file stays where the user

@@ -11,6 +11,11 @@ import (
 	"errors"
 	"image"
 	"time"
+
+	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/metrics"
+	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/train"
 )
 
 // Regime is the training regime of a model.
@@ -103,7 +108,8 @@ type Settings struct {
 
 // DefaultSettings are the settings of a new project.
 func DefaultSettings() Settings {
-	return Settings{Regime: SemiSupervised, Device: DeviceAuto, Epochs: 16, InputSize: 224, CoresetRatio: 0.02, Threshold: 0}
+	return Settings{Regime: SemiSupervised, Device: DeviceAuto, Epochs: train.DefaultConfig(0).Epochs,
+		InputSize: encoder.DefaultInputSize, CoresetRatio: pipeline.DefaultCoresetRatio, Threshold: 0}
 }
 
 // ModelInfo describes one trained model version.
@@ -182,15 +188,9 @@ type ScoredImage struct {
 	MaskPath string
 }
 
-// Metrics are the evaluation metrics of one category (or the mean).
-type Metrics struct {
-	ImageAUROC float64
-	ImageAP    float64
-	ImageF1Max float64
-	PixelAUROC float64
-	PixelAP    float64
-	PRO        float64
-}
+// Metrics are the evaluation metrics of one category (or the mean): the
+// engine's own type, so nothing is copied between the two.
+type Metrics = metrics.Summary
 
 // Run is one scoring run: an evaluation of the test split or an inspection batch.
 type Run struct {

@@ -168,7 +168,7 @@ func (v *inspectView) export(dir string) {
 		r.Items = append(r.Items, report.Item{Path: s.Path, Category: s.Category, Score: s.Score, Label: string(s.Label), Map: s.Map, MapW: s.MapW, MapH: s.MapH})
 	}
 	for c, m := range run.PerCategory {
-		r.PerCategory[c] = report.Metrics{ImageAUROC: m.ImageAUROC, ImageAP: m.ImageAP, ImageF1Max: m.ImageF1Max, PixelAUROC: m.PixelAUROC, PixelAP: m.PixelAP, PRO: m.PRO}
+		r.PerCategory[c] = m
 	}
 	v.exportBtn.Disable()
 	v.status.SetText("Writing the report…")

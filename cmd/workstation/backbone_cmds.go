@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +15,7 @@ import (
 	"github.com/dmad/workstation/core/backbone"
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/storage"
 )
 
 func runBackbone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -61,113 +64,120 @@ Export recipes for ResNet-18 and WideResNet-50-2 are in assets/backbones/README.
 		}
 		dir = d
 	}
-	st := &backbone.Store{Dir: dir}
-	need := func(n int) error {
-		if len(pos) != n {
-			return usagef("backbone %s takes %d argument(s), got %d", args[0], n, len(pos))
-		}
-		return nil
+	c := backboneCmd{ctx: ctx, st: &backbone.Store{Dir: dir}, pos: pos, cardPath: *cardPath, stdout: stdout, stderr: stderr}
+	sub := map[string]struct {
+		args int
+		run  func() error
+	}{"list": {0, c.list}, "import": {1, c.importFile}, "pull": {1, c.pull}, "show": {1, c.show}, "rm": {1, c.rm}}
+	cmd, ok := sub[args[0]]
+	if !ok {
+		return usagef("unknown backbone command %q (want list, import, pull, show, rm)", args[0])
 	}
-	switch args[0] {
-	case "list":
-		if err := need(0); err != nil {
-			return err
-		}
-		entries, err := st.List()
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSIZE\tSHA256\tSTATUS")
-		have := map[string]bool{}
-		for _, e := range entries {
-			have[e.Name] = true
-			fmt.Fprintf(tw, "%s\t%.1f MB\t%.12s\tinstalled\n", e.Name, float64(e.Size)/1e6, e.SHA256)
-		}
-		for name := range assets.BackboneCards() {
-			if !have[name] {
-				fmt.Fprintf(tw, "%s\t-\t-\tknown card, not installed\n", name)
-			}
-		}
-		return tw.Flush()
-	case "import":
-		if err := need(1); err != nil {
-			return err
-		}
-		file := pos[0]
-		cp := *cardPath
-		if cp == "" {
-			cp = strings.TrimSuffix(file, ".onnx") + ".json"
-		}
-		card, err := os.ReadFile(cp)
-		if err != nil {
-			return fmt.Errorf("backbone card for %s: %w (pass --card FILE.json)", file, err)
-		}
-		c, err := encoder.ParseCard(card)
-		if err != nil {
-			return fmt.Errorf("backbone card %s: %w", cp, err)
-		}
-		// Check the network against its card before storing it: the feature
-		// tensors must exist with the strides the card promises.
-		model, err := os.ReadFile(file)
-		if err != nil {
-			return fmt.Errorf("import backbone: %w", err)
-		}
-		if err := checkBackbone(c, model); err != nil {
-			return fmt.Errorf("import backbone %s: %w", file, err)
-		}
-		e, err := st.Import(file, card)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "imported %s (%.1f MB, sha256 %.12s) into %s\n", e.Name, float64(e.Size)/1e6, e.SHA256, dir)
-		return nil
-	case "pull":
-		if err := need(1); err != nil {
-			return err
-		}
-		card, ok := assets.BackboneCard(pos[0])
-		if !ok {
-			return fmt.Errorf("no card for backbone %q; known: %s", pos[0], strings.Join(knownCards(), ", "))
-		}
-		pr := newProgress(stderr, false)
-		e, err := st.Pull(ctx, card, func(d, t int64) { pr.Update("download", int(d>>20), int(t>>20), "MiB") })
-		pr.Done()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "pulled %s into %s\n", e.Name, dir)
-		return nil
-	case "show":
-		if err := need(1); err != nil {
-			return err
-		}
-		if e, err := st.Get(pos[0]); err == nil {
-			b, err := os.ReadFile(e.CardPath)
-			if err != nil {
-				return err
-			}
-			_, err = stdout.Write(b)
-			fmt.Fprintln(stdout)
-			return err
-		}
-		card, ok := assets.BackboneCard(pos[0])
-		if !ok {
-			return fmt.Errorf("backbone %q is neither installed nor known; known: %s", pos[0], strings.Join(knownCards(), ", "))
-		}
-		_, err := stdout.Write(card)
+	if len(pos) != cmd.args {
+		return usagef("backbone %s takes %d argument(s), got %d", args[0], cmd.args, len(pos))
+	}
+	return cmd.run()
+}
+
+// backboneCmd is one 'workstation backbone' subcommand's context.
+type backboneCmd struct {
+	ctx            context.Context
+	st             *backbone.Store
+	pos            []string // positional arguments
+	cardPath       string   // --card
+	stdout, stderr io.Writer
+}
+
+func (c backboneCmd) list() error {
+	entries, err := c.st.List()
+	if err != nil {
 		return err
-	case "rm":
-		if err := need(1); err != nil {
-			return err
-		}
-		if err := st.Remove(pos[0]); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "removed %s\n", pos[0])
-		return nil
 	}
-	return usagef("unknown backbone command %q (want list, import, pull, show, rm)", args[0])
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSIZE\tSHA256\tSTATUS")
+	have := map[string]bool{}
+	for _, e := range entries {
+		have[e.Name] = true
+		fmt.Fprintf(tw, "%s\t%.1f MB\t%.12s\tinstalled\n", e.Name, float64(e.Size)/1e6, e.SHA256)
+	}
+	for name := range assets.BackboneCards() {
+		if !have[name] {
+			fmt.Fprintf(tw, "%s\t-\t-\tknown card, not installed\n", name)
+		}
+	}
+	return tw.Flush()
+}
+
+func (c backboneCmd) importFile() error {
+	file := c.pos[0]
+	cp := c.cardPath
+	if cp == "" {
+		cp = strings.TrimSuffix(file, ".onnx") + ".json"
+	}
+	card, err := os.ReadFile(cp)
+	if err != nil {
+		return fmt.Errorf("backbone card for %s: %w (pass --card FILE.json)", file, err)
+	}
+	parsed, err := encoder.ParseCard(card)
+	if err != nil {
+		return fmt.Errorf("backbone card %s: %w", cp, err)
+	}
+	// Check the network against its card before storing it: the feature
+	// tensors must exist with the strides the card promises.
+	model, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("import backbone: %w", err)
+	}
+	if err := checkBackbone(parsed, model); err != nil {
+		return fmt.Errorf("import backbone %s: %w", file, err)
+	}
+	e, err := c.st.Import(file, card)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "imported %s (%.1f MB, sha256 %.12s) into %s\n", e.Name, float64(e.Size)/1e6, e.SHA256, c.st.Dir)
+	return nil
+}
+
+func (c backboneCmd) pull() error {
+	card, ok := assets.BackboneCard(c.pos[0])
+	if !ok {
+		return fmt.Errorf("no card for backbone %q; known: %s", c.pos[0], strings.Join(knownCards(), ", "))
+	}
+	pr := newProgress(c.stderr, false)
+	e, err := c.st.Pull(c.ctx, card, func(d, t int64) { pr.Update("download", int(d>>20), int(t>>20), "MiB") })
+	pr.Done()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "pulled %s into %s\n", e.Name, c.st.Dir)
+	return nil
+}
+
+func (c backboneCmd) show() error {
+	if e, err := c.st.Get(c.pos[0]); err == nil {
+		b, err := os.ReadFile(e.CardPath)
+		if err != nil {
+			return err
+		}
+		_, err = c.stdout.Write(b)
+		fmt.Fprintln(c.stdout)
+		return err
+	}
+	card, ok := assets.BackboneCard(c.pos[0])
+	if !ok {
+		return fmt.Errorf("backbone %q is neither installed nor known; known: %s", c.pos[0], strings.Join(knownCards(), ", "))
+	}
+	_, err := c.stdout.Write(card)
+	return err
+}
+
+func (c backboneCmd) rm() error {
+	if err := c.st.Remove(c.pos[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "removed %s\n", c.pos[0])
+	return nil
 }
 
 func knownCards() []string {
@@ -223,7 +233,7 @@ func runExportModel(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *proj == "" || *out == "" {
 		return usagef("--project and --out are required")
 	}
-	p, err := openStore(*proj)
+	p, err := openStore(*proj, true)
 	if err != nil {
 		return err
 	}
@@ -257,7 +267,7 @@ func runExportModel(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
-func runImportModel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runImportModel(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := newFlags("import-model", "--project P.db --in MODEL.dmad [--activate]",
 		"Adds a model file written by 'workstation export-model' to a project. A model trained on\n"+
 			"another backbone than the project's is refused.", stderr)
@@ -276,12 +286,22 @@ func runImportModel(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer f.Close()
 	_, statErr := os.Stat(*proj)
-	fresh := statErr != nil
-	p, err := openStore(*proj)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	var p *storage.Project
+	if fresh {
+		p, err = storage.Create(*proj, strings.TrimSuffix(filepath.Base(*proj), filepath.Ext(*proj)))
+	} else {
+		p, err = openStore(*proj, false)
+	}
 	if err != nil {
 		return err
 	}
-	defer p.Close()
+	defer func() {
+		p.Close()
+		if fresh && err != nil {
+			os.Remove(*proj) // a failed import leaves no empty project behind
+		}
+	}()
 	if fresh {
 		// A new project adopts the model's backbone.
 		st := p.Settings()

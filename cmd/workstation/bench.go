@@ -3,14 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"github.com/dmad/workstation/core/backbone"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/project"
 )
 
 // fitFlags are the model-fitting flags shared by train and bench.
@@ -31,13 +34,13 @@ type fitFlags struct {
 }
 
 func (f *fitFlags) register(fs *flag.FlagSet) {
-	fs.Int64Var(&f.seed, "seed", 1, "random seed (split, sampling, initialisation)")
-	fs.Float64Var(&f.coresetRatio, "coreset-ratio", 0.02, "fraction of normal patches kept in the normal bank")
+	fs.Int64Var(&f.seed, "seed", pipeline.DefaultSeed, "random seed (split, sampling, initialisation)")
+	fs.Float64Var(&f.coresetRatio, "coreset-ratio", pipeline.DefaultCoresetRatio, "fraction of normal patches kept in the normal bank")
 	fs.IntVar(&f.epochs, "epochs", 0, "mapper training epochs (0: the default schedule)")
-	fs.IntVar(&f.trainPatches, "train-patches", 0, "normal patches sampled to train the mapper (0: default 131072)")
+	fs.IntVar(&f.trainPatches, "train-patches", 0, "normal patches sampled to train the mapper (0: the default, "+strconv.Itoa(pipeline.DefaultTrainPatches)+")")
 	fs.IntVar(&f.batch, "batch", 0, "normal patches per training step (0: default)")
 	fs.BoolVar(&f.attention, "attention", false, "add attention knowledge in the unsupervised regime (METHOD.md §3)")
-	fs.IntVar(&f.oodImages, "ood-images", 200, "synthetic-defect images for the out-of-distribution part of the anomaly bank")
+	fs.IntVar(&f.oodImages, "ood-images", pipeline.DefaultOODImages, "synthetic-defect images for the out-of-distribution part of the anomaly bank")
 	fs.IntVar(&f.hidden, "hidden", 0, "width of the mapper's hidden layer (0: default)")
 	fs.Float64Var(&f.noiseStd, "noise-std", 0, "pseudo-negative noise, relative to the normal residual scale (0: default)")
 	fs.Float64Var(&f.lambda2, "lambda2", 0, "weight of the seen-anomaly hinge term (0: default 10)")
@@ -46,29 +49,21 @@ func (f *fitFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.noDistances, "no-distances", false, "ablation: do not give the mapper the scalar distances ‖k·n‖, ‖k·a‖")
 }
 
-func (f *fitFlags) options() pipeline.Options {
-	o := pipeline.Options{CoresetRatio: f.coresetRatio, TrainPatches: f.trainPatches, Attention: f.attention, Seed: f.seed}
-	o.Train = defaultTrain(f.epochs, f.batch, f.seed)
-	if f.hidden > 0 {
-		o.Train.Mapper.Hidden = f.hidden
+// choices are the flags as the engine's training choices (the core checks
+// their ranges and fills the defaults).
+func (f *fitFlags) choices() project.Choices {
+	return project.Choices{Seed: f.seed, CoresetRatio: f.coresetRatio, Epochs: f.epochs, TrainPatches: f.trainPatches,
+		BatchSize: f.batch, Attention: f.attention, OODImages: f.oodImages, Hidden: f.hidden, NoiseStd: f.noiseStd,
+		Lambda2: f.lambda2, Margin: f.margin, LR: f.lr, NoDistances: f.noDistances}
+}
+
+// flagError turns an out-of-range option into a usage error naming its flag.
+func flagError(err error) error {
+	var oe *project.OptionError
+	if errors.As(err, &oe) {
+		return usagef("--%s %v is out of range: want %s", oe.Option, oe.Value, oe.Range)
 	}
-	if f.noiseStd > 0 {
-		o.Train.NoiseStd = float32(f.noiseStd)
-	}
-	if f.lambda2 > 0 {
-		o.Train.Lambda2 = float32(f.lambda2)
-	}
-	if f.margin > 0 {
-		o.Train.Margin = float32(f.margin)
-	}
-	if f.lr > 0 {
-		o.Train.LR = float32(f.lr)
-	}
-	if f.noDistances {
-		o.Train.Mapper.Distances = false
-		o.Train.Mapper.PatchCoreInit = false
-	}
-	return o
+	return err
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -110,6 +105,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}
+	opts, err := project.NewTrainOptions(ff.choices())
+	if err == nil {
+		err = project.ValidateSeen(*seen)
+	}
+	if err == nil {
+		err = ef.validate()
+	}
+	if err != nil {
+		return flagError(err)
+	}
 	card, model, err := backbone.Resolve(ef.backbone)
 	if err != nil {
 		return err
@@ -123,8 +128,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer pr.Done()
 	rep, err := pipeline.Bench(ctx, rt, pipeline.BenchOptions{
 		Data: *data, Categories: splitList(*cats), Runs: runList, Seen: *seen, Seed: ff.seed,
-		Card: card, Backbone: model, Encoder: ef.encoderConfig(), Fit: ff.options(),
-		OODImages: ff.oodImages, CacheDir: *cache, MaxTrain: *maxTrain, Progress: pr.Update, Log: pr.Log,
+		Card: card, Backbone: model, Encoder: ef.encoderConfig(), Fit: opts.Fit,
+		OODImages: opts.OODImages, CacheDir: *cache, MaxTrain: *maxTrain, Progress: pr.Report, Log: pr.Log,
 	})
 	if err != nil {
 		return err

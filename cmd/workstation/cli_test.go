@@ -142,6 +142,23 @@ func TestTrainEvalInspectExport(t *testing.T) {
 		t.Fatalf("inspect plain folder: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
 
+	// Commands that only read open the project read-only: they run while
+	// another reader holds it (a writer would wait for the lock and fail).
+	reader, err := storage.Open(proj, storage.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"inspect", "--project", proj, "--input", input, "--out", filepath.Join(dir, "shared"), "--quiet", "--threads", "2"},
+		{"eval", "--project", proj, "--json", filepath.Join(dir, "shared.json"), "--save=false", "--quiet", "--threads", "2"},
+		{"export-model", "--project", proj, "--out", filepath.Join(dir, "shared.dmad")},
+	} {
+		if r := cli(t, env, args...); r.code != 0 {
+			t.Errorf("%s beside another reader: exit %d %q", args[0], r.code, r.stderr)
+		}
+	}
+	reader.Close()
+
 	// A model moves between projects; a project on another backbone refuses it.
 	model := filepath.Join(dir, "model.dmad")
 	if r = cli(t, env, "export-model", "--project", proj, "--out", model); r.code != 0 {
@@ -238,17 +255,21 @@ func TestErrors(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 		{"bad flag", []string{"train", "--no-such-flag"}, 2, "no-such-flag"},
 		{"missing data", []string{"train", "--project", filepath.Join(dir, "x.db"), "--data", filepath.Join(dir, "nope"), "--backbone", bb}, 1, "nope"},
-		{"missing backbone", []string{"bench", "--data", data, "--json", filepath.Join(dir, "b.json"), "--backbone", filepath.Join(dir, "none.onnx")}, 1, "none.json"},
+		{"missing backbone", []string{"bench", "--data", data, "--json", filepath.Join(dir, "b.json"), "--backbone", filepath.Join(dir, "none.onnx")}, 1, "none.onnx: no such file"},
 		{"corrupt project", []string{"eval", "--project", corrupt, "--json", filepath.Join(dir, "e.json")}, 1, "corrupt.db"},
 		{"missing project", []string{"eval", "--project", filepath.Join(dir, "absent.db"), "--json", filepath.Join(dir, "e.json")}, 1, "absent.db"},
 		{"bad device", []string{"bench", "--data", data, "--json", filepath.Join(dir, "b.json"), "--backbone", bb, "--device", "tpu"}, 2, "tpu"},
 		{"no model yet", []string{"inspect", "--project", filepath.Join(dir, "fresh.db"), "--input", data, "--out", dir}, 1, "fresh.db"},
 	} {
 		if c.name == "no model yet" {
-			cli(t, env, "import-model", "--help") // harmless; keeps the table uniform
 			if r := cli(t, env, "train", "--project", filepath.Join(dir, "fresh.db"), "--backbone", bb, "--quiet"); r.code == 0 {
 				t.Fatalf("training an empty project succeeded")
 			}
+			p, err := storage.Create(filepath.Join(dir, "fresh.db"), "fresh") // the failed train left none
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Close()
 		}
 		r := cli(t, env, c.args...)
 		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
@@ -278,5 +299,79 @@ func TestBackboneStore(t *testing.T) {
 	}
 	if r = cli(t, env, "backbone", "rm", "tiny", "--store", store); r.code != 0 {
 		t.Fatalf("rm: %s", r.stderr)
+	}
+}
+
+// TestFlagRanges: numbers out of range are usage errors naming the flag,
+// found before anything is created.
+func TestFlagRanges(t *testing.T) {
+	data, bb, env := fixture(t)
+	dir := t.TempDir()
+	proj := filepath.Join(dir, "p.db")
+	for _, c := range []struct{ flag, value string }{
+		{"--epochs", "-1"}, {"--seen-anomalies", "-3"}, {"--coreset-ratio", "-0.1"}, {"--coreset-ratio", "1.5"},
+		{"--threads", "-4"}, {"--input-size", "-224"}, {"--batch", "-5"}, {"--hidden", "-1"},
+		{"--train-patches", "-1"}, {"--ood-images", "-2"}, {"--lr", "-0.1"},
+	} {
+		r := cli(t, env, "train", "--project", proj, "--data", data, "--backbone", bb, "--quiet", c.flag, c.value)
+		if r.code != 2 || !strings.Contains(r.stderr, c.flag+" "+c.value) || !strings.Contains(r.stderr, "want") {
+			t.Errorf("train %s %s: exit %d (want 2), stderr %q", c.flag, c.value, r.code, r.stderr)
+		}
+		if _, err := os.Stat(proj); !os.IsNotExist(err) {
+			t.Fatalf("train %s %s left %s behind", c.flag, c.value, proj)
+		}
+	}
+	r := cli(t, env, "bench", "--data", data, "--json", filepath.Join(dir, "b.json"), "--backbone", bb, "--threads", "-4")
+	if r.code != 2 || !strings.Contains(r.stderr, "--threads -4") {
+		t.Errorf("bench --threads -4: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = cli(t, env, "eval", "--json", filepath.Join(dir, "e.json"))
+	if r.code != 2 || !strings.Contains(r.stderr, "--project is required") {
+		t.Errorf("eval without --project: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestFailuresLeaveNothing: commands that read never create a project, a
+// failed train removes the project it made, and a failed open leaves an
+// empty file as it was.
+func TestFailuresLeaveNothing(t *testing.T) {
+	data, bb, env := fixture(t)
+	dir := t.TempDir()
+	typo := filepath.Join(dir, "typo.db")
+	for _, args := range [][]string{
+		{"export-model", "--project", typo, "--out", filepath.Join(dir, "m.dmad")},
+		{"inspect", "--project", typo, "--input", data, "--out", filepath.Join(dir, "out")},
+		{"eval", "--project", typo, "--json", filepath.Join(dir, "e.json")},
+		{"train", "--project", typo, "--data", filepath.Join(dir, "nope"), "--backbone", bb, "--quiet"},
+		{"train", "--project", typo, "--data", data, "--backbone", filepath.Join(dir, "nope", "model.onnx"), "--quiet"},
+	} {
+		r := cli(t, env, args...)
+		if r.code != 1 {
+			t.Errorf("%v: exit %d, want 1 (%q)", args, r.code, r.stderr)
+		}
+		if _, err := os.Stat(typo); !os.IsNotExist(err) {
+			t.Fatalf("%v left %s behind", args, typo)
+		}
+	}
+	r := cli(t, env, "train", "--project", typo, "--data", data, "--backbone", filepath.Join(dir, "nope", "model.onnx"), "--quiet")
+	if !strings.Contains(r.stderr, "model.onnx: no such file") || strings.Contains(r.stderr, "card") {
+		t.Errorf("missing backbone file: stderr %q should name model.onnx, not its card", r.stderr)
+	}
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"eval", "--project", empty, "--json", filepath.Join(dir, "e.json")},
+		{"export-model", "--project", empty, "--out", filepath.Join(dir, "m.dmad")},
+		{"train", "--project", empty, "--data", data, "--backbone", bb, "--quiet"},
+	} {
+		r := cli(t, env, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "empty") {
+			t.Errorf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+		if st, err := os.Stat(empty); err != nil || st.Size() != 0 {
+			t.Fatalf("%v rewrote the empty file", args)
+		}
 	}
 }

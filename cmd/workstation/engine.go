@@ -2,8 +2,6 @@ package main
 
 import (
 	"os"
-	"path/filepath"
-	"strings"
 
 	"errors"
 	"flag"
@@ -14,10 +12,12 @@ import (
 
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/project"
 )
 
-// DefaultBackbone is the backbone used when --backbone is not given.
-const DefaultBackbone = "mobilenet_v2_imagenet"
+// DefaultBackbone is the backbone used when --backbone is not given: the
+// one a new project records.
+var DefaultBackbone = storage.DefaultSettings().Backbone
 
 var errHelp = flag.ErrHelp
 
@@ -67,6 +67,11 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.quiet, "quiet", false, "hide progress")
 }
 
+// validate checks the engine flags' ranges (a usage error naming the flag).
+func (f *engineFlags) validate() error {
+	return flagError(project.ValidateEngine(f.threads, f.inputSize))
+}
+
 func (f *engineFlags) encoderConfig() encoder.Config {
 	return encoder.Config{InputSize: f.inputSize, Crop: f.crop}.WithDefaults()
 }
@@ -79,10 +84,18 @@ func (f *engineFlags) runtime() (*ort.Runtime, error) {
 	return ort.Open(ort.Options{LibraryPath: f.ortLib, Threads: f.threads, Device: dev})
 }
 
-// openStore opens a project file without the engine (export, import).
-func openStore(path string) (*storage.Project, error) {
-	if _, err := os.Stat(path); err != nil {
-		return storage.Create(path, strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)))
+// openStore opens an existing project file without the engine: read-only
+// for export, writable for import. It never creates one.
+func openStore(path string, readOnly bool) (*storage.Project, error) {
+	if path == "" {
+		return nil, usagef("--project is required")
 	}
-	return storage.Open(path, storage.Options{})
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("project %s: %w", path, err)
+	case st.Size() == 0:
+		return nil, fmt.Errorf("project %s: the file is empty (0 bytes), not a project", path)
+	}
+	return storage.Open(path, storage.Options{ReadOnly: readOnly})
 }

@@ -7,11 +7,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dmad/workstation/core/progress"
 )
 
-// progress reports long work on stderr: a redrawn bar on a terminal, plain
+// progressBar reports long work on stderr: a redrawn bar on a terminal, plain
 // lines (at most one every two seconds per stage, plus stage ends) otherwise.
-type progress struct {
+type progressBar struct {
 	mu       sync.Mutex
 	w        io.Writer
 	tty      bool
@@ -22,18 +24,18 @@ type progress struct {
 	drawn    bool
 }
 
-func newProgress(w io.Writer, quiet bool) *progress {
+func newProgress(w io.Writer, quiet bool) *progressBar {
 	tty := false
 	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			tty = true
 		}
 	}
-	return &progress{w: w, tty: tty, quiet: quiet}
+	return &progressBar{w: w, tty: tty, quiet: quiet}
 }
 
 // Update reports done of total units of stage; extra is appended (loss, etc.).
-func (p *progress) Update(stage string, done, total int, extra string) {
+func (p *progressBar) Update(stage string, done, total int, extra string) {
 	if p == nil || p.quiet {
 		return
 	}
@@ -73,8 +75,29 @@ func (p *progress) Update(stage string, done, total int, extra string) {
 	}
 }
 
+// Report shows an engine event: its stage (prefixed by the benchmark run
+// when there is one), and for training the epoch and loss terms.
+func (p *progressBar) Report(e progress.Event) {
+	stage := e.Stage.String()
+	if e.Run != "" {
+		stage = e.Run + " " + stage
+	}
+	extra := ""
+	if e.Stage == progress.Train {
+		extra = fmt.Sprintf("epoch %d/%d loss %.4f normal>m %.2f neg<-m %.2f anom<-m %.2f",
+			e.Epoch, e.Epochs, e.Loss, e.NormalAbove, e.NegBelow, e.AnomBelow)
+	}
+	p.Update(stage, e.Done, e.Total, extra)
+}
+
+// Count returns a count callback that reports stage (for loops below the
+// engine: report writing, downloads).
+func (p *progressBar) Count(stage progress.Stage) func(done, total int) {
+	return progress.Func(p.Report).Counter(stage)
+}
+
 // Log prints a message line, clearing a bar first.
-func (p *progress) Log(format string, args ...any) {
+func (p *progressBar) Log(format string, args ...any) {
 	if p == nil || p.quiet {
 		return
 	}
@@ -85,7 +108,7 @@ func (p *progress) Log(format string, args ...any) {
 }
 
 // Done ends the current bar.
-func (p *progress) Done() {
+func (p *progressBar) Done() {
 	if p == nil {
 		return
 	}
@@ -94,7 +117,7 @@ func (p *progress) Done() {
 	p.finishLocked()
 }
 
-func (p *progress) finishLocked() {
+func (p *progressBar) finishLocked() {
 	if p.tty && p.drawn {
 		fmt.Fprintln(p.w)
 		p.drawn = false

@@ -12,45 +12,45 @@ import (
 
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/imageio"
+	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/project"
 	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui/report"
 )
 
-// openSession opens the runtime and the project with the engine flags'
-// backbone and input size recorded in its settings.
-func openSession(ef *engineFlags, path string, create bool, setBackbone bool) (*project.Session, func(), error) {
+// openSession opens the runtime and the project. Commands that only read
+// open it read-only (they never create it and work on read-only media);
+// train creates it when missing. done closes both; call it with the
+// command's error, so a project this command created is removed when the
+// command fails.
+func openSession(ef *engineFlags, path string, o project.OpenOptions) (s *project.Session, done func(*error), err error) {
 	if path == "" {
 		return nil, nil, usagef("--project is required")
+	}
+	if err := ef.validate(); err != nil {
+		return nil, nil, err
 	}
 	rt, err := ef.runtime()
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := project.Open(path, create, rt, nil)
+	s, created, err := project.Open(path, o, rt, nil)
 	if err != nil {
 		rt.Close()
 		return nil, nil, err
 	}
-	if setBackbone {
-		if err := s.SetBackbone(ef.backbone, ef.inputSize); err != nil {
-			s.Close()
-			rt.Close()
-			return nil, nil, err
+	return s, func(cmdErr *error) {
+		s.Close()
+		rt.Close()
+		if created && *cmdErr != nil {
+			os.Remove(path) // nothing of value: the command that made it failed
 		}
-	}
-	return s, func() { s.Close(); rt.Close() }, nil
+	}, nil
 }
 
-func eventLine(e project.Progress) string {
-	if e.Stage == "train" {
-		return fmt.Sprintf("epoch %d/%d loss %.4f normal>m %.2f neg<-m %.2f anom<-m %.2f", e.Epoch, e.Epochs, e.Loss, e.NormalAbove, e.NegBelow, e.AnomBelow)
-	}
-	return ""
-}
-
-func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := newFlags("train", "--project P.db --data DIR [flags]",
 		"Imports a dataset (MVTec AD or VisA layout) into the project (paths, hashes and masks; images\n"+
 			"stay where they are), then trains ONE unified model over all selected categories and stores it\n"+
@@ -76,44 +76,39 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	s, closeAll, err := openSession(&ef, *proj, true, true)
+	c := ff.choices()
+	c.Method, c.Semi, c.Categories, c.FullRetrain = m, *seen > 0, splitList(*cats), *full
+	opts, err := project.NewTrainOptions(c)
+	if err == nil {
+		err = project.ValidateSeen(*seen)
+	}
+	if err != nil {
+		return flagError(err)
+	}
+	// Read the dataset before touching the project: a bad --data leaves nothing behind.
+	var ds *dataset.Dataset
+	if *data != "" {
+		if ds, err = dataset.OpenContext(ctx, *data, dataset.Options{Categories: c.Categories, SkipBad: *skipBad}); err != nil {
+			return err
+		}
+	}
+	s, done, err := openSession(&ef, *proj, project.OpenOptions{Create: true})
 	if err != nil {
 		return err
 	}
-	defer closeAll()
+	defer done(&err)
+	if err := s.SetBackbone(ef.backbone, ef.inputSize); err != nil {
+		return err
+	}
 	pr := newProgress(stderr, ef.quiet)
 	defer pr.Done()
-	if *data != "" {
-		ds, err := dataset.OpenContext(ctx, *data, dataset.Options{Categories: splitList(*cats), SkipBad: *skipBad})
-		if err != nil {
+	if ds != nil {
+		if err := importForTraining(ctx, s, ds, *seen, ff.seed, pr); err != nil {
 			return err
-		}
-		for _, p := range ds.Skipped {
-			pr.Log("skipped %s", p.Error())
-		}
-		if _, err := s.ImportDataset(ctx, ds, func(d, t int) { pr.Update("import", d, t, "") }); err != nil {
-			return err
-		}
-		if *seen > 0 {
-			_, moved := dataset.SemiSplit(ds, *seen, ff.seed)
-			var ids []uint64
-			for _, smp := range moved {
-				r, err := s.Store.ImageByPath(smp.Path)
-				if err != nil {
-					return err
-				}
-				ids = append(ids, r.ID)
-			}
-			if err := s.MarkSeen(ids, true); err != nil {
-				return err
-			}
-			pr.Log("marked %d annotated defects as seen anomalies", len(ids))
 		}
 	}
 	start := time.Now()
-	rec, model, err := s.Train(ctx, project.TrainOptions{Method: m, Semi: *seen > 0, Categories: splitList(*cats),
-		Fit: ff.options(), OODImages: ff.oodImages, FullRetrain: *full},
-		func(e project.Progress) { pr.Update(e.Stage, e.Done, e.Total, eventLine(e)) })
+	rec, model, err := s.Train(ctx, opts, pr.Report)
 	if err != nil {
 		return err
 	}
@@ -124,17 +119,45 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
+// importForTraining imports ds into the project and marks seen anomalies
+// per category as seen.
+func importForTraining(ctx context.Context, s *project.Session, ds *dataset.Dataset, seen int, seed int64, pr *progressBar) error {
+	for _, p := range ds.Skipped {
+		pr.Log("skipped %s", p.Error())
+	}
+	if _, err := s.ImportDataset(ctx, ds, pr.Report); err != nil {
+		return err
+	}
+	if seen <= 0 {
+		return nil
+	}
+	_, moved := dataset.SemiSplit(ds, seen, seed)
+	var ids []uint64
+	for _, smp := range moved {
+		r, err := s.Store.ImageByPath(smp.Path)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, r.ID)
+	}
+	if err := s.MarkSeen(ids, true); err != nil {
+		return err
+	}
+	pr.Log("marked %d annotated defects as seen anomalies", len(ids))
+	return nil
+}
+
 // evalReport is eval's JSON output.
 type evalReport struct {
-	Project      string                      `json:"project"`
-	ModelVersion int                         `json:"model_version"`
-	Method       string                      `json:"method"`
-	Regime       string                      `json:"regime"`
-	Threshold    float32                     `json:"threshold"`
-	RunID        uint64                      `json:"run_id"`
-	PerCategory  map[string]pipeline.Metrics `json:"per_category"`
-	Mean         pipeline.Metrics            `json:"mean"`
-	Images       []evalImage                 `json:"images"`
+	Project      string                     `json:"project"`
+	ModelVersion int                        `json:"model_version"`
+	Method       string                     `json:"method"`
+	Regime       string                     `json:"regime"`
+	Threshold    float32                    `json:"threshold"`
+	RunID        uint64                     `json:"run_id"`
+	PerCategory  map[string]metrics.Summary `json:"per_category"`
+	Mean         metrics.Summary            `json:"mean"`
+	Images       []evalImage                `json:"images"`
 }
 
 type evalImage struct {
@@ -144,51 +167,52 @@ type evalImage struct {
 	Score     float32 `json:"score"`
 }
 
-func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := newFlags("eval", "--project P.db [--data DIR] --json OUT.json",
 		"Scores the project's test images with the active model (or --model N), computes image and pixel\n"+
-			"metrics per category, stores the run in the project and writes it as JSON. --data imports\n"+
-			"a dataset's images first.", stderr)
+			"metrics per category, stores the run in the project (unless --save=false) and writes it as\n"+
+			"JSON. --data imports a dataset's images first. With --save=false and no --data the project is\n"+
+			"opened read-only (read-only media, several readers).", stderr)
 	var ef engineFlags
 	ef.register(fs)
 	proj := fs.String("project", "", "project `FILE`")
 	data := fs.String("data", "", "dataset `DIR` to import before evaluating")
 	out := fs.String("json", "", "write the evaluation to `FILE`")
 	version := fs.Int("model", 0, "model version (0: the active one)")
+	save := fs.Bool("save", true, "store the run in the project")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *proj == "" {
+		return usagef("--project is required")
 	}
 	if *out == "" {
 		return usagef("--json is required")
 	}
-	if _, err := os.Stat(*proj); err != nil {
-		return fmt.Errorf("project %s: %w", *proj, err)
+	var ds *dataset.Dataset
+	if *data != "" {
+		if ds, err = dataset.OpenContext(ctx, *data, dataset.Options{}); err != nil {
+			return err
+		}
 	}
-	s, closeAll, err := openSession(&ef, *proj, false, false)
+	s, done, err := openSession(&ef, *proj, project.OpenOptions{ReadOnly: !*save && ds == nil})
 	if err != nil {
 		return err
 	}
-	defer closeAll()
+	defer done(&err)
 	pr := newProgress(stderr, ef.quiet)
 	defer pr.Done()
-	if *data != "" {
-		ds, err := dataset.OpenContext(ctx, *data, dataset.Options{})
-		if err != nil {
-			return err
-		}
-		if _, err := s.ImportDataset(ctx, ds, func(d, t int) { pr.Update("import", d, t, "") }); err != nil {
+	if ds != nil {
+		if _, err := s.ImportDataset(ctx, ds, pr.Report); err != nil {
 			return err
 		}
 	}
-	res, err := s.Evaluate(ctx, *version, func(e project.Progress) { pr.Update(e.Stage, e.Done, e.Total, "") })
+	res, err := s.Evaluate(ctx, project.EvalOptions{Version: *version, NoSave: !*save}, pr.Report)
 	if err != nil {
 		return err
 	}
-	m, rec, err := s.LoadModel(res.ModelVersion)
-	if err != nil {
-		return err
-	}
-	rep := evalReport{Project: *proj, ModelVersion: rec.Version, Method: string(m.Meta.Method), Regime: m.Meta.Regime,
+	meta := res.Model.Meta
+	rep := evalReport{Project: *proj, ModelVersion: res.ModelVersion, Method: string(meta.Method), Regime: meta.Regime,
 		Threshold: res.Threshold, RunID: res.RunID, PerCategory: res.PerCategory, Mean: res.Mean}
 	for _, im := range res.Images {
 		rep.Images = append(rep.Images, evalImage{Path: im.Record.Path, Category: im.Record.Category,
@@ -199,16 +223,16 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	pr.Done()
 	fmt.Fprintf(stdout, "model %d: mean image AUROC %.4f, pixel AUROC %.4f, PRO %.4f over %d test images; wrote %s\n",
-		rec.Version, res.Mean.ImageAUROC, res.Mean.PixelAUROC, res.Mean.PRO, len(res.Images), *out)
+		res.ModelVersion, res.Mean.ImageAUROC, res.Mean.PixelAUROC, res.Mean.PRO, len(res.Images), *out)
 	return nil
 }
 
-func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := newFlags("inspect", "--project P.db --input DIR --out DIR [flags]",
 		"Scores every image under --input with the project's active model and writes to --out:\n"+
 			"scores.csv (file, category, score, decision at the threshold), one heatmap overlay PNG per\n"+
 			"image (with the ground-truth contour where a mask exists), ROC/PR curves when labels are\n"+
-			"known, and report.html + summary.json.", stderr)
+			"known, and report.html + summary.json. The project is opened read-only.", stderr)
 	var ef engineFlags
 	ef.register(fs)
 	proj := fs.String("project", "", "project `FILE`")
@@ -220,88 +244,47 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if *proj == "" {
+		return usagef("--project is required")
+	}
 	if *input == "" || *outDir == "" {
 		return usagef("--input and --out are required")
 	}
-	if _, err := os.Stat(*proj); err != nil {
-		return fmt.Errorf("project %s: %w", *proj, err)
+	if *opacity < 0 || *opacity > 1 {
+		return usagef("--opacity %g is out of range: want in [0, 1]", *opacity)
 	}
-	ds, err := dataset.OpenContext(ctx, *input, dataset.Options{})
+	samples, err := project.InspectSamples(ctx, *input, nil)
 	if err != nil {
 		return err
 	}
-	samples := ds.Samples
-	if ds.Layout != dataset.LayoutFolder {
-		samples = ds.Test()
-	}
-	s, closeAll, err := openSession(&ef, *proj, false, false)
+	s, done, err := openSession(&ef, *proj, project.OpenOptions{ReadOnly: true})
 	if err != nil {
 		return err
 	}
-	defer closeAll()
+	defer done(&err)
 	pr := newProgress(stderr, ef.quiet)
 	defer pr.Done()
-	scored, model, err := s.Inspect(ctx, *version, samples, func(e project.Progress) { pr.Update(e.Stage, e.Done, e.Total, "") })
+	res, err := s.Inspect(ctx, *version, samples, pr.Report)
 	if err != nil {
 		return err
 	}
-	thr := float64(model.Meta.Threshold)
+	thr := float64(res.Model.Meta.Threshold)
 	if *threshold >= 0 {
 		thr = *threshold
 	}
-	r := report.Report{Title: "Inspection of " + *input, Created: time.Now(), Threshold: thr, Opacity: *opacity}
-	masks := map[string]string{}
-	for _, smp := range samples {
-		masks[smp.Path] = smp.MaskPath
+	r := inspectReport(*input, thr, *opacity, res)
+	if err := report.Write(ctx, *outDir, r, pr.Count(progress.Report)); err != nil {
+		return err
 	}
 	anomalous := 0
-	for _, sc := range scored {
-		label := ""
-		switch sc.Record.Label {
-		case storage.LabelNormal:
-			label = "good"
-		case storage.LabelAnomalous:
-			label = "defect"
-		}
+	for _, sc := range res.Images {
 		if float64(sc.Score) >= thr {
 			anomalous++
 		}
-		r.Items = append(r.Items, report.Item{Path: sc.Record.Path, Category: sc.Record.Category, Score: float64(sc.Score),
-			Label: label, Map: sc.Map, MapW: sc.MapSize, MapH: sc.MapSize})
 	}
-	r.LoadImage = func(it report.Item) (image.Image, error) { return imageio.Load(it.Path) }
-	r.LoadMask = func(it report.Item) (*image.Gray, error) {
-		if masks[it.Path] == "" {
-			return nil, nil
-		}
-		return imageio.LoadMask(masks[it.Path])
-	}
-	if ds.Layout != dataset.LayoutFolder {
-		items := make([]pipeline.Scored, len(scored))
-		for i, sc := range scored {
-			items[i] = pipeline.Scored{Path: sc.Record.Path, Category: sc.Record.Category,
-				Anomalous: sc.Record.Label == storage.LabelAnomalous, MaskPath: masks[sc.Record.Path], Result: sc.ImageResult}
-		}
-		enc, err := s.Encoder()
-		if err != nil {
-			return err
-		}
-		h0, w0 := enc.Grid()
-		per, _, err := pipeline.Evaluate(ctx, items, h0, w0, enc.Config())
-		if err != nil {
-			return err
-		}
-		r.PerCategory = map[string]report.Metrics{}
-		for c, m := range per {
-			r.PerCategory[c] = report.Metrics{ImageAUROC: m.ImageAUROC, ImageAP: m.ImageAP, ImageF1Max: m.ImageF1Max,
-				PixelAUROC: m.PixelAUROC, PixelAP: m.PixelAP, PRO: m.PRO}
-		}
-	}
-	if err := report.Write(ctx, *outDir, r, func(d, t int) { pr.Update("report", d, t, "") }); err != nil {
-		return err
-	}
-	summary := map[string]any{"input": *input, "images": len(scored), "threshold": thr, "anomalous": anomalous,
-		"normal": len(scored) - anomalous, "model_method": model.Meta.Method, "model_regime": model.Meta.Regime}
+	n := len(res.Images)
+	summary := map[string]any{"input": *input, "images": n, "threshold": thr, "anomalous": anomalous,
+		"normal": n - anomalous, "model_method": res.Model.Meta.Method, "model_regime": res.Model.Meta.Regime}
 	if r.PerCategory != nil {
 		summary["per_category"] = r.PerCategory
 	}
@@ -310,8 +293,28 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	pr.Done()
 	fmt.Fprintf(stdout, "%d images: %d above the threshold %.4f, %d below; report in %s\n",
-		len(scored), anomalous, thr, len(scored)-anomalous, *outDir)
+		n, anomalous, thr, n-anomalous, *outDir)
 	return nil
+}
+
+// inspectReport translates an inspection into the report writer's terms.
+func inspectReport(input string, thr, opacity float64, res *project.InspectResult) report.Report {
+	r := report.Report{Title: "Inspection of " + input, Created: time.Now(), Threshold: thr, Opacity: opacity}
+	masks := map[string]string{}
+	for _, sc := range res.Images {
+		masks[sc.Record.Path] = sc.MaskPath
+		r.Items = append(r.Items, report.Item{Path: sc.Record.Path, Category: sc.Record.Category, Score: float64(sc.Score),
+			Label: project.LabelName(sc.Record.Label), Map: sc.Map, MapW: sc.MapSize, MapH: sc.MapSize})
+	}
+	r.LoadImage = func(it report.Item) (image.Image, error) { return imageio.Load(it.Path) }
+	r.LoadMask = func(it report.Item) (*image.Gray, error) {
+		if masks[it.Path] == "" {
+			return nil, nil
+		}
+		return imageio.LoadMask(masks[it.Path])
+	}
+	r.PerCategory = res.PerCategory
+	return r
 }
 
 func writeJSON(path string, v any) error {

@@ -25,8 +25,7 @@ type Value struct {
 	// Dims is the shape; -1 marks a dynamic dimension.
 	Dims []int64
 
-	leaf bool // a differentiable leaf (parameter)
-	in   []*Value
+	in []*Value
 	// back returns, for each input whose need flag is set, the name of the
 	// gradient of the loss with respect to that input, given the gradient
 	// gy of the loss with respect to this value.
@@ -61,13 +60,13 @@ func (b *Builder) Input(name string, dims ...int64) *Value {
 // respect to.
 func (b *Builder) Param(name string, dims ...int64) *Value {
 	b.G.Input(name, onnxgraph.Float, dims...)
-	return b.push(&Value{Name: name, Dims: dims, leaf: true})
+	return b.push(&Value{Name: name, Dims: dims})
 }
 
 // Wrap makes an existing graph value of the given shape usable in
-// expressions; grad says whether Grad may differentiate with respect to it.
-func (b *Builder) Wrap(name string, grad bool, dims ...int64) *Value {
-	return b.push(&Value{Name: name, Dims: dims, leaf: grad})
+// expressions (Grad can differentiate with respect to it like any value).
+func (b *Builder) Wrap(name string, dims ...int64) *Value {
+	return b.push(&Value{Name: name, Dims: dims})
 }
 
 // Const adds a float32 initializer.

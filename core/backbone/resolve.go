@@ -2,6 +2,7 @@ package backbone
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,6 +22,10 @@ func Resolve(spec string) (*encoder.Card, []byte, error) {
 	case strings.HasSuffix(spec, ".onnx"):
 		modelPath = spec
 		cardPath = strings.TrimSuffix(spec, ".onnx") + ".json"
+		if _, err := os.Stat(modelPath); err != nil {
+			// Name the missing model, not the card that would sit beside it.
+			return nil, nil, fmt.Errorf("backbone %s: %w", spec, errors.Unwrap(err))
+		}
 		if _, err := os.Stat(cardPath); err != nil {
 			return nil, nil, fmt.Errorf("backbone %s: no card %s beside it (write one; see assets/backbones)", spec, cardPath)
 		}

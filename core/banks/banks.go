@@ -29,8 +29,8 @@ func (b *NormalBank) Len() int { return b.Features.Rows }
 
 // Validate checks that the arrays agree with the feature matrix.
 func (b *NormalBank) Validate() error {
-	if b.Features == nil || len(b.Features.Data) != b.Features.Rows*b.Features.Cols {
-		return errors.New("normal bank: missing or malformed features")
+	if err := b.Features.Check("normal bank features"); err != nil {
+		return err
 	}
 	if len(b.Source) != b.Features.Rows {
 		return fmt.Errorf("normal bank: %d source ids for %d entries", len(b.Source), b.Features.Rows)
@@ -152,8 +152,8 @@ func (b *AnomalyBank) Count(k uint8) int {
 
 // Validate checks that the arrays agree with the feature matrix.
 func (b *AnomalyBank) Validate() error {
-	if b.Features == nil || len(b.Features.Data) != b.Features.Rows*b.Features.Cols {
-		return errors.New("anomaly bank: missing or malformed features")
+	if err := b.Features.Check("anomaly bank features"); err != nil {
+		return err
 	}
 	if len(b.Kind) != b.Features.Rows || (b.Source != nil && len(b.Source) != b.Features.Rows) {
 		return fmt.Errorf("anomaly bank: %d kinds and %d source ids for %d entries", len(b.Kind), len(b.Source), b.Features.Rows)
@@ -212,120 +212,170 @@ type AnomalyInputs struct {
 //
 // Entries come in the order pseudo, OOD, seen, centred.
 func BuildAnomalyBank(ctx context.Context, in AnomalyInputs) (*AnomalyBank, error) {
+	cols, err := in.check()
+	if err != nil {
+		return nil, err
+	}
+	in = in.withDefaults()
 	semi := in.Seen != nil && in.Seen.Rows > 0
-	cols := -1
-	for _, m := range []*mat.Matrix{in.Normal, in.OOD, in.Seen} {
-		if m == nil || m.Rows == 0 {
-			continue
+	ab := &anomalyBuilder{
+		b:     &AnomalyBank{Features: mat.WithCapacity(0, cols), Backbone: in.Backbone},
+		rng:   rand.New(rand.NewSource(in.Seed)),
+		row:   make([]float32, cols),
+		scale: in.noiseScale(semi),
+	}
+	// The order of the steps fixes the random stream: pseudo, OOD, seen, centred.
+	if !semi || in.PseudoInSemi {
+		if err := ab.addPseudo(ctx, in); err != nil {
+			return nil, err
 		}
-		if len(m.Data) != m.Rows*m.Cols {
-			return nil, fmt.Errorf("build anomaly bank: matrix %d×%d holds %d values", m.Rows, m.Cols, len(m.Data))
+	}
+	if in.OOD != nil {
+		for r := range in.OOD.Rows {
+			ab.add(in.OOD.Row(r), KindOOD, NoSource)
 		}
-		if cols >= 0 && m.Cols != cols {
-			return nil, fmt.Errorf("build anomaly bank: inputs have %d and %d columns", cols, m.Cols)
+	}
+	if semi {
+		if err := ab.addSeen(in); err != nil {
+			return nil, err
 		}
-		cols = m.Cols
 	}
-	if cols < 0 {
-		return nil, errors.New("build anomaly bank: no inputs")
+	if ab.b.Features.Rows == 0 {
+		return nil, errors.New("build anomaly bank: no entries (no normal rows for pseudo-anomalies, no OOD, no seen anomalies)")
 	}
-	if in.NormalSource != nil && (in.Normal == nil || len(in.NormalSource) != in.Normal.Rows) {
-		return nil, fmt.Errorf("build anomaly bank: %d normal source ids for the normal rows", len(in.NormalSource))
-	}
-	if in.SeenSource != nil && (in.Seen == nil || len(in.SeenSource) != in.Seen.Rows) {
-		return nil, fmt.Errorf("build anomaly bank: %d seen source ids for the seen rows", len(in.SeenSource))
-	}
+	return ab.b, nil
+}
+
+func (in AnomalyInputs) withDefaults() AnomalyInputs {
 	if in.PseudoStd == 0 {
 		in.PseudoStd = 0.3
 	}
 	if in.CentredStd == 0 {
 		in.CentredStd = 0.1
 	}
-	var scale []float32
+	return in
+}
+
+// noiseScale is σ_d, the per-dimension scale of the bank's noise: that of
+// the normal rows, or of the seen rows when there are too few normal ones
+// (nil when neither has two rows).
+func (in AnomalyInputs) noiseScale(semi bool) []float32 {
 	switch {
 	case in.Normal != nil && in.Normal.Rows >= 2:
-		scale = FeatureStd(in.Normal)
+		return FeatureStd(in.Normal)
 	case semi && in.Seen.Rows >= 2:
-		scale = FeatureStd(in.Seen)
+		return FeatureStd(in.Seen)
 	}
-	rng := rand.New(rand.NewSource(in.Seed))
-	b := &AnomalyBank{Features: &mat.Matrix{Cols: cols}, Backbone: in.Backbone}
-	add := func(row []float32, kind uint8, src int32) {
-		b.Features.Data = append(b.Features.Data, row...)
-		b.Features.Rows++
-		b.Kind = append(b.Kind, kind)
-		b.Source = append(b.Source, src)
+	return nil
+}
+
+// check validates the inputs' shapes and returns their common width.
+func (in AnomalyInputs) check() (cols int, err error) {
+	cols = -1
+	for _, m := range []*mat.Matrix{in.Normal, in.OOD, in.Seen} {
+		if m == nil || m.Rows == 0 {
+			continue
+		}
+		if err := m.Check("build anomaly bank"); err != nil {
+			return 0, err
+		}
+		if cols >= 0 && m.Cols != cols {
+			return 0, fmt.Errorf("build anomaly bank: inputs have %d and %d columns", cols, m.Cols)
+		}
+		cols = m.Cols
 	}
-	noisy := func(dst, base []float32, std float32) {
-		for d := range dst {
-			dst[d] = base[d] + std*scale[d]*float32(rng.NormFloat64())
+	if cols < 0 {
+		return 0, errors.New("build anomaly bank: no inputs")
+	}
+	if in.NormalSource != nil && (in.Normal == nil || len(in.NormalSource) != in.Normal.Rows) {
+		return 0, fmt.Errorf("build anomaly bank: %d normal source ids for the normal rows", len(in.NormalSource))
+	}
+	if in.SeenSource != nil && (in.Seen == nil || len(in.SeenSource) != in.Seen.Rows) {
+		return 0, fmt.Errorf("build anomaly bank: %d seen source ids for the seen rows", len(in.SeenSource))
+	}
+	return cols, nil
+}
+
+// anomalyBuilder grows an anomaly bank entry by entry.
+type anomalyBuilder struct {
+	b     *AnomalyBank
+	rng   *rand.Rand
+	scale []float32 // σ_d per dimension, the noise scale
+	row   []float32 // scratch row
+}
+
+func (ab *anomalyBuilder) add(row []float32, kind uint8, src int32) {
+	ab.b.Features.AppendRow(row)
+	ab.b.Kind = append(ab.b.Kind, kind)
+	ab.b.Source = append(ab.b.Source, src)
+}
+
+// noisy writes base plus N(0, (std·σ_d)²) noise into ab.row.
+func (ab *anomalyBuilder) noisy(base []float32, std float32) []float32 {
+	for d := range ab.row {
+		ab.row[d] = base[d] + std*ab.scale[d]*float32(ab.rng.NormFloat64())
+	}
+	return ab.row
+}
+
+// addPseudo adds M_p of the unsupervised regime: normal rows plus noise.
+func (ab *anomalyBuilder) addPseudo(ctx context.Context, in AnomalyInputs) error {
+	if in.Normal == nil || in.Normal.Rows < 2 {
+		return errors.New("build anomaly bank: pseudo-anomalies need at least two normal rows")
+	}
+	count := in.PseudoCount
+	if count <= 0 {
+		count = in.Normal.Rows
+	}
+	var pick []int
+	if count <= in.Normal.Rows {
+		pick = ab.rng.Perm(in.Normal.Rows)[:count]
+	} else {
+		pick = make([]int, count)
+		for i := range pick {
+			pick[i] = ab.rng.Intn(in.Normal.Rows)
 		}
 	}
-	row := make([]float32, cols)
-	if !semi || in.PseudoInSemi {
-		if in.Normal == nil || in.Normal.Rows < 2 {
-			return nil, errors.New("build anomaly bank: pseudo-anomalies need at least two normal rows")
-		}
-		count := in.PseudoCount
-		if count <= 0 {
-			count = in.Normal.Rows
-		}
-		var pick []int
-		if count <= in.Normal.Rows {
-			pick = rng.Perm(in.Normal.Rows)[:count]
-		} else {
-			pick = make([]int, count)
-			for i := range pick {
-				pick[i] = rng.Intn(in.Normal.Rows)
+	for i, r := range pick {
+		if i%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("build anomaly bank: %w", err)
 			}
 		}
-		for i, r := range pick {
-			if i%4096 == 0 {
-				if err := ctx.Err(); err != nil {
-					return nil, fmt.Errorf("build anomaly bank: %w", err)
-				}
-			}
-			noisy(row, in.Normal.Row(r), in.PseudoStd)
-			src := NoSource
-			if in.NormalSource != nil {
-				src = in.NormalSource[r]
-			}
-			add(row, KindPseudo, src)
+		src := NoSource
+		if in.NormalSource != nil {
+			src = in.NormalSource[r]
+		}
+		ab.add(ab.noisy(in.Normal.Row(r), in.PseudoStd), KindPseudo, src)
+	}
+	return nil
+}
+
+// addSeen adds M_as (the seen rows) and the anomaly-centred samples around
+// their mean.
+func (ab *anomalyBuilder) addSeen(in AnomalyInputs) error {
+	if ab.scale == nil {
+		return errors.New("build anomaly bank: anomaly-centred sampling needs at least two normal or seen rows for its scale")
+	}
+	mean := make([]float64, in.Seen.Cols)
+	for r := range in.Seen.Rows {
+		src := NoSource
+		if in.SeenSource != nil {
+			src = in.SeenSource[r]
+		}
+		ab.add(in.Seen.Row(r), KindSeen, src)
+		for d, v := range in.Seen.Row(r) {
+			mean[d] += float64(v)
 		}
 	}
-	if in.OOD != nil {
-		for r := range in.OOD.Rows {
-			add(in.OOD.Row(r), KindOOD, NoSource)
-		}
+	centre := make([]float32, len(mean))
+	for d := range mean {
+		centre[d] = float32(mean[d] / float64(in.Seen.Rows))
 	}
-	if semi {
-		if scale == nil {
-			return nil, errors.New("build anomaly bank: anomaly-centred sampling needs at least two normal or seen rows for its scale")
-		}
-		mean := make([]float64, cols)
-		for r := range in.Seen.Rows {
-			src := NoSource
-			if in.SeenSource != nil {
-				src = in.SeenSource[r]
-			}
-			add(in.Seen.Row(r), KindSeen, src)
-			for d, v := range in.Seen.Row(r) {
-				mean[d] += float64(v)
-			}
-		}
-		centre := make([]float32, cols)
-		for d := range mean {
-			centre[d] = float32(mean[d] / float64(in.Seen.Rows))
-		}
-		for range in.Seen.Rows {
-			noisy(row, centre, in.CentredStd)
-			add(row, KindCentred, NoSource)
-		}
+	for range in.Seen.Rows {
+		ab.add(ab.noisy(centre, in.CentredStd), KindCentred, NoSource)
 	}
-	if b.Features.Rows == 0 {
-		return nil, errors.New("build anomaly bank: no entries (no normal rows for pseudo-anomalies, no OOD, no seen anomalies)")
-	}
-	return b, nil
+	return nil
 }
 
 // FeatureStd returns the per-dimension standard deviation of m's rows

@@ -72,8 +72,8 @@ func Coreset(ctx context.Context, feats *mat.Matrix, n int, opts CoresetOptions)
 	if feats == nil || feats.Rows == 0 {
 		return nil, errors.New("coreset: no features")
 	}
-	if len(feats.Data) != feats.Rows*feats.Cols {
-		return nil, fmt.Errorf("coreset: matrix %d×%d holds %d values", feats.Rows, feats.Cols, len(feats.Data))
+	if err := feats.Check("coreset"); err != nil {
+		return nil, err
 	}
 	if n <= 0 {
 		return nil, fmt.Errorf("coreset: asked for %d points", n)

@@ -9,6 +9,7 @@
 //   - [NormalBank] and [AnomalyBank]: the two banks, their construction and
 //     their bytes (MarshalBinary / WriteTo with a CRC32);
 //   - [Knowledge]: the distance (and attention) knowledge residuals q−n, q−a;
-//   - the PatchCore scorer and the shared inference helpers [ImageScore] and
-//     [AnomalyMap] (scoring.go).
+//   - [PatchCore]: the baseline scorer (nearest normal entry).
+//
+// The image score and the pixel anomaly map are in core/heatmap.
 package banks

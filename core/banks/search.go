@@ -59,8 +59,8 @@ func NewSearcher(rt *ort.Runtime, bank *mat.Matrix, opts SearchOptions) (*Search
 	if bank == nil || bank.Rows == 0 || bank.Cols == 0 {
 		return nil, errors.New("searcher: empty bank")
 	}
-	if len(bank.Data) != bank.Rows*bank.Cols {
-		return nil, fmt.Errorf("searcher: bank %d×%d holds %d values", bank.Rows, bank.Cols, len(bank.Data))
+	if err := bank.Check("searcher: bank"); err != nil {
+		return nil, err
 	}
 	if opts.Source != nil && len(opts.Source) != bank.Rows {
 		return nil, fmt.Errorf("searcher: %d source ids for %d bank rows", len(opts.Source), bank.Rows)
@@ -143,8 +143,8 @@ func (s *Searcher) search(ctx context.Context, q *mat.Matrix, qSource []int32, k
 	if q.Cols != s.bank.Cols {
 		return nil, nil, fmt.Errorf("search: queries have %d columns, bank %d", q.Cols, s.bank.Cols)
 	}
-	if len(q.Data) != q.Rows*q.Cols {
-		return nil, nil, fmt.Errorf("search: query matrix %d×%d holds %d values", q.Rows, q.Cols, len(q.Data))
+	if err := q.Check("search: query"); err != nil {
+		return nil, nil, err
 	}
 	if k <= 0 {
 		k = s.opts.K

@@ -37,21 +37,6 @@ type Options struct {
 	Progress func(done, total int)
 }
 
-// imageExts are the recognised image file extensions (lower case).
-var imageExts = []string{".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-
-func isImage(name string) bool {
-	if strings.HasPrefix(name, ".") {
-		return false
-	}
-	return slices.Contains(imageExts, strings.ToLower(filepath.Ext(name)))
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
-}
-
 // Open reads the dataset at root; see OpenContext.
 func Open(root string, opts Options) (*Dataset, error) {
 	return OpenContext(context.Background(), root, opts)
@@ -228,7 +213,7 @@ func mvtecCategories(root string) ([]string, error) {
 	}
 	var cats []string
 	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+		if !entryIsDir(root, e) || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		d := filepath.Join(root, e.Name())
@@ -240,15 +225,15 @@ func mvtecCategories(root string) ([]string, error) {
 	return cats, nil
 }
 
-// listImages returns the sorted image file names in dir (not recursive).
-func listImages(dir string) ([]string, error) {
+// imageNames returns the sorted image file names in dir (not recursive).
+func imageNames(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list images %s: %w", dir, err)
 	}
 	var out []string
 	for _, e := range entries {
-		if !e.IsDir() && isImage(e.Name()) {
+		if IsImage(e.Name()) && !entryIsDir(dir, e) {
 			out = append(out, e.Name())
 		}
 	}
@@ -263,7 +248,7 @@ func subdirs(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+		if !strings.HasPrefix(e.Name(), ".") && entryIsDir(dir, e) {
 			out = append(out, e.Name())
 		}
 	}
@@ -288,7 +273,7 @@ func readMVTecCategory(dir, category string) ([]Sample, []Problem, error) {
 			return nil, nil, err
 		}
 		for _, typ := range types {
-			names, err := listImages(filepath.Join(sd, typ))
+			names, err := imageNames(filepath.Join(sd, typ))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -328,7 +313,7 @@ func maskIndex(dir string) (map[string]string, error) {
 	if !isDir(dir) {
 		return idx, nil
 	}
-	names, err := listImages(dir)
+	names, err := imageNames(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -348,7 +333,7 @@ func maskIndex(dir string) (map[string]string, error) {
 
 // readFolder reads a plain folder of images as one unlabeled category.
 func readFolder(dir, category string) ([]Sample, error) {
-	names, err := listImages(dir)
+	names, err := imageNames(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open dataset: %w", err)
 	}

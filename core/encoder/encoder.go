@@ -375,7 +375,10 @@ func (e *Encoder) infer(m int) ([]*mat.Matrix, error) {
 	ms := make([]*mat.Matrix, m)
 	per := np * e.dim
 	for k := range ms {
-		ms[k] = &mat.Matrix{Rows: np, Cols: e.dim, Data: o.F32[k*per : (k+1)*per : (k+1)*per]}
+		var err error
+		if ms[k], err = mat.FromData(np, e.dim, o.F32[k*per:(k+1)*per:(k+1)*per]); err != nil {
+			return nil, fmt.Errorf("encode with %s: %w", e.card.Name, err)
+		}
 	}
 	return ms, nil
 }

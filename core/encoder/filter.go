@@ -1,6 +1,10 @@
 package encoder
 
-import "image"
+import (
+	"image"
+
+	"github.com/dmad/workstation/core/heatmap"
+)
 
 // Filter maps a defect mask (the size of its image; nonzero = defect) to
 // the h0×w0 patch grid, row-major: true marks an anomalous patch (METHOD.md
@@ -34,7 +38,7 @@ func Filter(mask *image.Gray, h0, w0 int, cfg Config) []bool {
 	if !hasDefect {
 		return flags
 	}
-	grid := ResizeBilinear(in, s, s, h0, w0)
+	grid := heatmap.ResizeBilinear(in, s, s, h0, w0)
 	flagged := false
 	for i, v := range grid {
 		if v > 0 {
@@ -60,48 +64,6 @@ func Filter(mask *image.Gray, h0, w0 int, cfg Config) []bool {
 		flags[i] = a == best && a > 0
 	}
 	return flags
-}
-
-// ResizeBilinear resizes a single-channel h×w map (row-major) to oh×ow the
-// way torch's F.interpolate(mode="bilinear", align_corners=False) and ONNX
-// Resize(mode="linear", coordinate_transformation_mode="half_pixel") do: no
-// antialiasing, source coordinates (i+0.5)·h/oh − 0.5 clamped to the map.
-func ResizeBilinear(src []float32, h, w, oh, ow int) []float32 {
-	out := make([]float32, oh*ow)
-	ys := bilinearTaps(h, oh)
-	xs := bilinearTaps(w, ow)
-	for i, ty := range ys {
-		r0, r1 := src[ty.i0*w:], src[ty.i1*w:]
-		for j, tx := range xs {
-			top := r0[tx.i0]*(1-tx.f) + r0[tx.i1]*tx.f
-			bot := r1[tx.i0]*(1-tx.f) + r1[tx.i1]*tx.f
-			out[i*ow+j] = top*(1-ty.f) + bot*ty.f
-		}
-	}
-	return out
-}
-
-type tap struct {
-	i0, i1 int
-	f      float32
-}
-
-func bilinearTaps(in, out int) []tap {
-	taps := make([]tap, out)
-	scale := float64(in) / float64(out)
-	for i := range taps {
-		x := (float64(i)+0.5)*scale - 0.5
-		if x < 0 {
-			x = 0
-		}
-		i0 := int(x)
-		if i0 > in-1 {
-			i0 = in - 1
-		}
-		i1 := min(i0+1, in-1)
-		taps[i] = tap{i0, i1, float32(x - float64(i0))}
-	}
-	return taps
 }
 
 // InputMask renders a mask (the size of its image) into the encoder's input

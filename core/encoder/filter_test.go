@@ -66,32 +66,3 @@ func TestFilter(t *testing.T) {
 		})
 	}
 }
-
-func TestResizeBilinear(t *testing.T) {
-	tests := []struct {
-		name   string
-		src    []float32
-		h, w   int
-		oh, ow int
-		want   []float32
-	}{
-		// torch.nn.functional.interpolate([[0, 1]], size=4, mode="linear", align_corners=False)
-		{"up 2→4", []float32{0, 1}, 1, 2, 1, 4, []float32{0, 0.25, 0.75, 1}},
-		// size 4 → 2 samples at 0.5 and 2.5
-		{"down 4→2", []float32{0, 1, 2, 3}, 1, 4, 1, 2, []float32{0.5, 2.5}},
-		{"2d", []float32{0, 1, 2, 3}, 2, 2, 4, 4, []float32{
-			0, 0.25, 0.75, 1,
-			0.5, 0.75, 1.25, 1.5,
-			1.5, 1.75, 2.25, 2.5,
-			2, 2.25, 2.75, 3}},
-		{"identity", []float32{1, 2, 3, 4, 5, 6}, 2, 3, 2, 3, []float32{1, 2, 3, 4, 5, 6}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got := ResizeBilinear(tc.src, tc.h, tc.w, tc.oh, tc.ow)
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Errorf("got %v, want %v", got, tc.want)
-			}
-		})
-	}
-}

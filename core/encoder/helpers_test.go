@@ -1,6 +1,7 @@
 package encoder
 
 import (
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/ort/orttest"
 	"github.com/dmad/workstation/core/sharedtest"
 	"image"
@@ -160,7 +161,7 @@ func refAggregate(maps [][]float32, shapes [][3]int, h0, w0, dim int) [][]float3
 		for k := 0; k < c; k++ {
 			plane := p[k*h*w : (k+1)*h*w]
 			if h != h0 || w != w0 {
-				plane = ResizeBilinear(plane, h, w, h0, w0)
+				plane = heatmap.ResizeBilinear(plane, h, w, h0, w0)
 			}
 			chans = append(chans, plane)
 		}

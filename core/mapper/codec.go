@@ -181,8 +181,13 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	if d.err != nil {
 		return fmt.Errorf("decode mapper model: %w", d.err)
 	}
-	out.P = &mat.Matrix{Rows: cc, Cols: cc, Data: p}
-	out.W1 = &mat.Matrix{Rows: dd, Cols: h, Data: w1}
+	var err error
+	if out.P, err = mat.FromData(cc, cc, p); err != nil {
+		return fmt.Errorf("decode mapper model: P: %w", err)
+	}
+	if out.W1, err = mat.FromData(dd, h, w1); err != nil {
+		return fmt.Errorf("decode mapper model: W1: %w", err)
+	}
 	*m = out
 	return nil
 }

@@ -1,7 +1,9 @@
 package mat
 
 import (
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -34,4 +36,27 @@ func TestMatrix(t *testing.T) {
 	if _, err := Append(m, New(1, 3)); err == nil {
 		t.Fatal("column mismatch accepted")
 	}
+}
+
+func TestCheckAndAppendRow(t *testing.T) {
+	m := WithCapacity(2, 3)
+	m.AppendRow([]float32{1, 2, 3})
+	m.AppendRows(&Matrix{Rows: 1, Cols: 3, Data: []float32{4, 5, 6}})
+	if m.Rows != 2 || m.Check("m") != nil || m.Row(1)[2] != 6 {
+		t.Fatalf("appended matrix %+v", m)
+	}
+	bad := &Matrix{Rows: 2, Cols: 3, Data: make([]float32, 5)}
+	if err := bad.Check("bank"); !errors.Is(err, ErrShape) || !strings.Contains(err.Error(), "bank") {
+		t.Errorf("Check of a short matrix: %v", err)
+	}
+	var none *Matrix
+	if err := none.Check("bank"); !errors.Is(err, ErrShape) {
+		t.Errorf("Check of nil: %v", err)
+	}
+	defer func() {
+		if r := recover(); r != ErrShape {
+			t.Errorf("AppendRow of a short row panicked with %v, want ErrShape", r)
+		}
+	}()
+	m.AppendRow([]float32{1})
 }

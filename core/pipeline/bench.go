@@ -15,7 +15,10 @@ import (
 
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/progress"
 )
 
 // BenchOptions configure Bench: the whole protocol of METHOD.md §6 in one
@@ -41,21 +44,22 @@ type BenchOptions struct {
 	OODImages int
 	// CacheDir, when set, caches features between runs (raw float32 files).
 	CacheDir string
-	// Progress receives stage progress; Log receives result lines.
-	Progress func(stage string, done, total int, extra string)
+	// Progress receives stage progress (Event.Run names the run of the
+	// fitting and scoring stages); Log receives result lines.
+	Progress progress.Func
 	Log      func(format string, args ...any)
 }
 
 // BenchRun is one method/regime's outcome (DESIGN.md's JSON).
 type BenchRun struct {
-	Method        string             `json:"method"`
-	Regime        string             `json:"regime"`
-	SeenAnomalies int                `json:"seen_anomalies"`
-	PerCategory   map[string]Metrics `json:"per_category"`
-	Mean          Metrics            `json:"mean"`
-	Timings       BenchTimings       `json:"timings"`
-	PeakRSSMB     float64            `json:"peak_rss_mb"`
-	Threshold     float32            `json:"threshold"`
+	Method        string                     `json:"method"`
+	Regime        string                     `json:"regime"`
+	SeenAnomalies int                        `json:"seen_anomalies"`
+	PerCategory   map[string]metrics.Summary `json:"per_category"`
+	Mean          metrics.Summary            `json:"mean"`
+	Timings       BenchTimings               `json:"timings"`
+	PeakRSSMB     float64                    `json:"peak_rss_mb"`
+	Threshold     float32                    `json:"threshold"`
 }
 
 // BenchTimings are wall-clock seconds of each stage. FeaturesS (encoding
@@ -93,171 +97,203 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 		o.Seen = 10
 	}
 	if o.OODImages <= 0 {
-		o.OODImages = 200
+		o.OODImages = DefaultOODImages
 	}
 	if len(o.Runs) == 0 {
 		o.Runs = DefaultBenchRuns
 	}
-	prog := o.Progress
-	if prog == nil {
-		prog = func(string, int, int, string) {}
+	b := &bench{o: o, rt: rt, prog: o.Progress, logf: o.Log}
+	if b.prog == nil {
+		b.prog = func(progress.Event) {}
 	}
-	logf := o.Log
-	if logf == nil {
-		logf = func(string, ...any) {}
+	if b.logf == nil {
+		b.logf = func(string, ...any) {}
 	}
 	ds, err := dataset.OpenContext(ctx, o.Data, dataset.Options{Categories: o.Categories})
 	if err != nil {
 		return nil, err
 	}
 	split, moved := dataset.SemiSplit(ds, o.Seen, o.Seed)
-	enc, err := encoder.New(rt, o.Card, o.Backbone, o.Encoder)
-	if err != nil {
+	if b.enc, err = encoder.New(rt, o.Card, o.Backbone, o.Encoder); err != nil {
 		return nil, err
 	}
-	defer enc.Close()
-	h0, w0 := enc.Grid()
-
-	var normalS []dataset.Sample
-	perCat := map[string]int{}
-	for _, s := range split.Train() {
-		if s.Label == dataset.Good && (o.MaxTrain <= 0 || perCat[s.Category] < o.MaxTrain) {
-			normalS = append(normalS, s)
-			perCat[s.Category]++
-		}
-	}
-	test := split.Test()
-	paths := func(ss []dataset.Sample) []string {
-		p := make([]string, len(ss))
-		for i, s := range ss {
-			p[i] = s.Path
-		}
-		return p
-	}
-	var cache FeatureCache
-	if o.CacheDir != "" {
-		cache = &DirCache{Dir: o.CacheDir, EncoderID: enc.ID()}
-	}
-	t0 := time.Now()
-	all := append(append(paths(normalS), paths(moved)...), paths(test)...)
-	feats, err := Encode(ctx, enc, all, cache, func(d, t int) { prog("features", d, t, "") })
-	if err != nil {
+	defer b.enc.Close()
+	if err := b.encode(ctx, split, moved); err != nil {
 		return nil, err
 	}
-	ood, err := OODPatches(ctx, enc, paths(normalS), o.OODImages, o.Seed, func(d, t int) { prog("synthetic", d, t, "") })
-	if err != nil {
+	if err := b.sharedBank(ctx); err != nil {
 		return nil, err
 	}
-	featS := time.Since(t0).Seconds()
-	// Encoding cost per image, measured now (uncached) on a few test images.
-	encMS := measureEncode(ctx, enc, paths(test))
-
-	set := TrainSet{OOD: ood}
-	for i, s := range normalS {
-		set.Normal = append(set.Normal, Image{ID: int32(i), Category: s.Category, Features: feats[i]})
-	}
-	var seen []Image
-	for i, s := range moved {
-		m, err := loadMask(s.MaskPath)
-		if err != nil {
-			return nil, err
-		}
-		seen = append(seen, Image{ID: int32(len(normalS) + i), Category: s.Category, Features: feats[len(normalS)+i], Mask: m})
-	}
-	testFeats := feats[len(normalS)+len(moved):]
-
-	// One normal bank for every run (cached with the features when asked:
-	// the coreset is the slowest single step).
-	t1 := time.Now()
-	base := o.Fit
-	base.EncoderID, base.Card, base.Encoder, base.Seed = enc.ID(), o.Card, enc.Config(), o.Seed
-	pcOpts := withMethod(base, PatchCore)
-	bankFile := ""
-	if o.CacheDir != "" {
-		bankFile = bankCacheFile(o.CacheDir, enc.ID(), base, paths(normalS))
-		if b, err := os.ReadFile(bankFile); err == nil {
-			nb := &banks.NormalBank{}
-			if err := nb.UnmarshalBinary(b); err == nil {
-				pcOpts.NormalBank = nb
-				logf("normal bank from cache %s", bankFile)
-			}
-		}
-	}
-	pc, err := Fit(ctx, rt, set, pcOpts, func(e Event) { prog(e.Stage, e.Done, e.Total, "") })
-	if err != nil {
-		return nil, err
-	}
-	banksS := time.Since(t1).Seconds()
-	if bankFile != "" && pcOpts.NormalBank == nil {
-		if b, err := pc.Normal.MarshalBinary(); err == nil {
-			if err := os.WriteFile(bankFile, b, 0o644); err != nil {
-				logf("normal bank not cached: %v", err)
-			}
-		}
-	}
-	base.NormalBank = pc.Normal
-
 	rep := &BenchReport{Backbone: o.Card.Name, Device: string(rt.Provider()), Threads: rt.Threads(),
-		ImageSize: enc.Config().InputSize, Categories: split.Categories, TestImages: len(test), Seed: o.Seed}
+		ImageSize: b.enc.Config().InputSize, Categories: split.Categories, TestImages: len(b.test), Seed: o.Seed}
 	for _, run := range o.Runs {
-		var m *Model
-		t := time.Now()
-		switch run {
-		case "patchcore":
-			m = pc
-		case "dmad-unsupervised", "dmad-semi":
-			s := set
-			if run == "dmad-semi" {
-				s.Seen = seen
-			}
-			m, err = Fit(ctx, rt, s, withMethod(base, DMAD), func(e Event) {
-				extra := ""
-				if e.Stage == "train" {
-					extra = fmt.Sprintf("epoch %d/%d loss %.4f n>m %.2f p<-m %.2f a<-m %.2f", e.Epoch, e.Epochs, e.Loss, e.NormalAbove, e.NegBelow, e.AnomBelow)
-				}
-				prog(run+" "+e.Stage, e.Done, e.Total, extra)
-			})
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", run, err)
-			}
-		default:
-			return nil, fmt.Errorf("unknown bench run %q (want %s)", run, strings.Join(DefaultBenchRuns, ", "))
-		}
-		trainS := time.Since(t).Seconds()
-		if run == "patchcore" {
-			trainS = banksS
-		}
-		sc, err := NewScorer(rt, m, base.Search)
+		br, err := b.run(ctx, run)
 		if err != nil {
 			return nil, err
 		}
-		t2 := time.Now()
-		res, err := sc.ScoreImages(ctx, testFeats, func(d, t int) { prog(run+" score", d, t, "") })
-		sc.Close()
-		if err != nil {
-			return nil, err
-		}
-		scoreMS := 1000 * time.Since(t2).Seconds() / float64(max(1, len(test)))
-		items := make([]Scored, len(test))
-		for i, s := range test {
-			items[i] = Scored{Path: s.Path, Category: s.Category, Anomalous: s.Label == dataset.Defect, MaskPath: s.MaskPath, Result: res[i]}
-		}
-		per, mean, err := Evaluate(ctx, items, h0, w0, enc.Config())
-		if err != nil {
-			return nil, err
-		}
-		br := BenchRun{Method: string(m.Meta.Method), Regime: m.Meta.Regime, SeenAnomalies: m.Meta.SeenImages,
-			PerCategory: per, Mean: mean, PeakRSSMB: PeakRSSMB(), Threshold: m.Meta.Threshold,
-			Timings: BenchTimings{FeaturesS: featS, BanksS: banksS, TrainS: trainS, InferMSPerImage: encMS + scoreMS}}
 		rep.Runs = append(rep.Runs, br)
-		logf("%-18s I-AUROC %.4f  I-AP %.4f  P-AUROC %.4f  PRO %.4f  (train %.0fs, %.1f ms/img)",
-			run, mean.ImageAUROC, mean.ImageAP, mean.PixelAUROC, mean.PRO, trainS, encMS+scoreMS)
+		b.logf("%-18s I-AUROC %.4f  I-AP %.4f  P-AUROC %.4f  PRO %.4f  (train %.0fs, %.1f ms/img)",
+			run, br.Mean.ImageAUROC, br.Mean.ImageAP, br.Mean.PixelAUROC, br.Mean.PRO, br.Timings.TrainS, br.Timings.InferMSPerImage)
 		for _, c := range rep.Categories {
-			pm := per[c]
-			logf("    %-16s I-AUROC %.4f  P-AUROC %.4f  PRO %.4f", c, pm.ImageAUROC, pm.PixelAUROC, pm.PRO)
+			pm := br.PerCategory[c]
+			b.logf("    %-16s I-AUROC %.4f  P-AUROC %.4f  PRO %.4f", c, pm.ImageAUROC, pm.PixelAUROC, pm.PRO)
 		}
 	}
 	return rep, nil
+}
+
+// bench is one benchmark's shared state: the split, the features, the
+// training set and the shared normal bank (in base.NormalBank).
+type bench struct {
+	o    BenchOptions
+	rt   *ort.Runtime
+	enc  *encoder.Encoder
+	prog progress.Func
+	logf func(format string, args ...any)
+
+	normal, test []dataset.Sample
+	set          TrainSet // normal images and OOD patches
+	seen         []Image  // the seen anomalies, for dmad-semi
+	testFeats    []*mat.Matrix
+	featS, encMS float64 // feature time (s), encoding cost per image (ms)
+
+	base   Options // fit options of every run, with the shared normal bank
+	pc     *Model  // the PatchCore model, fitted with the bank
+	banksS float64
+}
+
+func paths(ss []dataset.Sample) []string {
+	p := make([]string, len(ss))
+	for i, s := range ss {
+		p[i] = s.Path
+	}
+	return p
+}
+
+// encode computes the features of every image once, the OOD patches, and
+// the training set.
+func (b *bench) encode(ctx context.Context, split *dataset.Dataset, moved []dataset.Sample) error {
+	perCat := map[string]int{}
+	for _, s := range split.Train() {
+		if s.Label == dataset.Good && (b.o.MaxTrain <= 0 || perCat[s.Category] < b.o.MaxTrain) {
+			b.normal = append(b.normal, s)
+			perCat[s.Category]++
+		}
+	}
+	b.test = split.Test()
+	var cache FeatureCache
+	if b.o.CacheDir != "" {
+		cache = &DirCache{Dir: b.o.CacheDir, EncoderID: b.enc.ID()}
+	}
+	t0 := time.Now()
+	all := append(append(paths(b.normal), paths(moved)...), paths(b.test)...)
+	feats, err := Encode(ctx, b.enc, all, cache, b.prog)
+	if err != nil {
+		return err
+	}
+	ood, err := OODPatches(ctx, b.enc, paths(b.normal), b.o.OODImages, b.o.Seed, b.prog)
+	if err != nil {
+		return err
+	}
+	b.featS = time.Since(t0).Seconds()
+	// Encoding cost per image, measured now (uncached) on a few test images.
+	b.encMS = measureEncode(ctx, b.enc, paths(b.test))
+	b.set = TrainSet{OOD: ood}
+	for i, s := range b.normal {
+		b.set.Normal = append(b.set.Normal, Image{ID: int32(i), Category: s.Category, Features: feats[i]})
+	}
+	for i, s := range moved {
+		m, err := loadMask(s.MaskPath)
+		if err != nil {
+			return err
+		}
+		b.seen = append(b.seen, Image{ID: int32(len(b.normal) + i), Category: s.Category, Features: feats[len(b.normal)+i], Mask: m})
+	}
+	b.testFeats = feats[len(b.normal)+len(moved):]
+	return nil
+}
+
+// sharedBank fits PatchCore, whose normal bank every run shares (cached
+// with the features when asked: the coreset is the slowest single step).
+func (b *bench) sharedBank(ctx context.Context) error {
+	t1 := time.Now()
+	b.base = b.o.Fit
+	b.base.EncoderID, b.base.Card, b.base.Encoder, b.base.Seed = b.enc.ID(), b.o.Card, b.enc.Config(), b.o.Seed
+	pcOpts := withMethod(b.base, PatchCore)
+	bankFile := ""
+	if b.o.CacheDir != "" {
+		bankFile = bankCacheFile(b.o.CacheDir, b.enc.ID(), b.base, paths(b.normal))
+		if data, err := os.ReadFile(bankFile); err == nil {
+			nb := &banks.NormalBank{}
+			if err := nb.UnmarshalBinary(data); err == nil {
+				pcOpts.NormalBank = nb
+				b.logf("normal bank from cache %s", bankFile)
+			}
+		}
+	}
+	pc, err := Fit(ctx, b.rt, b.set, pcOpts, b.prog)
+	if err != nil {
+		return err
+	}
+	b.banksS = time.Since(t1).Seconds()
+	if bankFile != "" && pcOpts.NormalBank == nil {
+		if data, err := pc.Normal.MarshalBinary(); err == nil {
+			if err := os.WriteFile(bankFile, data, 0o644); err != nil {
+				b.logf("normal bank not cached: %v", err)
+			}
+		}
+	}
+	b.pc, b.base.NormalBank = pc, pc.Normal
+	return nil
+}
+
+// run fits (DMAD) or takes (PatchCore) one run's model and scores the test
+// images with it.
+func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
+	var m *Model
+	t := time.Now()
+	switch run {
+	case "patchcore":
+		m = b.pc
+	case "dmad-unsupervised", "dmad-semi":
+		s := b.set
+		if run == "dmad-semi" {
+			s.Seen = b.seen
+		}
+		var err error
+		if m, err = Fit(ctx, b.rt, s, withMethod(b.base, DMAD), inRun(b.prog, run)); err != nil {
+			return BenchRun{}, fmt.Errorf("%s: %w", run, err)
+		}
+	default:
+		return BenchRun{}, fmt.Errorf("unknown bench run %q (want %s)", run, strings.Join(DefaultBenchRuns, ", "))
+	}
+	trainS := time.Since(t).Seconds()
+	if run == "patchcore" {
+		trainS = b.banksS
+	}
+	sc, err := NewScorer(b.rt, m, b.base.Search)
+	if err != nil {
+		return BenchRun{}, err
+	}
+	t2 := time.Now()
+	res, err := sc.ScoreImages(ctx, b.testFeats, inRun(b.prog, run))
+	sc.Close()
+	if err != nil {
+		return BenchRun{}, err
+	}
+	scoreMS := 1000 * time.Since(t2).Seconds() / float64(max(1, len(b.test)))
+	items := make([]Scored, len(b.test))
+	for i, s := range b.test {
+		items[i] = Scored{Path: s.Path, Category: s.Category, Anomalous: s.Label == dataset.Defect, MaskPath: s.MaskPath, Result: res[i]}
+	}
+	h0, w0 := b.enc.Grid()
+	per, mean, err := Evaluate(ctx, items, h0, w0, b.enc.Config())
+	if err != nil {
+		return BenchRun{}, err
+	}
+	return BenchRun{Method: string(m.Meta.Method), Regime: m.Meta.Regime, SeenAnomalies: m.Meta.SeenImages,
+		PerCategory: per, Mean: mean, PeakRSSMB: PeakRSSMB(), Threshold: m.Meta.Threshold,
+		Timings: BenchTimings{FeaturesS: b.featS, BanksS: b.banksS, TrainS: trainS, InferMSPerImage: b.encMS + scoreMS}}, nil
 }
 
 // bankCacheFile names a cached normal bank by everything it depends on.
@@ -302,4 +338,12 @@ func PeakRSSMB() float64 {
 		}
 	}
 	return 0
+}
+
+// inRun marks the events of one benchmark run with its name.
+func inRun(f progress.Func, run string) progress.Func {
+	return func(e progress.Event) {
+		e.Run = run
+		f(e)
+	}
 }

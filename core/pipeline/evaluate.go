@@ -12,18 +12,6 @@ import (
 	"github.com/dmad/workstation/core/metrics"
 )
 
-// Metrics are the protocol's metrics for one category or their mean
-// (METHOD.md §6). Pixel metrics are computed at the network input
-// resolution (InputSize², the map and the mask in the encoder's geometry).
-type Metrics struct {
-	ImageAUROC float64 `json:"image_auroc"`
-	ImageAP    float64 `json:"image_ap"`
-	ImageF1Max float64 `json:"image_f1max"`
-	PixelAUROC float64 `json:"pixel_auroc"`
-	PixelAP    float64 `json:"pixel_ap"`
-	PRO        float64 `json:"pro"`
-}
-
 // Scored is one evaluated test image.
 type Scored struct {
 	Path      string
@@ -35,7 +23,7 @@ type Scored struct {
 
 // Evaluate computes per-category metrics and their mean. grid is the patch
 // grid; cfg the encoder geometry, so maps and masks line up.
-func Evaluate(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.Config) (map[string]Metrics, Metrics, error) {
+func Evaluate(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.Config) (map[string]metrics.Summary, metrics.Summary, error) {
 	return EvaluateMasks(ctx, items, h0, w0, cfg, func(i int) (*image.Gray, error) {
 		if items[i].MaskPath == "" {
 			return nil, nil
@@ -46,7 +34,7 @@ func Evaluate(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.Confi
 
 // EvaluateMasks is Evaluate with masks from maskOf (nil: no defect pixels),
 // e.g. masks stored in a project.
-func EvaluateMasks(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.Config, maskOf func(i int) (*image.Gray, error)) (map[string]Metrics, Metrics, error) {
+func EvaluateMasks(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.Config, maskOf func(i int) (*image.Gray, error)) (map[string]metrics.Summary, metrics.Summary, error) {
 	cfg = cfg.WithDefaults()
 	size := cfg.InputSize
 	byCat := map[string][]int{}
@@ -58,8 +46,8 @@ func EvaluateMasks(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.
 		cats = append(cats, c)
 	}
 	sort.Strings(cats)
-	per := map[string]Metrics{}
-	var mean Metrics
+	per := map[string]metrics.Summary{}
+	var mean metrics.Summary
 	for _, cat := range cats {
 		idx := byCat[cat]
 		scores := make([]float32, len(idx))
@@ -67,7 +55,7 @@ func EvaluateMasks(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.
 		maps := make([][]float32, len(idx))
 		for k, i := range idx {
 			if err := ctx.Err(); err != nil {
-				return nil, Metrics{}, err
+				return nil, metrics.Summary{}, err
 			}
 			scores[k] = items[i].Result.Score
 			labels[k] = items[i].Anomalous
@@ -77,23 +65,23 @@ func EvaluateMasks(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.
 		lo, hi := metrics.Range(maps...)
 		acc, err := metrics.NewPixelAccumulator(lo, hi, 0)
 		if err != nil {
-			return nil, Metrics{}, err
+			return nil, metrics.Summary{}, err
 		}
 		for k, i := range idx {
 			var mask []bool
 			g, err := maskOf(i)
 			if err != nil {
-				return nil, Metrics{}, fmt.Errorf("evaluate %s: %w", items[i].Path, err)
+				return nil, metrics.Summary{}, fmt.Errorf("evaluate %s: %w", items[i].Path, err)
 			}
 			if g != nil {
 				mask = MaskAt(g, cfg)
 			}
 			if err := acc.Add(maps[k], mask, size, size); err != nil {
-				return nil, Metrics{}, fmt.Errorf("evaluate %s: %w", items[i].Path, err)
+				return nil, metrics.Summary{}, fmt.Errorf("evaluate %s: %w", items[i].Path, err)
 			}
 		}
 		px := acc.Scores()
-		m := Metrics{ImageAUROC: im.AUROC, ImageAP: im.AP, ImageF1Max: im.F1Max,
+		m := metrics.Summary{ImageAUROC: im.AUROC, ImageAP: im.AP, ImageF1Max: im.F1Max,
 			PixelAUROC: px.AUROC, PixelAP: px.AP, PRO: px.PRO}
 		per[cat] = m
 		mean.ImageAUROC += m.ImageAUROC / float64(len(cats))

@@ -17,6 +17,7 @@ import (
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/synth"
 )
 
@@ -28,8 +29,9 @@ type FeatureCache interface {
 }
 
 // Encode returns the patch features of every image in paths, taking what
-// the cache has and encoding the rest (which it then stores). cache may be nil.
-func Encode(ctx context.Context, enc *encoder.Encoder, paths []string, cache FeatureCache, progress func(done, total int)) ([]*mat.Matrix, error) {
+// the cache has and encoding the rest (which it then stores). cache may be
+// nil. report gets progress.Features events counting images.
+func Encode(ctx context.Context, enc *encoder.Encoder, paths []string, cache FeatureCache, report progress.Func) ([]*mat.Matrix, error) {
 	out := make([]*mat.Matrix, len(paths))
 	var todo []int
 	for i, p := range paths {
@@ -42,9 +44,7 @@ func Encode(ctx context.Context, enc *encoder.Encoder, paths []string, cache Fea
 		todo = append(todo, i)
 	}
 	cached := len(paths) - len(todo)
-	if progress != nil {
-		progress(cached, len(paths))
-	}
+	report.Send(progress.Event{Stage: progress.Features, Done: cached, Total: len(paths)})
 	if len(todo) == 0 {
 		return out, nil
 	}
@@ -53,9 +53,7 @@ func Encode(ctx context.Context, enc *encoder.Encoder, paths []string, cache Fea
 		todoPaths[k] = paths[i]
 	}
 	feats, err := enc.EncodeFiles(ctx, todoPaths, func(done, total int) {
-		if progress != nil {
-			progress(cached+done, len(paths))
-		}
+		report.Send(progress.Event{Stage: progress.Features, Done: cached + done, Total: len(paths)})
 	})
 	if err != nil {
 		return nil, err
@@ -74,8 +72,9 @@ func Encode(ctx context.Context, enc *encoder.Encoder, paths []string, cache Fea
 // OODPatches makes out-of-distribution patches for the anomaly bank
 // (METHOD.md §2 [ours]: DTD is not available offline): n synthetic defects
 // (scratches, stains, textures, cut-and-paste) are painted on normal images
-// taken in turn from paths, encoded, and their defect patches kept by Filter.
-func OODPatches(ctx context.Context, enc *encoder.Encoder, paths []string, n int, seed int64, progress func(done, total int)) (*mat.Matrix, error) {
+// taken in turn from paths, encoded, and their defect patches kept by
+// Filter. report gets progress.Synthetic events counting images.
+func OODPatches(ctx context.Context, enc *encoder.Encoder, paths []string, n int, seed int64, report progress.Func) (*mat.Matrix, error) {
 	if n <= 0 || len(paths) == 0 {
 		return nil, nil
 	}
@@ -98,17 +97,16 @@ func OODPatches(ctx context.Context, enc *encoder.Encoder, paths []string, n int
 		masks[i] = mask
 		mu.Unlock()
 		return out, nil
-	}, progress)
+	}, report.Counter(progress.Synthetic))
 	if err != nil {
 		return nil, fmt.Errorf("synthetic defects: %w", err)
 	}
 	h0, w0 := enc.Grid()
-	q := &mat.Matrix{Cols: enc.Dim()}
+	q := mat.WithCapacity(0, enc.Dim())
 	for i, f := range feats {
 		for j, flag := range encoder.Filter(masks[i], h0, w0, enc.Config()) {
 			if flag {
-				q.Data = append(q.Data, f.Row(j)...)
-				q.Rows++
+				q.AppendRow(f.Row(j))
 			}
 		}
 	}

@@ -11,9 +11,11 @@ import (
 
 	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/mapper"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/train"
 )
 
@@ -37,16 +39,6 @@ type TrainSet struct {
 	// OOD holds out-of-distribution patches from synthetic defects
 	// (see OODPatches); DMAD only.
 	OOD *mat.Matrix
-}
-
-// Event reports progress of Fit and of scoring.
-type Event struct {
-	Stage       string // "bank", "anomaly-bank", "knowledge", "train", "threshold", "score"
-	Done, Total int
-	// Training details (Stage "train").
-	Epoch, Epochs                    int
-	Loss                             float64
-	NormalAbove, NegBelow, AnomBelow float64
 }
 
 // Options configure Fit. Zero values take the defaults in brackets.
@@ -90,10 +82,10 @@ func (o Options) withDefaults(c int) Options {
 		o.Method = DMAD
 	}
 	if o.CoresetRatio <= 0 {
-		o.CoresetRatio = 0.02
+		o.CoresetRatio = DefaultCoresetRatio
 	}
 	if o.TrainPatches <= 0 {
-		o.TrainPatches = 131072
+		o.TrainPatches = DefaultTrainPatches
 	}
 	if o.Train.Epochs <= 0 {
 		seed := o.Train.Seed
@@ -107,25 +99,49 @@ func (o Options) withDefaults(c int) Options {
 	}
 	o.Train.Mapper.C = c
 	if o.ThresholdImages <= 0 {
-		o.ThresholdImages = 64
+		o.ThresholdImages = DefaultThresholdImages
 	}
 	if o.ThresholdQuantile <= 0 {
-		o.ThresholdQuantile = 0.99
+		o.ThresholdQuantile = DefaultThresholdQuantile
 	}
 	return o
 }
 
 // Fit builds the banks and, for DMAD, trains the mapper.
-func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, progress func(Event)) (*Model, error) {
+func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, report progress.Func) (*Model, error) {
 	if len(set.Normal) == 0 {
 		return nil, errors.New("fit: no normal training images")
 	}
 	c := set.Normal[0].Features.Cols
 	opts = opts.withDefaults(c)
-	if progress == nil {
-		progress = func(Event) {}
+	if report == nil {
+		report = func(progress.Event) {}
 	}
 	start := time.Now()
+	m, err := newModel(set, opts, c)
+	if err != nil {
+		return nil, err
+	}
+	// M_n: one coreset over the normal patches of all categories.
+	if m.Normal = opts.NormalBank; m.Normal == nil {
+		if m.Normal, err = normalBank(ctx, rt, set.Normal, opts, c, report); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Method == DMAD {
+		if err := fitDMAD(ctx, rt, m, set, opts, c, report); err != nil {
+			return nil, err
+		}
+	}
+	if err := setThreshold(ctx, rt, m, set.Normal, opts, report); err != nil {
+		return nil, err
+	}
+	m.Meta.TrainSeconds = time.Since(start).Seconds()
+	return m, nil
+}
+
+// newModel checks the normal images' features and describes the model.
+func newModel(set TrainSet, opts Options, c int) (*Model, error) {
 	cats := map[string]bool{}
 	for _, im := range set.Normal {
 		if im.Features == nil || im.Features.Cols != c {
@@ -144,107 +160,93 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, progr
 	if len(set.Seen) > 0 {
 		m.Meta.Regime = Semi
 	}
+	return m, nil
+}
 
-	// M_n: one coreset over the normal patches of all categories.
-	m.Normal = opts.NormalBank
-	if m.Normal == nil {
-		progress(Event{Stage: "bank"})
-		rows := 0
-		for _, im := range set.Normal {
-			rows += im.Features.Rows
-		}
-		all := &mat.Matrix{Rows: 0, Cols: c, Data: make([]float32, 0, rows*c)}
-		src := make([]int32, 0, rows)
-		for _, im := range set.Normal {
-			all.Data = append(all.Data, im.Features.Data...)
-			all.Rows += im.Features.Rows
-			for range im.Features.Rows {
-				src = append(src, im.ID)
-			}
-		}
-		nb, err := banks.BuildNormalBankFrom(ctx, all, src, opts.CoresetRatio, banks.CoresetOptions{
-			Seed: opts.Seed, Runtime: rt,
-			Progress: func(done, total int) { progress(Event{Stage: "bank", Done: done, Total: total}) },
-		})
-		if err != nil {
-			return nil, fmt.Errorf("build normal bank: %w", err)
-		}
-		nb.Backbone = opts.EncoderID
-		m.Normal = nb
+// normalBank builds M_n from the patches of every normal image.
+func normalBank(ctx context.Context, rt *ort.Runtime, normal []Image, opts Options, c int, report progress.Func) (*banks.NormalBank, error) {
+	report(progress.Event{Stage: progress.Bank})
+	rows := 0
+	for _, im := range normal {
+		rows += im.Features.Rows
 	}
+	all := mat.WithCapacity(rows, c)
+	src := make([]int32, 0, rows)
+	for _, im := range normal {
+		all.AppendRows(im.Features)
+		for range im.Features.Rows {
+			src = append(src, im.ID)
+		}
+	}
+	nb, err := banks.BuildNormalBankFrom(ctx, all, src, opts.CoresetRatio, banks.CoresetOptions{
+		Seed: opts.Seed, Runtime: rt, Progress: report.Counter(progress.Bank),
+	})
+	if err != nil {
+		return nil, err // its errors say "build normal bank"
+	}
+	nb.Backbone = opts.EncoderID
+	return nb, nil
+}
 
-	if opts.Method == PatchCore {
-		if err := setThreshold(ctx, rt, m, set.Normal, opts, progress); err != nil {
-			return nil, err
-		}
-		m.Meta.TrainSeconds = time.Since(start).Seconds()
-		return m, nil
-	}
+// fitDMAD builds M_a, computes the training patches' knowledge and trains
+// the mapper.
+func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts Options, c int, report progress.Func) error {
 	m.Meta.Attention = opts.Attention && len(set.Seen) == 0
-
 	rng := rand.New(rand.NewSource(opts.Seed + 7))
 	// Sampled normal training patches (rows across all images, all categories).
 	normQ, normSrc, normCat := samplePatches(set.Normal, opts.TrainPatches, rng, m.Meta.Categories)
 	// Seen-anomaly patches: Filter by their masks.
 	seenQ, seenSrc, seenCat, err := filterSeen(set.Seen, opts.Encoder, m.Meta.Categories)
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	// M_a.
-	progress(Event{Stage: "anomaly-bank"})
+	report(progress.Event{Stage: progress.AnomalyBank})
 	pseudoN := opts.PseudoCount
 	if pseudoN <= 0 {
 		pseudoN = min(m.Normal.Len(), normQ.Rows)
 	}
-	ab, err := banks.BuildAnomalyBank(ctx, banks.AnomalyInputs{
+	m.Anomaly, err = banks.BuildAnomalyBank(ctx, banks.AnomalyInputs{
 		Normal: normQ, NormalSource: normSrc, PseudoCount: pseudoN, PseudoStd: opts.PseudoStd,
 		OOD: set.OOD, Seen: seenQ, SeenSource: seenSrc, CentredStd: opts.CentredStd,
 		Seed: opts.Seed, Backbone: opts.EncoderID,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("build anomaly bank: %w", err)
+		return err // its errors say "build anomaly bank"
 	}
-	m.Anomaly = ab
 
 	// Knowledge for the training patches, same-image entries excluded.
 	kn, err := banks.NewKnowledge(rt, m.Normal, m.Anomaly, banks.KnowledgeOptions{Search: opts.Search})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer kn.Close()
 	data := train.Data{}
-	data.Normal, err = knowledgePatches(ctx, kn, normQ, normSrc, normCat, m.Meta.Attention, "knowledge", progress)
+	data.Normal, err = knowledgePatches(ctx, kn, normQ, normSrc, normCat, m.Meta.Attention, report)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if seenQ != nil && seenQ.Rows > 0 {
-		data.Seen, err = knowledgePatches(ctx, kn, seenQ, seenSrc, seenCat, m.Meta.Attention, "knowledge", progress)
+		data.Seen, err = knowledgePatches(ctx, kn, seenQ, seenSrc, seenCat, m.Meta.Attention, report)
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 
 	tc := opts.Train
 	tc.Mapper.C = c
-	model, _, err := train.Train(ctx, rt, data, tc, func(e train.Event) {
-		progress(Event{Stage: "train", Done: e.Step, Total: e.Steps, Epoch: e.Epoch, Epochs: e.Epochs,
-			Loss: e.Loss, NormalAbove: e.NormalAbove, NegBelow: e.NegBelow, AnomBelow: e.AnomBelow})
-	})
+	model, _, err := train.Train(ctx, rt, data, tc, report)
 	if err != nil {
-		return nil, fmt.Errorf("train mapper: %w", err)
+		return err // the errors of train.Train say "train"
 	}
 	model.Backbone = opts.EncoderID
 	m.Mapper = model
-	if err := setThreshold(ctx, rt, m, set.Normal, opts, progress); err != nil {
-		return nil, err
-	}
-	m.Meta.TrainSeconds = time.Since(start).Seconds()
-	return m, nil
+	return nil
 }
 
 // knowledgePatches computes knowledge for q in slices so progress shows.
-func knowledgePatches(ctx context.Context, kn *banks.Knowledge, q *mat.Matrix, src, cat []int32, attention bool, stage string, progress func(Event)) (train.Patches, error) {
+func knowledgePatches(ctx context.Context, kn *banks.Knowledge, q *mat.Matrix, src, cat []int32, attention bool, report progress.Func) (train.Patches, error) {
 	c := q.Cols
 	p := train.Patches{Q: q, KN: mat.New(q.Rows, c), KA: mat.New(q.Rows, c),
 		DN: make([]float32, q.Rows), DA: make([]float32, q.Rows), Category: cat}
@@ -259,7 +261,7 @@ func knowledgePatches(ctx context.Context, kn *banks.Knowledge, q *mat.Matrix, s
 		copy(p.KA.Data[from*c:], r.KA.Data)
 		copy(p.DN[from:], r.DN)
 		copy(p.DA[from:], r.DA)
-		progress(Event{Stage: stage, Done: to, Total: q.Rows})
+		report(progress.Event{Stage: progress.Knowledge, Done: to, Total: q.Rows})
 	}
 	return p, nil
 }
@@ -314,7 +316,7 @@ func filterSeen(seen []Image, cfg encoder.Config, cats []string) (*mat.Matrix, [
 	}
 	ci := catIndex(cats)
 	c := seen[0].Features.Cols
-	q := &mat.Matrix{Cols: c}
+	q := mat.WithCapacity(0, c)
 	var src, cat []int32
 	for _, im := range seen {
 		if im.Mask == nil {
@@ -324,8 +326,7 @@ func filterSeen(seen []Image, cfg encoder.Config, cats []string) (*mat.Matrix, [
 		flags := encoder.Filter(im.Mask, h0, w0, cfg)
 		for i, f := range flags {
 			if f {
-				q.Data = append(q.Data, im.Features.Row(i)...)
-				q.Rows++
+				q.AppendRow(im.Features.Row(i))
 				src = append(src, im.ID)
 				cat = append(cat, ci[im.Category])
 			}
@@ -346,7 +347,7 @@ func gridOf(rows int) (int, int) {
 // setThreshold scores a sample of normal training images with their own
 // bank entries excluded — a fair stand-in for unseen normal images — and
 // sets the decision threshold at a high quantile of their image scores.
-func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image, opts Options, progress func(Event)) error {
+func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image, opts Options, report progress.Func) error {
 	sc, err := NewScorer(rt, m, opts.Search)
 	if err != nil {
 		return err
@@ -368,7 +369,7 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image
 		if err != nil {
 			return fmt.Errorf("threshold: %w", err)
 		}
-		_, s := banks.ImageScore(patch)
+		_, s := heatmap.ImageScore(patch)
 		all = append(all, s)
 		byCat[im.Category] = append(byCat[im.Category], s)
 		for _, v := range patch {
@@ -379,7 +380,7 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image
 				hi = v
 			}
 		}
-		progress(Event{Stage: "threshold", Done: k + 1, Total: n})
+		report(progress.Event{Stage: progress.Threshold, Done: k + 1, Total: n})
 	}
 	m.Meta.Threshold = quantile(all, opts.ThresholdQuantile)
 	m.Meta.CategoryThresholds = map[string]float32{}

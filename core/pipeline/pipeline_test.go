@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/dmad/workstation/core/dataset"
@@ -15,6 +16,7 @@ import (
 	"github.com/dmad/workstation/core/encoder/encodertest"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/synth"
 	"github.com/dmad/workstation/core/train"
 )
@@ -125,8 +127,8 @@ func TestFitScoreEvaluateRoundTrip(t *testing.T) {
 			if !c.semi {
 				set.Seen = nil
 			}
-			var stages []string
-			m, err := Fit(ctx, rt, set, smallFit(c.method, f.enc), func(e Event) {
+			var stages []progress.Stage
+			m, err := Fit(ctx, rt, set, smallFit(c.method, f.enc), func(e progress.Event) {
 				if len(stages) == 0 || stages[len(stages)-1] != e.Stage {
 					stages = append(stages, e.Stage)
 				}
@@ -140,7 +142,7 @@ func TestFitScoreEvaluateRoundTrip(t *testing.T) {
 			if m.Normal.Len() == 0 || (c.method == DMAD) != (m.Mapper != nil) || m.Meta.Threshold == 0 {
 				t.Fatalf("model incomplete: bank %d, mapper %v, threshold %v", m.Normal.Len(), m.Mapper != nil, m.Meta.Threshold)
 			}
-			if c.method == DMAD && (stages[0] != "bank" || !contains(stages, "train") || !contains(stages, "threshold")) {
+			if c.method == DMAD && (stages[0] != progress.Bank || !slices.Contains(stages, progress.Train) || !slices.Contains(stages, progress.Threshold)) {
 				t.Fatalf("stages %v", stages)
 			}
 			sc, err := NewScorer(rt, m, bankSearch())
@@ -223,8 +225,8 @@ func TestFitErrorsAndCancel(t *testing.T) {
 		t.Fatal("seen anomaly without mask accepted")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err := Fit(ctx, rt, f.set, smallFit(DMAD, f.enc), func(e Event) {
-		if e.Stage == "train" {
+	_, err := Fit(ctx, rt, f.set, smallFit(DMAD, f.enc), func(e progress.Event) {
+		if e.Stage == progress.Train {
 			cancel()
 		}
 	})
@@ -273,13 +275,4 @@ func TestMaskAt(t *testing.T) {
 			}
 		}
 	}
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

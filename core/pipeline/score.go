@@ -5,9 +5,11 @@ import (
 	"fmt"
 
 	"github.com/dmad/workstation/core/banks"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/mapper"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/progress"
 )
 
 // MapSigma is the Gaussian smoothing of anomaly maps (METHOD.md §5).
@@ -93,8 +95,8 @@ type ImageResult struct {
 }
 
 // ScoreImages scores many images, concatenating several per search run for
-// throughput. progress is called after each group with images done.
-func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, progress func(done, total int)) ([]ImageResult, error) {
+// throughput. report gets a progress.Score event after each group.
+func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, report progress.Func) ([]ImageResult, error) {
 	out := make([]ImageResult, len(feats))
 	const group = 16
 	for from := 0; from < len(feats); from += group {
@@ -112,12 +114,10 @@ func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, progress 
 			n := feats[i].Rows
 			p := scores[off : off+n : off+n]
 			off += n
-			mx, top := banks.ImageScore(p)
+			mx, top := heatmap.ImageScore(p)
 			out[i] = ImageResult{Score: top, Max: mx, Patches: p}
 		}
-		if progress != nil {
-			progress(to, len(feats))
-		}
+		report.Send(progress.Event{Stage: progress.Score, Done: to, Total: len(feats)})
 	}
 	return out, nil
 }
@@ -125,25 +125,5 @@ func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, progress 
 // Map turns patch scores on an h0×w0 grid into an outH×outW anomaly map:
 // bilinear upsampling and Gaussian smoothing with σ = MapSigma.
 func Map(patches []float32, h0, w0, outH, outW int) []float32 {
-	return banks.AnomalyMap(patches, h0, w0, outH, outW, MapSigma)
-}
-
-// ResampleBox averages a w×h map into an ow×oh one (box filter), for the
-// small maps stored with runs and shown in galleries.
-func ResampleBox(m []float32, w, h, ow, oh int) []float32 {
-	out := make([]float32, ow*oh)
-	for y := range oh {
-		y0, y1 := y*h/oh, max((y+1)*h/oh, y*h/oh+1)
-		for x := range ow {
-			x0, x1 := x*w/ow, max((x+1)*w/ow, x*w/ow+1)
-			var s float32
-			for yy := y0; yy < y1; yy++ {
-				for xx := x0; xx < x1; xx++ {
-					s += m[yy*w+xx]
-				}
-			}
-			out[y*ow+x] = s / float32((y1-y0)*(x1-x0))
-		}
-	}
-	return out
+	return heatmap.AnomalyMap(patches, h0, w0, outH, outW, MapSigma)
 }

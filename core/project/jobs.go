@@ -14,24 +14,33 @@ import (
 
 	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/dataset"
+	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/train"
 	"github.com/dmad/workstation/storage"
 )
 
-// TrainOptions configure Session.Train.
+// TrainOptions configure Session.Train. Build them with NewTrainOptions
+// (or start from DefaultTrainOptions); zero values take the defaults.
 type TrainOptions struct {
 	// Method is DMAD (default) or PatchCore.
 	Method pipeline.Method
 	// Semi uses the images marked as seen anomalies (with their masks);
 	// false trains unsupervised on normal images only.
 	Semi bool
+	// SemiIfAny trains semi-supervised when there are seen anomalies and
+	// unsupervised otherwise (Semi fails without them).
+	SemiIfAny bool
 	// Categories restricts training to these categories; empty means all.
 	Categories []string
 	// Fit configures banks and mapper (Method, encoder fields are set here).
 	Fit pipeline.Options
-	// OODImages is the number of synthetic-defect images for M_o (default 200).
+	// OODImages is the number of synthetic-defect images for M_o
+	// [pipeline.DefaultOODImages].
 	OODImages int
 	// Notes are stored with the model.
 	Notes string
@@ -40,39 +49,54 @@ type TrainOptions struct {
 	// defects are reused and its mapper is fine-tuned for FineTuneFraction
 	// of the epochs instead of trained from scratch.
 	FullRetrain bool
-	// FineTuneFraction is the share of the epochs a fine-tune runs [0.25].
+	// FineTuneFraction is the share of the epochs a fine-tune runs
+	// [DefaultFineTuneFraction].
 	FineTuneFraction float64
 }
 
-// Progress is one progress report of a long job.
-type Progress = pipeline.Event
-
-// Train fits a unified model on the project's training images and stores it
-// as a new, active model version (banks, mapper and metadata in one
-// transaction). It returns the stored record.
-func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progress)) (storage.ModelRecord, *pipeline.Model, error) {
-	if progress == nil {
-		progress = func(Progress) {}
-	}
+// withDefaults fills the zero values from DefaultTrainOptions.
+func (o TrainOptions) withDefaults() TrainOptions {
+	d := DefaultTrainOptions()
 	if o.Method == "" {
-		o.Method = pipeline.DMAD
+		o.Method = d.Method
 	}
-	if o.OODImages <= 0 {
-		o.OODImages = 200
+	if o.OODImages == 0 {
+		o.OODImages = d.OODImages
 	}
-	enc, err := s.Encoder()
-	if err != nil {
-		return storage.ModelRecord{}, nil, err
+	if o.FineTuneFraction == 0 {
+		o.FineTuneFraction = d.FineTuneFraction
 	}
+	f := &o.Fit
+	if f.CoresetRatio == 0 {
+		f.CoresetRatio = d.Fit.CoresetRatio
+	}
+	if f.TrainPatches == 0 {
+		f.TrainPatches = d.Fit.TrainPatches
+	}
+	if f.Train.Epochs == 0 {
+		seed := f.Train.Seed
+		f.Train = d.Fit.Train
+		f.Train.Seed = max(seed, 1)
+	}
+	if f.Train.Mapper.Hidden == 0 {
+		f.Train.Mapper = d.Fit.Train.Mapper
+	}
+	return o
+}
+
+// trainingImages are the normal training images and (for semi-supervised
+// DMAD) the seen anomalies of the selected categories; it settles whether
+// the run is semi-supervised.
+func (s *Session) trainingImages(o *TrainOptions) (normal, seen []storage.ImageRecord, err error) {
 	want := map[string]bool{}
 	for _, c := range o.Categories {
 		want[c] = true
 	}
 	all, err := s.Store.Images(storage.ImageFilter{})
 	if err != nil {
-		return storage.ModelRecord{}, nil, err
+		return nil, nil, err
 	}
-	var normal, seen []storage.ImageRecord
+	semi := (o.Semi || o.SemiIfAny) && o.Method == pipeline.DMAD
 	for _, r := range all {
 		if len(want) > 0 && !want[r.Category] {
 			continue
@@ -80,18 +104,49 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progr
 		switch {
 		case r.Split == storage.SplitTrain && r.Label == storage.LabelNormal:
 			normal = append(normal, r)
-		case o.Semi && o.Method == pipeline.DMAD && r.Seen && r.Label == storage.LabelAnomalous:
+		case semi && r.Seen && r.Label == storage.LabelAnomalous:
 			seen = append(seen, r)
 		}
 	}
 	if len(normal) == 0 {
-		return storage.ModelRecord{}, nil, errors.New("the project has no normal training images: import a dataset or mark good images as training images")
+		return nil, nil, errors.New("the project has no normal training images: import a dataset or mark good images as training images")
+	}
+	if o.SemiIfAny && !o.Semi {
+		o.Semi = len(seen) > 0
+		if !o.Semi {
+			s.log.Info("no seen anomalies: training unsupervised", "project", s.Store.Path())
+		}
 	}
 	if o.Semi && o.Method == pipeline.DMAD && len(seen) == 0 {
-		return storage.ModelRecord{}, nil, errors.New("semi-supervised training needs annotated defects: paint masks and mark images as seen anomalies, or train unsupervised")
+		return nil, nil, errors.New("semi-supervised training needs annotated defects: paint masks and mark images as seen anomalies, or train unsupervised")
 	}
-	feats, err := s.Features(ctx, append(append([]storage.ImageRecord{}, normal...), seen...),
-		func(d, t int) { progress(Progress{Stage: "features", Done: d, Total: t}) })
+	return normal, seen, nil
+}
+
+// Train fits a unified model on the project's training images and stores it
+// as a new, active model version (banks, mapper and metadata in one
+// transaction). It returns the stored record. Options out of range are an
+// *OptionError.
+func (s *Session) Train(ctx context.Context, o TrainOptions, report progress.Func) (storage.ModelRecord, *pipeline.Model, error) {
+	o = o.withDefaults()
+	if err := o.Validate(); err != nil {
+		return storage.ModelRecord{}, nil, err
+	}
+	if report == nil {
+		report = func(progress.Event) {}
+	}
+	if o.Fit.Train.Logger == nil {
+		o.Fit.Train.Logger = s.log
+	}
+	enc, err := s.Encoder()
+	if err != nil {
+		return storage.ModelRecord{}, nil, err
+	}
+	normal, seen, err := s.trainingImages(&o)
+	if err != nil {
+		return storage.ModelRecord{}, nil, err
+	}
+	feats, err := s.Features(ctx, append(append([]storage.ImageRecord{}, normal...), seen...), report)
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
 	}
@@ -109,6 +164,34 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progr
 			fo = fineTune(fo, prev, o.FineTuneFraction)
 		}
 	}
+	set, err := s.trainSet(ctx, o, enc, normal, seen, feats, prev, report)
+	if err != nil {
+		return storage.ModelRecord{}, nil, err
+	}
+	var events []any
+	m, err := pipeline.Fit(ctx, s.rt, set, fo, func(e progress.Event) {
+		if e.Stage == progress.Train && (e.Done == e.Total || e.Done%max(1, e.Total/e.Epochs) == 0) {
+			events = append(events, e)
+		}
+		report(e)
+	})
+	if err != nil {
+		return storage.ModelRecord{}, nil, err
+	}
+	m.Meta.NormalBankKey = key
+	report(progress.Event{Stage: progress.Save})
+	rec, err := s.storeModel(ctx, m, enc.Card().Name, o.Notes, events)
+	if err != nil {
+		return storage.ModelRecord{}, nil, err
+	}
+	return rec, m, nil
+}
+
+// trainSet gathers the training set: normal and seen images with their
+// features (and masks), and for DMAD the synthetic-defect patches, reused
+// from prev when it has them.
+func (s *Session) trainSet(ctx context.Context, o TrainOptions, enc *encoder.Encoder, normal, seen []storage.ImageRecord,
+	feats []*mat.Matrix, prev *pipeline.Model, report progress.Func) (pipeline.TrainSet, error) {
 	set := pipeline.TrainSet{}
 	normalPaths := make([]string, len(normal))
 	for i, r := range normal {
@@ -118,100 +201,93 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, progress func(Progr
 	for i, r := range seen {
 		m, err := s.Store.Mask(r.ID)
 		if err != nil {
-			return storage.ModelRecord{}, nil, fmt.Errorf("mask of seen anomaly %s: %w", r.Path, err)
+			return set, fmt.Errorf("mask of seen anomaly %s: %w", r.Path, err)
 		}
 		set.Seen = append(set.Seen, pipeline.Image{ID: int32(len(normal) + i), Category: r.Category, Features: feats[len(normal)+i], Mask: m})
 	}
-	if o.Method == pipeline.DMAD && prev != nil && prev.Anomaly != nil && prev.Anomaly.Count(banks.KindOOD) > 0 {
+	if o.Method != pipeline.DMAD {
+		return set, nil
+	}
+	if prev != nil && prev.Anomaly != nil && prev.Anomaly.Count(banks.KindOOD) > 0 {
 		set.OOD = oodRows(prev.Anomaly)
-	} else if o.Method == pipeline.DMAD {
-		set.OOD, err = pipeline.OODPatches(ctx, enc, normalPaths, min(o.OODImages, 4*len(normalPaths)), o.Fit.Seed,
-			func(d, t int) { progress(Progress{Stage: "synthetic", Done: d, Total: t}) })
-		if err != nil {
-			return storage.ModelRecord{}, nil, err
-		}
+		return set, nil
 	}
-	var events []any
-	m, err := pipeline.Fit(ctx, s.rt, set, fo, func(e pipeline.Event) {
-		if e.Stage == "train" && e.Done == e.Total || e.Stage == "train" && e.Done%max(1, e.Total/e.Epochs) == 0 {
-			events = append(events, e)
-		}
-		progress(e)
-	})
+	var err error
+	set.OOD, err = pipeline.OODPatches(ctx, enc, normalPaths, min(o.OODImages, 4*len(normalPaths)), o.Fit.Seed, report)
+	return set, err
+}
+
+// storeModel saves m as the new active model with its training log.
+func (s *Session) storeModel(ctx context.Context, m *pipeline.Model, backboneName, notes string, events []any) (storage.ModelRecord, error) {
+	meta, err := json.Marshal(m.Meta)
 	if err != nil {
-		return storage.ModelRecord{}, nil, err
+		return storage.ModelRecord{}, fmt.Errorf("model metadata: %w", err)
 	}
-	m.Meta.NormalBankKey = key
-	meta, _ := json.Marshal(m.Meta)
-	rec := &storage.ModelRecord{BackboneID: enc.Card().Name, Config: meta, Notes: o.Notes, Active: true,
+	rec := &storage.ModelRecord{BackboneID: backboneName, Config: meta, Notes: notes, Active: true,
 		Thresholds: map[string]float64{"image": float64(m.Meta.Threshold)}}
 	for c, t := range m.Meta.CategoryThresholds {
 		rec.Thresholds["image/"+c] = float64(t)
 	}
 	parts, err := m.Parts()
 	if err != nil {
-		return storage.ModelRecord{}, nil, err
+		return storage.ModelRecord{}, err
 	}
-	progress(Progress{Stage: "save"})
 	if err := s.Store.SaveModel(ctx, rec, parts); err != nil {
-		return storage.ModelRecord{}, nil, fmt.Errorf("save model: %w", err)
+		return storage.ModelRecord{}, fmt.Errorf("save model: %w", err)
 	}
 	if len(events) > 0 {
 		if err := s.Store.AppendTrainingLog(rec.Version, events...); err != nil {
 			s.log.Warn("training log not saved", "err", err)
 		}
 	}
-	return *rec, m, nil
+	return *rec, nil
 }
 
 // Scored is one image scored by Evaluate or Inspect.
 type Scored struct {
 	Record storage.ImageRecord // ID 0 for images outside the project
+	// MaskPath is the ground-truth mask file of an inspected image ("" when
+	// there is none; Evaluate reads masks from the project).
+	MaskPath string
 	pipeline.ImageResult
 	// Map is the anomaly map at MapSize×MapSize (the encoder's input geometry).
 	Map     []float32
 	MapSize int
 }
 
+// EvalOptions configure Session.Evaluate.
+type EvalOptions struct {
+	// Version is the model version; ≤ 0 means the active one.
+	Version int
+	// NoSave computes the metrics without storing the run, so a project on
+	// read-only media (opened with OpenOptions.ReadOnly) can be evaluated.
+	NoSave bool
+}
+
 // EvalResult is an evaluation of the test split.
 type EvalResult struct {
 	ModelVersion int
+	Model        *pipeline.Model
 	Threshold    float32
-	PerCategory  map[string]pipeline.Metrics
-	Mean         pipeline.Metrics
+	PerCategory  map[string]metrics.Summary
+	Mean         metrics.Summary
 	Images       []Scored
-	RunID        uint64
+	RunID        uint64 // 0 with EvalOptions.NoSave
 }
 
 // Evaluate scores the project's test images (of the model's categories)
-// with a stored model (version ≤ 0: the active one), computes the metrics,
-// and stores the run with per-image scores and small anomaly maps.
-func (s *Session) Evaluate(ctx context.Context, version int, progress func(Progress)) (*EvalResult, error) {
-	if progress == nil {
-		progress = func(Progress) {}
-	}
-	m, rec, err := s.loadModel(version)
+// with a stored model, computes the metrics, and (unless o.NoSave) stores
+// the run with per-image scores and small anomaly maps.
+func (s *Session) Evaluate(ctx context.Context, o EvalOptions, report progress.Func) (*EvalResult, error) {
+	m, rec, err := s.loadModel(o.Version)
 	if err != nil {
 		return nil, err
 	}
-	cats := map[string]bool{}
-	for _, c := range m.Meta.Categories {
-		cats[c] = true
-	}
-	all, err := s.Store.Images(storage.ImageFilter{Split: storage.SplitTest})
+	test, err := s.testImages(m.Meta.Categories)
 	if err != nil {
 		return nil, err
 	}
-	var test []storage.ImageRecord
-	for _, r := range all {
-		if cats[r.Category] && !r.Seen {
-			test = append(test, r)
-		}
-	}
-	if len(test) == 0 {
-		return nil, errors.New("no test images for the model's categories")
-	}
-	scored, err := s.score(ctx, m, test, nil, progress)
+	scored, err := s.score(ctx, m, test, report)
 	if err != nil {
 		return nil, err
 	}
@@ -234,13 +310,15 @@ func (s *Session) Evaluate(ctx context.Context, version int, progress func(Progr
 	if err != nil {
 		return nil, err
 	}
-	res := &EvalResult{ModelVersion: rec.Version, Threshold: m.Meta.Threshold, PerCategory: per, Mean: mean, Images: scored}
+	res := &EvalResult{ModelVersion: rec.Version, Model: m, Threshold: m.Meta.Threshold, PerCategory: per, Mean: mean, Images: scored}
+	if o.NoSave {
+		return res, nil
+	}
 	run := &storage.RunRecord{ModelVersion: rec.Version, Name: "evaluation " + time.Now().Format("2006-01-02 15:04"),
-		Metrics: metricsMap(mean)}
+		Metrics: map[string]float64{}}
+	mean.Put(run.Metrics, "")
 	for c, pm := range per {
-		for k, v := range metricsMap(pm) {
-			run.Metrics[c+"/"+k] = v
-		}
+		pm.Put(run.Metrics, c+"/")
 	}
 	for _, sc := range scored {
 		run.PerImage = append(run.PerImage, imageResult(sc, m))
@@ -252,30 +330,113 @@ func (s *Session) Evaluate(ctx context.Context, version int, progress func(Progr
 	return res, nil
 }
 
-// Inspect scores image files (inside or outside the project) with a stored
-// model. Features of files outside the project are not cached.
-func (s *Session) Inspect(ctx context.Context, version int, samples []dataset.Sample, progress func(Progress)) ([]Scored, *pipeline.Model, error) {
-	m, _, err := s.loadModel(version)
+// testImages are the project's test images of the categories, without the
+// seen anomalies (they were trained on).
+func (s *Session) testImages(categories []string) ([]storage.ImageRecord, error) {
+	cats := map[string]bool{}
+	for _, c := range categories {
+		cats[c] = true
+	}
+	all, err := s.Store.Images(storage.ImageFilter{Split: storage.SplitTest})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	var test []storage.ImageRecord
+	for _, r := range all {
+		if cats[r.Category] && !r.Seen {
+			test = append(test, r)
+		}
+	}
+	if len(test) == 0 {
+		return nil, errors.New("no test images for the model's categories")
+	}
+	return test, nil
+}
+
+// InspectResult is an inspection of image files.
+type InspectResult struct {
+	ModelVersion int
+	Model        *pipeline.Model
+	// Images are in the order of the samples; Record.ID is the project's
+	// id of an image the project holds, 0 otherwise.
+	Images []Scored
+	// PerCategory and Mean are the metrics when every image's label is
+	// known and every category has good and defective images (an MVTec AD
+	// or VisA test folder); PerCategory is nil otherwise.
+	PerCategory map[string]metrics.Summary
+	Mean        metrics.Summary
+}
+
+// Inspect scores image files (inside or outside the project) with a stored
+// model (version ≤ 0: the active one) and, when every sample is labelled,
+// computes the metrics. Nothing is written to the project: features of
+// inspected files are not cached, so a read-only project can inspect.
+func (s *Session) Inspect(ctx context.Context, version int, samples []dataset.Sample, report progress.Func) (*InspectResult, error) {
+	m, rec, err := s.loadModel(version)
+	if err != nil {
+		return nil, err
 	}
 	recs := make([]storage.ImageRecord, len(samples))
 	for i, smp := range samples {
-		recs[i] = storage.ImageRecord{Path: smp.Path, Category: smp.Category, Label: -1}
-		if smp.Label == dataset.Good {
-			recs[i].Label = storage.LabelNormal
-		} else if smp.Label == dataset.Defect {
-			recs[i].Label = storage.LabelAnomalous
+		recs[i] = storage.ImageRecord{Path: smp.Path, Category: smp.Category, Label: storageLabel(smp.Label)}
+	}
+	scored, err := s.score(ctx, m, recs, report)
+	if err != nil {
+		return nil, err
+	}
+	res := &InspectResult{ModelVersion: rec.Version, Model: m, Images: scored}
+	labelled := len(samples) > 0
+	items := make([]pipeline.Scored, len(scored))
+	for i := range scored {
+		sc := &scored[i]
+		sc.MaskPath = samples[i].MaskPath
+		if r, err := s.Store.ImageByPath(sc.Record.Path); err == nil {
+			sc.Record.ID = r.ID
+		}
+		labelled = labelled && samples[i].Label != dataset.Unlabeled
+		items[i] = pipeline.Scored{Path: sc.Record.Path, Category: sc.Record.Category,
+			Anomalous: samples[i].Label == dataset.Defect, MaskPath: sc.MaskPath, Result: sc.ImageResult}
+	}
+	if !labelled || !bothClasses(items) {
+		return res, nil
+	}
+	enc, err := s.Encoder()
+	if err != nil {
+		return nil, err
+	}
+	h0, w0 := enc.Grid()
+	if res.PerCategory, res.Mean, err = pipeline.Evaluate(ctx, items, h0, w0, enc.Config()); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// bothClasses reports whether every category has normal and anomalous
+// images: the metrics are undefined otherwise.
+func bothClasses(items []pipeline.Scored) bool {
+	type count struct{ normal, anomalous int }
+	per := map[string]count{}
+	for _, it := range items {
+		c := per[it.Category]
+		if it.Anomalous {
+			c.anomalous++
+		} else {
+			c.normal++
+		}
+		per[it.Category] = c
+	}
+	for _, c := range per {
+		if c.normal == 0 || c.anomalous == 0 {
+			return false
 		}
 	}
-	scored, err := s.score(ctx, m, recs, nil, progress)
-	return scored, m, err
+	return true
 }
 
 // score encodes (cached for project images) and scores recs.
-func (s *Session) score(ctx context.Context, m *pipeline.Model, recs []storage.ImageRecord, _ any, progress func(Progress)) ([]Scored, error) {
-	if progress == nil {
-		progress = func(Progress) {}
+func (s *Session) score(ctx context.Context, m *pipeline.Model, recs []storage.ImageRecord, report progress.Func) ([]Scored, error) {
+	if report == nil {
+		report = func(progress.Event) {}
 	}
 	enc, err := s.Encoder()
 	if err != nil {
@@ -284,21 +445,21 @@ func (s *Session) score(ctx context.Context, m *pipeline.Model, recs []storage.I
 	if enc.ID() != m.Meta.EncoderID {
 		return nil, fmt.Errorf("the model was trained on features %s but the project now computes %s: restore the project's backbone/input size or retrain", m.Meta.EncoderID, enc.ID())
 	}
-	var inProject []storage.ImageRecord
+	inProject := 0
 	for _, r := range recs {
 		if r.ID != 0 {
-			inProject = append(inProject, r)
+			inProject++
 		}
 	}
-	feats := make([]*mat.Matrix, len(recs))
-	if len(inProject) == len(recs) {
-		feats, err = s.Features(ctx, recs, func(d, t int) { progress(Progress{Stage: "features", Done: d, Total: t}) })
+	var feats []*mat.Matrix
+	if inProject == len(recs) {
+		feats, err = s.Features(ctx, recs, report)
 	} else {
 		paths := make([]string, len(recs))
 		for i, r := range recs {
 			paths[i] = r.Path
 		}
-		feats, err = pipeline.Encode(ctx, enc, paths, nil, func(d, t int) { progress(Progress{Stage: "features", Done: d, Total: t}) })
+		feats, err = pipeline.Encode(ctx, enc, paths, nil, report)
 	}
 	if err != nil {
 		return nil, err
@@ -308,7 +469,7 @@ func (s *Session) score(ctx context.Context, m *pipeline.Model, recs []storage.I
 		return nil, err
 	}
 	defer sc.Close()
-	res, err := sc.ScoreImages(ctx, feats, func(d, t int) { progress(Progress{Stage: "score", Done: d, Total: t}) })
+	res, err := sc.ScoreImages(ctx, feats, report)
 	if err != nil {
 		return nil, err
 	}
@@ -327,19 +488,14 @@ const ThumbMapSize = 64
 func imageResult(sc Scored, m *pipeline.Model) storage.ImageResult {
 	r := storage.ImageResult{ImageID: sc.Record.ID, Path: sc.Record.Path, Category: sc.Record.Category,
 		Score: float64(sc.Score), Label: sc.Record.Label}
-	small := pipeline.ResampleBox(sc.Map, sc.MapSize, sc.MapSize, ThumbMapSize, ThumbMapSize)
+	small := heatmap.ResampleBox(sc.Map, sc.MapSize, sc.MapSize, ThumbMapSize, ThumbMapSize)
 	if am, err := storage.QuantizeMap(ThumbMapSize, ThumbMapSize, small, m.Meta.MapLo, max(m.Meta.MapHi, m.Meta.Threshold*1.5, m.Meta.MapLo+1e-6)); err == nil {
 		r.Map = am
 	}
 	return r
 }
 
-func metricsMap(m pipeline.Metrics) map[string]float64 {
-	return map[string]float64{"image_auroc": m.ImageAUROC, "image_ap": m.ImageAP, "image_f1max": m.ImageF1Max,
-		"pixel_auroc": m.PixelAUROC, "pixel_ap": m.PixelAP, "pro": m.PRO}
-}
-
-// Categories lists the project's categories with image counts.
+// Categories lists the names of the project's categories, sorted.
 func (s *Session) Categories() ([]string, error) {
 	cs, err := s.Store.Categories()
 	if err != nil {
@@ -359,7 +515,7 @@ func normalBankKey(encID string, o pipeline.Options, normal []storage.ImageRecor
 	h := sha256.New()
 	ratio := o.CoresetRatio
 	if ratio <= 0 {
-		ratio = 0.02
+		ratio = pipeline.DefaultCoresetRatio
 	}
 	fmt.Fprintf(h, "%s\x00%g\x00%d\x00", encID, ratio, o.Seed)
 	for _, r := range normal {

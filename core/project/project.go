@@ -22,6 +22,7 @@ import (
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
 	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/storage"
 )
 
@@ -31,30 +32,52 @@ type Session struct {
 	Store *storage.Project
 	rt    *ort.Runtime
 	log   *slog.Logger
+	// readOnly sessions compute but never cache features.
+	readOnly bool
 
 	mu  sync.Mutex
 	enc *encoder.Encoder
 }
 
-// Open opens (or, with create, creates) the project file at path. The
-// runtime is used for every engine call.
-func Open(path string, create bool, rt *ort.Runtime, log *slog.Logger) (*Session, error) {
+// OpenOptions say how Open treats the project file.
+type OpenOptions struct {
+	// Create makes a new project when the file does not exist.
+	Create bool
+	// ReadOnly opens without writing anything (read-only media, several
+	// readers of one project): evaluation must not save its run, and
+	// features are computed but not cached.
+	ReadOnly bool
+}
+
+// Open opens (or, with o.Create, creates) the project file at path. The
+// runtime is used for every engine call. Created reports whether the file
+// was made by this call, so a command that then fails can remove it. An
+// empty file is refused, never rewritten.
+func Open(path string, o OpenOptions, rt *ort.Runtime, log *slog.Logger) (s *Session, created bool, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	var p *storage.Project
-	var err error
-	if _, statErr := os.Stat(path); errors.Is(statErr, os.ErrNotExist) && create {
+	st, statErr := os.Stat(path)
+	switch {
+	case errors.Is(statErr, os.ErrNotExist) && o.Create && !o.ReadOnly:
 		name := filepath.Base(path)
 		name = name[:len(name)-len(filepath.Ext(name))]
 		p, err = storage.Create(path, name)
-	} else {
-		p, err = storage.Open(path, storage.Options{})
+		created = err == nil
+	case statErr != nil:
+		return nil, false, fmt.Errorf("project %s: %w", path, statErr)
+	case st.IsDir():
+		return nil, false, fmt.Errorf("project %s: is a folder, not a project file", path)
+	case st.Size() == 0:
+		return nil, false, fmt.Errorf("project %s: the file is empty (0 bytes), not a project", path)
+	default:
+		p, err = storage.Open(path, storage.Options{ReadOnly: o.ReadOnly, Logger: log})
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return &Session{Store: p, rt: rt, log: log}, nil
+	return &Session{Store: p, rt: rt, log: log, readOnly: o.ReadOnly}, created, nil
 }
 
 // Close closes the encoder and the project file.
@@ -123,7 +146,8 @@ func (s *Session) Encoder() (*encoder.Encoder, error) {
 // ImportDataset adds a dataset's images to the project (paths and content
 // hashes; files stay where they are) with their ground-truth masks. Images
 // already in the project are updated, not duplicated.
-func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, progress func(done, total int)) ([]storage.ImageRecord, error) {
+func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, report progress.Func) ([]storage.ImageRecord, error) {
+	count := report.Counter(progress.Import)
 	recs := make([]*storage.ImageRecord, 0, len(ds.Samples))
 	for i, smp := range ds.Samples {
 		if err := ctx.Err(); err != nil {
@@ -146,8 +170,8 @@ func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, progre
 		}
 		rec.SHA256, rec.Width, rec.Height = sha, w, h
 		recs = append(recs, rec)
-		if progress != nil && i%32 == 0 {
-			progress(i, len(ds.Samples)*2)
+		if i%32 == 0 {
+			count(i, len(ds.Samples)*2)
 		}
 	}
 	if err := s.Store.PutImages(recs); err != nil {
@@ -167,8 +191,8 @@ func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, progre
 		if err := s.Store.PutMask(recs[i].ID, m); err != nil {
 			return nil, err
 		}
-		if progress != nil && i%32 == 0 {
-			progress(len(ds.Samples)+i, len(ds.Samples)*2)
+		if i%32 == 0 {
+			count(len(ds.Samples)+i, len(ds.Samples)*2)
 		}
 	}
 	for _, smp := range ds.Samples {
@@ -180,9 +204,7 @@ func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, progre
 	for i, r := range recs {
 		out[i] = *r
 	}
-	if progress != nil {
-		progress(1, 1)
-	}
+	count(1, 1)
 	return out, nil
 }
 
@@ -248,7 +270,7 @@ func (c *featureCache) flush(ctx context.Context) error {
 
 // Features returns the patch features of project images, from the cache or
 // computed (and then cached).
-func (s *Session) Features(ctx context.Context, recs []storage.ImageRecord, progress func(done, total int)) ([]*mat.Matrix, error) {
+func (s *Session) Features(ctx context.Context, recs []storage.ImageRecord, report progress.Func) ([]*mat.Matrix, error) {
 	enc, err := s.Encoder()
 	if err != nil {
 		return nil, err
@@ -259,9 +281,12 @@ func (s *Session) Features(ctx context.Context, recs []storage.ImageRecord, prog
 		paths[i] = r.Path
 		cache.ids[r.Path] = r.ID
 	}
-	feats, err := pipeline.Encode(ctx, enc, paths, cache, progress)
+	feats, err := pipeline.Encode(ctx, enc, paths, cache, report)
 	if err != nil {
 		return nil, err
+	}
+	if s.readOnly {
+		return feats, nil
 	}
 	if err := cache.flush(ctx); err != nil {
 		return nil, fmt.Errorf("cache features: %w", err)
@@ -297,4 +322,38 @@ func (s *Session) loadModel(version int) (*pipeline.Model, storage.ModelRecord, 
 // LoadModel loads a stored model; version ≤ 0 means the active one.
 func (s *Session) LoadModel(version int) (*pipeline.Model, storage.ModelRecord, error) {
 	return s.loadModel(version)
+}
+
+// storageLabel is the project's label of a dataset label.
+func storageLabel(l dataset.Label) int {
+	switch l {
+	case dataset.Good:
+		return storage.LabelNormal
+	case dataset.Defect:
+		return storage.LabelAnomalous
+	}
+	return storage.LabelUnknown
+}
+
+// LabelName names a project label: "good", "defect", or "" when unknown.
+func LabelName(label int) string {
+	switch label {
+	case storage.LabelNormal:
+		return dataset.Good.String()
+	case storage.LabelAnomalous:
+		return dataset.Defect.String()
+	}
+	return ""
+}
+
+// LabelByName is LabelName's inverse: the project label of "good" or
+// "defect", storage.LabelUnknown for anything else.
+func LabelByName(name string) int {
+	switch name {
+	case dataset.Good.String():
+		return storage.LabelNormal
+	case dataset.Defect.String():
+		return storage.LabelAnomalous
+	}
+	return storage.LabelUnknown
 }

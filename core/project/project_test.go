@@ -11,6 +11,7 @@ import (
 	"github.com/dmad/workstation/core/encoder/encodertest"
 	"github.com/dmad/workstation/core/ort"
 	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/synth"
 	"github.com/dmad/workstation/core/train"
 	"github.com/dmad/workstation/storage"
@@ -32,7 +33,7 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	s, err := Open(filepath.Join(root, "p.db"), true, rt, nil)
+	s, _, err := Open(filepath.Join(root, "p.db"), OpenOptions{Create: true}, rt, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +89,8 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 	if err := s.MarkSeen(ids, true); err != nil {
 		t.Fatal(err)
 	}
-	var stages []string
-	rec2, m2, err := s.Train(ctx, TrainOptions{Semi: true, Fit: fit, OODImages: 6}, func(e Progress) {
+	var stages []progress.Stage
+	rec2, m2, err := s.Train(ctx, TrainOptions{Semi: true, Fit: fit, OODImages: 6}, func(e progress.Event) {
 		if !slices.Contains(stages, e.Stage) {
 			stages = append(stages, e.Stage)
 		}
@@ -102,7 +103,7 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 	}
 	// The normal images did not change: the bank and the synthetic defects
 	// are reused, not rebuilt.
-	if slices.Contains(stages, "bank") || slices.Contains(stages, "synthetic") {
+	if slices.Contains(stages, progress.Bank) || slices.Contains(stages, progress.Synthetic) {
 		t.Fatalf("retraining rebuilt the normal bank or the synthetic defects: stages %v", stages)
 	}
 	if !slices.Equal(m1.Normal.Features.Data, m2.Normal.Features.Data) {
@@ -114,18 +115,18 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 	}
 	// A full retrain rebuilds the bank.
 	stages = nil
-	if _, _, err := s.Train(ctx, TrainOptions{Semi: true, Fit: fit, OODImages: 6, FullRetrain: true}, func(e Progress) {
+	if _, _, err := s.Train(ctx, TrainOptions{Semi: true, Fit: fit, OODImages: 6, FullRetrain: true}, func(e progress.Event) {
 		if !slices.Contains(stages, e.Stage) {
 			stages = append(stages, e.Stage)
 		}
-	}); err != nil || !slices.Contains(stages, "bank") {
+	}); err != nil || !slices.Contains(stages, progress.Bank) {
 		t.Fatalf("full retrain: %v, stages %v", err, stages)
 	}
 	if active, _ := s.Store.ActiveModel(); active.Version != 3 {
 		t.Fatalf("active model %d", active.Version)
 	}
 
-	res, err := s.Evaluate(ctx, 0, nil)
+	res, err := s.Evaluate(ctx, EvalOptions{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,8 +142,8 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 		t.Fatalf("stored map: %v", err)
 	}
 
-	scored, _, err := s.Inspect(ctx, 1, ds.Test()[:3], nil)
-	if err != nil || len(scored) != 3 || scored[0].MapSize != 64 {
+	ins, err := s.Inspect(ctx, 1, ds.Test()[:3], nil)
+	if err != nil || len(ins.Images) != 3 || ins.Images[0].MapSize != 64 {
 		t.Fatalf("inspect: %v", err)
 	}
 }

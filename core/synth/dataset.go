@@ -38,7 +38,12 @@ func (o DatasetOptions) withDefaults() DatasetOptions {
 }
 
 // surfaceNames are the category looks, in the order categories are named.
-func surfaceNames() [5]string { return [5]string{"tile", "disc", "fabric", "wood", "grid"} }
+// surfaceCount is the number of distinct synthetic looks.
+const surfaceCount = 5
+
+func surfaceNames() [surfaceCount]string {
+	return [surfaceCount]string{"tile", "disc", "fabric", "wood", "grid"}
+}
 
 // CategoryNames returns the names of the first n synthetic categories:
 // "tile" (textured stone surface), "disc" (a round object on a
@@ -178,7 +183,7 @@ func newSurface(ci int, seed int64) surface {
 		}
 		return img
 	}
-	switch ci % len(surfaceNames()) {
+	switch ci % surfaceCount {
 	case 0: // tile: stone-like value noise with fine grain
 		return func(rng *rand.Rand, size int) *image.RGBA {
 			coarse := valueNoise(rng, float64(size)/8)

@@ -60,14 +60,15 @@ func BenchmarkTrainStep(b *testing.B) {
 			bat := newBatcher(data, m.Config, bn, bc.bs, cfg.NoiseStd/m.Std.KScale, rng)
 			b.ResetTimer()
 			for b.Loop() {
-				in := make([]ort.Tensor, 0, len(io.inputs))
-				for i, p := range ps {
-					in = append(in, ort.F32Tensor(state[i][0], p.Dims...), ort.F32Tensor(state[i][1], p.Dims...), ort.F32Tensor(state[i][2], p.Dims...))
-				}
-				in = append(in, ort.F32Tensor([]float32{1e-4}, 1), ort.F32Tensor([]float32{1e-4}, 1),
-					ort.F32Tensor([]float32{0.1}, 1), ort.F32Tensor([]float32{0.001}, 1))
+				feed := stepFeed{}
+				feed.putParams(ps, state)
+				feed.putSchedule(schedule{lr: 1e-4, lrProj: 1e-4, bc1: 0.1, bc2: 0.001})
 				bat.shuffle()
-				in = bat.next(0, in)
+				bat.next(0, feed)
+				in, err := io.order(feed)
+				if err != nil {
+					b.Fatal(err)
+				}
 				res, err := sess.Run(in...)
 				if err != nil {
 					b.Fatal(err)

@@ -1,9 +1,12 @@
 package train
 
 import (
+	"fmt"
+
 	"github.com/dmad/workstation/core/autodiff"
 	"github.com/dmad/workstation/core/mapper"
 	"github.com/dmad/workstation/core/onnxgraph"
+	"github.com/dmad/workstation/core/ort"
 )
 
 // Adam constants (torch defaults).
@@ -23,6 +26,44 @@ type stepIO struct {
 	normalAbove, negBelow, anomBelow int
 	grads                            []int // only with debug
 	psi, hidden                      int   // only with debug
+}
+
+// stepFeed is one step's input tensors by graph input name: the loop fills
+// it by name and stepIO.order lays it out in buildStep's order, so the two
+// cannot drift apart silently.
+type stepFeed map[string]ort.Tensor
+
+// putParams sets each parameter's value and Adam moments (p_, m_, v_).
+func (f stepFeed) putParams(ps []mapper.Tensor, state [][3][]float32) {
+	for i, p := range ps {
+		f["p_"+p.Name] = ort.F32Tensor(state[i][0], p.Dims...)
+		f["m_"+p.Name] = ort.F32Tensor(state[i][1], p.Dims...)
+		f["v_"+p.Name] = ort.F32Tensor(state[i][2], p.Dims...)
+	}
+}
+
+// putSchedule sets the step's learning rates and Adam bias corrections.
+func (f stepFeed) putSchedule(s schedule) {
+	f["lr"] = ort.F32Tensor([]float32{s.lr}, 1)
+	f["lr_proj"] = ort.F32Tensor([]float32{s.lrProj}, 1)
+	f["bc1"] = ort.F32Tensor([]float32{s.bc1}, 1)
+	f["bc2"] = ort.F32Tensor([]float32{s.bc2}, 1)
+}
+
+// order returns the feed's tensors in the graph's input order.
+func (io *stepIO) order(f stepFeed) ([]ort.Tensor, error) {
+	if len(f) != len(io.inputs) {
+		return nil, fmt.Errorf("train: step feed has %d inputs, the graph %d", len(f), len(io.inputs))
+	}
+	in := make([]ort.Tensor, len(io.inputs))
+	for i, name := range io.inputs {
+		t, ok := f[name]
+		if !ok {
+			return nil, fmt.Errorf("train: step input %s not fed", name)
+		}
+		in[i] = t
+	}
+	return in, nil
 }
 
 // buildStep emits the whole training step as one ONNX graph: forward on a

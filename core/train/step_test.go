@@ -80,23 +80,31 @@ func newFixture(t *testing.T, rt *ort.Runtime, mc mapper.Config, cfg Config, bn,
 	}
 	t.Cleanup(func() { sess.Close() })
 	f := &stepFixture{m: m, io: io, sess: sess, bn: bn, bs: bs}
-	for _, p := range m.Params() {
+	ps := m.Params()
+	state := make([][3][]float32, len(ps))
+	for k, p := range ps {
 		mom := make([]float32, len(p.Data))
 		v := make([]float32, len(p.Data))
 		for i := range mom {
 			mom[i] = float32(0.01 * rng.NormFloat64())
 			v[i] = float32(1e-4 * rng.Float64())
 		}
-		f.in = append(f.in, ort.F32Tensor(p.Data, p.Dims...), ort.F32Tensor(mom, p.Dims...), ort.F32Tensor(v, p.Dims...))
+		state[k] = [3][]float32{p.Data, mom, v}
 	}
-	f.in = append(f.in, ort.F32Tensor([]float32{0.01}, 1), ort.F32Tensor([]float32{0.005}, 1),
-		ort.F32Tensor([]float32{0.19}, 1), ort.F32Tensor([]float32{0.002}, 1))
+	feed := stepFeed{}
+	feed.putParams(ps, state)
+	feed.putSchedule(schedule{lr: 0.01, lrProj: 0.005, bc1: 0.19, bc2: 0.002})
 	data := Data{Normal: normal}
 	if bs > 0 {
 		data.Seen = randPatches(rng, bs, mc.C, 2)
 	}
 	bat := newBatcher(data, m.Config, bn, bs, cfg.NoiseStd/m.Std.KScale, rng)
-	f.in = bat.next(0, f.in)
+	bat.next(0, feed)
+	in, err := io.order(feed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.in = in
 	return f
 }
 
@@ -302,5 +310,25 @@ func TestStepForwardMatchesScorer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStepFeedOrder: the feed is laid out in the graph's input order, and a
+// missing or extra input is an error instead of a silent shift.
+func TestStepFeedOrder(t *testing.T) {
+	io := stepIO{inputs: []string{"lr", "eps", "qn"}}
+	a, b, c := ort.F32Tensor([]float32{1}, 1), ort.F32Tensor([]float32{2}, 1), ort.F32Tensor([]float32{3}, 1)
+	in, err := io.order(stepFeed{"qn": c, "lr": a, "eps": b})
+	if err != nil || len(in) != 3 || in[0].F32[0] != 1 || in[1].F32[0] != 2 || in[2].F32[0] != 3 {
+		t.Fatalf("order: %v %v", in, err)
+	}
+	if _, err := io.order(stepFeed{"qn": c, "lr": a}); err == nil {
+		t.Error("a missing input was accepted")
+	}
+	if _, err := io.order(stepFeed{"qn": c, "lr": a, "eps": b, "qa": c}); err == nil {
+		t.Error("an extra input was accepted")
+	}
+	if _, err := io.order(stepFeed{"qn": c, "lr": a, "epsilon": b}); err == nil {
+		t.Error("a misnamed input was accepted")
 	}
 }

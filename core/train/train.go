@@ -18,6 +18,7 @@ import (
 	"github.com/dmad/workstation/core/mapper"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/progress"
 )
 
 // Patches are cached knowledge for a set of patches, one row each: the
@@ -92,9 +93,9 @@ type Config struct {
 	// NoiseStd is the standard deviation of the pseudo-negative noise per
 	// feature dimension, relative to the RMS per dimension of the normal
 	// residuals k·n: 1 makes ‖ε‖ about as large as a typical normal ‖k·n‖
-	// (pseudo-negatives then overlap the normal patches heavily); the
-	// default 2 puts them clearly off the normal manifold. Chosen on
-	// synthetic data, not yet tuned on real features.
+	// (pseudo-negatives then overlap the normal patches heavily), 2 puts
+	// them clearly off the normal manifold. DefaultConfig uses 1 (see there
+	// why).
 	NoiseStd float32
 	// Seed fixes initialisation, shuffling and noise.
 	Seed uint64
@@ -117,18 +118,6 @@ func DefaultConfig(c int) Config {
 		LR: 2e-4, LRProj: 1e-4, WeightDecay: 1e-5, WeightDecayProj: 1e-2,
 		Margin: 0.5, Lambda1: 1, Lambda2: 10, NoiseStd: 1, Seed: 1,
 	}
-}
-
-// Event reports training progress after every step.
-type Event struct {
-	Stage         string // "train"
-	Epoch, Epochs int    // 1-based epoch
-	Step, Steps   int    // 1-based step over the whole run
-	Loss          float64
-	// NormalAbove is the fraction of the step's normal patches with Ψ > m,
-	// NegBelow that of pseudo-negatives with Ψ < −m, AnomBelow that of
-	// seen anomalies with Ψ < −m (0 without seen anomalies).
-	NormalAbove, NegBelow, AnomBelow float64
 }
 
 // EpochLog summarises one epoch (means over its steps).
@@ -167,43 +156,20 @@ func (c Config) validate() error {
 
 // Train fits a mapper to data and returns it with the run's log. It is
 // deterministic for a seed on a given runtime configuration (one intra-op
-// thread guarantees bit-identical runs). progress, when not nil, gets an
-// Event after every step. Cancelling ctx stops training within one step and
-// returns ctx.Err().
-func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, progress func(Event)) (*mapper.Model, Log, error) {
+// thread guarantees bit-identical runs). report, when not nil, gets a
+// progress.Train event after every step (Done and Total count steps).
+// Cancelling ctx stops training within one step and returns ctx.Err().
+// Errors start with "train" (callers need not wrap them again).
+func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report progress.Func) (*mapper.Model, Log, error) {
 	var lg Log
 	if err := cfg.validate(); err != nil {
 		return nil, lg, err
 	}
-	var model *mapper.Model
-	if cfg.Start != nil {
-		model = cfg.Start.Clone()
-	} else {
-		var err error
-		if model, err = mapper.Init(cfg.Mapper, cfg.Seed); err != nil {
-			return nil, lg, err
-		}
+	model, err := startModel(cfg, data)
+	if err != nil {
+		return nil, lg, err
 	}
 	mc := model.Config
-	if data.Normal.Len() < 2 {
-		return nil, lg, fmt.Errorf("train: %d normal patches, need at least 2", data.Normal.Len())
-	}
-	if err := data.Normal.check("normal", mc.C, mc.Distances); err != nil {
-		return nil, lg, fmt.Errorf("train: %w", err)
-	}
-	if err := data.Seen.check("seen-anomaly", mc.C, mc.Distances); err != nil {
-		return nil, lg, fmt.Errorf("train: %w", err)
-	}
-	if cfg.Start == nil {
-		std, err := mapper.FitStandardization(data.Normal.Q, data.Normal.KN, data.Normal.DN)
-		if err != nil {
-			return nil, lg, fmt.Errorf("train: %w", err)
-		}
-		if !mc.Distances {
-			std.DMean, std.DScale = 0, 1
-		}
-		model.Std = std
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -256,18 +222,15 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, progress
 				return nil, lg, err
 			}
 			step++
-			frac := 0.5 * (1 + math.Cos(math.Pi*float64(step-1)/float64(total)))
-			lr := float32(float64(cfg.LR) * frac)
-			lrProj := float32(float64(cfg.LRProj) * frac)
-			bc1 := float32(1 - math.Pow(adamBeta1, float64(step)))
-			bc2 := float32(1 - math.Pow(adamBeta2, float64(step)))
-			in := make([]ort.Tensor, 0, len(io.inputs))
-			for i, p := range ps {
-				in = append(in, ort.F32Tensor(state[i][0], p.Dims...), ort.F32Tensor(state[i][1], p.Dims...), ort.F32Tensor(state[i][2], p.Dims...))
+			sch := scheduleAt(cfg, step, total)
+			feed := stepFeed{}
+			feed.putParams(ps, state)
+			feed.putSchedule(sch)
+			bat.next(s, feed)
+			in, err := io.order(feed)
+			if err != nil {
+				return nil, lg, err
 			}
-			in = append(in, ort.F32Tensor([]float32{lr}, 1), ort.F32Tensor([]float32{lrProj}, 1),
-				ort.F32Tensor([]float32{bc1}, 1), ort.F32Tensor([]float32{bc2}, 1))
-			in = bat.next(s, in)
 			res, err := sess.Run(in...)
 			if err != nil {
 				return nil, lg, fmt.Errorf("train: step %d: %w", step, err)
@@ -275,31 +238,18 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, progress
 			for i := range ps {
 				state[i] = [3][]float32{res[io.newParam[i]].F32, res[io.newM[i]].F32, res[io.newV[i]].F32}
 			}
-			mom := mc.BNMomentum
-			unbias := float32(rows / (rows - 1))
-			for j, mu := range res[io.bnMean].F32 {
-				runMean[j] = (1-mom)*runMean[j] + mom*mu
-				runVar[j] = (1-mom)*runVar[j] + mom*res[io.bnVar].F32[j]*unbias
-			}
-			ev := Event{Stage: "train", Epoch: epoch, Epochs: cfg.Epochs, Step: step, Steps: total,
-				Loss:        float64(res[io.loss].F32[0]),
-				NormalAbove: float64(res[io.normalAbove].F32[0]),
-				NegBelow:    float64(res[io.negBelow].F32[0]),
-			}
-			if io.anomBelow >= 0 {
-				ev.AnomBelow = float64(res[io.anomBelow].F32[0])
-			}
+			updateBatchNorm(runMean, runVar, res[io.bnMean].F32, res[io.bnVar].F32, mc.BNMomentum, rows)
+			ev := io.event(res)
+			ev.Epoch, ev.Epochs, ev.Done, ev.Total = epoch, cfg.Epochs, step, total
 			if math.IsNaN(ev.Loss) || math.IsInf(ev.Loss, 0) {
 				return nil, lg, fmt.Errorf("train: loss is %v at step %d (epoch %d)", ev.Loss, step, epoch)
 			}
+			el.LR = sch.lr
 			el.Loss += ev.Loss
 			el.NormalAbove += ev.NormalAbove
 			el.NegBelow += ev.NegBelow
 			el.AnomBelow += ev.AnomBelow
-			el.LR = lr
-			if progress != nil {
-				progress(ev)
-			}
+			report.Send(ev)
 		}
 		n := float64(stepsPerEpoch)
 		el.Loss /= n
@@ -322,6 +272,84 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, progress
 	copy(model.RunMean, runMean)
 	copy(model.RunVar, runVar)
 	return model, lg, nil
+}
+
+// startModel validates data and returns the model training starts from:
+// cfg.Start (fine-tuning) or a fresh initialisation standardised on the
+// normal patches.
+func startModel(cfg Config, data Data) (*mapper.Model, error) {
+	if cfg.Start != nil {
+		model := cfg.Start.Clone()
+		return model, checkData(model.Config, data)
+	}
+	model, err := mapper.Init(cfg.Mapper, cfg.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	mc := model.Config
+	if err := checkData(mc, data); err != nil {
+		return nil, err
+	}
+	std, err := mapper.FitStandardization(data.Normal.Q, data.Normal.KN, data.Normal.DN)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if !mc.Distances {
+		std.DMean, std.DScale = 0, 1
+	}
+	model.Std = std
+	return model, nil
+}
+
+// checkData checks the training patches against the mapper's width.
+func checkData(mc mapper.Config, data Data) error {
+	if data.Normal.Len() < 2 {
+		return fmt.Errorf("train: %d normal patches, need at least 2", data.Normal.Len())
+	}
+	if err := data.Normal.check("normal", mc.C, mc.Distances); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if err := data.Seen.check("seen-anomaly", mc.C, mc.Distances); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	return nil
+}
+
+// schedule is one step's learning rates (cosine decay) and Adam bias
+// corrections 1−β1ᵗ, 1−β2ᵗ.
+type schedule struct{ lr, lrProj, bc1, bc2 float32 }
+
+func scheduleAt(cfg Config, step, total int) schedule {
+	frac := 0.5 * (1 + math.Cos(math.Pi*float64(step-1)/float64(total)))
+	return schedule{
+		lr:     float32(float64(cfg.LR) * frac),
+		lrProj: float32(float64(cfg.LRProj) * frac),
+		bc1:    float32(1 - math.Pow(adamBeta1, float64(step))),
+		bc2:    float32(1 - math.Pow(adamBeta2, float64(step))),
+	}
+}
+
+// updateBatchNorm folds a step's batch statistics into the running ones
+// (the batch variance unbiased over rows samples).
+func updateBatchNorm(runMean, runVar, mean, variance []float32, mom float32, rows float64) {
+	unbias := float32(rows / (rows - 1))
+	for j, mu := range mean {
+		runMean[j] = (1-mom)*runMean[j] + mom*mu
+		runVar[j] = (1-mom)*runVar[j] + mom*variance[j]*unbias
+	}
+}
+
+// event reads a step's loss terms from its outputs.
+func (io *stepIO) event(res []ort.Tensor) progress.Event {
+	ev := progress.Event{Stage: progress.Train,
+		Loss:        float64(res[io.loss].F32[0]),
+		NormalAbove: float64(res[io.normalAbove].F32[0]),
+		NegBelow:    float64(res[io.negBelow].F32[0]),
+	}
+	if io.anomBelow >= 0 {
+		ev.AnomBelow = float64(res[io.anomBelow].F32[0])
+	}
+	return ev
 }
 
 // batcher gathers the rows of each step into reused buffers.
@@ -351,20 +379,22 @@ func newPatchBuf(rows, c int) patchBuf {
 		dn: make([]float32, rows), da: make([]float32, rows)}
 }
 
-// appendRows gathers rows of p into the buffer and appends them as graph
-// inputs q, k·n, k·a and, with distances, ‖k·n‖, ‖k·a‖.
-func (pb *patchBuf) appendRows(in []ort.Tensor, p Patches, rows []int, c int, distances bool) []ort.Tensor {
+// put gathers rows of p into the buffer and feeds them as the graph inputs
+// q, kn, ka and, with distances, dn, da (each name + suffix).
+func (pb *patchBuf) put(f stepFeed, suffix string, p Patches, rows []int, c int, distances bool) {
 	n := int64(pb.rows)
 	gather(pb.q, p.Q, rows)
 	gather(pb.kn, p.KN, rows)
 	gather(pb.ka, p.KA, rows)
-	in = append(in, ort.F32Tensor(pb.q, n, int64(c)), ort.F32Tensor(pb.kn, n, int64(c)), ort.F32Tensor(pb.ka, n, int64(c)))
+	f["q"+suffix] = ort.F32Tensor(pb.q, n, int64(c))
+	f["kn"+suffix] = ort.F32Tensor(pb.kn, n, int64(c))
+	f["ka"+suffix] = ort.F32Tensor(pb.ka, n, int64(c))
 	if distances {
 		gatherVec(pb.dn, p.DN, rows)
 		gatherVec(pb.da, p.DA, rows)
-		in = append(in, ort.F32Tensor(pb.dn, n, 1), ort.F32Tensor(pb.da, n, 1))
+		f["dn"+suffix] = ort.F32Tensor(pb.dn, n, 1)
+		f["da"+suffix] = ort.F32Tensor(pb.da, n, 1)
 	}
-	return in
 }
 
 func newBatcher(data Data, mc mapper.Config, bn, bs int, noise float32, rng *rand.Rand) *batcher {
@@ -404,16 +434,18 @@ func gatherVec(dst, src []float32, rows []int) {
 	}
 }
 
-// next appends the inputs of step s of the current epoch to in.
-func (b *batcher) next(s int, in []ort.Tensor) []ort.Tensor {
+// next feeds the batch of step s of the current epoch: the normal rows
+// (suffix n), the raw noise eps and, with seen anomalies, their rows
+// (suffix a).
+func (b *batcher) next(s int, f stepFeed) {
 	rows := b.perm[s*b.bn : (s+1)*b.bn]
-	in = b.normal.appendRows(in, b.data.Normal, rows, b.c, b.distances)
+	b.normal.put(f, "n", b.data.Normal, rows, b.c, b.distances)
 	for i := range b.eps {
 		b.eps[i] = float32(b.noise * b.rng.NormFloat64())
 	}
-	in = append(in, ort.F32Tensor(b.eps, int64(b.bn), int64(b.c)))
+	f["eps"] = ort.F32Tensor(b.eps, int64(b.bn), int64(b.c))
 	if b.bs == 0 {
-		return in
+		return
 	}
 	srows := make([]int, b.bs)
 	for i := range srows {
@@ -424,5 +456,5 @@ func (b *batcher) next(s int, in []ort.Tensor) []ort.Tensor {
 		srows[i] = b.seenPerm[b.seenAt]
 		b.seenAt++
 	}
-	return b.seen.appendRows(in, b.data.Seen, srows, b.c, b.distances)
+	b.seen.put(f, "a", b.data.Seen, srows, b.c, b.distances)
 }

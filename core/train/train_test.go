@@ -14,6 +14,7 @@ import (
 	"github.com/dmad/workstation/core/mapper"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/train"
 )
 
@@ -271,11 +272,11 @@ func TestTrainCancel(t *testing.T) {
 	defer cancel()
 	var after int
 	cancelled := false
-	_, _, err := train.Train(ctx, rt, p.data, cfg, func(e train.Event) {
+	_, _, err := train.Train(ctx, rt, p.data, cfg, func(e progress.Event) {
 		if cancelled {
 			after++
 		}
-		if e.Step == 3 {
+		if e.Done == 3 {
 			cancel()
 			cancelled = true
 		}

@@ -396,3 +396,27 @@ func TestScanSharedBottle(t *testing.T) {
 		t.Errorf("bottle: layout %q, %d train, %d test, %d masks; want mvtec, 209, 83, 63", scan.Layout, train, test, masks)
 	}
 }
+
+// TestOpenProjectLeavesEmptyFile: opening an empty or missing file fails
+// and writes nothing (bbolt would have initialised the empty file).
+func TestOpenProjectLeavesEmptyFile(t *testing.T) {
+	e := newTestEngine(t)
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.OpenProject(empty); err == nil {
+		t.Fatal("opened an empty file as a project")
+	}
+	if st, err := os.Stat(empty); err != nil || st.Size() != 0 {
+		t.Errorf("the empty file was rewritten: %v", err)
+	}
+	missing := filepath.Join(dir, "missing.db")
+	if _, err := e.OpenProject(missing); err == nil {
+		t.Fatal("opened a missing project")
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("opening a missing project created it: %v", err)
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,10 +19,8 @@ import (
 
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/ort"
-	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/project"
 	"github.com/dmad/workstation/core/synth"
-	"github.com/dmad/workstation/core/train"
 	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui"
 )
@@ -44,20 +41,17 @@ type Options struct {
 	// [the pipeline's default].
 	TrainPatches int
 	// OODImages is the number of synthetic-defect images for the anomaly
-	// bank [200].
+	// bank [pipeline.DefaultOODImages]. A request marked Quick (the demo)
+	// uses project.QuickTrainPatches and project.QuickOODImages instead of
+	// these two.
 	OODImages int
-	// QuickTrainPatches and QuickOODImages replace the two above for
-	// requests marked Quick (the demo) [8192, 30]; Quick also sets the
-	// threshold from 32 normal images instead of 64.
-	QuickTrainPatches int
-	QuickOODImages    int
 	// BatchSize is the number of normal patches per training step [the
 	// training default].
 	BatchSize int
 	// Demo sizes the dataset GenerateDemo writes [3 categories × 20
 	// training images, 6 good and 8 defective test images, 96 px].
 	Demo synth.DatasetOptions
-	// Seed fixes sampling and initialisation [1].
+	// Seed fixes sampling and initialisation [pipeline.DefaultSeed].
 	Seed int64
 	// Logger receives diagnostics [slog.Default()].
 	Logger *slog.Logger
@@ -82,18 +76,6 @@ func NewEngine(o Options) (*Engine, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.OODImages <= 0 {
-		o.OODImages = 200
-	}
-	if o.QuickTrainPatches <= 0 {
-		o.QuickTrainPatches = 8192
-	}
-	if o.QuickOODImages <= 0 {
-		o.QuickOODImages = 30
-	}
-	if o.Seed == 0 {
-		o.Seed = 1
-	}
 	if o.Threads <= 0 {
 		o.Threads = o.Runtime.Threads()
 	}
@@ -104,11 +86,14 @@ func NewEngine(o Options) (*Engine, error) {
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var errs []error
 	for d, rt := range e.extra {
-		rt.Close()
+		if err := rt.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s runtime: %w", d, err))
+		}
 		delete(e.extra, d)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Deps returns the application's dependencies on this engine.
@@ -132,14 +117,15 @@ func (e *Engine) Deps() ui.Deps {
 	}
 }
 
-// OpenProject opens an existing project file. A project another process
-// holds fails with storage's error naming that process.
+// OpenProject opens an existing project file (never creating one, never
+// rewriting an empty file). A project another process holds fails with
+// storage's error naming that process.
 func (e *Engine) OpenProject(path string) (*Project, error) {
-	st, err := storage.Open(path, storage.Options{Logger: e.o.Logger})
+	s, _, err := project.Open(path, project.OpenOptions{}, e.o.Runtime, e.o.Logger)
 	if err != nil {
 		return nil, err
 	}
-	return newProject(project.NewSession(st, e.o.Runtime, e.o.Logger)), nil
+	return newProject(s), nil
 }
 
 // CreateProject creates a project file named name at path, recording the
@@ -259,7 +245,7 @@ func (e *Engine) ScanFolder(ctx context.Context, dir string) (ui.FolderScan, err
 	if errors.Is(err, context.Canceled) {
 		return ui.FolderScan{}, err
 	}
-	paths, werr := listImages(ctx, dir)
+	paths, werr := dataset.ListImages(ctx, dir)
 	if werr != nil {
 		return ui.FolderScan{}, werr
 	}
@@ -272,82 +258,6 @@ func (e *Engine) ScanFolder(ctx context.Context, dir string) (ui.FolderScan, err
 	out := ui.FolderScan{Layout: "plain"}
 	for _, p := range paths {
 		out.Images = append(out.Images, ui.ImageRecord{Path: p})
-	}
-	return out, nil
-}
-
-// listImages lists image files under dir, recursively, sorted.
-func listImages(ctx context.Context, dir string) ([]string, error) {
-	var out []string
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if path != dir && (strings.HasPrefix(d.Name(), ".") || d.Name() == "ground_truth") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		switch strings.ToLower(filepath.Ext(path)) {
-		case ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff":
-			out = append(out, path)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("scan %s: %w", dir, err)
-	}
-	slices.Sort(out)
-	return out, nil
-}
-
-// inspectSamples are the images Score with a Dir scores: the test images of
-// an MVTec/VisA folder, or every image under a plain folder. Inside an MVTec
-// test folder (sub-folders good/, <defect>/), labels and masks are read
-// from the folder names.
-func (e *Engine) inspectSamples(ctx context.Context, dir string) ([]dataset.Sample, error) {
-	ds, err := dataset.OpenContext(ctx, dir, dataset.Options{Logger: e.o.Logger})
-	if err == nil && ds.Layout != dataset.LayoutFolder {
-		return ds.Test(), nil
-	}
-	if errors.Is(err, context.Canceled) {
-		return nil, err
-	}
-	paths, werr := listImages(ctx, dir)
-	if werr != nil {
-		return nil, werr
-	}
-	if len(paths) == 0 {
-		if err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("scan %s: no images found", dir)
-	}
-	out := make([]dataset.Sample, len(paths))
-	for i, p := range paths {
-		s := dataset.Sample{Path: p, Category: filepath.Base(dir), Split: dataset.Test, Label: dataset.Unlabeled}
-		parent := filepath.Dir(p)
-		if filepath.Base(filepath.Dir(parent)) == "test" {
-			// <cat>/test/<type>/<name>: an MVTec test folder.
-			typ := filepath.Base(parent)
-			cat := filepath.Dir(filepath.Dir(parent))
-			s.Category, s.Defect = filepath.Base(cat), typ
-			if typ == dataset.GoodType {
-				s.Label = dataset.Good
-			} else {
-				s.Label = dataset.Defect
-				stem := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
-				mp := filepath.Join(cat, "ground_truth", typ, stem+"_mask.png")
-				if _, err := os.Stat(mp); err == nil {
-					s.MaskPath = mp
-				}
-			}
-		}
-		out[i] = s
 	}
 	return out, nil
 }
@@ -391,43 +301,19 @@ func (e *Engine) Train(ctx context.Context, req ui.TrainRequest, progress func(u
 			return ui.ModelInfo{}, err
 		}
 	}
-	want := map[string]bool{}
-	for _, c := range req.Categories {
-		want[c] = true
+	c := project.Choices{SemiIfAny: req.Regime == ui.SemiSupervised,
+		Categories: req.Categories, Epochs: req.Epochs, CoresetRatio: req.CoresetRatio, Quick: req.Quick,
+		Seed: e.o.Seed, BatchSize: e.o.BatchSize, Notes: "trained in the desktop application", Logger: e.o.Logger}
+	if !req.Quick {
+		c.TrainPatches, c.OODImages = e.o.TrainPatches, e.o.OODImages
 	}
-	all, err := s.Store.Images(storage.ImageFilter{})
+	o, err := project.NewTrainOptions(c)
 	if err != nil {
 		return ui.ModelInfo{}, err
 	}
-	seen := 0
-	for _, r := range all {
-		if r.Seen && r.Label == storage.LabelAnomalous && (len(want) == 0 || want[r.Category]) {
-			seen++
-		}
-	}
-	semi := req.Regime == ui.SemiSupervised && seen > 0
-	if req.Regime == ui.SemiSupervised && !semi {
-		e.o.Logger.Info("no seen anomalies: training unsupervised", "project", p.Path())
-	}
-	tc := train.DefaultConfig(0)
-	if req.Epochs > 0 {
-		tc.Epochs = req.Epochs
-	}
-	if e.o.BatchSize > 0 {
-		tc.BatchSize = e.o.BatchSize
-	}
-	tc.Seed = uint64(e.o.Seed)
-	tc.Logger = e.o.Logger
-	fit := pipeline.Options{CoresetRatio: req.CoresetRatio, TrainPatches: e.o.TrainPatches, Train: tc, Seed: e.o.Seed}
-	ood := e.o.OODImages
-	if req.Quick {
-		fit.TrainPatches, ood = e.o.QuickTrainPatches, e.o.QuickOODImages
-		fit.ThresholdImages = 32
-	}
 	tr := newTracker(trainStages, progress, e.o.Logger)
 	defer tr.end()
-	rec, m, err := s.Train(ctx, project.TrainOptions{Method: pipeline.DMAD, Semi: semi, Categories: req.Categories,
-		Fit: fit, OODImages: ood, Notes: "trained in the desktop application"}, tr.event)
+	rec, m, err := s.Train(ctx, o, tr.event)
 	if err != nil {
 		return ui.ModelInfo{}, err
 	}
@@ -436,9 +322,10 @@ func (e *Engine) Train(ctx context.Context, req ui.TrainRequest, progress func(u
 		e.o.Logger.Warn("reset threshold", "err", err)
 	}
 	info := modelInfo(rec, m.Meta)
-	info.Epochs, info.FinalLoss = tc.Epochs, tr.loss
+	epochs := o.Fit.Train.Epochs
+	info.Epochs, info.FinalLoss = epochs, tr.loss
 	if progress != nil {
-		progress(ui.Progress{Stage: "done", Epoch: tc.Epochs, Epochs: tc.Epochs, Loss: tr.loss, Fraction: 1})
+		progress(ui.Progress{Stage: "done", Epoch: epochs, Epochs: epochs, Loss: tr.loss, Fraction: 1})
 	}
 	return info, nil
 }
@@ -467,61 +354,35 @@ func (e *Engine) Score(ctx context.Context, req ui.ScoreRequest, progress func(u
 	tr := newTracker(scoreStages, progress, e.o.Logger)
 	defer tr.end()
 	if req.Dir == "" {
-		res, err := s.Evaluate(ctx, version, tr.event)
+		res, err := s.Evaluate(ctx, project.EvalOptions{Version: version}, tr.event)
 		if err != nil {
 			return ui.Run{}, err
 		}
 		run := ui.Run{ID: formatID(res.RunID), ModelID: strconv.Itoa(res.ModelVersion), Created: time.Now(),
-			Threshold: float64(res.Threshold), PerCategory: map[string]ui.Metrics{}}
+			Threshold: float64(res.Threshold), PerCategory: res.PerCategory}
 		if rr, err := s.Store.Run(res.RunID); err == nil {
 			run.Name, run.Created = rr.Name, rr.Created
 		}
-		for c, m := range res.PerCategory {
-			run.PerCategory[c] = uiMetrics(m)
-		}
 		for _, sc := range res.Images {
-			run.Images = append(run.Images, scoredImage(sc, ""))
+			run.Images = append(run.Images, scoredImage(sc))
 		}
 		if len(run.Images) <= maxCachedFullMaps {
 			p.cacheRun(res.RunID, run) // Results shows the full-size maps, not the stored 64×64 ones
 		}
 		return run, nil
 	}
-	samples, err := e.inspectSamples(ctx, req.Dir)
+	samples, err := project.InspectSamples(ctx, req.Dir, e.o.Logger)
 	if err != nil {
 		return ui.Run{}, err
 	}
-	scored, m, err := s.Inspect(ctx, version, samples, tr.event)
+	res, err := s.Inspect(ctx, version, samples, tr.event)
 	if err != nil {
 		return ui.Run{}, err
 	}
 	run := ui.Run{Name: "batch " + filepath.Base(req.Dir), ModelID: req.ModelID, Created: time.Now(),
-		Threshold: float64(m.Meta.Threshold)}
-	labelled := true
-	items := make([]pipeline.Scored, len(scored))
-	for i, sc := range scored {
-		run.Images = append(run.Images, scoredImage(sc, samples[i].MaskPath))
-		if r, err := s.Store.ImageByPath(sc.Record.Path); err == nil {
-			run.Images[i].ImageID = formatID(r.ID)
-		}
-		labelled = labelled && samples[i].Label != dataset.Unlabeled
-		items[i] = pipeline.Scored{Path: sc.Record.Path, Category: sc.Record.Category,
-			Anomalous: samples[i].Label == dataset.Defect, MaskPath: samples[i].MaskPath, Result: sc.ImageResult}
-	}
-	if labelled {
-		enc, err := s.Encoder()
-		if err != nil {
-			return ui.Run{}, err
-		}
-		h0, w0 := enc.Grid()
-		per, _, err := pipeline.Evaluate(ctx, items, h0, w0, enc.Config())
-		if err != nil {
-			return ui.Run{}, err
-		}
-		run.PerCategory = map[string]ui.Metrics{}
-		for c, m := range per {
-			run.PerCategory[c] = uiMetrics(m)
-		}
+		Threshold: float64(res.Model.Meta.Threshold), PerCategory: res.PerCategory}
+	for _, sc := range res.Images {
+		run.Images = append(run.Images, scoredImage(sc))
 	}
 	return run, nil
 }

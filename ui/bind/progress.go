@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/dmad/workstation/core/project"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/ui"
 )
 
@@ -19,32 +19,32 @@ type stage struct {
 // took in the demo on a busy 2-core CPU (MobileNetV2 at 224 px: features
 // 2 s, bank 8 s, knowledge 3 s, 5 epochs 37 s, threshold 12 s), with more
 // weight on features for real images (large files to decode).
-var trainStages = map[string]stage{
-	"features":     {"features", 0, 0.20},
-	"synthetic":    {"synthetic defects", 0.20, 0.08},
-	"bank":         {"normal bank", 0.28, 0.12},
-	"anomaly-bank": {"anomaly bank", 0.40, 0.02},
-	"knowledge":    {"knowledge", 0.42, 0.05},
-	"train":        {"training", 0.47, 0.43},
-	"threshold":    {"threshold", 0.90, 0.09},
-	"save":         {"saving", 0.99, 0.01},
+var trainStages = map[progress.Stage]stage{
+	progress.Features:    {"features", 0, 0.20},
+	progress.Synthetic:   {"synthetic defects", 0.20, 0.08},
+	progress.Bank:        {"normal bank", 0.28, 0.12},
+	progress.AnomalyBank: {"anomaly bank", 0.40, 0.02},
+	progress.Knowledge:   {"knowledge", 0.42, 0.05},
+	progress.Train:       {"training", 0.47, 0.43},
+	progress.Threshold:   {"threshold", 0.90, 0.09},
+	progress.Save:        {"saving", 0.99, 0.01},
 }
 
 // scoreStages are the stages of Evaluate and Inspect.
-var scoreStages = map[string]stage{
-	"features": {"features", 0, 0.85},
-	"score":    {"scoring", 0.85, 0.15},
+var scoreStages = map[progress.Stage]stage{
+	progress.Features: {"features", 0, 0.85},
+	progress.Score:    {"scoring", 0.85, 0.15},
 }
 
 // tracker turns pipeline events into ui.Progress with an overall fraction
 // and ETA, at most every 100 ms (and at every stage change and stage end).
 type tracker struct {
-	stages map[string]stage
+	stages map[progress.Stage]stage
 	out    func(ui.Progress)
 	log    *slog.Logger
 	start  time.Time
 	last   time.Time
-	stage  string
+	stage  progress.Stage
 	// stageStart is when the current stage began (for the log).
 	stageStart time.Time
 	frac       float64
@@ -52,7 +52,7 @@ type tracker struct {
 	loss float64
 }
 
-func newTracker(stages map[string]stage, out func(ui.Progress), log *slog.Logger) *tracker {
+func newTracker(stages map[progress.Stage]stage, out func(ui.Progress), log *slog.Logger) *tracker {
 	if out == nil {
 		out = func(ui.Progress) {}
 	}
@@ -68,10 +68,10 @@ func (t *tracker) end() {
 	t.log.Debug("engine job", "seconds", time.Since(t.start).Seconds())
 }
 
-func (t *tracker) event(e project.Progress) {
+func (t *tracker) event(e progress.Event) {
 	st, ok := t.stages[e.Stage]
 	if !ok {
-		st = stage{name: e.Stage, from: t.frac}
+		st = stage{name: e.Stage.String(), from: t.frac}
 	}
 	f := st.from
 	if e.Total > 0 {
@@ -79,7 +79,7 @@ func (t *tracker) event(e project.Progress) {
 	}
 	// Stages may repeat (knowledge for normal, then seen patches): never go back.
 	t.frac = max(t.frac, f)
-	if e.Stage == "train" {
+	if e.Stage == progress.Train {
 		t.loss = e.Loss
 	}
 	now := time.Now()
@@ -95,7 +95,7 @@ func (t *tracker) event(e project.Progress) {
 	}
 	t.stage, t.last = e.Stage, now
 	p := ui.Progress{Stage: st.name, Step: e.Done, Steps: e.Total, Fraction: t.frac}
-	if e.Stage == "train" {
+	if e.Stage == progress.Train {
 		p.Epoch, p.Epochs, p.Loss = e.Epoch, e.Epochs, e.Loss
 	}
 	if el := now.Sub(t.start); t.frac > 0.03 && el > time.Second {

@@ -5,25 +5,26 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/dmad/workstation/core/project"
+	"github.com/dmad/workstation/core/progress"
+	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui"
 )
 
 func TestTrackerFractionsAndStages(t *testing.T) {
 	var got []ui.Progress
 	tr := newTracker(trainStages, func(p ui.Progress) { got = append(got, p) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	events := []project.Progress{
-		{Stage: "features", Done: 0, Total: 10},
-		{Stage: "features", Done: 10, Total: 10},
-		{Stage: "synthetic", Done: 5, Total: 5},
-		{Stage: "bank"},
-		{Stage: "bank", Done: 3, Total: 3},
-		{Stage: "knowledge", Done: 8, Total: 8},
-		{Stage: "knowledge", Done: 2, Total: 8}, // seen patches after normal ones
-		{Stage: "train", Done: 1, Total: 4, Epoch: 1, Epochs: 2, Loss: 0.9},
-		{Stage: "train", Done: 4, Total: 4, Epoch: 2, Epochs: 2, Loss: 0.4},
-		{Stage: "threshold", Done: 2, Total: 2},
-		{Stage: "save"},
+	events := []progress.Event{
+		{Stage: progress.Features, Done: 0, Total: 10},
+		{Stage: progress.Features, Done: 10, Total: 10},
+		{Stage: progress.Synthetic, Done: 5, Total: 5},
+		{Stage: progress.Bank},
+		{Stage: progress.Bank, Done: 3, Total: 3},
+		{Stage: progress.Knowledge, Done: 8, Total: 8},
+		{Stage: progress.Knowledge, Done: 2, Total: 8}, // seen patches after normal ones
+		{Stage: progress.Train, Done: 1, Total: 4, Epoch: 1, Epochs: 2, Loss: 0.9},
+		{Stage: progress.Train, Done: 4, Total: 4, Epoch: 2, Epochs: 2, Loss: 0.4},
+		{Stage: progress.Threshold, Done: 2, Total: 2},
+		{Stage: progress.Save},
 	}
 	for _, e := range events {
 		tr.event(e)
@@ -58,5 +59,36 @@ func TestTrackerFractionsAndStages(t *testing.T) {
 	}
 	if f := got[len(got)-2].Fraction; f < 0.98 {
 		t.Errorf("fraction after the threshold stage %.3f", f)
+	}
+}
+
+// TestTrackerKnowsEveryStage: every stage the engine's jobs report has a
+// place on the overall bar (a stage renamed or added in core/progress
+// without a weight here would freeze the bar).
+func TestTrackerKnowsEveryStage(t *testing.T) {
+	for _, c := range []struct {
+		stages []progress.Stage
+		places map[progress.Stage]stage
+	}{{progress.TrainStages, trainStages}, {progress.ScoreStages, scoreStages}} {
+		for _, s := range c.stages {
+			if _, ok := c.places[s]; !ok {
+				t.Errorf("stage %q has no place on the progress bar", s)
+			}
+		}
+	}
+}
+
+// TestLabelsAgree: the views' label names are the project's, both ways.
+func TestLabelsAgree(t *testing.T) {
+	for _, c := range []struct {
+		ui    ui.Label
+		store int
+	}{{ui.LabelGood, storage.LabelNormal}, {ui.LabelDefect, storage.LabelAnomalous}, {ui.LabelUnknown, storage.LabelUnknown}} {
+		if got := uiLabel(c.store); got != c.ui {
+			t.Errorf("uiLabel(%d) = %q, want %q", c.store, got, c.ui)
+		}
+		if got := storageLabel(c.ui); got != c.store {
+			t.Errorf("storageLabel(%q) = %d, want %d", c.ui, got, c.store)
+		}
 	}
 }

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/dmad/workstation/core/dataset"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/project"
 	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui"
@@ -318,7 +320,7 @@ func (p *Project) model(rec storage.ModelRecord) ui.ModelInfo {
 	_ = json.Unmarshal(rec.Config, &meta) // an imported model may lack it; the record still lists
 	m := modelInfo(rec, meta)
 	if events, err := p.s.Store.TrainingLog(rec.Version); err == nil && len(events) > 0 {
-		var e pipeline.Event
+		var e progress.Event
 		if json.Unmarshal(events[len(events)-1], &e) == nil {
 			m.Epochs, m.FinalLoss = e.Epochs, e.Loss
 		}
@@ -361,55 +363,16 @@ func (p *Project) SaveModel(m ui.ModelInfo) (ui.ModelInfo, error) {
 	return out, nil
 }
 
-func uiMetrics(m pipeline.Metrics) ui.Metrics {
-	return ui.Metrics{ImageAUROC: m.ImageAUROC, ImageAP: m.ImageAP, ImageF1Max: m.ImageF1Max,
-		PixelAUROC: m.PixelAUROC, PixelAP: m.PixelAP, PRO: m.PRO}
-}
+// uiLabel and storageLabel translate labels; the views' names are the
+// project's (a test checks they agree).
+func uiLabel(l int) ui.Label { return ui.Label(project.LabelName(l)) }
 
-var metricKeys = []string{"image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pro"}
-
-func metricField(m *ui.Metrics, key string) *float64 {
-	switch key {
-	case "image_auroc":
-		return &m.ImageAUROC
-	case "image_ap":
-		return &m.ImageAP
-	case "image_f1max":
-		return &m.ImageF1Max
-	case "pixel_auroc":
-		return &m.PixelAUROC
-	case "pixel_ap":
-		return &m.PixelAP
-	case "pro":
-		return &m.PRO
-	}
-	return nil
-}
-
-func uiLabel(l int) ui.Label {
-	switch l {
-	case storage.LabelNormal:
-		return ui.LabelGood
-	case storage.LabelAnomalous:
-		return ui.LabelDefect
-	}
-	return ui.LabelUnknown
-}
-
-func storageLabel(l ui.Label) int {
-	switch l {
-	case ui.LabelGood:
-		return storage.LabelNormal
-	case ui.LabelDefect:
-		return storage.LabelAnomalous
-	}
-	return -1
-}
+func storageLabel(l ui.Label) int { return project.LabelByName(string(l)) }
 
 // scoredImage converts one scored image (map at the encoder's input size).
-func scoredImage(sc project.Scored, maskPath string) ui.ScoredImage {
+func scoredImage(sc project.Scored) ui.ScoredImage {
 	out := ui.ScoredImage{Path: sc.Record.Path, Category: sc.Record.Category, Score: float64(sc.Score),
-		Label: uiLabel(sc.Record.Label), Map: sc.Map, MapW: sc.MapSize, MapH: sc.MapSize, MaskPath: maskPath}
+		Label: uiLabel(sc.Record.Label), Map: sc.Map, MapW: sc.MapSize, MapH: sc.MapSize, MaskPath: sc.MaskPath}
 	if sc.Record.ID != 0 {
 		out.ImageID = formatID(sc.Record.ID)
 	}
@@ -460,8 +423,7 @@ func (p *Project) readRun(rec storage.RunRecord) (ui.Run, error) {
 			r.PerCategory = map[string]ui.Metrics{}
 		}
 		m := r.PerCategory[cat]
-		if f := metricField(&m, name); f != nil {
-			*f = v
+		if m.Set(name, v) {
 			r.PerCategory[cat] = m
 		}
 	}
@@ -508,15 +470,20 @@ func (p *Project) SaveRun(r ui.Run) (ui.Run, error) {
 			}
 		}
 	}
-	version, _ := strconv.Atoi(r.ModelID)
+	version := 0
+	if r.ModelID != "" {
+		v, err := strconv.Atoi(r.ModelID)
+		if err != nil {
+			return r, fmt.Errorf("save run %q: model %q is not a model version of this project", r.Name, r.ModelID)
+		}
+		version = v
+	}
 	if r.Created.IsZero() {
 		r.Created = time.Now()
 	}
 	rec := &storage.RunRecord{ModelVersion: version, Created: r.Created, Name: r.Name, Metrics: map[string]float64{}}
 	for c, m := range r.PerCategory {
-		for _, k := range metricKeys {
-			rec.Metrics[c+"/"+k] = *metricField(&m, k)
-		}
+		m.Put(rec.Metrics, c+"/")
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, s := range r.Images {
@@ -530,11 +497,15 @@ func (p *Project) SaveRun(r ui.Run) (ui.Run, error) {
 	for _, s := range r.Images {
 		im := storage.ImageResult{Path: s.Path, Category: s.Category, Score: s.Score, Label: storageLabel(s.Label)}
 		if s.ImageID != "" {
-			im.ImageID, _ = strconv.ParseUint(s.ImageID, 10, 64)
+			id, err := parseID(s.ImageID)
+			if err != nil {
+				return r, fmt.Errorf("save run %q: image %s: %w", r.Name, s.Path, err)
+			}
+			im.ImageID = id
 		}
 		if s.MapW > 0 && s.MapH > 0 && len(s.Map) >= s.MapW*s.MapH {
 			n := project.ThumbMapSize
-			small := pipeline.ResampleBox(s.Map, s.MapW, s.MapH, n, n)
+			small := heatmap.ResampleBox(s.Map, s.MapW, s.MapH, n, n)
 			am, err := storage.QuantizeMap(n, n, small, float32(lo), float32(hi))
 			if err != nil {
 				return r, fmt.Errorf("save run: %w", err)

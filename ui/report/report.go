@@ -24,6 +24,8 @@ import (
 	"github.com/dmad/workstation/assets"
 	"github.com/dmad/workstation/ui/internal/curve"
 	"github.com/dmad/workstation/ui/internal/plots"
+
+	"github.com/dmad/workstation/core/metrics"
 )
 
 // Item is one scored image of the report.
@@ -37,10 +39,8 @@ type Item struct {
 	MapW, MapH int
 }
 
-// Metrics of one category, as computed by the engine.
-type Metrics struct {
-	ImageAUROC, ImageAP, ImageF1Max, PixelAUROC, PixelAP, PRO float64
-}
+// Metrics of one category, as computed by the engine (its own type).
+type Metrics = metrics.Summary
 
 // Report is what gets written.
 type Report struct {

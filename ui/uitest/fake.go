@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/ui"
 	"github.com/dmad/workstation/ui/internal/curve"
 )
@@ -260,8 +261,6 @@ func (e *Engine) Detect() ui.DeviceInfo {
 	return ui.DeviceInfo{Providers: []string{"cpu"}, Description: "CPU (test double)"}
 }
 
-var imageExt = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".bmp": true, ".tif": true, ".tiff": true}
-
 // ScanFolder implements ui.Engine: MVTec AD layout
 // (<cat>/{train,test}/<type>/*.png, <cat>/ground_truth/<type>/<name>_mask.png)
 // or a plain folder.
@@ -275,7 +274,7 @@ func (e *Engine) ScanFolder(ctx context.Context, dir string) (ui.FolderScan, err
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if d.IsDir() || !imageExt[strings.ToLower(filepath.Ext(path))] {
+		if d.IsDir() || !dataset.IsImage(d.Name()) {
 			return nil
 		}
 		rel, _ := filepath.Rel(dir, path)
