@@ -1,10 +1,5 @@
 package dataset
 
-// IsImageName reports whether a file name is one the workstation reads as an
-// image: a recognised extension (PNG, JPEG, BMP, TIFF, any case) and not a
-// hidden file. Watchers use it to ignore partial and temporary files.
-func IsImageName(name string) bool { return isImage(name) }
-
 // CheckImage is the quick validity check Open applies to every image: the
 // header decodes and the file is not obviously truncated (PNG IEND chunk,
 // JPEG end-of-image marker, BMP pixel array inside the file). It returns the

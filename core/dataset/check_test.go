@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-func TestIsImageName(t *testing.T) {
+func TestIsImage(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		want bool
@@ -17,8 +17,8 @@ func TestIsImageName(t *testing.T) {
 		{"a.png", true}, {"B.JPG", true}, {"c.tiff", true}, {"d.bmp", true},
 		{".hidden.png", false}, {"a.png.part", false}, {"a.tmp", false}, {"notes.txt", false},
 	} {
-		if got := IsImageName(tc.name); got != tc.want {
-			t.Errorf("IsImageName(%q) = %v, want %v", tc.name, got, tc.want)
+		if got := IsImage(tc.name); got != tc.want {
+			t.Errorf("IsImage(%q) = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

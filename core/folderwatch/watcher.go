@@ -85,13 +85,13 @@ type Options struct {
 }
 
 // AcceptName is the default Options.Accept: an image extension the
-// workstation reads (dataset.IsImageName, which also drops hidden files)
+// workstation reads (dataset.IsImage, which also drops hidden files)
 // and none of the prefixes editors and copy tools give partial files.
 func AcceptName(name string) bool {
 	if strings.HasPrefix(name, "~") || strings.HasPrefix(name, "#") {
 		return false
 	}
-	return dataset.IsImageName(name)
+	return dataset.IsImage(name)
 }
 
 func (o *Options) defaults() {
