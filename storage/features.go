@@ -110,7 +110,7 @@ func (p *Project) PutFeaturesBatch(ctx context.Context, encoderID string, entrie
 		}
 		vals[i] = v
 	}
-	err := p.db.Update(func(tx *bolt.Tx) error {
+	err := p.update(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(bktFeatures).CreateBucketIfNotExists([]byte(encoderID))
 		if err != nil {
 			return err
@@ -135,7 +135,7 @@ func (p *Project) PutFeaturesBatch(ctx context.Context, encoderID string, entrie
 // ErrNotFound when not cached; a damaged entry is reported by name).
 func (p *Project) Features(encoderID string, imageID uint64) (*mat.Matrix, error) {
 	var m *mat.Matrix
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bktFeatures).Bucket([]byte(encoderID))
 		if b == nil {
 			return ErrNotFound
@@ -157,7 +157,7 @@ func (p *Project) Features(encoderID string, imageID uint64) (*mat.Matrix, error
 // HasFeatures reports whether features of imageID for encoderID are cached.
 func (p *Project) HasFeatures(encoderID string, imageID uint64) bool {
 	var ok bool
-	p.db.View(func(tx *bolt.Tx) error {
+	p.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bktFeatures).Bucket([]byte(encoderID)); b != nil {
 			ok = b.Get(idKey(imageID)) != nil
 		}
@@ -168,7 +168,7 @@ func (p *Project) HasFeatures(encoderID string, imageID uint64) bool {
 
 // DropFeatures removes the whole feature cache of encoderID.
 func (p *Project) DropFeatures(encoderID string) error {
-	err := p.db.Update(func(tx *bolt.Tx) error {
+	err := p.update(func(tx *bolt.Tx) error {
 		fb := tx.Bucket(bktFeatures)
 		if fb.Bucket([]byte(encoderID)) == nil {
 			return nil

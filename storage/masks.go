@@ -25,7 +25,7 @@ func (p *Project) PutMask(id uint64, m *image.Gray) error {
 	}
 	v := buf.Bytes()
 	binary.BigEndian.PutUint32(v[:4], crc32.Checksum(v[4:], castagnoli))
-	err := p.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bktMasks).Put(idKey(id), v) })
+	err := p.update(func(tx *bolt.Tx) error { return tx.Bucket(bktMasks).Put(idKey(id), v) })
 	if err != nil {
 		return fmt.Errorf("put mask %d: %w", id, err)
 	}
@@ -35,7 +35,7 @@ func (p *Project) PutMask(id uint64, m *image.Gray) error {
 // Mask returns the mask of image id (error wraps ErrNotFound when none).
 func (p *Project) Mask(id uint64) (*image.Gray, error) {
 	var v []byte
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bktMasks).Get(idKey(id))
 		if b == nil {
 			return ErrNotFound
@@ -64,13 +64,13 @@ func (p *Project) Mask(id uint64) (*image.Gray, error) {
 // HasMask reports whether image id has a stored mask.
 func (p *Project) HasMask(id uint64) bool {
 	var ok bool
-	p.db.View(func(tx *bolt.Tx) error { ok = tx.Bucket(bktMasks).Get(idKey(id)) != nil; return nil })
+	p.view(func(tx *bolt.Tx) error { ok = tx.Bucket(bktMasks).Get(idKey(id)) != nil; return nil })
 	return ok
 }
 
 // DeleteMask removes the mask of image id, if any.
 func (p *Project) DeleteMask(id uint64) error {
-	if err := p.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bktMasks).Delete(idKey(id)) }); err != nil {
+	if err := p.update(func(tx *bolt.Tx) error { return tx.Bucket(bktMasks).Delete(idKey(id)) }); err != nil {
 		return fmt.Errorf("delete mask %d: %w", id, err)
 	}
 	return nil

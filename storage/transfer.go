@@ -102,7 +102,7 @@ func (p *Project) ImportModel(ctx context.Context, r io.Reader) (int, error) {
 	}
 	rec.Origin = fmt.Sprintf("imported %s: version %d of project %q", time.Now().UTC().Format(time.RFC3339), rec.Version, hdr.Project)
 	rec.Version, rec.Active, rec.Parts = 0, false, nil
-	err = p.db.Update(func(tx *bolt.Tx) error {
+	err = p.update(func(tx *bolt.Tx) error {
 		if err := saveModelTx(ctx, tx, &rec, parts, p.chunkSize()); err != nil {
 			return err
 		}
