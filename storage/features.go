@@ -61,29 +61,35 @@ func decodeFeatures(v []byte) (*mat.Matrix, error) {
 	if len(v) < featHeader {
 		return nil, errors.New("value too short")
 	}
-	rows, cols := int(binary.BigEndian.Uint32(v[4:])), int(binary.BigEndian.Uint32(v[8:]))
+	rows, cols := int64(binary.BigEndian.Uint32(v[4:])), int64(binary.BigEndian.Uint32(v[8:]))
 	payload := v[featHeader:]
 	if binary.BigEndian.Uint32(v[12:]) != crc32.Checksum(payload, castagnoli) {
 		return nil, errors.New("checksum mismatch")
 	}
-	m := mat.New(rows, cols)
+	// The size is checked against the payload before anything is allocated
+	// (int64: rows·cols of two uint32 does not overflow it).
+	var width int64
 	switch v[0] {
 	case encF32:
-		if len(payload) != 4*rows*cols {
-			return nil, fmt.Errorf("%d bytes for %d×%d float32", len(payload), rows, cols)
-		}
+		width = 4
+	case encF16:
+		width = 2
+	default:
+		return nil, fmt.Errorf("unknown encoding %d", v[0])
+	}
+	if int64(len(payload)) != width*rows*cols {
+		return nil, fmt.Errorf("%d bytes for %d×%d values of %d bytes", len(payload), rows, cols, width)
+	}
+	m := mat.New(int(rows), int(cols))
+	switch v[0] {
+	case encF32:
 		for i := range m.Data {
 			m.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(payload[4*i:]))
 		}
 	case encF16:
-		if len(payload) != 2*rows*cols {
-			return nil, fmt.Errorf("%d bytes for %d×%d float16", len(payload), rows, cols)
-		}
 		for i := range m.Data {
 			m.Data[i] = Float32From16(binary.LittleEndian.Uint16(payload[2*i:]))
 		}
-	default:
-		return nil, fmt.Errorf("unknown encoding %d", v[0])
 	}
 	return m, nil
 }
@@ -283,7 +289,9 @@ func (r *floatReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// ReadMatrix decodes a matrix written by MatrixReader.
+// ReadMatrix decodes a matrix written by MatrixReader. The header's size is
+// not trusted for allocation: the data grows as bytes actually arrive, so a
+// header that lies costs no more memory than the bytes that follow it.
 func ReadMatrix(r io.Reader) (*mat.Matrix, error) {
 	hdr := make([]byte, 24)
 	if _, err := io.ReadFull(r, hdr); err != nil {
@@ -296,17 +304,17 @@ func ReadMatrix(r io.Reader) (*mat.Matrix, error) {
 	if rows > 1<<32 || cols > 1<<24 || rows*cols > 1<<34 {
 		return nil, fmt.Errorf("read matrix: implausible size %d×%d", rows, cols)
 	}
-	m := mat.New(int(rows), int(cols))
+	n := int(rows * cols)
+	data := make([]float32, 0, min(n, 1<<18))
 	buf := make([]byte, 1<<20)
-	for off := 0; off < len(m.Data); {
-		k := min(len(buf)/4, len(m.Data)-off)
+	for len(data) < n {
+		k := min(len(buf)/4, n-len(data))
 		if _, err := io.ReadFull(r, buf[:4*k]); err != nil {
 			return nil, fmt.Errorf("read matrix %d×%d: %w", rows, cols, err)
 		}
 		for i := range k {
-			m.Data[off+i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
+			data = append(data, math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:])))
 		}
-		off += k
 	}
-	return m, nil
+	return mat.FromData(int(rows), int(cols), data)
 }
