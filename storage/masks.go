@@ -12,6 +12,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// maxMaskPixels bounds a stored mask's size (the images' own limit, see
+// core/imageio.DefaultMaxPixels).
+const maxMaskPixels = 100_000_000
+
 // PutMask stores the defect mask of image id as a PNG with a CRC-32C.
 func (p *Project) PutMask(id uint64, m *image.Gray) error {
 	if m == nil {
@@ -48,6 +52,15 @@ func (p *Project) Mask(id uint64) (*image.Gray, error) {
 	}
 	if len(v) < 4 || binary.BigEndian.Uint32(v[:4]) != crc32.Checksum(v[4:], castagnoli) {
 		return nil, fmt.Errorf("mask %d: checksum mismatch", id)
+	}
+	// A project may come from anyone: check the header's size before the
+	// decoder allocates for it.
+	cfg, err := png.DecodeConfig(bytes.NewReader(v[4:]))
+	if err != nil {
+		return nil, fmt.Errorf("mask %d: decode: %w", id, err)
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > maxMaskPixels {
+		return nil, fmt.Errorf("mask %d: %d×%d pixels is more than the %d allowed: %w", id, cfg.Width, cfg.Height, maxMaskPixels, ErrDamaged)
 	}
 	img, err := png.Decode(bytes.NewReader(v[4:]))
 	if err != nil {

@@ -8,6 +8,7 @@ package imageio
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -17,6 +18,7 @@ import (
 	_ "image/png"
 	"io"
 	"os"
+	"strconv"
 
 	_ "golang.org/x/image/bmp"
 	_ "golang.org/x/image/tiff"
@@ -38,11 +40,50 @@ func Load(path string) (image.Image, error) {
 	return img, nil
 }
 
+// DefaultMaxPixels is the largest image (width × height) decoded unless
+// $DMAD_MAX_PIXELS says otherwise: 100 megapixels, far beyond any camera
+// image the workstation inspects, and at most 800 MB decoded (16-bit RGBA).
+const DefaultMaxPixels = 100_000_000
+
+// ErrTooLarge is wrapped by the error for an image whose header claims more
+// pixels than the limit (a decompression bomb: a 1 KB PNG can claim
+// 100000×100000).
+var ErrTooLarge = errors.New("image too large")
+
+// MaxPixels returns the pixel limit: $DMAD_MAX_PIXELS when it holds a
+// positive number, else DefaultMaxPixels.
+func MaxPixels() int64 {
+	if n, err := strconv.ParseInt(os.Getenv("DMAD_MAX_PIXELS"), 10, 64); err == nil && n > 0 {
+		return n
+	}
+	return DefaultMaxPixels
+}
+
+// CheckSize refuses a size from an image header that is empty or exceeds
+// the pixel limit, before anything is allocated for it.
+func CheckSize(w, h int) error {
+	if w <= 0 || h <= 0 {
+		return fmt.Errorf("image has size %d×%d", w, h)
+	}
+	if limit := MaxPixels(); int64(w)*int64(h) > limit {
+		return fmt.Errorf("image claims %d×%d pixels, more than the limit of %d (set DMAD_MAX_PIXELS to raise it): %w", w, h, limit, ErrTooLarge)
+	}
+	return nil
+}
+
 // Decode decodes an encoded image held in memory, applying the EXIF
-// orientation of JPEG data.
+// orientation of JPEG data. The size in the header is checked against
+// MaxPixels before the pixels are decoded.
 func Decode(data []byte) (image.Image, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("empty file")
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if err := CheckSize(cfg.Width, cfg.Height); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
 	}
 	img, format, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
