@@ -148,3 +148,30 @@ func loadMask(path string) (*image.Gray, error) {
 	}
 	return imageio.LoadMask(path)
 }
+
+// fields lists m's metrics with the reason each is undefined when it is.
+func (m Metrics) fields() []metrics.Field {
+	imageReason := metrics.ReasonOneClass
+	if math.IsNaN(m.ImageAP) {
+		imageReason = metrics.ReasonNoPositives
+	}
+	return []metrics.Field{
+		{Name: "image_auroc", Value: m.ImageAUROC, Reason: metrics.ReasonOneClass},
+		{Name: "image_ap", Value: m.ImageAP, Reason: imageReason},
+		{Name: "image_f1max", Value: m.ImageF1Max, Reason: imageReason},
+		{Name: "pixel_auroc", Value: m.PixelAUROC, Reason: metrics.ReasonPixelClasses},
+		{Name: "pixel_ap", Value: m.PixelAP, Reason: metrics.ReasonPixelClasses},
+		{Name: "pro", Value: m.PRO, Reason: metrics.ReasonPixelClasses},
+	}
+}
+
+// MarshalJSON writes undefined metrics (NaN: a single-class test set) as
+// null with the reason under "undefined", instead of failing.
+func (m Metrics) MarshalJSON() ([]byte, error) { return metrics.MarshalFields(m.fields()) }
+
+// UnmarshalJSON reads what MarshalJSON writes (null as NaN).
+func (m *Metrics) UnmarshalJSON(data []byte) error {
+	return metrics.UnmarshalFields(data, map[string]*float64{
+		"image_auroc": &m.ImageAUROC, "image_ap": &m.ImageAP, "image_f1max": &m.ImageF1Max,
+		"pixel_auroc": &m.PixelAUROC, "pixel_ap": &m.PixelAP, "pro": &m.PRO})
+}

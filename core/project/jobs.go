@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"maps"
 	"math"
 	"sort"
 	"time"
@@ -335,8 +336,12 @@ func imageResult(sc Scored, m *pipeline.Model) storage.ImageResult {
 }
 
 func metricsMap(m pipeline.Metrics) map[string]float64 {
-	return map[string]float64{"image_auroc": m.ImageAUROC, "image_ap": m.ImageAP, "image_f1max": m.ImageF1Max,
+	all := map[string]float64{"image_auroc": m.ImageAUROC, "image_ap": m.ImageAP, "image_f1max": m.ImageF1Max,
 		"pixel_auroc": m.PixelAUROC, "pixel_ap": m.PixelAP, "pro": m.PRO}
+	// An undefined metric (NaN: a single-class validation set) is absent,
+	// not a value JSON cannot hold.
+	maps.DeleteFunc(all, func(_ string, v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) })
+	return all
 }
 
 // Categories lists the project's categories with image counts.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/dmad/workstation/assets"
+	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/ui/internal/curve"
 	"github.com/dmad/workstation/ui/internal/plots"
 )
@@ -40,6 +41,23 @@ type Item struct {
 // Metrics of one category, as computed by the engine.
 type Metrics struct {
 	ImageAUROC, ImageAP, ImageF1Max, PixelAUROC, PixelAP, PRO float64
+}
+
+// MarshalJSON writes undefined metrics (NaN: a single-class test set) as
+// null with the reason under "undefined" (summary.json), instead of failing.
+func (m Metrics) MarshalJSON() ([]byte, error) {
+	imageReason := metrics.ReasonOneClass
+	if math.IsNaN(m.ImageAP) {
+		imageReason = metrics.ReasonNoPositives
+	}
+	return metrics.MarshalFields([]metrics.Field{
+		{Name: "image_auroc", Value: m.ImageAUROC, Reason: metrics.ReasonOneClass},
+		{Name: "image_ap", Value: m.ImageAP, Reason: imageReason},
+		{Name: "image_f1max", Value: m.ImageF1Max, Reason: imageReason},
+		{Name: "pixel_auroc", Value: m.PixelAUROC, Reason: metrics.ReasonPixelClasses},
+		{Name: "pixel_ap", Value: m.PixelAP, Reason: metrics.ReasonPixelClasses},
+		{Name: "pro", Value: m.PRO, Reason: metrics.ReasonPixelClasses},
+	})
 }
 
 // Report is what gets written.
