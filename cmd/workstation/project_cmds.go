@@ -217,6 +217,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	version := fs.Int("model", 0, "model version (0: the active one)")
 	threshold := fs.Float64("threshold", -1, "decision threshold on the image score (default: the model's)")
 	opacity := fs.Float64("opacity", 0.5, "heatmap opacity in the overlays")
+	skipBad := fs.Bool("skip-bad", false, "skip unreadable or damaged images (listed on stderr) instead of failing")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -226,9 +227,12 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if _, err := os.Stat(*proj); err != nil {
 		return fmt.Errorf("project %s: %w", *proj, err)
 	}
-	ds, err := dataset.OpenContext(ctx, *input, dataset.Options{})
+	ds, err := dataset.OpenContext(ctx, *input, dataset.Options{SkipBad: *skipBad})
 	if err != nil {
 		return err
+	}
+	for _, p := range ds.Skipped {
+		fmt.Fprintln(stderr, "skipped:", p)
 	}
 	samples := ds.Samples
 	if ds.Layout != dataset.LayoutFolder {

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"image"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dmad/workstation/storage"
+)
+
+// check, salvage and images rm on a real project file with one damaged mask.
+func TestCheckSalvageImagesRm(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.dmad")
+	p, err := storage.Create(path, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []*storage.ImageRecord{{Path: "/data/a.png"}, {Path: "/data/b.png", Label: storage.LabelAnomalous}}
+	if err := p.PutImages(recs); err != nil {
+		t.Fatal(err)
+	}
+	m := image.NewGray(image.Rect(0, 0, 8, 8))
+	if err := p.PutMask(recs[1].ID, m); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	env := []string{"XDG_CONFIG_HOME=" + t.TempDir(), "XDG_DATA_HOME=" + t.TempDir()}
+	if r := cli(t, env, "check", "--project", path); r.code != 0 || !strings.Contains(r.stdout, "ok") {
+		t.Fatalf("check of a sound project: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	// Damage the mask's PNG bytes (behind its CRC).
+	data, _ := os.ReadFile(path)
+	i := strings.Index(string(data), "IHDR")
+	data[i+6] ^= 0xff
+	os.WriteFile(path, data, 0o644)
+	r := cli(t, env, "check", "--project", path)
+	if r.code != 1 || !strings.Contains(r.stdout, "mask of image 2: checksum mismatch") {
+		t.Fatalf("check of a damaged project: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	out := filepath.Join(dir, "q.dmad")
+	if r := cli(t, env, "salvage", "--project", path, "--out", out); r.code != 0 || !strings.Contains(r.stdout, "salvaged 2 images") {
+		t.Fatalf("salvage: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := cli(t, env, "check", "--project", out); r.code != 0 {
+		t.Fatalf("check of the salvaged project: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := cli(t, env, "images", "rm", "--project", out, "/data/a.png", "2"); r.code != 0 || strings.Count(r.stdout, "removed") != 2 {
+		t.Fatalf("images rm: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := cli(t, env, "images", "rm", "--project", out, "/data/none.png"); r.code != 1 || !strings.Contains(r.stderr, "none.png") {
+		t.Fatalf("images rm of an unknown image: exit %d %q", r.code, r.stderr)
+	}
+	q, err := storage.Open(out, storage.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if left, _ := q.Images(storage.ImageFilter{}); len(left) != 0 {
+		t.Fatalf("%d images left after rm", len(left))
+	}
+}
+
+// Issue 11, defect 10, through the CLI.
+func TestBackboneRmCannotLeaveTheStore(t *testing.T) {
+	root := t.TempDir()
+	store := filepath.Join(root, "store")
+	os.MkdirAll(store, 0o755)
+	victim := filepath.Join(root, "outside", "victim")
+	os.MkdirAll(filepath.Dir(victim), 0o755)
+	os.WriteFile(victim+".json", []byte(`{"name":"victim"}`), 0o644)
+	os.WriteFile(victim+".onnx", []byte("x"), 0o644)
+	env := []string{"XDG_CONFIG_HOME=" + t.TempDir(), "XDG_DATA_HOME=" + t.TempDir()}
+	r := cli(t, env, "backbone", "rm", "../outside/victim", "--store", store)
+	if r.code == 0 {
+		t.Fatalf("rm ../outside/victim succeeded: %q", r.stdout)
+	}
+	for _, ext := range []string{".json", ".onnx"} {
+		if _, err := os.Stat(victim + ext); err != nil {
+			t.Fatalf("file outside the store deleted: %v", err)
+		}
+	}
+}
