@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	bin "encoding/binary"
+	"hash/crc32"
 	"image"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,5 +86,50 @@ func TestBackboneRmCannotLeaveTheStore(t *testing.T) {
 		if _, err := os.Stat(victim + ext); err != nil {
 			t.Fatalf("file outside the store deleted: %v", err)
 		}
+	}
+}
+
+// Issue 11, defect 2: a model file whose bank header claims 2^33 floats
+// (checksums recomputed, so the file itself is consistent) imported fine and
+// then every later command died out of memory. It is refused at import.
+func TestImportModelRefusesLyingBank(t *testing.T) {
+	dir := t.TempDir()
+	src, err := storage.Create(filepath.Join(dir, "src.dmad"), "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, 26)
+	copy(hdr, "DMADBANK")
+	bin.LittleEndian.PutUint16(hdr[8:], 1)
+	hdr[10] = 1
+	bin.LittleEndian.PutUint64(hdr[12:], 1<<23)
+	bin.LittleEndian.PutUint32(hdr[20:], 1<<10)
+	bank := bin.LittleEndian.AppendUint32(hdr, crc32.ChecksumIEEE(hdr))
+	bank = append(bank, make([]byte, 64)...)
+	err = src.SaveModel(context.Background(), &storage.ModelRecord{BackboneID: "mobilenet_v2_imagenet"}, map[string]io.Reader{
+		"meta": strings.NewReader(`{"method":"patchcore"}`), "normal_bank": bytes.NewReader(bank)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "evil.dmad")
+	f, _ := os.Create(file)
+	if err := src.ExportModel(context.Background(), 1, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	src.Close()
+	env := []string{"XDG_CONFIG_HOME=" + t.TempDir(), "XDG_DATA_HOME=" + t.TempDir()}
+	dst := filepath.Join(dir, "dst.dmad")
+	r := cli(t, env, "import-model", "--project", dst, "--in", file)
+	if r.code != 1 || !strings.Contains(r.stderr, "does not decode") || !strings.Contains(r.stderr, "implausible") && !strings.Contains(r.stderr, "remain") {
+		t.Fatalf("import of a lying model: exit %d %q", r.code, r.stderr)
+	}
+	p, err := storage.Open(dst, storage.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if ms, _ := p.Models(); len(ms) != 0 {
+		t.Fatalf("%d models left in the project after a refused import", len(ms))
 	}
 }
