@@ -310,3 +310,23 @@ func TestCheckAndSalvage(t *testing.T) {
 		t.Fatalf("intact model lost in salvage: %+v %v", act, err)
 	}
 }
+
+// A file cut short while open (another process, a sync tool) makes the
+// mapping fault on the next read: SIGBUS used to kill the process; it is an
+// error naming the file.
+func TestFileTruncatedWhileOpenFaultsIntoAnError(t *testing.T) {
+	path := filledProject(t, 20)
+	p, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := os.Truncate(path, 8192); err != nil {
+		t.Fatal(err)
+	}
+	err = p.VerifyBlob("banks", "normal")
+	mustBeDamaged(t, err, path)
+	if _, err := p.Images(ImageFilter{}); err == nil {
+		t.Fatal("reading a truncated mapping succeeded")
+	}
+}
