@@ -62,12 +62,19 @@ func (p *Project) view(fn func(*bolt.Tx) error) (err error) {
 func (p *Project) update(fn func(*bolt.Tx) error) (err error) {
 	defer faultsPanic()()
 	defer guard(p.path, "write", &err)
-	return p.db.Update(func(tx *bolt.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
+	var fnErr error
+	err = p.db.Update(func(tx *bolt.Tx) error {
+		if fnErr = fn(tx); fnErr != nil {
+			return fnErr
 		}
 		return writeManifest(tx)
 	})
+	if err != nil && err != fnErr {
+		// A failed commit (disk full, I/O error) names the file; the
+		// previous state is kept.
+		return fmt.Errorf("project %s: %w", p.path, err)
+	}
+	return err
 }
 
 // Bolt meta page layout (bbolt v1, go.etcd.io/bbolt/internal/common): a
