@@ -173,6 +173,9 @@ func checkFileSize(path string) error {
 // matches, a broken key order as an order error.
 var keyManifest = []byte("manifest")
 
+// errKeyOrder is wrapped by the walk's error for a key out of order.
+var errKeyOrder = errors.New("keys out of order")
+
 type manifest struct {
 	Counts map[string]int `json:"counts"`
 }
@@ -189,7 +192,7 @@ func countKeys(tx *bolt.Tx) (map[string]int, error) {
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if prev != nil && bytes.Compare(prev, k) >= 0 {
-				return n, fmt.Errorf("bucket %s: key %x after %x: keys out of order: %w", where, k, prev, ErrDamaged)
+				return n, fmt.Errorf("bucket %s: key %x after %x: %w: %w", where, k, prev, errKeyOrder, ErrDamaged)
 			}
 			prev = append(prev[:0], k...)
 			n++

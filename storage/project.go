@@ -179,19 +179,21 @@ func Open(path string, opts Options) (p *Project, err error) {
 		p.Close()
 		return nil, fmt.Errorf("open project %s: %w", path, err)
 	}
-	if unclean {
-		// bbolt is crash-safe by design; its full page check after an unclean
-		// end is insurance against a disk or file system that broke that.
-		p.log.Info("project was not closed cleanly; checking its pages", "path", path)
-		if err := p.Verify(); err != nil {
-			return fail(err)
-		}
-	}
 	if err := p.checkSchema(); err != nil {
 		return fail(err)
 	}
 	if err := p.view(checkStructure); err != nil {
 		return fail(fmt.Errorf("%w; %s", err, damagedHint))
+	}
+	if unclean {
+		// bbolt is crash-safe by design; its full page check after an unclean
+		// end is insurance against a disk or file system that broke that. It
+		// runs after the structure walk has read every page under the guard
+		// (the checker's own goroutine cannot recover a memory fault).
+		p.log.Info("project was not closed cleanly; checking its pages", "path", path)
+		if err := p.Verify(); err != nil {
+			return fail(err)
+		}
 	}
 	s, err := p.readSettings()
 	if err != nil {
@@ -212,7 +214,9 @@ func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 	if err := checkFileSize(path); err != nil {
 		return nil, fmt.Errorf("open project %s: %w", path, err)
 	}
-	bopts := &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly}
+	// PreLoadFreelist: read the free list here, under the guard, rather
+	// than lazily inside bbolt's checker goroutine.
+	bopts := &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly, PreLoadFreelist: true}
 	if runtime.GOOS != "windows" && math.MaxInt > 1<<32 {
 		// Reserve address space up front: every time bbolt grows its mapping
 		// during a write it copies all dirty values of the transaction to the

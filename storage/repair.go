@@ -66,20 +66,29 @@ func CheckFile(ctx context.Context, path string) (CheckReport, error) {
 	}
 	defer db.Close()
 	p := &Project{db: db, path: path, readOnly: true}
-	err = p.view(func(tx *bolt.Tx) error {
-		for err := range tx.Check() { // drain: the checker runs until the channel closes
+	// The structure walk first: it reads every branch and leaf page under
+	// the guard. bbolt's own checker runs in a goroutine of its own, where
+	// a memory fault could not be recovered, so it only runs on a tree the
+	// walk could read completely.
+	if err := p.view(func(tx *bolt.Tx) error { _, err := countKeys(tx); return err }); err != nil {
+		rep.add("structure: %v", err)
+		rep.add("pages: bbolt's page check skipped: the walk of the tree stopped at the damage above")
+	} else if err := p.Verify(); err != nil {
+		err = p.view(func(tx *bolt.Tx) error {
+			for err := range tx.Check() { // drain: the checker runs until the channel closes
+				rep.add("pages: %v", err)
+			}
+			return nil
+		})
+		if err != nil {
 			rep.add("pages: %v", err)
 		}
-		return nil
-	})
-	if err != nil {
-		rep.add("pages: %v", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
-	if err := p.view(checkStructure); err != nil {
-		rep.add("structure: %v", err)
+	if err := p.view(checkStructure); err != nil && !errors.Is(err, errKeyOrder) {
+		rep.add("structure: %v", err) // buckets and manifest (key order is reported above)
 	}
 	if err := p.view(func(tx *bolt.Tx) error {
 		if v, err := schemaVersionOf(tx); err != nil || v != SchemaVersion {
