@@ -66,8 +66,7 @@ func decodeFeatures(v []byte) (*mat.Matrix, error) {
 	if binary.BigEndian.Uint32(v[12:]) != crc32.Checksum(payload, castagnoli) {
 		return nil, errors.New("checksum mismatch")
 	}
-	// The size is checked against the payload before anything is allocated
-	// (int64: rows·cols of two uint32 does not overflow it).
+	// The size is checked against the payload before anything is allocated.
 	var width int64
 	switch v[0] {
 	case encF32:
@@ -77,8 +76,13 @@ func decodeFeatures(v []byte) (*mat.Matrix, error) {
 	default:
 		return nil, fmt.Errorf("unknown encoding %d", v[0])
 	}
-	if int64(len(payload)) != width*rows*cols {
+	// Division, not multiplication: rows·cols·width of two uint32 overflows int64.
+	vals := int64(len(payload)) / width
+	if int64(len(payload))%width != 0 || (cols == 0 && vals != 0) || (cols != 0 && (vals%cols != 0 || vals/cols != rows)) {
 		return nil, fmt.Errorf("%d bytes for %d×%d values of %d bytes", len(payload), rows, cols, width)
+	}
+	if cols == 0 && rows > 1<<24 {
+		return nil, fmt.Errorf("implausible size %d×%d", rows, cols)
 	}
 	m := mat.New(int(rows), int(cols))
 	switch v[0] {

@@ -142,3 +142,21 @@ func FuzzOpenProject(f *testing.F) {
 		exerciseProject(t, target)
 	})
 }
+
+// Sizes whose product overflows int64 (2^31 × 2^31 × 4 wraps to 0, the
+// length of an empty payload whose CRC is 0) must not reach the allocator.
+func TestDecodeFeaturesOverflowingSize(t *testing.T) {
+	for _, rc := range [][2]uint32{{1 << 31, 1 << 31}, {1<<32 - 1, 1<<32 - 1}, {1 << 30, 1 << 4}, {1<<32 - 1, 0}} {
+		for _, enc := range []byte{encF32, encF16} {
+			v := make([]byte, featHeader)
+			v[0] = enc
+			binary.BigEndian.PutUint32(v[4:], rc[0])
+			binary.BigEndian.PutUint32(v[8:], rc[1])
+			checkAlloc(t, len(v), func() {
+				if _, err := decodeFeatures(v); err == nil {
+					t.Errorf("%d×%d with no payload decoded", rc[0], rc[1])
+				}
+			})
+		}
+	}
+}
