@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"image"
 	"io"
 	"os"
 	"sync"
@@ -131,8 +130,7 @@ func checkImage(path string, full bool) (w, h int, err error) {
 	if _, err := io.ReadFull(f, head); err != nil {
 		return 0, 0, fmt.Errorf("read: %w", err)
 	}
-	rest := io.NewSectionReader(f, int64(len(head)), size-int64(len(head)))
-	cfg, format, err := image.DecodeConfig(io.MultiReader(bytes.NewReader(head), rest))
+	cfg, format, err := imageio.DecodeConfig(f, size)
 	if err != nil {
 		return 0, 0, fmt.Errorf("unreadable image: %w", err)
 	}

@@ -21,8 +21,28 @@ import (
 	"strconv"
 
 	_ "golang.org/x/image/bmp"
-	_ "golang.org/x/image/tiff"
+	"golang.org/x/image/tiff"
 )
+
+// isTIFF reports whether head starts like a TIFF file.
+func isTIFF(head []byte) bool {
+	return bytes.HasPrefix(head, []byte("II*\x00")) || bytes.HasPrefix(head, []byte("MM\x00*"))
+}
+
+// DecodeConfig reads the format and size of the image in the first size
+// bytes of r. TIFF is read through r's ReaderAt: through image.DecodeConfig
+// (which hides it behind a bufio.Reader) the TIFF decoder buffers the stream
+// up to whatever offset the header names, and a 126-byte file naming an
+// offset of 4 GB allocated 4 GB.
+func DecodeConfig(r io.ReaderAt, size int64) (image.Config, string, error) {
+	head := make([]byte, 4)
+	n, _ := r.ReadAt(head, 0)
+	if isTIFF(head[:n]) {
+		cfg, err := tiff.DecodeConfig(io.NewSectionReader(r, 0, size))
+		return cfg, "tiff", err
+	}
+	return image.DecodeConfig(io.NewSectionReader(r, 0, size))
+}
 
 // Load reads and decodes the image at path. JPEG files are turned upright
 // according to their EXIF orientation tag. The returned image keeps its
@@ -78,14 +98,20 @@ func Decode(data []byte) (image.Image, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("empty file")
 	}
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	cfg, _, err := DecodeConfig(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
 	if err := CheckSize(cfg.Width, cfg.Height); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
-	img, format, err := image.Decode(bytes.NewReader(data))
+	var img image.Image
+	format := "tiff"
+	if isTIFF(data) {
+		img, err = tiff.Decode(bytes.NewReader(data)) // a ReaderAt, see DecodeConfig
+	} else {
+		img, format, err = image.Decode(bytes.NewReader(data))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
@@ -108,15 +134,19 @@ func Size(path string) (w, h int, err error) {
 		return 0, 0, fmt.Errorf("image size: %w", err)
 	}
 	defer f.Close()
-	// Headers, including a JPEG's EXIF block (at most 64 KiB), sit at the
-	// start; read more only when the decoder needs it.
+	// A JPEG's EXIF block (at most 64 KiB, for the orientation) sits at the
+	// start; the size is read through the file's ReaderAt.
 	head := make([]byte, 256<<10)
 	n, err := io.ReadFull(f, head)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return 0, 0, fmt.Errorf("image size %s: %w", path, err)
 	}
 	head = head[:n]
-	cfg, format, err := image.DecodeConfig(io.MultiReader(bytes.NewReader(head), f))
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, fmt.Errorf("image size %s: %w", path, err)
+	}
+	cfg, format, err := DecodeConfig(f, st.Size())
 	if err != nil {
 		return 0, 0, fmt.Errorf("image size %s: %w", path, err)
 	}
