@@ -6,6 +6,7 @@ import (
 	"errors"
 	"image"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -328,5 +329,31 @@ func TestFileTruncatedWhileOpenFaultsIntoAnError(t *testing.T) {
 	mustBeDamaged(t, err, path)
 	if _, err := p.Images(ImageFilter{}); err == nil {
 		t.Fatal("reading a truncated mapping succeeded")
+	}
+}
+
+// After an unclean end (the lock-info file names a process of this host
+// that no longer runs), Open runs bbolt's full page check before going on.
+func TestUncleanEndRunsPageCheck(t *testing.T) {
+	path := filledProject(t, 10)
+	os.WriteFile(path+".lock-info", []byte(`{"pid":999999999,"host":"`+hostname()+`"}`), 0o644)
+	var logs bytes.Buffer
+	p, err := Open(path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if !strings.Contains(logs.String(), "not closed cleanly") {
+		t.Fatalf("no page check after an unclean end; log: %s", logs.String())
+	}
+	// A clean close leaves no side file, so the next open skips the check.
+	logs.Reset()
+	p, err = Open(path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if strings.Contains(logs.String(), "not closed cleanly") {
+		t.Fatal("page check after a clean close")
 	}
 }
