@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/zlib"
 	"context"
 	bin "encoding/binary"
 	"hash/crc32"
@@ -132,4 +133,85 @@ func TestImportModelRefusesLyingBank(t *testing.T) {
 	if ms, _ := p.Models(); len(ms) != 0 {
 		t.Fatalf("%d models left in the project after a refused import", len(ms))
 	}
+}
+
+// Issue 11, defects 5 and 6 end to end: eval on a test set of good images
+// only writes its JSON with the undefined metrics as null; inspect refuses a
+// damaged PNG and a decompression bomb by name, and --skip-bad skips them.
+func TestSingleClassEvalAndInspectSkipBad(t *testing.T) {
+	data, bb, env := fixture(t)
+	// Leave only good test images.
+	cats, _ := filepath.Glob(filepath.Join(data, "*", "test"))
+	for _, test := range cats {
+		dirs, _ := os.ReadDir(test)
+		for _, d := range dirs {
+			if d.Name() != "good" {
+				os.RemoveAll(filepath.Join(test, d.Name()))
+			}
+		}
+		os.RemoveAll(filepath.Join(filepath.Dir(test), "ground_truth"))
+	}
+	dir := t.TempDir()
+	proj := filepath.Join(dir, "p.db")
+	r := cli(t, env, append([]string{"train", "--project", proj, "--data", data, "--backbone", bb}, small...)...)
+	if r.code != 0 {
+		t.Fatalf("train: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	evalJSON := filepath.Join(dir, "eval.json")
+	r = cli(t, env, "eval", "--project", proj, "--json", evalJSON, "--quiet", "--threads", "2")
+	if r.code != 0 {
+		t.Fatalf("eval of a single-class test set: exit %d\n%s", r.code, r.stderr)
+	}
+	js, err := os.ReadFile(evalJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"image_auroc": null`) || !strings.Contains(string(js), "undefined") {
+		t.Fatalf("eval JSON does not mark the undefined metrics: %.600s", js)
+	}
+
+	// A folder with a good image, one with a bad CRC in its data, and a bomb.
+	in := filepath.Join(dir, "in")
+	os.MkdirAll(in, 0o755)
+	good, _ := filepath.Glob(filepath.Join(data, "*", "test", "good", "*.png"))
+	b, _ := os.ReadFile(good[0])
+	os.WriteFile(filepath.Join(in, "good.png"), b, 0o644)
+	bad := bytes.Clone(b)
+	bad[bytes.Index(bad, []byte("IDAT"))+10] ^= 0xff
+	os.WriteFile(filepath.Join(in, "badcrc.png"), bad, 0o644)
+	os.WriteFile(filepath.Join(in, "bomb.png"), bombPNG(100000, 100000), 0o644)
+	r = cli(t, env, "inspect", "--project", proj, "--input", in, "--out", filepath.Join(dir, "out1"), "--quiet", "--threads", "2")
+	if r.code == 0 || !strings.Contains(r.stderr, "badcrc.png") {
+		t.Fatalf("inspect of damaged images: exit %d %q", r.code, r.stderr)
+	}
+	r = cli(t, env, "inspect", "--project", proj, "--input", in, "--out", filepath.Join(dir, "out2"), "--quiet", "--threads", "2", "--skip-bad")
+	if r.code != 0 || !strings.Contains(r.stderr, "badcrc.png") || !strings.Contains(r.stderr, "bomb.png") || !strings.Contains(r.stdout, "1 images") {
+		t.Fatalf("inspect --skip-bad: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// bombPNG is a valid PNG header claiming w×h grey pixels with one small
+// IDAT chunk.
+func bombPNG(w, h uint32) []byte {
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, data []byte) {
+		bin.Write(&b, bin.BigEndian, uint32(len(data)))
+		c := crc32.NewIEEE()
+		c.Write([]byte(typ))
+		c.Write(data)
+		b.WriteString(typ)
+		b.Write(data)
+		bin.Write(&b, bin.BigEndian, c.Sum32())
+	}
+	ihdr := bin.BigEndian.AppendUint32(nil, w)
+	ihdr = bin.BigEndian.AppendUint32(ihdr, h)
+	chunk("IHDR", append(ihdr, 8, 0, 0, 0, 0))
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(make([]byte, 1000))
+	zw.Close()
+	chunk("IDAT", z.Bytes())
+	chunk("IEND", nil)
+	return b.Bytes()
 }
