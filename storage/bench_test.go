@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"image"
 	"runtime"
 	"sync"
 	"testing"
@@ -100,6 +101,63 @@ func BenchmarkFeaturesBatch(b *testing.B) {
 	b.SetBytes(int64(len(entries) * 784 * 768 * 4))
 	for b.Loop() {
 		if err := p.PutFeaturesBatch(context.Background(), "enc", entries); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// manifestProject builds a project of n images, each with a mask and a
+// feature cache, closed, and returns its path.
+func manifestProject(b *testing.B, n int) string {
+	b.Helper()
+	p := newProject(b)
+	recs := make([]*ImageRecord, n)
+	for i := range recs {
+		recs[i] = &ImageRecord{Path: "/data/img/" + string(rune('a'+i%26)) + "/" + time.Duration(i).String() + ".png"}
+	}
+	if err := p.PutImages(recs); err != nil {
+		b.Fatal(err)
+	}
+	entries := make([]FeatureEntry, 0, n)
+	for _, r := range recs {
+		entries = append(entries, FeatureEntry{ImageID: r.ID, Features: mat.New(4, 8)})
+	}
+	if err := p.PutFeaturesBatch(context.Background(), "enc", entries); err != nil {
+		b.Fatal(err)
+	}
+	path := p.Path()
+	p.Close()
+	return path
+}
+
+// BenchmarkOpenWithManifest is the cost of Open's structure check (a walk
+// over every key, no values) on a project of 20000 images with feature
+// caches (40000 keys).
+func BenchmarkOpenWithManifest(b *testing.B) {
+	path := manifestProject(b, 20000)
+	b.ResetTimer()
+	for range b.N {
+		p, err := Open(path, Options{ReadOnly: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Close()
+	}
+}
+
+// BenchmarkWriteWithManifest is the cost of one small write transaction
+// (a mask) on the same project: the write plus the manifest's key walk.
+func BenchmarkWriteWithManifest(b *testing.B) {
+	path := manifestProject(b, 20000)
+	p, err := Open(path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	m := image.NewGray(image.Rect(0, 0, 8, 8))
+	b.ResetTimer()
+	for i := range b.N {
+		if err := p.PutMask(uint64(1+i%20000), m); err != nil {
 			b.Fatal(err)
 		}
 	}

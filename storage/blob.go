@@ -137,7 +137,7 @@ func resolve(tx *bolt.Tx, path [][]byte) *bolt.Bucket {
 // short read transaction, verifying each chunk's CRC-32C and, at the end, the
 // whole blob's size and SHA-256. Memory use is one chunk.
 type BlobReader struct {
-	db      *bolt.DB
+	p       *Project
 	path    [][]byte
 	display string
 	h       blobHeader
@@ -150,9 +150,9 @@ type BlobReader struct {
 }
 
 // openBlob reads the header of the blob bucket at path.
-func openBlob(db *bolt.DB, path [][]byte, display string) (*BlobReader, error) {
-	br := &BlobReader{db: db, path: path, display: display, sum: sha256.New()}
-	err := db.View(func(tx *bolt.Tx) error {
+func openBlob(p *Project, path [][]byte, display string) (*BlobReader, error) {
+	br := &BlobReader{p: p, path: path, display: display, sum: sha256.New()}
+	err := p.view(func(tx *bolt.Tx) error {
 		b := resolve(tx, path)
 		if b == nil {
 			return fmt.Errorf("blob %s: %w", display, ErrNotFound)
@@ -196,7 +196,7 @@ func (r *BlobReader) Read(p []byte) (int, error) {
 
 func (r *BlobReader) load() error {
 	i := r.next
-	err := r.db.View(func(tx *bolt.Tx) error {
+	err := r.p.view(func(tx *bolt.Tx) error {
 		b := resolve(tx, r.path)
 		if b == nil {
 			return fmt.Errorf("blob %s: deleted while reading", r.display)
@@ -294,7 +294,7 @@ func (p *Project) PutBlob(ctx context.Context, kind, name string, r io.Reader) (
 		return BlobInfo{}, err
 	}
 	var info BlobInfo
-	err := p.db.Update(func(tx *bolt.Tx) error {
+	err := p.update(func(tx *bolt.Tx) error {
 		kb, err := tx.Bucket(bktBlobs).CreateBucketIfNotExists([]byte(kind))
 		if err != nil {
 			return err
@@ -312,7 +312,7 @@ func (p *Project) PutBlob(ctx context.Context, kind, name string, r io.Reader) (
 // OpenBlob returns a streaming reader of the blob kind/name. Errors wrap
 // ErrNotFound when it does not exist.
 func (p *Project) OpenBlob(kind, name string) (*BlobReader, error) {
-	br, err := openBlob(p.db, blobPath(kind, name), kind+"/"+name)
+	br, err := openBlob(p, blobPath(kind, name), kind+"/"+name)
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +323,7 @@ func (p *Project) OpenBlob(kind, name string) (*BlobReader, error) {
 // Blobs lists the blobs of one kind.
 func (p *Project) Blobs(kind string) ([]BlobInfo, error) {
 	var out []BlobInfo
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		kb := tx.Bucket(bktBlobs).Bucket([]byte(kind))
 		if kb == nil {
 			return nil
@@ -346,7 +346,7 @@ func (p *Project) Blobs(kind string) ([]BlobInfo, error) {
 
 // DeleteBlob removes the blob kind/name; it is not an error if it is absent.
 func (p *Project) DeleteBlob(kind, name string) error {
-	err := p.db.Update(func(tx *bolt.Tx) error {
+	err := p.update(func(tx *bolt.Tx) error {
 		kb := tx.Bucket(bktBlobs).Bucket([]byte(kind))
 		if kb == nil || kb.Bucket([]byte(name)) == nil {
 			return nil
@@ -361,7 +361,7 @@ func (p *Project) DeleteBlob(kind, name string) error {
 
 // VerifyBlob reads the whole blob kind/name and checks its checksums.
 func (p *Project) VerifyBlob(kind, name string) error {
-	return p.db.View(func(tx *bolt.Tx) error {
+	return p.view(func(tx *bolt.Tx) error {
 		b := resolve(tx, blobPath(kind, name))
 		if b == nil {
 			return fmt.Errorf("blob %s/%s: %w", kind, name, ErrNotFound)

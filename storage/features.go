@@ -61,29 +61,39 @@ func decodeFeatures(v []byte) (*mat.Matrix, error) {
 	if len(v) < featHeader {
 		return nil, errors.New("value too short")
 	}
-	rows, cols := int(binary.BigEndian.Uint32(v[4:])), int(binary.BigEndian.Uint32(v[8:]))
+	rows, cols := int64(binary.BigEndian.Uint32(v[4:])), int64(binary.BigEndian.Uint32(v[8:]))
 	payload := v[featHeader:]
 	if binary.BigEndian.Uint32(v[12:]) != crc32.Checksum(payload, castagnoli) {
 		return nil, errors.New("checksum mismatch")
 	}
-	m := mat.New(rows, cols)
+	// The size is checked against the payload before anything is allocated.
+	var width int64
 	switch v[0] {
 	case encF32:
-		if len(payload) != 4*rows*cols {
-			return nil, fmt.Errorf("%d bytes for %d×%d float32", len(payload), rows, cols)
-		}
+		width = 4
+	case encF16:
+		width = 2
+	default:
+		return nil, fmt.Errorf("unknown encoding %d", v[0])
+	}
+	// Division, not multiplication: rows·cols·width of two uint32 overflows int64.
+	vals := int64(len(payload)) / width
+	if int64(len(payload))%width != 0 || (cols == 0 && vals != 0) || (cols != 0 && (vals%cols != 0 || vals/cols != rows)) {
+		return nil, fmt.Errorf("%d bytes for %d×%d values of %d bytes", len(payload), rows, cols, width)
+	}
+	if cols == 0 && rows > 1<<24 {
+		return nil, fmt.Errorf("implausible size %d×%d", rows, cols)
+	}
+	m := mat.New(int(rows), int(cols))
+	switch v[0] {
+	case encF32:
 		for i := range m.Data {
 			m.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(payload[4*i:]))
 		}
 	case encF16:
-		if len(payload) != 2*rows*cols {
-			return nil, fmt.Errorf("%d bytes for %d×%d float16", len(payload), rows, cols)
-		}
 		for i := range m.Data {
 			m.Data[i] = Float32From16(binary.LittleEndian.Uint16(payload[2*i:]))
 		}
-	default:
-		return nil, fmt.Errorf("unknown encoding %d", v[0])
 	}
 	return m, nil
 }
@@ -110,7 +120,7 @@ func (p *Project) PutFeaturesBatch(ctx context.Context, encoderID string, entrie
 		}
 		vals[i] = v
 	}
-	err := p.db.Update(func(tx *bolt.Tx) error {
+	err := p.update(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(bktFeatures).CreateBucketIfNotExists([]byte(encoderID))
 		if err != nil {
 			return err
@@ -135,7 +145,7 @@ func (p *Project) PutFeaturesBatch(ctx context.Context, encoderID string, entrie
 // ErrNotFound when not cached; a damaged entry is reported by name).
 func (p *Project) Features(encoderID string, imageID uint64) (*mat.Matrix, error) {
 	var m *mat.Matrix
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bktFeatures).Bucket([]byte(encoderID))
 		if b == nil {
 			return ErrNotFound
@@ -157,7 +167,7 @@ func (p *Project) Features(encoderID string, imageID uint64) (*mat.Matrix, error
 // HasFeatures reports whether features of imageID for encoderID are cached.
 func (p *Project) HasFeatures(encoderID string, imageID uint64) bool {
 	var ok bool
-	p.db.View(func(tx *bolt.Tx) error {
+	p.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bktFeatures).Bucket([]byte(encoderID)); b != nil {
 			ok = b.Get(idKey(imageID)) != nil
 		}
@@ -168,7 +178,7 @@ func (p *Project) HasFeatures(encoderID string, imageID uint64) bool {
 
 // DropFeatures removes the whole feature cache of encoderID.
 func (p *Project) DropFeatures(encoderID string) error {
-	err := p.db.Update(func(tx *bolt.Tx) error {
+	err := p.update(func(tx *bolt.Tx) error {
 		fb := tx.Bucket(bktFeatures)
 		if fb.Bucket([]byte(encoderID)) == nil {
 			return nil
@@ -283,7 +293,9 @@ func (r *floatReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// ReadMatrix decodes a matrix written by MatrixReader.
+// ReadMatrix decodes a matrix written by MatrixReader. The header's size is
+// not trusted for allocation: the data grows as bytes actually arrive, so a
+// header that lies costs no more memory than the bytes that follow it.
 func ReadMatrix(r io.Reader) (*mat.Matrix, error) {
 	hdr := make([]byte, 24)
 	if _, err := io.ReadFull(r, hdr); err != nil {
@@ -296,17 +308,17 @@ func ReadMatrix(r io.Reader) (*mat.Matrix, error) {
 	if rows > 1<<32 || cols > 1<<24 || rows*cols > 1<<34 {
 		return nil, fmt.Errorf("read matrix: implausible size %d×%d", rows, cols)
 	}
-	m := mat.New(int(rows), int(cols))
+	n := int(rows * cols)
+	data := make([]float32, 0, min(n, 1<<18))
 	buf := make([]byte, 1<<20)
-	for off := 0; off < len(m.Data); {
-		k := min(len(buf)/4, len(m.Data)-off)
+	for len(data) < n {
+		k := min(len(buf)/4, n-len(data))
 		if _, err := io.ReadFull(r, buf[:4*k]); err != nil {
 			return nil, fmt.Errorf("read matrix %d×%d: %w", rows, cols, err)
 		}
 		for i := range k {
-			m.Data[off+i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
+			data = append(data, math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:])))
 		}
-		off += k
 	}
-	return m, nil
+	return mat.FromData(int(rows), int(cols), data)
 }

@@ -84,7 +84,7 @@ func (p *Project) PutImage(rec *ImageRecord) error {
 	if rec.Path == "" {
 		return errors.New("put image: empty path")
 	}
-	err := p.db.Update(func(tx *bolt.Tx) error { return putImageTx(tx, rec) })
+	err := p.update(func(tx *bolt.Tx) error { return putImageTx(tx, rec) })
 	if err != nil {
 		return fmt.Errorf("put image %s: %w", rec.Path, err)
 	}
@@ -93,7 +93,7 @@ func (p *Project) PutImage(rec *ImageRecord) error {
 
 // PutImages adds or updates many image records in one transaction.
 func (p *Project) PutImages(recs []*ImageRecord) error {
-	err := p.db.Update(func(tx *bolt.Tx) error {
+	err := p.update(func(tx *bolt.Tx) error {
 		for _, rec := range recs {
 			if err := putImageTx(tx, rec); err != nil {
 				return fmt.Errorf("image %s: %w", rec.Path, err)
@@ -147,7 +147,7 @@ func putImageTx(tx *bolt.Tx, rec *ImageRecord) error {
 // Image returns the record with the given ID (error wraps ErrNotFound).
 func (p *Project) Image(id uint64) (ImageRecord, error) {
 	var rec ImageRecord
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bktImages).Get(idKey(id))
 		if v == nil {
 			return ErrNotFound
@@ -163,7 +163,7 @@ func (p *Project) Image(id uint64) (ImageRecord, error) {
 // ImageByPath returns the record of the image at path (error wraps ErrNotFound).
 func (p *Project) ImageByPath(path string) (ImageRecord, error) {
 	var rec ImageRecord
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		k := tx.Bucket(bktImagePaths).Get([]byte(path))
 		if k == nil {
 			return ErrNotFound
@@ -196,7 +196,7 @@ func (f ImageFilter) match(r *ImageRecord) bool {
 // Images lists the records matching f, in ID order.
 func (p *Project) Images(f ImageFilter) ([]ImageRecord, error) {
 	var out []ImageRecord
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktImages).ForEach(func(k, v []byte) error {
 			var r ImageRecord
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -216,7 +216,7 @@ func (p *Project) Images(f ImageFilter) ([]ImageRecord, error) {
 
 // DeleteImage removes an image record with its mask and cached features.
 func (p *Project) DeleteImage(id uint64) error {
-	err := p.db.Update(func(tx *bolt.Tx) error {
+	err := p.update(func(tx *bolt.Tx) error {
 		k := idKey(id)
 		v := tx.Bucket(bktImages).Get(k)
 		if v == nil {

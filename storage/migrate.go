@@ -52,7 +52,7 @@ func (p *Project) migrate(from int) error {
 			return fmt.Errorf("no migration from schema %d", v)
 		}
 		p.log.Info("migrating project", "path", p.path, "from", v, "to", v+1)
-		err := p.db.Update(func(tx *bolt.Tx) error {
+		err := p.update(func(tx *bolt.Tx) error {
 			if err := step(tx); err != nil {
 				return err
 			}

@@ -100,7 +100,7 @@ func TestMigrateV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	var v int
-	p.db.View(func(tx *bolt.Tx) (err error) { v, err = schemaVersionOf(tx); return })
+	p.view(func(tx *bolt.Tx) (err error) { v, err = schemaVersionOf(tx); return })
 	if v != SchemaVersion {
 		t.Fatalf("schema after migration %d", v)
 	}

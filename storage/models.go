@@ -51,7 +51,7 @@ func versionKey(v int) []byte { return idKey(uint64(v)) }
 // the next free version (written back to rec); an existing version is refused.
 // Parts are written in name order, each streamed chunk by chunk.
 func (p *Project) SaveModel(ctx context.Context, rec *ModelRecord, parts map[string]io.Reader) error {
-	err := p.db.Update(func(tx *bolt.Tx) error { return saveModelTx(ctx, tx, rec, parts, p.chunkSize()) })
+	err := p.update(func(tx *bolt.Tx) error { return saveModelTx(ctx, tx, rec, parts, p.chunkSize()) })
 	if err != nil {
 		return fmt.Errorf("save model %d: %w", rec.Version, err)
 	}
@@ -146,7 +146,7 @@ func readModelTx(tx *bolt.Tx, version int) (ModelRecord, error) {
 // Model returns the record of a model version (error wraps ErrNotFound).
 func (p *Project) Model(version int) (ModelRecord, error) {
 	var rec ModelRecord
-	err := p.db.View(func(tx *bolt.Tx) (err error) { rec, err = readModelTx(tx, version); return err })
+	err := p.view(func(tx *bolt.Tx) (err error) { rec, err = readModelTx(tx, version); return err })
 	if err != nil {
 		return rec, fmt.Errorf("model %d: %w", version, err)
 	}
@@ -156,7 +156,7 @@ func (p *Project) Model(version int) (ModelRecord, error) {
 // Models lists every model record in version order.
 func (p *Project) Models() ([]ModelRecord, error) {
 	var out []ModelRecord
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktModels).ForEachBucket(func(k []byte) error {
 			v := int(binary.BigEndian.Uint64(k))
 			rec, err := readModelTx(tx, v)
@@ -177,7 +177,7 @@ func (p *Project) Models() ([]ModelRecord, error) {
 // when none is active).
 func (p *Project) ActiveModel() (ModelRecord, error) {
 	var rec ModelRecord
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		v := activeVersion(tx)
 		if v == 0 {
 			return fmt.Errorf("no active model: %w", ErrNotFound)
@@ -195,7 +195,7 @@ func (p *Project) ActiveModel() (ModelRecord, error) {
 // SetActiveModel marks a stored version as the active one after checking
 // that all its parts are present.
 func (p *Project) SetActiveModel(version int) error {
-	err := p.db.Update(func(tx *bolt.Tx) error {
+	err := p.update(func(tx *bolt.Tx) error {
 		rec, err := readModelTx(tx, version)
 		if err != nil {
 			return err
@@ -221,7 +221,7 @@ func (p *Project) SetActiveModel(version int) error {
 // OpenModelPart streams one part of a model version.
 func (p *Project) OpenModelPart(version int, part string) (*BlobReader, error) {
 	path := [][]byte{bktModels, versionKey(version), keyParts, []byte(part)}
-	br, err := openBlob(p.db, path, modelPartName(version, part))
+	br, err := openBlob(p, path, modelPartName(version, part))
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +233,7 @@ func (p *Project) OpenModelPart(version int, part string) (*BlobReader, error) {
 // part listed in it is present with valid checksums; the error names the
 // first damaged part and chunk.
 func (p *Project) VerifyModel(version int) error {
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		rec, err := readModelTx(tx, version)
 		if err != nil {
 			return err
@@ -264,7 +264,7 @@ func (p *Project) VerifyModel(version int) error {
 // DeleteModel removes a model version, its parts and its training log; if it
 // was active, no model is active afterwards.
 func (p *Project) DeleteModel(version int) error {
-	err := p.db.Update(func(tx *bolt.Tx) error {
+	err := p.update(func(tx *bolt.Tx) error {
 		k := versionKey(version)
 		if tx.Bucket(bktModels).Bucket(k) == nil {
 			return ErrNotFound
@@ -300,7 +300,7 @@ func (p *Project) AppendTrainingLog(version int, events ...any) error {
 		}
 		lines[i] = js
 	}
-	err := p.db.Update(func(tx *bolt.Tx) error {
+	err := p.update(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(bktTrainLogs).CreateBucketIfNotExists(versionKey(version))
 		if err != nil {
 			return err
@@ -325,7 +325,7 @@ func (p *Project) AppendTrainingLog(version int, events ...any) error {
 // TrainingLog returns the events of a model version's training log in order.
 func (p *Project) TrainingLog(version int) ([]json.RawMessage, error) {
 	var out []json.RawMessage
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bktTrainLogs).Bucket(versionKey(version))
 		if b == nil {
 			return nil

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // SchemaVersion is the layout this package writes. Files of every earlier
@@ -133,7 +134,10 @@ func Create(path, name string) (*Project, error) {
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(bktSettings).Put(keyJSON, js)
+		if err := tx.Bucket(bktSettings).Put(keyJSON, js); err != nil {
+			return err
+		}
+		return writeManifest(tx)
 	})
 	db.Close()
 	if err != nil {
@@ -147,34 +151,23 @@ func Create(path, name string) (*Project, error) {
 // fails after opts.LockTimeout with an error wrapping ErrLocked that names
 // the owner's pid. An older schema is migrated (read-write only); a newer one
 // is refused.
-func Open(path string, opts Options) (*Project, error) {
+func Open(path string, opts Options) (p *Project, err error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	st, err := os.Stat(path)
+	db, err := openBolt(path, opts)
 	if err != nil {
-		return nil, fmt.Errorf("open project %s: %w", path, err)
+		return nil, err
 	}
-	bopts := &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly}
-	if runtime.GOOS != "windows" && math.MaxInt > 1<<32 {
-		// Reserve address space up front: every time bbolt grows its mapping
-		// during a write it copies all dirty values of the transaction to the
-		// heap, which made a large blob write cost ~4× its size in RAM. The
-		// mapping does not grow the file (it would on Windows).
-		bopts.InitialMmapSize = int(max(mmapReserve, 2*st.Size()))
-	}
-	db, err := bolt.Open(path, 0o644, bopts)
-	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("project %s is open in another process (%s): %w", path, describeOwner(path), ErrLocked)
-		}
-		return nil, fmt.Errorf("open project %s: %w", path, err)
-	}
-	p := &Project{db: db, path: path, readOnly: opts.ReadOnly, log: opts.Logger}
+	p = &Project{db: db, path: path, readOnly: opts.ReadOnly, log: opts.Logger}
+	unclean := false
 	if !opts.ReadOnly {
+		// A side file left by a process of this host that no longer runs
+		// means it ended without Close (kill -9, power loss).
+		unclean = ownerDied(path)
 		p.lockInfo = path + ".lock-info"
 		if err := writeLockInfo(p.lockInfo); err != nil {
 			// Not fatal: the lock itself is held; only the message for others degrades.
@@ -182,17 +175,80 @@ func Open(path string, opts Options) (*Project, error) {
 			p.lockInfo = ""
 		}
 	}
-	if err := p.checkSchema(); err != nil {
+	fail := func(err error) (*Project, error) {
 		p.Close()
 		return nil, fmt.Errorf("open project %s: %w", path, err)
+	}
+	if err := p.checkSchema(); err != nil {
+		return fail(err)
+	}
+	if err := p.view(checkStructure); err != nil {
+		return fail(fmt.Errorf("%w; %s", err, damagedHint))
+	}
+	if unclean {
+		// bbolt is crash-safe by design; its full page check after an unclean
+		// end is insurance against a disk or file system that broke that. It
+		// runs after the structure walk has read every page under the guard
+		// (the checker's own goroutine cannot recover a memory fault).
+		p.log.Info("project was not closed cleanly; checking its pages", "path", path)
+		if err := p.Verify(); err != nil {
+			return fail(err)
+		}
 	}
 	s, err := p.readSettings()
 	if err != nil {
-		p.Close()
-		return nil, fmt.Errorf("open project %s: %w", path, err)
+		return fail(err)
 	}
 	p.settings = s
 	return p, nil
+}
+
+// openBolt opens the bbolt file at path after checking that it is as long
+// as its header says (bbolt maps it and would die of SIGBUS reading past
+// its end), with bbolt panics and memory faults turned into errors.
+func openBolt(path string, opts Options) (db *bolt.DB, err error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("open project %s: %w", path, err)
+	}
+	if err := checkFileSize(path); err != nil {
+		return nil, fmt.Errorf("open project %s: %w", path, err)
+	}
+	// PreLoadFreelist: read the free list here, under the guard, rather
+	// than lazily inside bbolt's checker goroutine.
+	bopts := &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly, PreLoadFreelist: true}
+	if runtime.GOOS != "windows" && math.MaxInt > 1<<32 {
+		// Reserve address space up front: every time bbolt grows its mapping
+		// during a write it copies all dirty values of the transaction to the
+		// heap, which made a large blob write cost ~4× its size in RAM. The
+		// mapping does not grow the file (it would on Windows).
+		bopts.InitialMmapSize = int(max(mmapReserve, 2*st.Size()))
+	}
+	defer faultsPanic()()
+	defer guard(path, "open", &err)
+	db, err = bolt.Open(path, 0o644, bopts)
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("project %s is open in another process (%s): %w", path, describeOwner(path), ErrLocked)
+		}
+		return nil, fmt.Errorf("open project %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// ownerDied reports whether the lock-info side file of path names a
+// process of this host that no longer runs.
+func ownerDied(path string) bool {
+	js, err := os.ReadFile(path + ".lock-info")
+	if err != nil {
+		return false
+	}
+	var o lockOwner
+	if json.Unmarshal(js, &o) != nil || o.PID == 0 || o.PID == os.Getpid() {
+		return false
+	}
+	host, _ := os.Hostname()
+	return o.Host == host && !processAlive(o.PID)
 }
 
 func writeLockInfo(path string) error {
@@ -270,7 +326,7 @@ func (p *Project) Path() string { return p.path }
 // Name returns the project's name, as given to Create.
 func (p *Project) Name() (string, error) {
 	var name string
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		name = string(tx.Bucket(bktMeta).Get(keyName))
 		return nil
 	})
@@ -298,7 +354,7 @@ func schemaVersionOf(tx *bolt.Tx) (int, error) {
 // checkSchema refuses foreign or newer files and migrates older ones.
 func (p *Project) checkSchema() error {
 	var v int
-	if err := p.db.View(func(tx *bolt.Tx) (err error) { v, err = schemaVersionOf(tx); return err }); err != nil {
+	if err := p.view(func(tx *bolt.Tx) (err error) { v, err = schemaVersionOf(tx); return err }); err != nil {
 		return err
 	}
 	switch {
@@ -315,13 +371,13 @@ func (p *Project) checkSchema() error {
 }
 
 // Verify checks bbolt's own page consistency (not content checksums; see
-// VerifyModel and VerifyBlob for those).
+// VerifyModel and VerifyBlob for those, and Check for everything).
 func (p *Project) Verify() error {
-	return p.db.View(func(tx *bolt.Tx) error {
+	return p.view(func(tx *bolt.Tx) error {
 		var first error
 		for err := range tx.Check() { // drain the channel so the checker ends
 			if first == nil {
-				first = fmt.Errorf("project %s: %w", p.path, err)
+				first = fmt.Errorf("project %s: %w: %w", p.path, err, ErrDamaged)
 			}
 		}
 		return first

@@ -112,7 +112,7 @@ func (p *Project) SaveRun(rec *RunRecord) error {
 	if rec.Created.IsZero() {
 		rec.Created = time.Now().UTC()
 	}
-	err := p.db.Update(func(tx *bolt.Tx) error {
+	err := p.update(func(tx *bolt.Tx) error {
 		runs := tx.Bucket(bktRuns)
 		if rec.ID == 0 {
 			id, err := runs.NextSequence()
@@ -169,7 +169,7 @@ func (p *Project) SaveRun(rec *RunRecord) error {
 // Run returns a run record (maps not loaded; see RunMap).
 func (p *Project) Run(id uint64) (RunRecord, error) {
 	var rec RunRecord
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bktRuns).Bucket(idKey(id))
 		if rb == nil {
 			return ErrNotFound
@@ -185,7 +185,7 @@ func (p *Project) Run(id uint64) (RunRecord, error) {
 // Runs lists every run record in ID order (maps not loaded).
 func (p *Project) Runs() ([]RunRecord, error) {
 	var out []RunRecord
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		runs := tx.Bucket(bktRuns)
 		return runs.ForEachBucket(func(k []byte) error {
 			var rec RunRecord
@@ -206,7 +206,7 @@ func (p *Project) Runs() ([]RunRecord, error) {
 // ErrNotFound when that image has none).
 func (p *Project) RunMap(id uint64, index int) (*AnomalyMap, error) {
 	var m *AnomalyMap
-	err := p.db.View(func(tx *bolt.Tx) error {
+	err := p.view(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bktRuns).Bucket(idKey(id))
 		if rb == nil {
 			return ErrNotFound
@@ -227,7 +227,7 @@ func (p *Project) RunMap(id uint64, index int) (*AnomalyMap, error) {
 
 // DeleteRun removes a run and its maps.
 func (p *Project) DeleteRun(id uint64) error {
-	err := p.db.Update(func(tx *bolt.Tx) error {
+	err := p.update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bktRuns).Bucket(idKey(id)) == nil {
 			return ErrNotFound
 		}

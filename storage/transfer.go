@@ -102,7 +102,7 @@ func (p *Project) ImportModel(ctx context.Context, r io.Reader) (int, error) {
 	}
 	rec.Origin = fmt.Sprintf("imported %s: version %d of project %q", time.Now().UTC().Format(time.RFC3339), rec.Version, hdr.Project)
 	rec.Version, rec.Active, rec.Parts = 0, false, nil
-	err = p.db.Update(func(tx *bolt.Tx) error {
+	err = p.update(func(tx *bolt.Tx) error {
 		if err := saveModelTx(ctx, tx, &rec, parts, p.chunkSize()); err != nil {
 			return err
 		}
@@ -135,9 +135,13 @@ func readModelFileHeader(r io.Reader) (modelFileHeader, error) {
 	if n > maxModelHeader {
 		return hdr, fmt.Errorf("header of %d bytes is implausible", n)
 	}
-	js := make([]byte, n)
-	if _, err := io.ReadFull(r, js); err != nil {
+	// Read what is there rather than allocate what the length claims.
+	js, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil {
 		return hdr, fmt.Errorf("header: %w", err)
+	}
+	if len(js) != int(n) {
+		return hdr, fmt.Errorf("header: %w (file ends after %d of %d bytes)", io.ErrUnexpectedEOF, len(js), n)
 	}
 	var sum uint32
 	if err := binary.Read(r, binary.BigEndian, &sum); err != nil {

@@ -90,7 +90,8 @@ func newDataView(w *Workstation) *dataView {
 			w.annotate.selectImage(v.selected)
 		}
 	})
-	right := container.NewBorder(container.NewHBox(zoomControls(v.viewer), annotate), v.info, nil, nil, v.viewer)
+	remove := widget.NewButtonWithIcon("Remove", theme.DeleteIcon(), v.removeSelected)
+	right := container.NewBorder(container.NewHBox(zoomControls(v.viewer), annotate, remove), v.info, nil, nil, v.viewer)
 	split := container.NewHSplit(v.grid, right)
 	split.Offset = 0.55
 	v.content = container.NewBorder(bar, nil, nil, nil, split)
@@ -235,6 +236,36 @@ func (v *dataView) show(r ImageRecord) {
 			}
 		})
 	})
+}
+
+// removeSelected removes the selected image from the project after asking
+// (a damaged or vanished image otherwise fails every training run).
+func (v *dataView) removeSelected() {
+	id := v.selected
+	rm, ok := v.w.project.(ImageRemover)
+	if id == "" || !ok {
+		return
+	}
+	dialog.ShowConfirm("Remove image", "Remove the selected image, its mask and its cached features from the project? The image file itself stays on disk.", func(yes bool) {
+		if yes {
+			if err := v.remove(rm, id); err != nil {
+				v.w.showError(err, "")
+			}
+		}
+	}, v.w.win)
+}
+
+// remove removes image id from the project and the gallery.
+func (v *dataView) remove(rm ImageRemover, id string) error {
+	if err := rm.RemoveImage(id); err != nil {
+		return fmt.Errorf("remove image: %w", err)
+	}
+	if v.selected == id {
+		v.selected = ""
+		v.viewer.SetImage(nil, false)
+	}
+	v.reload()
+	return nil
 }
 
 func orDash(s string) string {

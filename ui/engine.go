@@ -255,6 +255,14 @@ type Project interface {
 	Close() error
 }
 
+// ImageRemover is implemented by projects that can remove images (their
+// records, masks and cached features; never the files): the Data view offers
+// Remove when the open project has it. A separate interface so that
+// projects without it keep compiling.
+type ImageRemover interface {
+	RemoveImage(id string) error
+}
+
 // RecentStore remembers recently opened project files.
 type RecentStore interface {
 	Recent() []string

@@ -1,6 +1,10 @@
 package ui
 
-import "fyne.io/fyne/v2/widget"
+import (
+	"errors"
+
+	"fyne.io/fyne/v2/widget"
+)
 
 // Test hooks: the external tests (package ui_test, which may import
 // ui/uitest) drive the views through these.
@@ -18,6 +22,16 @@ func (w *Workstation) DataFilter(cat, split, label, mask string) {
 	w.data.splitSel.SetSelected(split)
 	w.data.labelSel.SetSelected(label)
 	w.data.maskSel.SetSelected(mask)
+}
+
+// DataRemove removes an image as the Data view's Remove button does after
+// its confirmation.
+func (w *Workstation) DataRemove(id string) error {
+	rm, ok := w.project.(ImageRemover)
+	if !ok {
+		return errors.New("project cannot remove images")
+	}
+	return w.data.remove(rm, id)
 }
 
 func (w *Workstation) ThumbDecodes() int { return w.data.thumbs.decodes() }

@@ -139,6 +139,30 @@ func TestCreateProjectAndImport(t *testing.T) {
 	}
 }
 
+// Issue 11, defect 5: an image can be removed from a project in the GUI.
+func TestDataRemoveImage(t *testing.T) {
+	h := newHarness(t)
+	p := h.project(t)
+	h.ws.ImportFolder(dataset(t))
+	h.ws.Wait()
+	imgs, err := p.Images()
+	if err != nil || len(imgs) != 10 {
+		t.Fatalf("%d images, %v", len(imgs), err)
+	}
+	if err := h.ws.DataRemove(imgs[3].ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.ws.DataShown(); n != 9 {
+		t.Fatalf("gallery shows %d images after remove, want 9", n)
+	}
+	left, _ := p.Images()
+	for _, r := range left {
+		if r.ID == imgs[3].ID {
+			t.Fatal("removed image still in the project")
+		}
+	}
+}
+
 func TestImportErrorShowsDialog(t *testing.T) {
 	h := newHarness(t)
 	h.project(t)

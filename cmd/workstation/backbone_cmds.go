@@ -15,6 +15,7 @@ import (
 	"github.com/dmad/workstation/core/backbone"
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/storage"
 )
 
@@ -313,6 +314,15 @@ func runImportModel(ctx context.Context, args []string, stdout, stderr io.Writer
 	v, err := p.ImportModel(ctx, f)
 	if err != nil {
 		return err
+	}
+	// Checksums only prove the file arrived as written; decode the model
+	// too, so that a crafted or damaged one is refused here rather than
+	// failing every later command.
+	if _, err := pipeline.LoadModel(func(part string) (io.ReadCloser, error) { return p.OpenModelPart(v, part) }); err != nil {
+		if derr := p.DeleteModel(v); derr != nil {
+			return fmt.Errorf("import model %s: %w (and removing it failed: %v)", *in, err, derr)
+		}
+		return fmt.Errorf("import model %s: not imported, the model does not decode: %w", *in, err)
 	}
 	if fresh {
 		rec, err := p.Model(v)

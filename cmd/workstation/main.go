@@ -44,6 +44,9 @@ func commands() []command {
 		{"backbone", "manage backbones: list, import, pull, show, rm", runBackbone},
 		{"export-model", "write a project's model to one file", runExportModel},
 		{"import-model", "add a model file to a project", runImportModel},
+		{"check", "verify a project file completely (pages, structure, every checksum)", runCheck},
+		{"salvage", "copy what is readable from a damaged project into a new one", runSalvage},
+		{"images", "manage a project's images: rm", runImages},
 		{"gui", "open the desktop application (the default)", runGUI},
 		{"version", "print versions", runVersion},
 	}

@@ -241,6 +241,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	version := fs.Int("model", 0, "model version (0: the active one)")
 	threshold := fs.Float64("threshold", -1, "decision threshold on the image score (default: the model's)")
 	opacity := fs.Float64("opacity", 0.5, "heatmap opacity in the overlays")
+	skipBad := fs.Bool("skip-bad", false, "skip unreadable or damaged images (listed on stderr) instead of failing")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -253,10 +254,14 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	if *opacity < 0 || *opacity > 1 {
 		return usagef("--opacity %g is out of range: want in [0, 1]", *opacity)
 	}
-	samples, err := project.InspectSamples(ctx, *input, nil)
+	scan, err := project.InspectSamples(ctx, *input, project.ScanOptions{SkipBad: *skipBad})
 	if err != nil {
 		return err
 	}
+	for _, p := range scan.Skipped {
+		fmt.Fprintln(stderr, "skipped:", p)
+	}
+	samples := scan.Samples
 	s, done, err := openSession(&ef, *proj, project.OpenOptions{ReadOnly: true})
 	if err != nil {
 		return err

@@ -54,6 +54,10 @@ func Resolve(spec string) (*encoder.Card, []byte, error) {
 		if card.File == "" {
 			return nil, nil, fmt.Errorf("backbone card %s names no file", cardPath)
 		}
+		// The card may come from anyone: its file must lie beside it.
+		if card.File != filepath.Base(card.File) || card.File == ".." || card.File == "." || strings.ContainsAny(card.File, `/\`) {
+			return nil, nil, fmt.Errorf("backbone card %s: file %q must be a file name beside the card: %w", cardPath, card.File, ErrBadName)
+		}
 		modelPath = filepath.Join(filepath.Dir(cardPath), card.File)
 	}
 	model, err := encoder.ReadBackbone(modelPath, card)

@@ -101,8 +101,33 @@ func (s *Store) List() ([]Entry, error) {
 // ErrNotFound is returned by Get for a backbone the store does not hold.
 var ErrNotFound = errors.New("backbone not found")
 
+// ErrBadName is wrapped by the error for a backbone name that could not be
+// a file name inside the store ("../x", "a/b", "", …).
+var ErrBadName = errors.New("invalid backbone name")
+
+// ValidName checks that name, which comes from a user or from a card, is a
+// plain file name stem: letters, digits and . _ - + @, at most 128 bytes, not
+// starting with a dot. Every path the store builds from a name is checked
+// with it, so no name reaches outside the store (`backbone rm
+// ../../outside/victim` deleted files outside it).
+func ValidName(name string) error {
+	if name == "" || len(name) > 128 || name[0] == '.' {
+		return fmt.Errorf("%w %q: 1 to 128 characters, not starting with a dot", ErrBadName, name)
+	}
+	for _, c := range name {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._-+@", c)
+		if !ok {
+			return fmt.Errorf("%w %q: only letters, digits and . _ - + @ are allowed", ErrBadName, name)
+		}
+	}
+	return nil
+}
+
 // Get looks up a stored backbone by name.
 func (s *Store) Get(name string) (Entry, error) {
+	if err := ValidName(name); err != nil {
+		return Entry{}, err
+	}
 	card := filepath.Join(s.Dir, name+".json")
 	model := filepath.Join(s.Dir, name+".onnx")
 	b, err := os.ReadFile(card)
@@ -128,8 +153,8 @@ func (s *Store) Import(modelPath string, card []byte) (Entry, error) {
 	if err := json.Unmarshal(card, &ci); err != nil {
 		return Entry{}, fmt.Errorf("backbone card: %w", err)
 	}
-	if ci.Name == "" {
-		return Entry{}, errors.New("backbone card has no name")
+	if err := ValidName(ci.Name); err != nil {
+		return Entry{}, fmt.Errorf("backbone card: %w", err)
 	}
 	f, err := os.Open(modelPath)
 	if err != nil {
@@ -148,6 +173,9 @@ func (s *Store) Import(modelPath string, card []byte) (Entry, error) {
 func (s *Store) Pull(ctx context.Context, card []byte, progress func(done, total int64)) (Entry, error) {
 	var ci CardInfo
 	if err := json.Unmarshal(card, &ci); err != nil {
+		return Entry{}, fmt.Errorf("backbone card: %w", err)
+	}
+	if err := ValidName(ci.Name); err != nil {
 		return Entry{}, fmt.Errorf("backbone card: %w", err)
 	}
 	if ci.URL == "" {
@@ -194,6 +222,9 @@ func (s *Store) Remove(name string) error {
 // write streams r into <name>.onnx through a temp file, so a failed or
 // mismatching transfer never replaces a good file.
 func (s *Store) write(name string, r io.Reader, want string) (string, error) {
+	if err := ValidName(name); err != nil {
+		return "", err
+	}
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return "", err
 	}
@@ -221,6 +252,9 @@ func (s *Store) write(name string, r io.Reader, want string) (string, error) {
 }
 
 func (s *Store) writeCard(name string, card []byte, sum string) (Entry, error) {
+	if err := ValidName(name); err != nil {
+		return Entry{}, err
+	}
 	var m map[string]any
 	if err := json.Unmarshal(card, &m); err != nil {
 		return Entry{}, err

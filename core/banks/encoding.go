@@ -95,20 +95,28 @@ func (b *NormalBank) WriteTo(w io.Writer) (int64, error) {
 // ReadFrom reads one bank written by WriteTo from r, replacing b's
 // contents. It reads exactly the bank's bytes (r may hold more after it).
 func (b *NormalBank) ReadFrom(r io.Reader) (int64, error) {
-	br := &bankReader{r: r, crc: crc32.NewIEEE()}
-	flags, m, id, err := br.header(kindNormal)
+	br := newBankReader(r)
+	flags, rows, cols, id, err := br.header(kindNormal)
 	if err != nil {
 		return br.n, fmt.Errorf("read normal bank: %w", err)
 	}
-	nb := &NormalBank{Features: m, Backbone: id}
-	br.floats(m.Data)
-	nb.Source = br.int32s(m.Rows)
+	perRow := int64(4)
 	if flags&flagCat != 0 {
-		nb.Category = br.int32s(m.Rows)
+		perRow = 8
+	}
+	if err := br.fits(rows, cols, perRow); err != nil {
+		return br.n, fmt.Errorf("read normal bank: %w", err)
+	}
+	data := br.floats(rows * cols)
+	nb := &NormalBank{Backbone: id}
+	nb.Source = br.int32s(rows)
+	if flags&flagCat != 0 {
+		nb.Category = br.int32s(rows)
 	}
 	if err := br.finish(); err != nil {
 		return br.n, fmt.Errorf("read normal bank: %w", err)
 	}
+	nb.Features = &mat.Matrix{Rows: rows, Cols: cols, Data: data}
 	*b = *nb
 	return br.n, nil
 }
@@ -164,18 +172,21 @@ func (b *AnomalyBank) WriteTo(w io.Writer) (int64, error) {
 
 // ReadFrom reads one bank written by WriteTo from r, replacing b's contents.
 func (b *AnomalyBank) ReadFrom(r io.Reader) (int64, error) {
-	br := &bankReader{r: r, crc: crc32.NewIEEE()}
-	_, m, id, err := br.header(kindAnomaly)
+	br := newBankReader(r)
+	_, rows, cols, id, err := br.header(kindAnomaly)
 	if err != nil {
 		return br.n, fmt.Errorf("read anomaly bank: %w", err)
 	}
-	nb := &AnomalyBank{Features: m, Backbone: id, Kind: make([]uint8, m.Rows)}
-	br.floats(m.Data)
-	br.read(nb.Kind)
-	nb.Source = br.int32s(m.Rows)
+	if err := br.fits(rows, cols, 5); err != nil {
+		return br.n, fmt.Errorf("read anomaly bank: %w", err)
+	}
+	data := br.floats(rows * cols)
+	nb := &AnomalyBank{Backbone: id, Kind: br.bytes(rows)}
+	nb.Source = br.int32s(rows)
 	if err := br.finish(); err != nil {
 		return br.n, fmt.Errorf("read anomaly bank: %w", err)
 	}
+	nb.Features = &mat.Matrix{Rows: rows, Cols: cols, Data: data}
 	for i, k := range nb.Kind {
 		if k < KindPseudo || k > KindCentred {
 			return br.n, fmt.Errorf("read anomaly bank: entry %d has unknown kind %d: %w", i, k, ErrCorrupt)
@@ -262,12 +273,40 @@ func (bw *bankWriter) finish() (int64, error) {
 
 // bankReader reads through a running CRC, keeping the first error; a short
 // read is reported as truncation.
+//
+// Sizes come from the (untrusted) header, so nothing is allocated from them
+// alone: when the source's length is known (a byte slice) the header's claim
+// is checked against it first; otherwise arrays grow only as bytes actually
+// arrive, so a lying header costs at most what the source really holds.
 type bankReader struct {
-	r   io.Reader
-	crc hash.Hash32
-	n   int64
-	err error
-	buf []byte
+	r    io.Reader
+	crc  hash.Hash32
+	n    int64
+	size int64 // total bytes the source holds (n included); -1 unknown
+	err  error
+	buf  []byte
+}
+
+// growStep is how many values an array of unknown true length grows by
+// before the bytes for them have been read.
+const growStep = 1 << 18
+
+func newBankReader(r io.Reader) *bankReader {
+	br := &bankReader{r: r, crc: crc32.NewIEEE(), size: -1}
+	if l, ok := r.(interface{ Len() int }); ok {
+		br.size = int64(l.Len())
+	}
+	return br
+}
+
+// fits checks that rows·cols float32 plus perRow bytes per row plus the
+// trailing CRC fit in what the source holds, when that is known.
+func (br *bankReader) fits(rows, cols int, perRow int64) error {
+	need := int64(rows)*int64(cols)*4 + int64(rows)*perRow + 4
+	if br.size >= 0 && need > br.size-br.n {
+		return fmt.Errorf("header claims %d×%d (%d more bytes) but only %d remain: %w", rows, cols, need, br.size-br.n, ErrCorrupt)
+	}
+	return nil
 }
 
 func (br *bankReader) read(p []byte) {
@@ -285,14 +324,14 @@ func (br *bankReader) read(p []byte) {
 	}
 }
 
-func (br *bankReader) header(want uint8) (flags uint8, m *mat.Matrix, id string, err error) {
+func (br *bankReader) header(want uint8) (flags uint8, rows, cols int, id string, err error) {
 	h := make([]byte, fixedHeader)
 	br.read(h)
 	if br.err != nil {
-		return 0, nil, "", br.err
+		return 0, 0, 0, "", br.err
 	}
 	if string(h[:8]) != bankMagic {
-		return 0, nil, "", fmt.Errorf("not a bank (magic %q): %w", h[:8], ErrCorrupt)
+		return 0, 0, 0, "", fmt.Errorf("not a bank (magic %q): %w", h[:8], ErrCorrupt)
 	}
 	idb := make([]byte, binary.LittleEndian.Uint16(h[24:]))
 	br.read(idb)
@@ -300,51 +339,77 @@ func (br *bankReader) header(want uint8) (flags uint8, m *mat.Matrix, id string,
 	hdrCRC := crc32.Update(crc32.ChecksumIEEE(h), crc32.IEEETable, idb)
 	br.read(sum)
 	if br.err != nil {
-		return 0, nil, "", br.err
+		return 0, 0, 0, "", br.err
 	}
 	if binary.LittleEndian.Uint32(sum) != hdrCRC {
-		return 0, nil, "", fmt.Errorf("header checksum mismatch: %w", ErrCorrupt)
+		return 0, 0, 0, "", fmt.Errorf("header checksum mismatch: %w", ErrCorrupt)
 	}
 	if v := binary.LittleEndian.Uint16(h[8:]); v != bankVersion {
-		return 0, nil, "", fmt.Errorf("unsupported bank version %d (this build reads %d)", v, bankVersion)
+		return 0, 0, 0, "", fmt.Errorf("unsupported bank version %d (this build reads %d)", v, bankVersion)
 	}
 	if h[10] != want {
 		names := map[uint8]string{kindNormal: "normal", kindAnomaly: "anomaly"}
-		return 0, nil, "", fmt.Errorf("bank holds a %s bank, want %s: %w", names[h[10]], names[want], ErrCorrupt)
+		return 0, 0, 0, "", fmt.Errorf("bank holds a %s bank, want %s: %w", names[h[10]], names[want], ErrCorrupt)
 	}
-	rows, cols := binary.LittleEndian.Uint64(h[12:]), uint64(binary.LittleEndian.Uint32(h[20:]))
-	if cols == 0 && rows > 0 || rows > maxBankValues || cols > maxBankValues || rows*cols > maxBankValues {
-		return 0, nil, "", fmt.Errorf("implausible size %d×%d: %w", rows, cols, ErrCorrupt)
+	r, c := binary.LittleEndian.Uint64(h[12:]), uint64(binary.LittleEndian.Uint32(h[20:]))
+	if c == 0 && r > 0 || r > maxBankValues || c > maxBankValues || r*c > maxBankValues {
+		return 0, 0, 0, "", fmt.Errorf("implausible size %d×%d: %w", r, c, ErrCorrupt)
 	}
-	return h[11], mat.New(int(rows), int(cols)), string(idb), nil
+	return h[11], int(r), int(c), string(idb), nil
 }
 
-func (br *bankReader) floats(v []float32) {
+// initialCap is the capacity to start an n-value array with: all of it when
+// the source's length has been checked (see fits), else one growth step.
+func (br *bankReader) initialCap(n int) int {
+	if br.size >= 0 {
+		return n
+	}
+	return min(n, growStep)
+}
+
+func (br *bankReader) chunkBuf() []byte {
 	if br.buf == nil {
 		br.buf = make([]byte, 1<<16)
 	}
-	for len(v) > 0 && br.err == nil {
-		n := min(len(v), len(br.buf)/4)
-		br.read(br.buf[:4*n])
-		for i := range v[:n] {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(br.buf[4*i:]))
-		}
-		v = v[n:]
-	}
+	return br.buf
 }
 
+// floats reads n float32 values.
+func (br *bankReader) floats(n int) []float32 {
+	out := make([]float32, 0, br.initialCap(n))
+	buf := br.chunkBuf()
+	for len(out) < n && br.err == nil {
+		k := min(n-len(out), len(buf)/4)
+		br.read(buf[:4*k])
+		for i := range k {
+			out = append(out, math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:])))
+		}
+	}
+	return out
+}
+
+// int32s reads n int32 values.
 func (br *bankReader) int32s(n int) []int32 {
-	out := make([]int32, n)
-	if br.buf == nil {
-		br.buf = make([]byte, 1<<16)
-	}
-	for v := out; len(v) > 0 && br.err == nil; {
-		k := min(len(v), len(br.buf)/4)
-		br.read(br.buf[:4*k])
-		for i := range v[:k] {
-			v[i] = int32(binary.LittleEndian.Uint32(br.buf[4*i:]))
+	out := make([]int32, 0, br.initialCap(n))
+	buf := br.chunkBuf()
+	for len(out) < n && br.err == nil {
+		k := min(n-len(out), len(buf)/4)
+		br.read(buf[:4*k])
+		for i := range k {
+			out = append(out, int32(binary.LittleEndian.Uint32(buf[4*i:])))
 		}
-		v = v[k:]
+	}
+	return out
+}
+
+// bytes reads n bytes.
+func (br *bankReader) bytes(n int) []byte {
+	out := make([]byte, 0, br.initialCap(n))
+	buf := br.chunkBuf()
+	for len(out) < n && br.err == nil {
+		k := min(n-len(out), len(buf))
+		br.read(buf[:k])
+		out = append(out, buf[:k]...)
 	}
 	return out
 }

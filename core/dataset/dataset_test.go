@@ -2,9 +2,11 @@ package dataset
 
 import (
 	"bytes"
+	"compress/zlib"
 	"context"
+	"encoding/binary"
 	"errors"
-	"github.com/dmad/workstation/core/sharedtest"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -16,6 +18,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dmad/workstation/core/imageio"
+	"github.com/dmad/workstation/core/sharedtest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -194,17 +199,6 @@ func TestOpenErrors(t *testing.T) {
 func TestOpenFullDecodeAndProgress(t *testing.T) {
 	root := t.TempDir()
 	makeMVTec(t, filepath.Join(root, "bolt"), 3, 1, map[string]int{"crack": 1})
-	// Corrupt the pixel data but keep the header and the IEND chunk: only a
-	// full decode sees it (the chunk CRC no longer matches).
-	p := filepath.Join(root, "bolt", "train", "good", "a1.png")
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := bytes.Index(data, []byte("IDAT"))
-	data[i+10] ^= 0xFF
-	writeFile(t, p, data)
-
 	var last, total int
 	ds, err := Open(root, Options{Logger: quiet, Workers: 2, Progress: func(d, n int) { last, total = d, n }})
 	if err != nil {
@@ -213,10 +207,70 @@ func TestOpenFullDecodeAndProgress(t *testing.T) {
 	if last != len(ds.Samples) || total != len(ds.Samples) {
 		t.Errorf("progress ended at %d/%d for %d samples", last, total, len(ds.Samples))
 	}
-	_, err = Open(root, Options{Logger: quiet, FullDecode: true})
-	if err == nil || !strings.Contains(err.Error(), p) {
-		t.Errorf("full decode error = %v, want one naming %s", err, p)
+	// Corrupt the pixel data but keep the header and the IEND chunk: the
+	// chunk CRC no longer matches. The quick check used to pass this file,
+	// --skip-bad kept it and training failed at encoding, every time
+	// (issue 11, defect 5): both checks must now name it.
+	p := filepath.Join(root, "bolt", "train", "good", "a1.png")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
 	}
+	i := bytes.Index(data, []byte("IDAT"))
+	data[i+10] ^= 0xFF
+	writeFile(t, p, data)
+	for _, full := range []bool{false, true} {
+		_, err = Open(root, Options{Logger: quiet, FullDecode: full})
+		if err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("full decode %v: error = %v, want one naming %s", full, err, p)
+		}
+		ds, err := Open(root, Options{Logger: quiet, FullDecode: full, SkipBad: true})
+		if err != nil || len(ds.Skipped) != 1 {
+			t.Errorf("full decode %v, skip bad: %v, skipped %v", full, err, ds)
+		}
+	}
+}
+
+// A 1 KB PNG claiming 100000×100000 pixels (a decompression bomb) is
+// refused from its header, in the quick check and in a full decode.
+func TestOpenRefusesDecompressionBomb(t *testing.T) {
+	root := t.TempDir()
+	makeMVTec(t, filepath.Join(root, "bolt"), 3, 1, nil)
+	p := filepath.Join(root, "bolt", "train", "good", "a1.png")
+	writeFile(t, p, bombPNG(100000, 100000))
+	for _, full := range []bool{false, true} {
+		_, err := Open(root, Options{Logger: quiet, FullDecode: full})
+		if !errors.Is(err, imageio.ErrTooLarge) || !strings.Contains(err.Error(), p) {
+			t.Errorf("full decode %v: error = %v, want ErrTooLarge naming %s", full, err, p)
+		}
+	}
+}
+
+// bombPNG is a valid-looking PNG header claiming w×h grey pixels, with one
+// small IDAT chunk.
+func bombPNG(w, h uint32) []byte {
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, data []byte) {
+		binary.Write(&b, binary.BigEndian, uint32(len(data)))
+		c := crc32.NewIEEE()
+		c.Write([]byte(typ))
+		c.Write(data)
+		b.WriteString(typ)
+		b.Write(data)
+		binary.Write(&b, binary.BigEndian, c.Sum32())
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, w)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
+	ihdr = append(ihdr, 8, 0, 0, 0, 0)
+	chunk("IHDR", ihdr)
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(make([]byte, 1000))
+	zw.Close()
+	chunk("IDAT", z.Bytes())
+	chunk("IEND", nil)
+	return b.Bytes()
 }
 
 func TestOpenEmptyCategory(t *testing.T) {

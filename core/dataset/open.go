@@ -386,10 +386,15 @@ func readVisA(root, csvPath string) ([]Sample, []Problem, error) {
 			return ""
 		}
 		s := Sample{Category: get("object")}
+		where := fmt.Sprintf("%s:%d", csvPath, line)
 		if img := get("image"); img != "" {
+			// Paths in the CSV are relative to the dataset and stay inside it.
+			if !filepath.IsLocal(filepath.FromSlash(img)) {
+				problems = append(problems, Problem{Path: where, Err: fmt.Errorf("image path %q leaves the dataset folder", img)})
+				continue
+			}
 			s.Path = filepath.Join(root, filepath.FromSlash(img))
 		}
-		where := fmt.Sprintf("%s:%d", csvPath, line)
 		switch strings.ToLower(get("split")) {
 		case "train":
 			s.Split = Train
@@ -405,6 +410,10 @@ func readVisA(root, csvPath string) ([]Sample, []Problem, error) {
 		case "anomaly", "abnormal", "defect", "1":
 			s.Label, s.Defect = Defect, "anomaly"
 			if m := get("mask"); m != "" {
+				if !filepath.IsLocal(filepath.FromSlash(m)) {
+					problems = append(problems, Problem{Path: where, Err: fmt.Errorf("mask path %q leaves the dataset folder", m)})
+					continue
+				}
 				s.MaskPath = filepath.Join(root, filepath.FromSlash(m))
 			}
 		default:

@@ -1,12 +1,13 @@
 package dataset
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"image"
+	"hash/crc32"
 	"io"
 	"os"
 	"sync"
@@ -129,13 +130,12 @@ func checkImage(path string, full bool) (w, h int, err error) {
 	if _, err := io.ReadFull(f, head); err != nil {
 		return 0, 0, fmt.Errorf("read: %w", err)
 	}
-	rest := io.NewSectionReader(f, int64(len(head)), size-int64(len(head)))
-	cfg, format, err := image.DecodeConfig(io.MultiReader(bytes.NewReader(head), rest))
+	cfg, format, err := imageio.DecodeConfig(f, size)
 	if err != nil {
 		return 0, 0, fmt.Errorf("unreadable image: %w", err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return 0, 0, fmt.Errorf("image has size %d×%d", cfg.Width, cfg.Height)
+	if err := imageio.CheckSize(cfg.Width, cfg.Height); err != nil {
+		return 0, 0, err
 	}
 	w, h = cfg.Width, cfg.Height
 	tailLen := min(size, 4096)
@@ -150,6 +150,12 @@ func checkImage(path string, full bool) (w, h int, err error) {
 		end := tail[max(0, len(tail)-256):]
 		if i := bytes.LastIndex(end, []byte("IEND")); i < 0 || len(end)-i < 8 {
 			return 0, 0, errors.New("truncated PNG (no complete IEND chunk at the end)")
+		}
+		// A damaged data chunk passes the header check but fails the
+		// decoder at training time: check every chunk's CRC (reading the
+		// file, not decoding it).
+		if err := checkPNGChunks(io.NewSectionReader(f, 0, size)); err != nil {
+			return 0, 0, err
 		}
 	case "jpeg":
 		if !bytes.Contains(tail, []byte{0xFF, 0xD9}) {
@@ -173,4 +179,39 @@ func checkImage(path string, full bool) (w, h int, err error) {
 		}
 	}
 	return w, h, nil
+}
+
+// checkPNGChunks walks the chunks of a PNG file and checks each one's CRC-32.
+func checkPNGChunks(r io.Reader) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if _, err := br.Discard(8); err != nil { // signature
+		return fmt.Errorf("truncated PNG: %w", err)
+	}
+	var hdr [8]byte
+	buf := make([]byte, 32<<10)
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return fmt.Errorf("truncated PNG (no IEND chunk): %w", err)
+		}
+		n := binary.BigEndian.Uint32(hdr[:4])
+		typ := string(hdr[4:8])
+		if n > 1<<31-1 {
+			return fmt.Errorf("damaged PNG: chunk %q claims %d bytes", typ, n)
+		}
+		crc := crc32.NewIEEE()
+		crc.Write(hdr[4:8])
+		if _, err := io.CopyBuffer(crc, io.LimitReader(br, int64(n)), buf); err != nil {
+			return fmt.Errorf("read PNG chunk %q: %w", typ, err)
+		}
+		var sum [4]byte
+		if _, err := io.ReadFull(br, sum[:]); err != nil {
+			return fmt.Errorf("truncated PNG in chunk %q: %w", typ, err)
+		}
+		if binary.BigEndian.Uint32(sum[:]) != crc.Sum32() {
+			return fmt.Errorf("damaged PNG: chunk %q fails its CRC", typ)
+		}
+		if typ == "IEND" {
+			return nil
+		}
+	}
 }

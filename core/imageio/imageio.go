@@ -8,6 +8,7 @@ package imageio
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -17,10 +18,31 @@ import (
 	_ "image/png"
 	"io"
 	"os"
+	"strconv"
 
 	_ "golang.org/x/image/bmp"
-	_ "golang.org/x/image/tiff"
+	"golang.org/x/image/tiff"
 )
+
+// isTIFF reports whether head starts like a TIFF file.
+func isTIFF(head []byte) bool {
+	return bytes.HasPrefix(head, []byte("II*\x00")) || bytes.HasPrefix(head, []byte("MM\x00*"))
+}
+
+// DecodeConfig reads the format and size of the image in the first size
+// bytes of r. TIFF is read through r's ReaderAt: through image.DecodeConfig
+// (which hides it behind a bufio.Reader) the TIFF decoder buffers the stream
+// up to whatever offset the header names, and a 126-byte file naming an
+// offset of 4 GB allocated 4 GB.
+func DecodeConfig(r io.ReaderAt, size int64) (image.Config, string, error) {
+	head := make([]byte, 4)
+	n, _ := r.ReadAt(head, 0)
+	if isTIFF(head[:n]) {
+		cfg, err := tiff.DecodeConfig(io.NewSectionReader(r, 0, size))
+		return cfg, "tiff", err
+	}
+	return image.DecodeConfig(io.NewSectionReader(r, 0, size))
+}
 
 // Load reads and decodes the image at path. JPEG files are turned upright
 // according to their EXIF orientation tag. The returned image keeps its
@@ -38,13 +60,58 @@ func Load(path string) (image.Image, error) {
 	return img, nil
 }
 
+// DefaultMaxPixels is the largest image (width × height) decoded unless
+// $DMAD_MAX_PIXELS says otherwise: 100 megapixels, far beyond any camera
+// image the workstation inspects, and at most 800 MB decoded (16-bit RGBA).
+const DefaultMaxPixels = 100_000_000
+
+// ErrTooLarge is wrapped by the error for an image whose header claims more
+// pixels than the limit (a decompression bomb: a 1 KB PNG can claim
+// 100000×100000).
+var ErrTooLarge = errors.New("image too large")
+
+// MaxPixels returns the pixel limit: $DMAD_MAX_PIXELS when it holds a
+// positive number, else DefaultMaxPixels.
+func MaxPixels() int64 {
+	if n, err := strconv.ParseInt(os.Getenv("DMAD_MAX_PIXELS"), 10, 64); err == nil && n > 0 {
+		return n
+	}
+	return DefaultMaxPixels
+}
+
+// CheckSize refuses a size from an image header that is empty or exceeds
+// the pixel limit, before anything is allocated for it.
+func CheckSize(w, h int) error {
+	if w <= 0 || h <= 0 {
+		return fmt.Errorf("image has size %d×%d", w, h)
+	}
+	if limit := MaxPixels(); int64(w)*int64(h) > limit {
+		return fmt.Errorf("image claims %d×%d pixels, more than the limit of %d (set DMAD_MAX_PIXELS to raise it): %w", w, h, limit, ErrTooLarge)
+	}
+	return nil
+}
+
 // Decode decodes an encoded image held in memory, applying the EXIF
-// orientation of JPEG data.
+// orientation of JPEG data. The size in the header is checked against
+// MaxPixels before the pixels are decoded.
 func Decode(data []byte) (image.Image, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("empty file")
 	}
-	img, format, err := image.Decode(bytes.NewReader(data))
+	cfg, _, err := DecodeConfig(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if err := CheckSize(cfg.Width, cfg.Height); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	var img image.Image
+	format := "tiff"
+	if isTIFF(data) {
+		img, err = tiff.Decode(bytes.NewReader(data)) // a ReaderAt, see DecodeConfig
+	} else {
+		img, format, err = image.Decode(bytes.NewReader(data))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
@@ -67,15 +134,19 @@ func Size(path string) (w, h int, err error) {
 		return 0, 0, fmt.Errorf("image size: %w", err)
 	}
 	defer f.Close()
-	// Headers, including a JPEG's EXIF block (at most 64 KiB), sit at the
-	// start; read more only when the decoder needs it.
+	// A JPEG's EXIF block (at most 64 KiB, for the orientation) sits at the
+	// start; the size is read through the file's ReaderAt.
 	head := make([]byte, 256<<10)
 	n, err := io.ReadFull(f, head)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return 0, 0, fmt.Errorf("image size %s: %w", path, err)
 	}
 	head = head[:n]
-	cfg, format, err := image.DecodeConfig(io.MultiReader(bytes.NewReader(head), f))
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, fmt.Errorf("image size %s: %w", path, err)
+	}
+	cfg, format, err := DecodeConfig(f, st.Size())
 	if err != nil {
 		return 0, 0, fmt.Errorf("image size %s: %w", path, err)
 	}

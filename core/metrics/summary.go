@@ -1,5 +1,7 @@
 package metrics
 
+import "math"
+
 // Summary is the protocol's metrics of one category or their mean
 // (METHOD.md §6): the one type the engine, the project's stored runs, the
 // reports and the desktop application's views share.
@@ -27,11 +29,45 @@ func (s *Summary) fields() []struct {
 }
 
 // Put writes the metrics into m under prefix+key (the keys are the JSON
-// names, e.g. "bottle/image_auroc" with prefix "bottle/").
+// names, e.g. "bottle/image_auroc" with prefix "bottle/"). An undefined
+// metric (NaN or ±Inf: a single-class set) is left out: absent, not a value
+// JSON cannot hold.
 func (s Summary) Put(m map[string]float64, prefix string) {
 	for _, f := range s.fields() {
-		m[prefix+f.key] = *f.v
+		if !math.IsNaN(*f.v) && !math.IsInf(*f.v, 0) {
+			m[prefix+f.key] = *f.v
+		}
 	}
+}
+
+// MarshalJSON writes undefined metrics (NaN: a single-class test set) as
+// null with the reason under "undefined", instead of failing the whole
+// encoding as encoding/json does ("json: unsupported value: NaN").
+func (s Summary) MarshalJSON() ([]byte, error) {
+	imageReason := ReasonOneClass
+	if math.IsNaN(s.ImageAP) {
+		imageReason = ReasonNoPositives
+	}
+	reason := map[string]string{"image_auroc": ReasonOneClass, "image_ap": imageReason, "image_f1max": imageReason}
+	fs := s.fields()
+	out := make([]Field, len(fs))
+	for i, f := range fs {
+		r, ok := reason[f.key]
+		if !ok {
+			r = ReasonPixelClasses
+		}
+		out[i] = Field{Name: f.key, Value: *f.v, Reason: r}
+	}
+	return MarshalFields(out)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (null as NaN).
+func (s *Summary) UnmarshalJSON(data []byte) error {
+	dst := map[string]*float64{}
+	for _, f := range s.fields() {
+		dst[f.key] = f.v
+	}
+	return UnmarshalFields(data, dst)
 }
 
 // Set sets the metric named key (a JSON name); it reports whether key

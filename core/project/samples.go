@@ -12,16 +12,33 @@ import (
 	"github.com/dmad/workstation/core/dataset"
 )
 
+// ScanOptions control which images [InspectSamples] returns.
+type ScanOptions struct {
+	// SkipBad leaves out images that fail the quick check (unreadable,
+	// truncated, over the pixel limit) and lists them in the result's
+	// Skipped instead of failing the scan.
+	SkipBad bool
+	// Logger receives the dataset reader's warnings (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Scan is what [InspectSamples] found.
+type Scan struct {
+	Samples []dataset.Sample
+	// Skipped are the images left out by ScanOptions.SkipBad.
+	Skipped []dataset.Problem
+}
+
 // InspectSamples are the images an inspection of dir scores, for the CLI
 // and the desktop application alike: the test images of an MVTec AD or
 // VisA folder, or every image under any other folder (recursively,
 // following links). Inside an MVTec test folder (sub-folders good/,
 // <defect>/) labels and masks are read from the folder names, so
 // inspecting <category>/test still yields metrics.
-func InspectSamples(ctx context.Context, dir string, log *slog.Logger) ([]dataset.Sample, error) {
-	ds, err := dataset.OpenContext(ctx, dir, dataset.Options{Logger: log})
+func InspectSamples(ctx context.Context, dir string, opts ScanOptions) (*Scan, error) {
+	ds, err := dataset.OpenContext(ctx, dir, dataset.Options{Logger: opts.Logger, SkipBad: opts.SkipBad})
 	if err == nil && ds.Layout != dataset.LayoutFolder {
-		return ds.Test(), nil
+		return &Scan{Samples: ds.Test(), Skipped: ds.Skipped}, nil
 	}
 	if errors.Is(err, context.Canceled) {
 		return nil, err
@@ -36,11 +53,23 @@ func InspectSamples(ctx context.Context, dir string, log *slog.Logger) ([]datase
 		}
 		return nil, fmt.Errorf("scan %s: no images found", dir)
 	}
-	out := make([]dataset.Sample, len(paths))
-	for i, p := range paths {
-		out[i] = folderSample(dir, p)
+	scan := &Scan{Samples: make([]dataset.Sample, 0, len(paths))}
+	for _, p := range paths {
+		if opts.SkipBad {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if _, _, err := dataset.CheckImage(p); err != nil {
+				scan.Skipped = append(scan.Skipped, dataset.Problem{Path: p, Err: err})
+				continue
+			}
+		}
+		scan.Samples = append(scan.Samples, folderSample(dir, p))
 	}
-	return out, nil
+	if len(scan.Samples) == 0 {
+		return nil, fmt.Errorf("scan %s: no readable images (%d skipped)", dir, len(scan.Skipped))
+	}
+	return scan, nil
 }
 
 // folderSample describes an image found under dir: unlabelled, or labelled

@@ -371,11 +371,16 @@ func (e *Engine) Score(ctx context.Context, req ui.ScoreRequest, progress func(u
 		}
 		return run, nil
 	}
-	samples, err := project.InspectSamples(ctx, req.Dir, e.o.Logger)
+	// A batch from the line may hold a damaged file: score the rest and
+	// name what was left out, rather than fail the whole batch.
+	scan, err := project.InspectSamples(ctx, req.Dir, project.ScanOptions{SkipBad: true, Logger: e.o.Logger})
 	if err != nil {
 		return ui.Run{}, err
 	}
-	res, err := s.Inspect(ctx, version, samples, tr.event)
+	for _, p := range scan.Skipped {
+		e.o.Logger.Warn("inspect: skipped a damaged image", "image", p.Path, "err", p.Err)
+	}
+	res, err := s.Inspect(ctx, version, scan.Samples, tr.event)
 	if err != nil {
 		return ui.Run{}, err
 	}

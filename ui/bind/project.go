@@ -213,6 +213,16 @@ func (p *Project) SetSeenAnomaly(id string, seen bool) error {
 	return p.s.Store.PutImage(&r)
 }
 
+// RemoveImage implements ui.ImageRemover: the image's record, mask and
+// cached features leave the project; the file stays.
+func (p *Project) RemoveImage(id string) error {
+	v, err := parseID(id)
+	if err != nil {
+		return err
+	}
+	return p.s.Store.DeleteImage(v)
+}
+
 // guiSettings are the views' settings that storage.Settings lacks, kept
 // under "gui" in storage.Settings.Training.
 type guiSettings struct {

@@ -22,10 +22,10 @@ import (
 	"time"
 
 	"github.com/dmad/workstation/assets"
+	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/ui/internal/curve"
 	"github.com/dmad/workstation/ui/internal/plots"
 
-	"github.com/dmad/workstation/core/metrics"
 )
 
 // Item is one scored image of the report.

@@ -111,6 +111,19 @@ func decodeFile(path string) (image.Image, error) {
 	return img, err
 }
 
+// RemoveImage implements ui.ImageRemover.
+func (p *Project) RemoveImage(id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i, err := p.find(id)
+	if err != nil {
+		return err
+	}
+	p.images = append(p.images[:i], p.images[i+1:]...)
+	delete(p.masks, id)
+	return nil
+}
+
 func (p *Project) find(id string) (int, error) {
 	for i := range p.images {
 		if p.images[i].ID == id {

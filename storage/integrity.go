@@ -1,0 +1,288 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"maps"
+	"os"
+	"runtime/debug"
+	"slices"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrDamaged is wrapped by every error that reports a damaged project file:
+// a bad page, a file shorter than its own header says, a missing bucket, a
+// manifest that does not match the content. `workstation check` lists all
+// damage; `workstation salvage` copies what is readable into a new project.
+var ErrDamaged = errors.New("project file damaged")
+
+// damagedHint is appended to damage errors so the user knows what to do.
+const damagedHint = "run `workstation check` for details, `workstation salvage` to recover what is readable"
+
+// guard is deferred once by every entry point that touches the bbolt file:
+// a panic inside bbolt (it trusts page contents: "slice bounds out of
+// range", "Page expected", "zero-length inode key") becomes an error naming
+// the file. Memory faults on the mapping (SIGBUS on a file cut short under
+// us) arrive as such panics too, because the caller set
+// debug.SetPanicOnFault (see faultsPanic).
+func guard(path, op string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%s: project %s: bbolt failed on damaged data (%v): %w; %s", op, path, r, ErrDamaged, damagedHint)
+	}
+}
+
+// faultsPanic makes memory faults in this goroutine panic (recoverable)
+// instead of killing the process; the returned function restores the old
+// setting. bbolt reads the file through mmap, where a truncated or damaged
+// file faults instead of returning an error.
+func faultsPanic() func() {
+	old := debug.SetPanicOnFault(true)
+	return func() { debug.SetPanicOnFault(old) }
+}
+
+// view runs fn in a read transaction, turning bbolt panics and faults into
+// an error that names the file.
+func (p *Project) view(fn func(*bolt.Tx) error) (err error) {
+	defer faultsPanic()()
+	defer guard(p.path, "read", &err)
+	return p.db.View(fn)
+}
+
+// update runs fn in a write transaction, then records the manifest of key
+// counts in the same transaction (see manifest), turning bbolt panics and
+// faults into an error that names the file. bbolt rolls the transaction
+// back before the panic reaches guard.
+func (p *Project) update(fn func(*bolt.Tx) error) (err error) {
+	defer faultsPanic()()
+	defer guard(p.path, "write", &err)
+	var fnErr error
+	err = p.db.Update(func(tx *bolt.Tx) error {
+		if fnErr = fn(tx); fnErr != nil {
+			return fnErr
+		}
+		return writeManifest(tx)
+	})
+	if err != nil && err != fnErr {
+		// A failed commit (disk full, I/O error) names the file; the
+		// previous state is kept.
+		return fmt.Errorf("project %s: %w", p.path, err)
+	}
+	return err
+}
+
+// Bolt meta page layout (bbolt v1, go.etcd.io/bbolt/internal/common): a
+// 16-byte page header, then magic, version, pageSize, flags (uint32 each),
+// the root bucket (root pgid, sequence: uint64 each), freelist pgid, the
+// high-water pgid, txid, and an FNV-64a checksum of everything from magic to
+// txid. Native byte order.
+const (
+	boltMagic       = 0xED0CDAED
+	boltVersion     = 2
+	metaOff         = 16
+	metaChecksummed = 56 // bytes from magic to txid
+)
+
+type boltMeta struct {
+	pageSize uint32
+	pgid     uint64
+	txid     uint64
+}
+
+// readBoltMeta decodes and verifies one meta page at off; ok false when it
+// is not a valid meta page.
+func readBoltMeta(f io.ReaderAt, off int64) (m boltMeta, ok bool) {
+	buf := make([]byte, metaOff+metaChecksummed+8)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return m, false
+	}
+	b := buf[metaOff:]
+	ne := binary.NativeEndian
+	if ne.Uint32(b[0:]) != boltMagic || ne.Uint32(b[4:]) != boltVersion {
+		return m, false
+	}
+	h := fnv.New64a()
+	h.Write(b[:metaChecksummed])
+	if h.Sum64() != ne.Uint64(b[metaChecksummed:]) {
+		return m, false
+	}
+	return boltMeta{pageSize: ne.Uint32(b[8:]), pgid: ne.Uint64(b[40:]), txid: ne.Uint64(b[48:])}, true
+}
+
+// checkFileSize refuses a bbolt file shorter than the pages its newest valid
+// meta page accounts for. bbolt maps the file and would otherwise die with
+// SIGBUS on the first read past its end (a file cut short by a copy, a full
+// disk or a broken transfer).
+func checkFileSize(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() == 0 {
+		return nil // bbolt initialises an empty file (Create)
+	}
+	m0, ok0 := readBoltMeta(f, 0)
+	var m1 boltMeta
+	ok1 := false
+	for _, ps := range []int64{int64(m0.pageSize), 4096, 16384, 65536} {
+		if ps > 0 {
+			if m1, ok1 = readBoltMeta(f, ps); ok1 {
+				break
+			}
+		}
+	}
+	var m boltMeta
+	switch {
+	case ok0 && ok1:
+		m = m0
+		if m1.txid > m0.txid {
+			m = m1
+		}
+	case ok0:
+		m = m0
+	case ok1:
+		m = m1
+	default:
+		return fmt.Errorf("not a bbolt file, or both its meta pages are damaged: %w; %s", ErrDamaged, damagedHint)
+	}
+	if m.pageSize < 512 || m.pageSize > 1<<20 {
+		return fmt.Errorf("implausible page size %d: %w; %s", m.pageSize, ErrDamaged, damagedHint)
+	}
+	if need := int64(m.pgid) * int64(m.pageSize); m.pgid > 1<<40 || need > st.Size() {
+		return fmt.Errorf("file is %d bytes but its header accounts for %d pages of %d bytes (%d bytes): truncated: %w; %s",
+			st.Size(), m.pgid, m.pageSize, need, ErrDamaged, damagedHint)
+	}
+	return nil
+}
+
+// keyManifest is the number of keys (recursively, nested buckets' keys
+// included) in each top-level bucket but meta, written by every write
+// transaction under meta/manifest and compared on open: a key that
+// vanished from a damaged b-tree page shows as a count that no longer
+// matches, a broken key order as an order error.
+var keyManifest = []byte("manifest")
+
+// errKeyOrder is wrapped by the walk's error for a key out of order.
+var errKeyOrder = errors.New("keys out of order")
+
+type manifest struct {
+	Counts map[string]int `json:"counts"`
+}
+
+// countKeys walks every bucket but meta, counting keys and checking that
+// keys ascend strictly on every level (bbolt finds keys by binary search:
+// a key out of order is a key that lookups cannot see).
+func countKeys(tx *bolt.Tx) (map[string]int, error) {
+	counts := map[string]int{}
+	var walk func(b *bolt.Bucket, where string) (int, error)
+	walk = func(b *bolt.Bucket, where string) (int, error) {
+		n := 0
+		var prev []byte
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if prev != nil && bytes.Compare(prev, k) >= 0 {
+				return n, fmt.Errorf("bucket %s: key %x after %x: %w: %w", where, k, prev, errKeyOrder, ErrDamaged)
+			}
+			prev = append(prev[:0], k...)
+			n++
+			if v == nil {
+				child := b.Bucket(k)
+				if child == nil {
+					return n, fmt.Errorf("bucket %s: key %x has no value and is no bucket: %w", where, k, ErrDamaged)
+				}
+				m, err := walk(child, where+"/"+printable(k))
+				n += m
+				if err != nil {
+					return n, err
+				}
+			}
+		}
+		return n, nil
+	}
+	for _, name := range allBuckets {
+		if bytes.Equal(name, bktMeta) {
+			continue
+		}
+		b := tx.Bucket(name)
+		if b == nil {
+			continue
+		}
+		n, err := walk(b, string(name))
+		if err != nil {
+			return nil, err
+		}
+		counts[string(name)] = n
+	}
+	return counts, nil
+}
+
+// printable renders a key for a message: as text when it is text.
+func printable(k []byte) string {
+	for _, c := range k {
+		if c < 0x20 || c > 0x7e {
+			return fmt.Sprintf("%x", k)
+		}
+	}
+	return string(k)
+}
+
+func writeManifest(tx *bolt.Tx) error {
+	meta := tx.Bucket(bktMeta)
+	if meta == nil {
+		return nil // not a project (yet); checkSchema reports it
+	}
+	counts, err := countKeys(tx)
+	if err != nil {
+		return err
+	}
+	js, err := json.Marshal(manifest{Counts: counts})
+	if err != nil {
+		return err
+	}
+	return meta.Put(keyManifest, js)
+}
+
+// checkStructure verifies, on open, that every bucket of the schema exists
+// and that the key counts match the manifest (when the file has one: files
+// written before it get one on their first write). Cost: one walk over all
+// keys, no values read.
+func checkStructure(tx *bolt.Tx) error {
+	var missing []string
+	for _, b := range allBuckets {
+		if tx.Bucket(b) == nil {
+			missing = append(missing, string(b))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("bucket(s) %s missing: %w", strings.Join(missing, ", "), ErrDamaged)
+	}
+	counts, err := countKeys(tx)
+	if err != nil {
+		return err
+	}
+	js := tx.Bucket(bktMeta).Get(keyManifest)
+	if js == nil {
+		return nil
+	}
+	var m manifest
+	if err := json.Unmarshal(js, &m); err != nil {
+		return fmt.Errorf("meta/manifest unreadable (%v): %w", err, ErrDamaged)
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.Counts)) {
+		if counts[name] != m.Counts[name] {
+			return fmt.Errorf("bucket %s holds %d keys, the manifest written with it says %d: %w", name, counts[name], m.Counts[name], ErrDamaged)
+		}
+	}
+	return nil
+}
