@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/dmad/workstation"
 	"github.com/dmad/workstation/assets"
 	"github.com/dmad/workstation/core/backbone"
 	"github.com/dmad/workstation/core/encoder"
@@ -194,11 +194,7 @@ func checkBackbone(card *encoder.Card, model []byte) error {
 }
 
 func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		v = bi.Main.Version
-	}
-	fmt.Fprintf(stdout, "workstation %s\n", v)
+	fmt.Fprintf(stdout, "workstation %s\n", workstation.Version())
 	if lib, err := ort.FindLibrary(""); err == nil {
 		if rt, err := ort.Open(ort.Options{Threads: 1, Device: ort.DeviceCPU}); err == nil {
 			fmt.Fprintf(stdout, "ONNX Runtime %s (%s)\n", rt.Version(), lib)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dmad/workstation"
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/pipeline"
@@ -301,7 +302,8 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	summary := map[string]any{"input": *input, "images": len(scored), "threshold": thr, "anomalous": anomalous,
-		"normal": len(scored) - anomalous, "model_method": model.Meta.Method, "model_regime": model.Meta.Regime}
+		"normal": len(scored) - anomalous, "model_method": model.Meta.Method, "model_regime": model.Meta.Regime,
+		"workstation_version": workstation.Version()}
 	if r.PerCategory != nil {
 		summary["per_category"] = r.PerCategory
 	}
