@@ -47,8 +47,9 @@ const LibraryEnv = "ONNXRUNTIME_LIB"
 // Options configure a Runtime.
 type Options struct {
 	// LibraryPath is the ONNX Runtime shared library. Empty: $ONNXRUNTIME_LIB,
-	// then third_party/onnxruntime/<os>-<arch>/ beside the executable or
-	// in the working directory and its parents.
+	// then the library beside the executable, then
+	// third_party/onnxruntime/<os>-<arch>/ beside the executable or in the
+	// working directory and its parents (see [FindLibrary]).
 	LibraryPath string
 	// Threads is the intra-op thread count; 0 means one per CPU core.
 	Threads int
@@ -239,10 +240,25 @@ func libraryName() (dir, file string) {
 }
 
 // FindLibrary resolves the ONNX Runtime shared library: the explicit path,
-// then $ONNXRUNTIME_LIB, then third_party/onnxruntime/ beside the executable
-// or in the working directory or one of its parents. The error lists every
-// place it looked.
+// then $ONNXRUNTIME_LIB, then the library beside the executable (an unpacked
+// bundle: workstation + libonnxruntime.so.1 / onnxruntime.dll in one folder),
+// then third_party/onnxruntime/<os>-<arch>/ beside the executable or in the
+// working directory or one of its parents (the developer tree). The explicit
+// choices come first so that a user can point a bundle at another runtime
+// (the GPU one). The error lists every place it looked.
 func FindLibrary(explicit string) (string, error) {
+	exeDir := ""
+	if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real // a symlink in ~/bin still finds the bundle's folder
+		}
+		exeDir = filepath.Dir(exe)
+	}
+	wd, _ := os.Getwd()
+	return findLibrary(explicit, os.Getenv(LibraryEnv), exeDir, wd)
+}
+
+func findLibrary(explicit, fromEnv, exeDir, wd string) (string, error) {
 	var looked []string
 	check := func(p string) bool {
 		looked = append(looked, p)
@@ -255,20 +271,24 @@ func FindLibrary(explicit string) (string, error) {
 		}
 		return "", fmt.Errorf("ONNX Runtime library %s not found", explicit)
 	}
-	if p := os.Getenv(LibraryEnv); p != "" {
-		if check(p) {
-			return p, nil
+	if fromEnv != "" {
+		if check(fromEnv) {
+			return fromEnv, nil
 		}
-		return "", fmt.Errorf("ONNX Runtime library %s (from $%s) not found", p, LibraryEnv)
+		return "", fmt.Errorf("ONNX Runtime library %s (from $%s) not found", fromEnv, LibraryEnv)
 	}
 	sub, file := libraryName()
+	if exeDir != "" {
+		if p := filepath.Join(exeDir, file); check(p) {
+			return p, nil
+		}
+	}
 	rel := filepath.Join("third_party", "onnxruntime", sub, file)
 	var roots []string
-	if exe, err := os.Executable(); err == nil {
-		d := filepath.Dir(exe)
-		roots = append(roots, d, filepath.Dir(d))
+	if exeDir != "" {
+		roots = append(roots, exeDir, filepath.Dir(exeDir))
 	}
-	if wd, err := os.Getwd(); err == nil {
+	if wd != "" {
 		for d := wd; ; d = filepath.Dir(d) {
 			roots = append(roots, d)
 			if filepath.Dir(d) == d {
@@ -281,6 +301,6 @@ func FindLibrary(explicit string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("ONNX Runtime library not found; looked in: %s (run `make setup`, or pass --ort-lib, or set $%s)",
-		strings.Join(looked, ", "), LibraryEnv)
+	return "", fmt.Errorf("ONNX Runtime library not found; looked in: %s (put %s beside the program, run `make setup` in a source tree, pass --ort-lib, or set $%s)",
+		strings.Join(looked, ", "), file, LibraryEnv)
 }
