@@ -84,9 +84,19 @@ Export recipes for ResNet-18 and WideResNet-50-2 are in assets/backbones/README.
 			have[e.Name] = true
 			fmt.Fprintf(tw, "%s\t%.1f MB\t%.12s\tinstalled\n", e.Name, float64(e.Size)/1e6, e.SHA256)
 		}
+		// Backbones shipped beside the program need no import.
+		if bd := backbone.BundledDir(); bd != "" && *storeDir == "" {
+			bundled, _ := (&backbone.Store{Dir: bd}).List()
+			for _, e := range bundled {
+				if !have[e.Name] {
+					have[e.Name] = true
+					fmt.Fprintf(tw, "%s\t%.1f MB\t%.12s\tbundled\n", e.Name, float64(e.Size)/1e6, e.SHA256)
+				}
+			}
+		}
 		for name := range assets.BackboneCards() {
 			if !have[name] {
-				fmt.Fprintf(tw, "%s\t-\t-\tknown card, not installed\n", name)
+				fmt.Fprintf(tw, "%s\t-\t-\tnot installed (known card)\n", name)
 			}
 		}
 		return tw.Flush()
