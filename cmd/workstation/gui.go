@@ -38,7 +38,7 @@ func runGUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			"and quits.", stderr)
 	proj := fs.String("project", "", "project `FILE` to open at start")
 	backbone := fs.String("backbone", DefaultBackbone, "backbone `NAME` from the store, or an ONNX/card FILE, for new projects")
-	device := fs.String("device", "auto", "execution provider: auto, cpu, cuda or directml (auto falls back to cpu)")
+	device := fs.String("device", "auto", "execution provider: auto, cpu, cuda, directml or webgpu (auto tries cuda, then directml on Windows, then cpu)")
 	threads := fs.Int("threads", runtime.NumCPU(), "CPU threads for ONNX Runtime")
 	ortLib := fs.String("ort-lib", "", "ONNX Runtime shared library `FILE` (default: $ONNXRUNTIME_LIB, then third_party/onnxruntime)")
 	if err := parse(fs, args); err != nil {

@@ -28,6 +28,10 @@ const (
 	DeviceCPU      Device = "cpu"
 	DeviceCUDA     Device = "cuda"
 	DeviceDirectML Device = "directml"
+	// DeviceWebGPU is ONNX Runtime's WebGPU provider (Dawn: Vulkan on Linux,
+	// D3D12 on Windows), compiled into the npm core library. It is never
+	// chosen by auto: ask for it by name.
+	DeviceWebGPU Device = "webgpu"
 )
 
 // ParseDevice checks a --device value.
@@ -35,10 +39,10 @@ func ParseDevice(s string) (Device, error) {
 	switch d := Device(strings.ToLower(strings.TrimSpace(s))); d {
 	case "", DeviceAuto:
 		return DeviceAuto, nil
-	case DeviceCPU, DeviceCUDA, DeviceDirectML:
+	case DeviceCPU, DeviceCUDA, DeviceDirectML, DeviceWebGPU:
 		return d, nil
 	}
-	return "", fmt.Errorf("unknown device %q (want auto, cpu, cuda or directml)", s)
+	return "", fmt.Errorf("unknown device %q (want auto, cpu, cuda, directml or webgpu)", s)
 }
 
 // LibraryEnv is the environment variable that names the ONNX Runtime shared library.
@@ -130,7 +134,7 @@ func (r *Runtime) Close() error {
 	return nil
 }
 
-// Provider reports the execution provider in use: cpu, cuda or directml.
+// Provider reports the execution provider in use: cpu, cuda, directml or webgpu.
 func (r *Runtime) Provider() Device { return r.provider }
 
 // Threads reports the intra-op thread count.
@@ -153,7 +157,7 @@ func (r *Runtime) chooseProvider(want Device, log *slog.Logger) (Device, error) 
 	switch want {
 	case DeviceCPU:
 		return DeviceCPU, nil
-	case DeviceCUDA, DeviceDirectML:
+	case DeviceCUDA, DeviceDirectML, DeviceWebGPU:
 		if err := try(want); err != nil {
 			return "", fmt.Errorf("device %s: %w", want, err)
 		}
@@ -212,6 +216,10 @@ func (r *Runtime) sessionOptions(d Device) (*onnx.SessionOptions, error) {
 		defer cu.Destroy()
 		if err := o.AppendExecutionProviderCUDA(cu); err != nil {
 			return fail(fmt.Errorf("CUDA provider: %w", err))
+		}
+	case DeviceWebGPU:
+		if err := o.AppendExecutionProvider("WebGPU", map[string]string{}); err != nil {
+			return fail(fmt.Errorf("WebGPU provider (not in this ONNX Runtime build, or no Vulkan/D3D12 GPU): %w", err))
 		}
 	case DeviceDirectML:
 		if runtime.GOOS != "windows" {
