@@ -58,3 +58,39 @@ func TestFindLibraryOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestPreferGPUBuild checks that --device cuda picks the CUDA build that
+// `make gpu-runtime` puts beside the CPU library, and only a complete one.
+func TestPreferGPUBuild(t *testing.T) {
+	_, file := libraryName()
+	root := t.TempDir()
+	put := func(p string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cpu := filepath.Join(root, "linux-x64", file)
+	put(cpu)
+	if got := preferGPUBuild(cpu); got != cpu {
+		t.Errorf("no GPU build: got %s, want the CPU library", got)
+	}
+	put(filepath.Join(root, "linux-x64-gpu", file)) // core without provider: incomplete
+	if got := preferGPUBuild(cpu); got != cpu {
+		t.Errorf("GPU folder without the provider: got %s, want the CPU library", got)
+	}
+	put(filepath.Join(root, "linux-x64-gpu", cudaProviderName()))
+	if want := filepath.Join(root, "linux-x64-gpu", file); preferGPUBuild(cpu) != want {
+		t.Errorf("got %s, want %s", preferGPUBuild(cpu), want)
+	}
+	bundle := filepath.Join(root, "bundle", file)
+	put(bundle)
+	put(filepath.Join(root, "bundle", "gpu", file))
+	put(filepath.Join(root, "bundle", "gpu", cudaProviderName()))
+	if want := filepath.Join(root, "bundle", "gpu", file); preferGPUBuild(bundle) != want {
+		t.Errorf("bundle: got %s, want %s", preferGPUBuild(bundle), want)
+	}
+}

@@ -81,10 +81,18 @@ var env struct {
 }
 
 // Open loads the library (once per process) and picks the provider.
+//
+// With Device cuda and no library named (flag or $ONNXRUNTIME_LIB), the CUDA
+// build is preferred where `make gpu-runtime` put it: a folder named like the
+// CPU library's with "-gpu" appended (third_party/onnxruntime/linux-x64-gpu),
+// or gpu/ inside it (a bundle).
 func Open(opts Options) (*Runtime, error) {
 	lib, err := FindLibrary(opts.LibraryPath)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Device == DeviceCUDA && opts.LibraryPath == "" && os.Getenv(LibraryEnv) == "" {
+		lib = preferGPUBuild(lib)
 	}
 	env.Lock()
 	defer env.Unlock()
@@ -201,13 +209,9 @@ func (r *Runtime) sessionOptions(d Device) (*onnx.SessionOptions, error) {
 	}
 	switch d {
 	case DeviceCUDA:
-		name := "libonnxruntime_providers_cuda.so"
-		if runtime.GOOS == "windows" {
-			name = "onnxruntime_providers_cuda.dll"
-		}
-		p := filepath.Join(filepath.Dir(r.libPath), name)
+		p := filepath.Join(filepath.Dir(r.libPath), cudaProviderName())
 		if _, err := os.Stat(p); err != nil {
-			return fail(fmt.Errorf("CUDA provider library %s not found (copy it, with libonnxruntime_providers_shared, from an onnxruntime-gpu %s install)", p, "1.30"))
+			return fail(fmt.Errorf("CUDA provider library %s not found: run 'make gpu-runtime' (it fetches the provider with its matching core library), or point $%s at an ONNX Runtime that has it beside it", p, LibraryEnv))
 		}
 		cu, err := onnx.NewCUDAProviderOptions()
 		if err != nil {
@@ -215,7 +219,7 @@ func (r *Runtime) sessionOptions(d Device) (*onnx.SessionOptions, error) {
 		}
 		defer cu.Destroy()
 		if err := o.AppendExecutionProviderCUDA(cu); err != nil {
-			return fail(fmt.Errorf("CUDA provider: %w", err))
+			return fail(fmt.Errorf("CUDA provider %s does not load (%w): %s", p, err, cudaNeeds))
 		}
 	case DeviceWebGPU:
 		if err := o.AppendExecutionProvider("WebGPU", map[string]string{}); err != nil {
@@ -231,6 +235,33 @@ func (r *Runtime) sessionOptions(d Device) (*onnx.SessionOptions, error) {
 	}
 	return o, nil
 }
+
+// preferGPUBuild returns the CUDA build of ONNX Runtime that sits next to
+// the CPU library lib, or lib when there is none.
+func preferGPUBuild(lib string) string {
+	dir, file := filepath.Split(lib)
+	dir = filepath.Clean(dir)
+	for _, d := range []string{dir + "-gpu", filepath.Join(dir, "gpu")} {
+		if _, err := os.Stat(filepath.Join(d, cudaProviderName())); err == nil {
+			if _, err := os.Stat(filepath.Join(d, file)); err == nil {
+				return filepath.Join(d, file)
+			}
+		}
+	}
+	return lib
+}
+
+func cudaProviderName() string {
+	if runtime.GOOS == "windows" {
+		return "onnxruntime_providers_cuda.dll"
+	}
+	return "libonnxruntime_providers_cuda.so"
+}
+
+// cudaNeeds says in one line what the CUDA provider of `make gpu-runtime`
+// (ONNX Runtime 1.29.0) needs on the machine.
+const cudaNeeds = "the CUDA provider (ONNX Runtime 1.29) needs an NVIDIA driver, the CUDA 13 runtime libraries " +
+	"(libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcurand.so.10, libcufft.so.12) and cuDNN 9 on the library path"
 
 // libraryName is the platform's file name of the shared library.
 func libraryName() (dir, file string) {
