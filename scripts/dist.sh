@@ -8,8 +8,9 @@
 # Each has a README.txt. The version is FyneApp.toml's; the backbone is copied
 # from $MODELS (default ../shared/models) at build time and never committed.
 #   scripts/dist.sh [linux|windows|all]     (default all)
-# Test hooks: DIST_OUT (output folder), DIST_BIN (a prebuilt Linux binary),
-# BACKBONE_FILE (an .onnx with its .json beside it), XZ_OPT (xz level).
+# No -trimpath: it would key a second build cache apart from make build/test (another
+# cold Fyne compile). Test hooks: DIST_OUT (output folder), DIST_BIN (a prebuilt Linux binary),
+# BACKBONE_FILE (an .onnx with its .json beside it), XZ_OPT (xz level), DIST_NO_SETUP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -102,7 +103,7 @@ build_linux() {
 		cp "$DIST_BIN" "$dir/workstation"
 	else
 		log "building the Linux binary (the first Fyne build takes minutes)"
-		CGO_ENABLED=1 go build -trimpath -ldflags "-s -w" -o "$dir/workstation" ./cmd/workstation
+		CGO_ENABLED=1 go build -ldflags "-s -w" -o "$dir/workstation" ./cmd/workstation
 	fi
 	cp "$ort/linux-x64/libonnxruntime.so.1" "$dir/"
 	copy_backbone "$dir"
@@ -151,10 +152,10 @@ build_windows() {
 	# Icon, version and manifest from FyneApp.toml, as a .syso the linker takes.
 	go run ./scripts/internal/winres "$tmp/res"
 	(cd "$tmp/res" && x86_64-w64-mingw32-windres -O coff -i workstation.rc -o "$root/cmd/workstation/rsrc_windows_amd64.syso")
-	local env=(CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc CXX=x86_64-w64-mingw32-g++)
+	local env=(CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc)
 	log "cross-building workstation.exe (cold: about 13 min on 2 cores; seconds when cached)"
-	env "${env[@]}" go build -trimpath -ldflags "-H=windowsgui -s -w" -o "$dir/workstation.exe" ./cmd/workstation
-	env "${env[@]}" go build -trimpath -ldflags "-s -w" -o "$dir/workstation-cli.exe" ./cmd/workstation
+	env "${env[@]}" go build -ldflags "-H=windowsgui -s -w" -o "$dir/workstation.exe" ./cmd/workstation
+	env "${env[@]}" go build -ldflags "-s -w" -o "$dir/workstation-cli.exe" ./cmd/workstation
 	rm -f "$root/cmd/workstation/rsrc_windows_amd64.syso"
 	cp "$ort/win-x64/onnxruntime.dll" "$ort/win-x64/DirectML.dll" "$dir/"
 	copy_backbone "$dir"
@@ -165,7 +166,7 @@ build_windows() {
 	echo "$out/$name.zip"
 }
 
-./scripts/setup.sh
+[ -n "${DIST_NO_SETUP:-}" ] || ./scripts/setup.sh
 case "$what" in
 linux) build_linux ;;
 windows) build_windows ;;
