@@ -33,18 +33,21 @@ run: build backbone-store
 	@echo "make: starting the workstation (click Demo on the start screen)"
 	./bin/workstation
 
-# Tests never write to $HOME: config and data folders point into a temp dir. The
-# cache folder stays where it is: Go's build cache lives there, and moving it
-# recompiled everything (11 min) on every run.
+# Tests never write to $HOME: config, data and cache folders point into a temp dir
+# (ONNX Runtime keeps a device id under $XDG_CACHE_HOME/Microsoft). GOCACHE is pinned
+# first: Go's build cache defaults to $XDG_CACHE_HOME/go-build, and moving it with
+# XDG_CACHE_HOME recompiled everything (11 min) on every run.
+GOCACHE_DIR = $(shell $(GO) env GOCACHE)
+
 test: setup
 	@tmp=$$(mktemp -d); \
-	XDG_CONFIG_HOME=$$tmp/config XDG_DATA_HOME=$$tmp/data \
+	GOCACHE=$(GOCACHE_DIR) XDG_CONFIG_HOME=$$tmp/config XDG_DATA_HOME=$$tmp/data XDG_CACHE_HOME=$$tmp/cache \
 	$(GO) test -count=1 -timeout 40m ./... ; rc=$$?; rm -rf $$tmp; exit $$rc
 
 # Also the full-protocol test on ../shared (DMAD vs PatchCore, ~19 min on 2 cores).
 test-full: setup
 	@tmp=$$(mktemp -d); \
-	XDG_CONFIG_HOME=$$tmp/config XDG_DATA_HOME=$$tmp/data DMAD_FULL_PROTOCOL=1 \
+	GOCACHE=$(GOCACHE_DIR) XDG_CONFIG_HOME=$$tmp/config XDG_DATA_HOME=$$tmp/data XDG_CACHE_HOME=$$tmp/cache DMAD_FULL_PROTOCOL=1 \
 	$(GO) test -count=1 -timeout 90m ./... ; rc=$$?; rm -rf $$tmp; exit $$rc
 
 test-core: setup
