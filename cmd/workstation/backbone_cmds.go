@@ -25,7 +25,8 @@ Commands:
   show NAME                    print a backbone's card
   rm NAME                      remove a backbone from the store
 
-The store is ` + "`$XDG_DATA_HOME/dmad-workstation/backbones`" + ` (--store DIR overrides).
+Names are looked up in models/ beside the program (a download bundle), then in the store,
+` + "`$XDG_DATA_HOME/dmad-workstation/backbones`" + ` (--store DIR overrides).
 Export recipes for ResNet-18 and WideResNet-50-2 are in assets/backbones/README.md.`
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(stdout, help)

@@ -40,7 +40,7 @@ func runGUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	backbone := fs.String("backbone", DefaultBackbone, "backbone `NAME` from the store, or an ONNX/card FILE, for new projects")
 	device := fs.String("device", "auto", "execution provider: auto, cpu, cuda, directml or webgpu (auto tries cuda, then directml on Windows, then cpu)")
 	threads := fs.Int("threads", runtime.NumCPU(), "CPU threads for ONNX Runtime")
-	ortLib := fs.String("ort-lib", "", "ONNX Runtime shared library `FILE` (default: $ONNXRUNTIME_LIB, then third_party/onnxruntime)")
+	ortLib := fs.String("ort-lib", "", "ONNX Runtime shared library `FILE` (default: $ONNXRUNTIME_LIB, then beside the program, then third_party/onnxruntime)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
