@@ -7,8 +7,12 @@
 #   - the ONNX Runtime shared library, taken from the npm package
 #     onnxruntime-node@1.30.0 (checked against a pinned sha256) into third_party/onnxruntime/;
 #   - Go modules.
+# With --windows it also installs the MinGW cross-compiler (and zip) that the
+# Windows build needs: `make dist` and .ci/run's Windows vet step use it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+windows=0
+[ "${1:-}" = --windows ] && windows=1
 
 ORT_VERSION=1.30.0
 ORT_SHA256=6e3390d6b783e7be946fad629292799da28d0b42f84856e50d2c1b0383291e75
@@ -19,6 +23,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # 1. Debian packages.
 pkgs=(gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev
       libxinerama-dev libxi-dev libxxf86vm-dev xvfb xauth mosquitto)
+((windows)) && pkgs+=(gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 zip)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -231,6 +231,10 @@ func (w *Workstation) showError(err error, hint string) {
 		return
 	}
 	slog.Error("ui", "err", err)
+	if bi, ok := w.backboneMissing(err); ok {
+		w.offerBackboneImport(bi, err, nil)
+		return
+	}
 	msg := widget.NewLabel(err.Error())
 	msg.Wrapping = fyne.TextWrapWord
 	box := container.NewVBox(msg)

@@ -135,6 +135,16 @@ func (w *Workstation) RunDemo() {
 		w.showError(errors.New("the demo needs the engine and project storage"), "run the full workstation build")
 		return
 	}
+	if bi, ok := w.deps.Engine.(BackboneImporter); ok {
+		if err := bi.CheckBackbone(); err != nil {
+			if bi.MissingBackbone(err) {
+				w.offerBackboneImport(bi, err, w.RunDemo) // the demo starts once one is imported
+			} else {
+				w.showError(err, "the backbone's files are damaged or do not match its card: import it again")
+			}
+			return
+		}
+	}
 	stage := widget.NewLabel("Generating a synthetic dataset…")
 	bar := widget.NewProgressBar()
 	ctx, cancel := context.WithCancel(w.ctx)
@@ -150,7 +160,7 @@ func (w *Workstation) RunDemo() {
 		fyne.Do(func() {
 			prog.Hide()
 			if err != nil && !errors.Is(err, context.Canceled) {
-				w.showError(err, "check free disk space in "+w.deps.DataDir+" and try again")
+				w.showError(err, hintFor(err, w.deps.DataDir))
 				return
 			}
 			if err == nil {

@@ -7,10 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/dmad/workstation"
 	"github.com/dmad/workstation/assets"
 	"github.com/dmad/workstation/core/backbone"
 	"github.com/dmad/workstation/core/encoder"
@@ -29,7 +29,8 @@ Commands:
   show NAME                    print a backbone's card
   rm NAME                      remove a backbone from the store
 
-The store is ` + "`$XDG_DATA_HOME/dmad-workstation/backbones`" + ` (--store DIR overrides).
+Names are looked up in models/ beside the program (a download bundle), then in the store,
+` + "`$XDG_DATA_HOME/dmad-workstation/backbones`" + ` (--store DIR overrides).
 Export recipes for ResNet-18 and WideResNet-50-2 are in assets/backbones/README.md.`
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(stdout, help)
@@ -65,7 +66,7 @@ Export recipes for ResNet-18 and WideResNet-50-2 are in assets/backbones/README.
 		}
 		dir = d
 	}
-	c := backboneCmd{ctx: ctx, st: &backbone.Store{Dir: dir}, pos: pos, cardPath: *cardPath, stdout: stdout, stderr: stderr}
+	c := backboneCmd{ctx: ctx, st: &backbone.Store{Dir: dir}, pos: pos, cardPath: *cardPath, customStore: *storeDir != "", stdout: stdout, stderr: stderr}
 	sub := map[string]struct {
 		args int
 		run  func() error
@@ -86,6 +87,7 @@ type backboneCmd struct {
 	st             *backbone.Store
 	pos            []string // positional arguments
 	cardPath       string   // --card
+	customStore    bool     // --store was given: bundled backbones are not listed
 	stdout, stderr io.Writer
 }
 
@@ -101,9 +103,19 @@ func (c backboneCmd) list() error {
 		have[e.Name] = true
 		fmt.Fprintf(tw, "%s\t%.1f MB\t%.12s\tinstalled\n", e.Name, float64(e.Size)/1e6, e.SHA256)
 	}
+	// Backbones shipped beside the program need no import.
+	if bd := backbone.BundledDir(); bd != "" && !c.customStore {
+		bundled, _ := (&backbone.Store{Dir: bd}).List()
+		for _, e := range bundled {
+			if !have[e.Name] {
+				have[e.Name] = true
+				fmt.Fprintf(tw, "%s\t%.1f MB\t%.12s\tbundled\n", e.Name, float64(e.Size)/1e6, e.SHA256)
+			}
+		}
+	}
 	for name := range assets.BackboneCards() {
 		if !have[name] {
-			fmt.Fprintf(tw, "%s\t-\t-\tknown card, not installed\n", name)
+			fmt.Fprintf(tw, "%s\t-\t-\tnot installed (known card)\n", name)
 		}
 	}
 	return tw.Flush()
@@ -205,11 +217,7 @@ func checkBackbone(card *encoder.Card, model []byte) error {
 }
 
 func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		v = bi.Main.Version
-	}
-	fmt.Fprintf(stdout, "workstation %s\n", v)
+	fmt.Fprintf(stdout, "workstation %s\n", workstation.Version())
 	if lib, err := ort.FindLibrary(""); err == nil {
 		if rt, err := ort.Open(ort.Options{Threads: 1, Device: ort.DeviceCPU}); err == nil {
 			fmt.Fprintf(stdout, "ONNX Runtime %s (%s)\n", rt.Version(), lib)

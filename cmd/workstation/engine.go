@@ -59,8 +59,8 @@ type engineFlags struct {
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.backbone, "backbone", DefaultBackbone, "backbone `NAME` from the store (see 'workstation backbone list'), or an ONNX/card FILE")
-	fs.StringVar(&f.device, "device", "auto", "execution provider: auto, cpu, cuda or directml (auto falls back to cpu)")
-	fs.StringVar(&f.ortLib, "ort-lib", "", "ONNX Runtime shared library `FILE` (default: $ONNXRUNTIME_LIB, then third_party/onnxruntime)")
+	fs.StringVar(&f.device, "device", "auto", "execution provider: auto, cpu, cuda, directml or webgpu (auto tries cuda, then directml on Windows, then cpu)")
+	fs.StringVar(&f.ortLib, "ort-lib", "", "ONNX Runtime shared library `FILE` (default: $ONNXRUNTIME_LIB, then beside the program, then third_party/onnxruntime)")
 	fs.IntVar(&f.threads, "threads", runtime.NumCPU(), "CPU threads for ONNX Runtime")
 	fs.IntVar(&f.inputSize, "input-size", encoder.DefaultInputSize, "network input side in pixels (a multiple of 16; 320 gives a 40×40 patch grid)")
 	fs.BoolVar(&f.crop, "crop", false, "resize to 256 and centre-crop (the reference preprocessing; hides border defects)")

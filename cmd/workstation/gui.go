@@ -19,6 +19,7 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
 
+	backbones "github.com/dmad/workstation/core/backbone"
 	"github.com/dmad/workstation/core/ort"
 	"github.com/dmad/workstation/ui"
 	"github.com/dmad/workstation/ui/bind"
@@ -39,9 +40,9 @@ func runGUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			"and quits.", stderr)
 	proj := fs.String("project", "", "project `FILE` to open at start")
 	backbone := fs.String("backbone", DefaultBackbone, "backbone `NAME` from the store, or an ONNX/card FILE, for new projects")
-	device := fs.String("device", "auto", "execution provider: auto, cpu, cuda or directml (auto falls back to cpu)")
+	device := fs.String("device", "auto", "execution provider: auto, cpu, cuda, directml or webgpu (auto tries cuda, then directml on Windows, then cpu)")
 	threads := fs.Int("threads", runtime.NumCPU(), "CPU threads for ONNX Runtime")
-	ortLib := fs.String("ort-lib", "", "ONNX Runtime shared library `FILE` (default: $ONNXRUNTIME_LIB, then third_party/onnxruntime)")
+	ortLib := fs.String("ort-lib", "", "ONNX Runtime shared library `FILE` (default: $ONNXRUNTIME_LIB, then beside the program, then third_party/onnxruntime)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -74,6 +75,9 @@ func runGUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	a := app.NewWithID(appID)
 	deps := eng.Deps()
+	if dir, err := backbones.DataDir(); err == nil {
+		deps.DataDir = dir // demo data in the data folder, not Fyne's config folder
+	}
 	if shots != "" {
 		dir, err := os.MkdirTemp("", "workstation-demo-")
 		if err != nil {
@@ -126,7 +130,9 @@ func showFatal(err error) {
 	a := app.NewWithID(appID)
 	w := a.NewWindow("DMAD Inspection Workstation")
 	msg := widget.NewLabel("The workstation cannot start:\n\n" + err.Error() +
-		"\n\nRun 'make setup' (or point --ort-lib / $ONNXRUNTIME_LIB at libonnxruntime), then start it again.")
+		"\n\nThe ONNX Runtime library ships beside the program in the download (onnxruntime.dll on Windows, " +
+		"libonnxruntime.so.1 on Linux): unpack the whole archive again. In a source tree run 'make setup'. " +
+		"Or point --ort-lib / $ONNXRUNTIME_LIB at the library, then start it again.")
 	msg.Wrapping = fyne.TextWrapWord
 	w.SetContent(container.NewBorder(nil, container.NewCenter(widget.NewButton("Quit", a.Quit)), nil, nil, msg))
 	w.Resize(fyne.NewSize(640, 280))

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dmad/workstation"
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/metrics"
@@ -289,7 +290,8 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	}
 	n := len(res.Images)
 	summary := map[string]any{"input": *input, "images": n, "threshold": thr, "anomalous": anomalous,
-		"normal": n - anomalous, "model_method": res.Model.Meta.Method, "model_regime": res.Model.Meta.Regime}
+		"normal": n - anomalous, "model_method": res.Model.Meta.Method, "model_regime": res.Model.Meta.Regime,
+		"workstation_version": workstation.Version()}
 	if r.PerCategory != nil {
 		summary["per_category"] = r.PerCategory
 	}

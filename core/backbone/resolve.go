@@ -12,10 +12,17 @@ import (
 	"github.com/dmad/workstation/core/encoder"
 )
 
+// ErrNotInstalled marks a backbone name found neither beside the program nor
+// in the user's store; the GUI answers it by offering an import.
+var ErrNotInstalled = errors.New("backbone not installed")
+
 // Resolve finds a backbone's card and ONNX bytes from a spec: a name in the
 // default store, an ONNX file (its card beside it: same stem, .json), or a
 // card file (the ONNX its "file" field names, beside it). The sha256 a card
 // gives is checked.
+//
+// A name is looked up in the bundle's models/ folder beside the executable,
+// then in the user's store (see [Stores]).
 func Resolve(spec string) (*encoder.Card, []byte, error) {
 	var cardPath, modelPath string
 	switch {
@@ -32,17 +39,21 @@ func Resolve(spec string) (*encoder.Card, []byte, error) {
 	case strings.HasSuffix(spec, ".json"):
 		cardPath = spec
 	default:
-		dir, err := DefaultDir()
+		stores, err := Stores()
 		if err != nil {
 			return nil, nil, err
 		}
-		e, err := (&Store{Dir: dir}).Get(spec)
+		e, err := Lookup(stores, spec)
 		if err != nil {
-			hint := "run 'workstation backbone import FILE.onnx' (with FILE.json beside it)"
-			if _, known := assets.BackboneCard(spec); known {
-				hint = fmt.Sprintf("'workstation backbone pull %s' downloads it where its card has a URL; otherwise export it (assets/backbones/README.md) and run 'workstation backbone import FILE.onnx'", spec)
+			if !errors.Is(err, ErrNotFound) {
+				return nil, nil, err
 			}
-			return nil, nil, fmt.Errorf("backbone %s is not installed in %s: %s", spec, dir, hint)
+			hint := "import it: 'workstation backbone import FILE.onnx' (with FILE.json beside it), or Import backbone… in the application"
+			if _, known := assets.BackboneCard(spec); known {
+				hint = fmt.Sprintf("import its ONNX file ('workstation backbone import %s.onnx', FILE.json beside it, or Import backbone… in the application); 'workstation backbone pull %s' works only where its card has a URL; export recipes: assets/backbones/README.md", spec, spec)
+			}
+			return nil, nil, fmt.Errorf("%w: %s (looked in %s and %s); %s",
+				ErrNotInstalled, spec, stores[0].Dir, stores[len(stores)-1].Dir, hint)
 		}
 		cardPath, modelPath = e.CardPath, e.ModelPath
 	}
@@ -83,8 +94,10 @@ func Install(spec string) (string, error) {
 		return "", err
 	}
 	st := &Store{Dir: dir}
-	if e, err := st.Get(card.Name); err == nil && card.SHA256 != "" && strings.EqualFold(e.SHA256, card.SHA256) {
-		return card.Name, nil
+	if stores, err := Stores(); err == nil {
+		if e, err := Lookup(stores, card.Name); err == nil && card.SHA256 != "" && strings.EqualFold(e.SHA256, card.SHA256) {
+			return card.Name, nil // already there, bundled or imported
+		}
 	}
 	cardJSON, err := json.Marshal(card)
 	if err != nil {

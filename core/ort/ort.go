@@ -28,6 +28,10 @@ const (
 	DeviceCPU      Device = "cpu"
 	DeviceCUDA     Device = "cuda"
 	DeviceDirectML Device = "directml"
+	// DeviceWebGPU is ONNX Runtime's WebGPU provider (Dawn: Vulkan on Linux,
+	// D3D12 on Windows), compiled into the npm core library. It is never
+	// chosen by auto: ask for it by name.
+	DeviceWebGPU Device = "webgpu"
 )
 
 // ParseDevice checks a --device value.
@@ -35,10 +39,10 @@ func ParseDevice(s string) (Device, error) {
 	switch d := Device(strings.ToLower(strings.TrimSpace(s))); d {
 	case "", DeviceAuto:
 		return DeviceAuto, nil
-	case DeviceCPU, DeviceCUDA, DeviceDirectML:
+	case DeviceCPU, DeviceCUDA, DeviceDirectML, DeviceWebGPU:
 		return d, nil
 	}
-	return "", fmt.Errorf("unknown device %q (want auto, cpu, cuda or directml)", s)
+	return "", fmt.Errorf("unknown device %q (want auto, cpu, cuda, directml or webgpu)", s)
 }
 
 // LibraryEnv is the environment variable that names the ONNX Runtime shared library.
@@ -47,8 +51,9 @@ const LibraryEnv = "ONNXRUNTIME_LIB"
 // Options configure a Runtime.
 type Options struct {
 	// LibraryPath is the ONNX Runtime shared library. Empty: $ONNXRUNTIME_LIB,
-	// then third_party/onnxruntime/<os>-<arch>/ beside the executable or
-	// in the working directory and its parents.
+	// then the library beside the executable, then
+	// third_party/onnxruntime/<os>-<arch>/ beside the executable or in the
+	// working directory and its parents (see [FindLibrary]).
 	LibraryPath string
 	// Threads is the intra-op thread count; 0 means one per CPU core.
 	Threads int
@@ -76,10 +81,18 @@ var env struct {
 }
 
 // Open loads the library (once per process) and picks the provider.
+//
+// With Device cuda and no library named (flag or $ONNXRUNTIME_LIB), the CUDA
+// build is preferred where `make gpu-runtime` put it: a folder named like the
+// CPU library's with "-gpu" appended (third_party/onnxruntime/linux-x64-gpu),
+// or gpu/ inside it (a bundle).
 func Open(opts Options) (*Runtime, error) {
 	lib, err := FindLibrary(opts.LibraryPath)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Device == DeviceCUDA && opts.LibraryPath == "" && os.Getenv(LibraryEnv) == "" {
+		lib = preferGPUBuild(lib)
 	}
 	env.Lock()
 	defer env.Unlock()
@@ -129,7 +142,7 @@ func (r *Runtime) Close() error {
 	return nil
 }
 
-// Provider reports the execution provider in use: cpu, cuda or directml.
+// Provider reports the execution provider in use: cpu, cuda, directml or webgpu.
 func (r *Runtime) Provider() Device { return r.provider }
 
 // Threads reports the intra-op thread count.
@@ -152,7 +165,7 @@ func (r *Runtime) chooseProvider(want Device, log *slog.Logger) (Device, error) 
 	switch want {
 	case DeviceCPU:
 		return DeviceCPU, nil
-	case DeviceCUDA, DeviceDirectML:
+	case DeviceCUDA, DeviceDirectML, DeviceWebGPU:
 		if err := try(want); err != nil {
 			return "", fmt.Errorf("device %s: %w", want, err)
 		}
@@ -196,13 +209,9 @@ func (r *Runtime) sessionOptions(d Device) (*onnx.SessionOptions, error) {
 	}
 	switch d {
 	case DeviceCUDA:
-		name := "libonnxruntime_providers_cuda.so"
-		if runtime.GOOS == "windows" {
-			name = "onnxruntime_providers_cuda.dll"
-		}
-		p := filepath.Join(filepath.Dir(r.libPath), name)
+		p := filepath.Join(filepath.Dir(r.libPath), cudaProviderName())
 		if _, err := os.Stat(p); err != nil {
-			return fail(fmt.Errorf("CUDA provider library %s not found (copy it, with libonnxruntime_providers_shared, from an onnxruntime-gpu %s install)", p, "1.30"))
+			return fail(fmt.Errorf("CUDA provider library %s not found: run 'make gpu-runtime' (it fetches the provider with its matching core library), or point $%s at an ONNX Runtime that has it beside it", p, LibraryEnv))
 		}
 		cu, err := onnx.NewCUDAProviderOptions()
 		if err != nil {
@@ -210,7 +219,11 @@ func (r *Runtime) sessionOptions(d Device) (*onnx.SessionOptions, error) {
 		}
 		defer cu.Destroy()
 		if err := o.AppendExecutionProviderCUDA(cu); err != nil {
-			return fail(fmt.Errorf("CUDA provider: %w", err))
+			return fail(fmt.Errorf("CUDA provider %s does not load (%w): %s", p, err, cudaNeeds))
+		}
+	case DeviceWebGPU:
+		if err := o.AppendExecutionProvider("WebGPU", map[string]string{}); err != nil {
+			return fail(fmt.Errorf("WebGPU provider (not in this ONNX Runtime build, or no Vulkan/D3D12 GPU): %w", err))
 		}
 	case DeviceDirectML:
 		if runtime.GOOS != "windows" {
@@ -222,6 +235,33 @@ func (r *Runtime) sessionOptions(d Device) (*onnx.SessionOptions, error) {
 	}
 	return o, nil
 }
+
+// preferGPUBuild returns the CUDA build of ONNX Runtime that sits next to
+// the CPU library lib, or lib when there is none.
+func preferGPUBuild(lib string) string {
+	dir, file := filepath.Split(lib)
+	dir = filepath.Clean(dir)
+	for _, d := range []string{dir + "-gpu", filepath.Join(dir, "gpu")} {
+		if _, err := os.Stat(filepath.Join(d, cudaProviderName())); err == nil {
+			if _, err := os.Stat(filepath.Join(d, file)); err == nil {
+				return filepath.Join(d, file)
+			}
+		}
+	}
+	return lib
+}
+
+func cudaProviderName() string {
+	if runtime.GOOS == "windows" {
+		return "onnxruntime_providers_cuda.dll"
+	}
+	return "libonnxruntime_providers_cuda.so"
+}
+
+// cudaNeeds says in one line what the CUDA provider of `make gpu-runtime`
+// (ONNX Runtime 1.29.0) needs on the machine.
+const cudaNeeds = "the CUDA provider (ONNX Runtime 1.29) needs an NVIDIA driver, the CUDA 13 runtime libraries " +
+	"(libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcurand.so.10, libcufft.so.12) and cuDNN 9 on the library path"
 
 // libraryName is the platform's file name of the shared library.
 func libraryName() (dir, file string) {
@@ -239,10 +279,25 @@ func libraryName() (dir, file string) {
 }
 
 // FindLibrary resolves the ONNX Runtime shared library: the explicit path,
-// then $ONNXRUNTIME_LIB, then third_party/onnxruntime/ beside the executable
-// or in the working directory or one of its parents. The error lists every
-// place it looked.
+// then $ONNXRUNTIME_LIB, then the library beside the executable (an unpacked
+// bundle: workstation + libonnxruntime.so.1 / onnxruntime.dll in one folder),
+// then third_party/onnxruntime/<os>-<arch>/ beside the executable or in the
+// working directory or one of its parents (the developer tree). The explicit
+// choices come first so that a user can point a bundle at another runtime
+// (the GPU one). The error lists every place it looked.
 func FindLibrary(explicit string) (string, error) {
+	exeDir := ""
+	if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real // a symlink in ~/bin still finds the bundle's folder
+		}
+		exeDir = filepath.Dir(exe)
+	}
+	wd, _ := os.Getwd()
+	return findLibrary(explicit, os.Getenv(LibraryEnv), exeDir, wd)
+}
+
+func findLibrary(explicit, fromEnv, exeDir, wd string) (string, error) {
 	var looked []string
 	check := func(p string) bool {
 		looked = append(looked, p)
@@ -255,20 +310,24 @@ func FindLibrary(explicit string) (string, error) {
 		}
 		return "", fmt.Errorf("ONNX Runtime library %s not found", explicit)
 	}
-	if p := os.Getenv(LibraryEnv); p != "" {
-		if check(p) {
-			return p, nil
+	if fromEnv != "" {
+		if check(fromEnv) {
+			return fromEnv, nil
 		}
-		return "", fmt.Errorf("ONNX Runtime library %s (from $%s) not found", p, LibraryEnv)
+		return "", fmt.Errorf("ONNX Runtime library %s (from $%s) not found", fromEnv, LibraryEnv)
 	}
 	sub, file := libraryName()
+	if exeDir != "" {
+		if p := filepath.Join(exeDir, file); check(p) {
+			return p, nil
+		}
+	}
 	rel := filepath.Join("third_party", "onnxruntime", sub, file)
 	var roots []string
-	if exe, err := os.Executable(); err == nil {
-		d := filepath.Dir(exe)
-		roots = append(roots, d, filepath.Dir(d))
+	if exeDir != "" {
+		roots = append(roots, exeDir, filepath.Dir(exeDir))
 	}
-	if wd, err := os.Getwd(); err == nil {
+	if wd != "" {
 		for d := wd; ; d = filepath.Dir(d) {
 			roots = append(roots, d)
 			if filepath.Dir(d) == d {
@@ -281,6 +340,6 @@ func FindLibrary(explicit string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("ONNX Runtime library not found; looked in: %s (run `make setup`, or pass --ort-lib, or set $%s)",
-		strings.Join(looked, ", "), LibraryEnv)
+	return "", fmt.Errorf("ONNX Runtime library not found; looked in: %s (put %s beside the program, run `make setup` in a source tree, pass --ort-lib, or set $%s)",
+		strings.Join(looked, ", "), file, LibraryEnv)
 }

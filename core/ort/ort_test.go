@@ -71,7 +71,7 @@ func TestParseDevice(t *testing.T) {
 		in   string
 		want ort.Device
 		ok   bool
-	}{{"", ort.DeviceAuto, true}, {"CPU", ort.DeviceCPU, true}, {"cuda", ort.DeviceCUDA, true}, {"tpu", "", false}} {
+	}{{"", ort.DeviceAuto, true}, {"CPU", ort.DeviceCPU, true}, {"cuda", ort.DeviceCUDA, true}, {"WebGPU", ort.DeviceWebGPU, true}, {"tpu", "", false}} {
 		got, err := ort.ParseDevice(c.in)
 		if (err == nil) != c.ok || got != c.want {
 			t.Errorf("ParseDevice(%q) = %v, %v", c.in, got, err)

@@ -136,12 +136,12 @@ func (e *Engine) CreateProject(path, name string) (*Project, error) {
 		return nil, err
 	}
 	s := project.NewSession(st, e.o.Runtime, e.o.Logger)
-	if e.o.Backbone != "" {
+	if spec := e.optBackbone(); spec != "" {
 		// A backbone file is installed into the user's store and named by its card.
-		if err := s.SetBackbone(e.o.Backbone, 0); err != nil {
+		if err := s.SetBackbone(spec, 0); err != nil {
 			s.Close()
 			os.Remove(path) // nothing of it was used yet
-			return nil, fmt.Errorf("create project %s: backbone %s: %w", path, e.o.Backbone, err)
+			return nil, fmt.Errorf("create project %s: backbone %s: %w", path, spec, err)
 		}
 	}
 	return newProject(s), nil

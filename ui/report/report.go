@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dmad/workstation"
 	"github.com/dmad/workstation/assets"
 	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/ui/internal/curve"
@@ -246,7 +247,8 @@ th{background:#eee}.fail{color:#b00;font-weight:bold}.pass{color:#070}img.o{widt
 {{if .ROC}}<h2>Curves</h2><img alt="ROC" src="{{.ROC}}"> <img alt="PR" src="{{.PR}}">{{end}}
 <h2>Images (highest score first)</h2><table><tr><th>#</th><th>image</th><th>category</th><th>score</th><th>decision</th><th>label</th><th>overlay</th></tr>
 {{range $i, $r := .Rows}}<tr><td>{{$i}}</td><td style="text-align:left">{{$r.Path}}</td><td>{{$r.Category}}</td><td>{{printf "%.4g" $r.Score}}</td><td class="{{$r.Decision}}">{{$r.Decision}}</td><td>{{$r.Label}}</td><td>{{if $r.Overlay}}<a href="{{$r.Overlay}}"><img class="o" src="{{$r.Overlay}}"></a>{{end}}</td></tr>
-{{end}}</table></body></html>
+{{end}}</table>
+<footer><p style="color:#666;font-size:small">Written by {{.Generator}}</p></footer></body></html>
 `))
 
 type htmlRow struct {
@@ -281,6 +283,7 @@ func writeHTML(path string, r Report, overlays []string, roc, pr []byte) error {
 		"Title": r.Title, "Created": r.Created.Format(time.RFC3339), "N": len(r.Items),
 		"Threshold": r.Threshold, "Pass": pass, "Fail": fail, "Metrics": ms, "Rows": rows,
 		"ROC": template.URL(""), "PR": template.URL(""),
+		"Generator": workstation.NameVersion(),
 	}
 	if len(roc) > 0 {
 		// Safe: the URLs are data URIs of PNGs this package encoded.

@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"encoding/csv"
+	"github.com/dmad/workstation"
 	"image"
 	"image/color"
 	"os"
@@ -83,7 +84,7 @@ func TestWrite(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"data:image/png;base64,", "widget", "1.000", "<b>" + string(rune('0'+tt.wantFail)) + "</b> fail"} {
+			for _, want := range []string{"data:image/png;base64,", "widget", "1.000", "<b>" + string(rune('0'+tt.wantFail)) + "</b> fail", "Written by " + workstation.NameVersion()} {
 				if !strings.Contains(string(html), want) {
 					t.Errorf("report.html lacks %q", want)
 				}
