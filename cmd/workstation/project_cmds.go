@@ -241,11 +241,16 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	version := fs.Int("model", 0, "model version (0: the active one)")
 	threshold := fs.Float64("threshold", -1, "decision threshold on the image score (default: the model's)")
 	opacity := fs.Float64("opacity", 0.5, "heatmap opacity in the overlays")
+	shardSpec := fs.String("shard", "", "score only shard `I/N` of the input (stable split; combine with 'workstation report merge')")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *proj == "" {
 		return usagef("--project is required")
+	}
+	sh, err := parseShardFlag(*shardSpec)
+	if err != nil {
+		return err
 	}
 	if *input == "" || *outDir == "" {
 		return usagef("--input and --out are required")
@@ -254,6 +259,9 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 		return usagef("--opacity %g is out of range: want in [0, 1]", *opacity)
 	}
 	samples, err := project.InspectSamples(ctx, *input, nil)
+	if err == nil && sh != nil {
+		samples, err = selectShard(*input, samples, *sh)
+	}
 	if err != nil {
 		return err
 	}
@@ -287,6 +295,9 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 		"normal": n - anomalous, "model_method": res.Model.Meta.Method, "model_regime": res.Model.Meta.Regime}
 	if r.PerCategory != nil {
 		summary["per_category"] = r.PerCategory
+	}
+	if sh != nil {
+		summary["shard"] = sh.String()
 	}
 	if err := writeJSON(filepath.Join(*outDir, "summary.json"), summary); err != nil {
 		return err
