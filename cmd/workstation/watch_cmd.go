@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/dmad/workstation/core/folderwatch"
-	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/live"
 	"github.com/dmad/workstation/core/project"
 	"github.com/dmad/workstation/core/publish"
@@ -107,7 +106,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		return err
 	}
 	defer is.Close()
-	category, err := watchCategory(wf.category, wf.input, is.Model().Meta.Categories)
+	category, err := watchCategory(wf.category, wf.input, is)
 	if err != nil {
 		return err
 	}
@@ -128,30 +127,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if !ef.quiet {
 		outputs = append(outputs, &verdictPrinter{w: stdout})
 	}
-	lo, hi := is.MapRange()
-	score := func(ctx context.Context, path string) (verdict.Verdict, error) {
-		sc, err := is.Score(ctx, path, category)
-		if err != nil {
-			return verdict.Verdict{}, err
-		}
-		v := verdict.Verdict{Path: path, Category: category, Score: float64(sc.Score), Threshold: float64(sc.Threshold),
-			ModelVersion: is.Version()}
-		if wf.threshold >= 0 {
-			v.Threshold = wf.threshold
-		}
-		v.Decision = verdict.Decide(v.Score, v.Threshold)
-		if v.Decision == verdict.Fail {
-			img, err := imageio.Load(path)
-			if err != nil {
-				return verdict.Verdict{}, err
-			}
-			if err := live.SaveOverlay(wf.out, &v, img, sc.Map, sc.MapSize, sc.MapSize, lo, hi); err != nil {
-				return verdict.Verdict{}, err
-			}
-		}
-		v.ScoredAt = time.Now()
-		return v, nil
-	}
+	score := is.VerdictScorer(wf.out, category, wf.threshold)
 	log.Info("watching", "input", wf.input, "out", wf.out, "model", is.Version(), "category", category,
 		"threshold", is.Threshold(category))
 	res, err := live.Run(ctx, live.Options{
@@ -174,23 +150,16 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	return ctx.Err() // nil only if live.Run stopped by itself
 }
 
-// watchCategory picks the category of watched images: the flag, the
-// model's only category, or the input folder's name when the model has
-// such a category; "" (the global threshold) otherwise.
-func watchCategory(flagValue, input string, modelCats []string) (string, error) {
-	if flagValue != "" {
-		if len(modelCats) > 0 && !slices.Contains(modelCats, flagValue) {
-			return "", usagef("--category %q: the model knows %v", flagValue, modelCats)
-		}
-		return flagValue, nil
+// watchCategory is --category, checked against the model's categories,
+// or the scorer's default for the input folder.
+func watchCategory(flagValue, input string, is *project.ImageScorer) (string, error) {
+	if flagValue == "" {
+		return is.DefaultCategory(input), nil
 	}
-	if len(modelCats) == 1 {
-		return modelCats[0], nil
+	if cats := is.Model().Meta.Categories; len(cats) > 0 && !slices.Contains(cats, flagValue) {
+		return "", usagef("--category %q: the model knows %v", flagValue, cats)
 	}
-	if base := filepath.Base(filepath.Clean(input)); slices.Contains(modelCats, base) {
-		return base, nil
-	}
-	return "", nil
+	return flagValue, nil
 }
 
 // verdictPrinter writes one line per verdict (a publish.Output).
