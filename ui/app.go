@@ -187,7 +187,7 @@ func (w *Workstation) updateTitle() {
 // SetProject makes p the open project (closing the previous one) and shows
 // the Data screen.
 func (w *Workstation) SetProject(p Project) {
-	w.live.stop() // it scores with the project being replaced
+	w.live.stopAndWait() // it scores with the project being replaced
 	if w.project != nil && w.project != p {
 		if err := w.project.Close(); err != nil {
 			slog.Error("close project", "path", w.project.Path(), "err", err)

@@ -53,6 +53,7 @@ type liveView struct {
 	fails, bads *widget.Label
 	board       *live.Board
 	cancel      context.CancelFunc
+	done        chan struct{} // closed when the running LiveFunc has returned
 }
 
 func newLiveView(w *Workstation) *liveView {
@@ -116,8 +117,11 @@ func (v *liveView) start() {
 	v.status.SetText("Watching for new images…")
 	req := LiveRequest{Project: v.w.project, Input: v.input, Out: v.out, Poll: v.poll.Checked}
 	run := v.w.deps.Live
+	done := make(chan struct{})
+	v.done = done
 	v.w.background(func(context.Context) {
 		err := run(ctx, req, board)
+		close(done)
 		fyne.Do(func() {
 			cancel()
 			v.cancel = nil
@@ -138,6 +142,16 @@ func (v *liveView) stop() {
 	if v.cancel != nil {
 		v.cancel()
 	}
+}
+
+// stopAndWait stops a run and waits until it no longer uses the project
+// (at most one image's scoring), before the project is closed.
+func (v *liveView) stopAndWait() {
+	if v.cancel == nil {
+		return
+	}
+	v.cancel()
+	<-v.done
 }
 
 // show renders a snapshot of the board.

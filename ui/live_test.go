@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,5 +133,47 @@ func TestRealEngineLive(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(csvs[0]); !strings.Contains(string(b), "part1.png") || strings.Contains(string(b), "part2.png") {
 		t.Fatalf("daily CSV:\n%s", b)
+	}
+}
+
+// closeCheck is a project whose Close records whether the live run had
+// already returned.
+type closeCheck struct {
+	*uitest.Project
+	returned        *atomic.Bool
+	closedAfterLive *atomic.Bool
+}
+
+func (p closeCheck) Close() error {
+	p.closedAfterLive.Store(p.returned.Load())
+	return p.Project.Close()
+}
+
+// Opening another project stops the live run before the old project closes.
+func TestLiveStopsBeforeProjectSwitch(t *testing.T) {
+	a := env(t)
+	var returned, closedAfterLive atomic.Bool
+	deps := ui.Deps{Recent: &memRecent{}, DataDir: t.TempDir(), Engine: &uitest.Engine{},
+		CreateProject: func(path, name string) (ui.Project, error) {
+			return closeCheck{uitest.NewProject(path, name), &returned, &closedAfterLive}, nil
+		},
+		Live: func(ctx context.Context, req ui.LiveRequest, b *live.Board) error {
+			<-ctx.Done()
+			time.Sleep(100 * time.Millisecond) // finishing an image
+			returned.Store(true)
+			return ctx.Err()
+		}}
+	ws := ui.New(a, deps)
+	t.Cleanup(ws.Close)
+	if err := ws.CreateProject(filepath.Join(t.TempDir(), "a.dmad"), "A"); err != nil {
+		t.Fatal(err)
+	}
+	ws.ShowScreen(ui.ScreenLive)
+	ws.LiveStart(filepath.Join(t.TempDir(), "cam"), false)
+	if err := ws.CreateProject(filepath.Join(t.TempDir(), "b.dmad"), "B"); err != nil {
+		t.Fatal(err)
+	}
+	if !closedAfterLive.Load() {
+		t.Fatal("the first project was closed while the live run still used it")
 	}
 }
