@@ -52,6 +52,7 @@ type Workstation struct {
 	train    *trainView
 	results  *resultsView
 	inspect  *inspectView
+	live     *liveView
 }
 
 // New builds the main window; call ShowAndRun (or Window().Show) next.
@@ -77,6 +78,7 @@ func New(a fyne.App, deps Deps) *Workstation {
 	w.train = newTrainView(w)
 	w.results = newResultsView(w)
 	w.inspect = newInspectView(w)
+	w.live = newLiveView(w)
 
 	w.tabs = container.NewAppTabs(
 		container.NewTabItem(ScreenData, w.data.content),
@@ -84,6 +86,7 @@ func New(a fyne.App, deps Deps) *Workstation {
 		container.NewTabItem(ScreenTrain, w.train.content),
 		container.NewTabItem(ScreenResults, w.results.content),
 		container.NewTabItem(ScreenInspect, w.inspect.content),
+		container.NewTabItem(ScreenLive, w.live.content),
 	)
 	w.tabs.SetTabLocation(container.TabLocationLeading)
 	w.tabs.OnSelected = func(t *container.TabItem) { w.onScreen(t.Text) }
@@ -184,6 +187,7 @@ func (w *Workstation) updateTitle() {
 // SetProject makes p the open project (closing the previous one) and shows
 // the Data screen.
 func (w *Workstation) SetProject(p Project) {
+	w.live.stopAndWait() // it scores with the project being replaced
 	if w.project != nil && w.project != p {
 		if err := w.project.Close(); err != nil {
 			slog.Error("close project", "path", w.project.Path(), "err", err)

@@ -275,6 +275,8 @@ type Deps struct {
 	Engine        Engine
 	OpenProject   func(path string) (Project, error)
 	CreateProject func(path, name string) (Project, error)
+	// Live runs live inspection (the Live screen); nil disables it.
+	Live LiveFunc
 	// Recent defaults to a store in the app's Preferences when nil.
 	Recent RecentStore
 	// DataDir is where the demo dataset and project go; defaults to the

@@ -40,6 +40,8 @@ func commands() []command {
 		{"train", "train a unified model on a dataset and store it in a project", runTrain},
 		{"eval", "evaluate the project's active model on a dataset's test images", runEval},
 		{"inspect", "score a folder of images: scores.csv, overlays, summary", runInspect},
+		{"report", "combine sharded inspection outputs: report merge --out DIR SHARD_DIR...", runReport},
+		{"watch", "live inspection: score new images in a folder as they arrive", runWatch},
 		{"bench", "run the whole protocol (PatchCore, DMAD unsup., DMAD semi) and write JSON", runBench},
 		{"backbone", "manage backbones: list, import, pull, show, rm", runBackbone},
 		{"export-model", "write a project's model to one file", runExportModel},

@@ -17,6 +17,7 @@ import (
 	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/project"
+	"github.com/dmad/workstation/core/shard"
 	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui/report"
 )
@@ -243,11 +244,16 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	threshold := fs.Float64("threshold", -1, "decision threshold on the image score (default: the model's)")
 	opacity := fs.Float64("opacity", 0.5, "heatmap opacity in the overlays")
 	skipBad := fs.Bool("skip-bad", false, "skip unreadable or damaged images (listed on stderr) instead of failing")
+	shardSpec := fs.String("shard", "", "score only shard `I/N` of the input (stable split; combine with 'workstation report merge')")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *proj == "" {
 		return usagef("--project is required")
+	}
+	sh, err := parseShardFlag(*shardSpec)
+	if err != nil {
+		return err
 	}
 	if *input == "" || *outDir == "" {
 		return usagef("--input and --out are required")
@@ -259,10 +265,19 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	if err != nil {
 		return err
 	}
-	for _, p := range scan.Skipped {
+	samples, skipped := scan.Samples, scan.Skipped
+	if sh != nil {
+		if samples, err = selectShard(*input, samples, *sh); err != nil {
+			return err
+		}
+		// Each worker names only the damaged files of its own slice.
+		if skipped, err = shard.Filter(*input, skipped, func(p dataset.Problem) string { return p.Path }, *sh); err != nil {
+			return err
+		}
+	}
+	for _, p := range skipped {
 		fmt.Fprintln(stderr, "skipped:", p)
 	}
-	samples := scan.Samples
 	s, done, err := openSession(&ef, *proj, project.OpenOptions{ReadOnly: true})
 	if err != nil {
 		return err
@@ -294,6 +309,9 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 		"workstation_version": workstation.Version()}
 	if r.PerCategory != nil {
 		summary["per_category"] = r.PerCategory
+	}
+	if sh != nil {
+		summary["shard"] = sh.String()
 	}
 	if err := writeJSON(filepath.Join(*outDir, "summary.json"), summary); err != nil {
 		return err

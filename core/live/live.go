@@ -136,7 +136,10 @@ func SaveOverlay(out string, v *verdict.Verdict, img image.Image, heat []float32
 	if err != nil {
 		return fmt.Errorf("live: %w", err)
 	}
-	if err := png.Encode(f, ov); err != nil {
+	// Fastest compression: the overlay is on the path to the verdict, and
+	// default compression of a 900×900 overlay takes longer than scoring.
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(f, ov); err != nil {
 		f.Close()
 		return fmt.Errorf("live: write %s: %w", path, err)
 	}

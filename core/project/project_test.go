@@ -3,8 +3,10 @@ package project
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dmad/workstation/core/dataset"
@@ -145,6 +147,50 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 	ins, err := s.Inspect(ctx, 1, ds.Test()[:3], nil)
 	if err != nil || len(ins.Images) != 3 || ins.Images[0].MapSize != 64 {
 		t.Fatalf("inspect: %v", err)
+	}
+	checkImageScorer(t, s, ins, root)
+}
+
+// checkImageScorer scores inspected images one at a time with an
+// ImageScorer: the scores match the batch inspection's, and a corrupt
+// file is an error that names it.
+func checkImageScorer(t *testing.T, s *Session, ins *InspectResult, root string) {
+	t.Helper()
+	is, err := s.NewImageScorer(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer is.Close()
+	if is.Version() < 1 || is.Model() == nil {
+		t.Fatalf("scorer of the active model: version %d", is.Version())
+	}
+	scorer1, err := s.NewImageScorer(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scorer1.Close()
+	ctx := context.Background()
+	for _, im := range ins.Images {
+		got, err := scorer1.Score(ctx, im.Record.Path, im.Record.Category)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := float64(got.Score - im.Score); d > 1e-4 || d < -1e-4 {
+			t.Errorf("%s: single-image score %v, batch inspection %v", im.Record.Path, got.Score, im.Score)
+		}
+		if got.MapSize != im.MapSize || len(got.Map) != len(im.Map) {
+			t.Errorf("%s: map %d (%d values), inspection's %d", im.Record.Path, got.MapSize, len(got.Map), im.MapSize)
+		}
+		if want := ins.Model.Meta.Threshold; got.Threshold <= 0 || (len(ins.Model.Meta.CategoryThresholds) == 0 && got.Threshold != want) {
+			t.Errorf("threshold %v (model's %v)", got.Threshold, want)
+		}
+	}
+	bad := filepath.Join(root, "corrupt.png")
+	if err := os.WriteFile(bad, []byte("\x89PNG not really"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := is.Score(ctx, bad, ""); err == nil || !strings.Contains(err.Error(), "corrupt.png") {
+		t.Errorf("corrupt file: %v, want an error naming it", err)
 	}
 }
 

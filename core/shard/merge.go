@@ -36,9 +36,14 @@ type Row struct {
 // recomputed from the merged rows. The pixel metrics need every image's
 // anomaly map, which scores.csv does not hold, so a merge leaves them nil
 // (null in JSON) rather than combine shard values that are not comparable.
+// The JSON keys are those of metrics.Summary, which inspect writes.
 type Metrics struct {
-	ImageAUROC, ImageAP, ImageF1Max float64
-	PixelAUROC, PixelAP, PRO        *float64
+	ImageAUROC float64  `json:"image_auroc"`
+	ImageAP    float64  `json:"image_ap"`
+	ImageF1Max float64  `json:"image_f1max"`
+	PixelAUROC *float64 `json:"pixel_auroc"`
+	PixelAP    *float64 `json:"pixel_ap"`
+	PRO        *float64 `json:"pro"`
 }
 
 // Summary is summary.json.

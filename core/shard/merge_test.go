@@ -83,8 +83,8 @@ func writeInspectOutput(t *testing.T, dir string, items []scored, shard string) 
 		}
 		m := metrics.Image(s, l)
 		// Pixel metrics of a shard depend on the shard's maps only.
-		per[c] = map[string]float64{"ImageAUROC": m.AUROC, "ImageAP": m.AP, "ImageF1Max": m.F1Max,
-			"PixelAUROC": 0.9, "PixelAP": 0.5, "PRO": 0.8}
+		per[c] = map[string]float64{"image_auroc": m.AUROC, "image_ap": m.AP, "image_f1max": m.F1Max,
+			"pixel_auroc": 0.9, "pixel_ap": 0.5, "pro": 0.8}
 	}
 	sum := map[string]any{"input": inputRoot, "images": len(items), "threshold": thr, "anomalous": anomalous,
 		"normal": len(items) - anomalous, "model_method": "dmad", "model_regime": "unsupervised", "per_category": per}

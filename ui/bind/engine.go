@@ -100,6 +100,7 @@ func (e *Engine) Close() error {
 func (e *Engine) Deps() ui.Deps {
 	return ui.Deps{
 		Engine: e,
+		Live:   e.Live,
 		OpenProject: func(path string) (ui.Project, error) {
 			p, err := e.OpenProject(path)
 			if err != nil {

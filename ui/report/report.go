@@ -26,7 +26,6 @@ import (
 	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/ui/internal/curve"
 	"github.com/dmad/workstation/ui/internal/plots"
-
 )
 
 // Item is one scored image of the report.

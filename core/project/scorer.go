@@ -1,0 +1,114 @@
+package project
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/dmad/workstation/core/banks"
+	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/pipeline"
+)
+
+// ImageScorer scores single image files with one stored model, keeping the
+// encoder and the model's sessions loaded between images: the engine of
+// live inspection (`workstation watch`, the GUI's live view). It writes
+// nothing to the project, so the project may be open read-only. It is safe
+// for concurrent use (calls are serialised).
+type ImageScorer struct {
+	mu      sync.Mutex
+	enc     *encoder.Encoder
+	sc      *pipeline.Scorer
+	model   *pipeline.Model
+	version int
+}
+
+// ImageScore is one scored image.
+type ImageScore struct {
+	// Score is the image anomaly score.
+	Score float32
+	// Threshold is the decision threshold of the image's category (the
+	// model's global threshold when it has none for that category).
+	Threshold float32
+	// Map is the anomaly map, MapSize×MapSize (the encoder's input geometry).
+	Map     []float32
+	MapSize int
+}
+
+// NewImageScorer loads a stored model (version ≤ 0: the active one) and
+// prepares its sessions. Close it when done.
+func (s *Session) NewImageScorer(version int) (*ImageScorer, error) {
+	m, rec, err := s.loadModel(version)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := s.Encoder()
+	if err != nil {
+		return nil, err
+	}
+	if enc.ID() != m.Meta.EncoderID {
+		return nil, fmt.Errorf("model %d was trained on features %s but the project now computes %s: restore the project's backbone/input size or retrain", rec.Version, m.Meta.EncoderID, enc.ID())
+	}
+	sc, err := pipeline.NewScorer(s.rt, m, banks.SearchOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return &ImageScorer{enc: enc, sc: sc, model: m, version: rec.Version}, nil
+}
+
+// Model is the model the scorer uses.
+func (is *ImageScorer) Model() *pipeline.Model { return is.model }
+
+// Version is the project's version of that model.
+func (is *ImageScorer) Version() int { return is.version }
+
+// Threshold is the decision threshold of category: the model's
+// per-category threshold when it stores one, its global threshold
+// otherwise.
+func (is *ImageScorer) Threshold(category string) float32 {
+	if t, ok := is.model.Meta.CategoryThresholds[category]; ok {
+		return t
+	}
+	return is.model.Meta.Threshold
+}
+
+// MapRange is the range used to colour the scorer's anomaly maps, as in
+// the stored runs' thumbnails.
+func (is *ImageScorer) MapRange() (lo, hi float64) {
+	m := is.model.Meta
+	return float64(m.MapLo), float64(max(m.MapHi, m.Threshold*1.5, m.MapLo+1e-6))
+}
+
+// Score encodes and scores the image file at path; category selects the
+// threshold ("" or an unknown one: the global threshold).
+func (is *ImageScorer) Score(ctx context.Context, path, category string) (ImageScore, error) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	if is.sc == nil {
+		return ImageScore{}, fmt.Errorf("score %s: the scorer is closed", path)
+	}
+	feats, err := pipeline.Encode(ctx, is.enc, []string{path}, nil, nil)
+	if err != nil {
+		return ImageScore{}, err
+	}
+	res, err := is.sc.ScoreImages(ctx, feats, nil)
+	if err != nil {
+		return ImageScore{}, fmt.Errorf("score %s: %w", path, err)
+	}
+	h0, w0 := is.enc.Grid()
+	size := is.enc.Config().InputSize
+	return ImageScore{Score: res[0].Score, Threshold: is.Threshold(category),
+		Map: pipeline.Map(res[0].Patches, h0, w0, size, size), MapSize: size}, nil
+}
+
+// Close frees the model's sessions (the encoder belongs to the session).
+func (is *ImageScorer) Close() error {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	if is.sc == nil {
+		return nil
+	}
+	err := is.sc.Close()
+	is.sc = nil
+	return err
+}

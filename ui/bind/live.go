@@ -1,0 +1,32 @@
+package bind
+
+import (
+	"context"
+
+	"github.com/dmad/workstation/core/folderwatch"
+	"github.com/dmad/workstation/core/live"
+	"github.com/dmad/workstation/core/publish"
+	"github.com/dmad/workstation/ui"
+)
+
+// Live implements ui.LiveFunc: the project's active model scores each new
+// image of req.Input (as `workstation watch` does) until ctx is cancelled;
+// verdicts and bad files go to board, the daily CSVs, overlays and ledger
+// to req.Out. The project is held for the whole run (no training meanwhile).
+func (e *Engine) Live(ctx context.Context, req ui.LiveRequest, board *live.Board) error {
+	p, done, err := jobProject(req.Project)
+	if err != nil {
+		return err
+	}
+	defer done()
+	is, err := p.s.NewImageScorer(0)
+	if err != nil {
+		return err
+	}
+	defer is.Close()
+	score := is.VerdictScorer(req.Out, is.DefaultCategory(req.Input), -1)
+	_, err = live.Run(ctx, live.Options{Input: req.Input, Out: req.Out,
+		Watch:   folderwatch.Options{ForcePolling: req.Poll},
+		Outputs: []publish.Output{board}, Board: board, Logger: e.o.Logger}, score)
+	return err
+}

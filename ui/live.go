@@ -1,0 +1,175 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/dmad/workstation/core/live"
+)
+
+// ScreenLive is the live inspection screen.
+const ScreenLive = "Live"
+
+// LiveRequest asks for live inspection of a folder with the project's
+// active model.
+type LiveRequest struct {
+	Project Project
+	// Input is the folder watched; Out receives the daily verdict CSVs,
+	// the overlays of fails and the ledger.
+	Input, Out string
+	// Poll lists the folder instead of using file-system events (network
+	// shares).
+	Poll bool
+}
+
+// LiveFunc runs live inspection until ctx is cancelled, publishing every
+// verdict and bad file to board (Deps.Live).
+type LiveFunc func(ctx context.Context, req LiveRequest, board *live.Board) error
+
+// liveView watches a folder and shows live.Board: the latest verdict, the
+// yield, the latency, the last fails and the files that could not be read.
+type liveView struct {
+	w       *Workstation
+	content fyne.CanvasObject
+
+	input, out  string
+	inputLabel  *widget.Label
+	poll        *widget.Check
+	startBtn    *widget.Button
+	stopBtn     *widget.Button
+	status      *widget.Label
+	latest      *widget.Label
+	counts      *widget.Label
+	fails, bads *widget.Label
+	board       *live.Board
+	cancel      context.CancelFunc
+	done        chan struct{} // closed when the running LiveFunc has returned
+}
+
+func newLiveView(w *Workstation) *liveView {
+	v := &liveView{w: w}
+	v.inputLabel = widget.NewLabel("No folder chosen.")
+	pick := widget.NewButtonWithIcon("Choose folder…", theme.FolderOpenIcon(), func() {
+		dialog.ShowFolderOpen(func(u fyne.ListableURI, err error) {
+			if err == nil && u != nil {
+				v.setInput(u.Path())
+			}
+		}, w.win)
+	})
+	v.poll = widget.NewCheck("Poll (network share)", nil)
+	v.startBtn = widget.NewButtonWithIcon("Start", theme.MediaPlayIcon(), func() { v.start() })
+	v.startBtn.Importance = widget.HighImportance
+	v.startBtn.Disable()
+	v.stopBtn = widget.NewButtonWithIcon("Stop", theme.MediaStopIcon(), func() { v.stop() })
+	v.stopBtn.Disable()
+	v.status = widget.NewLabel("")
+	v.latest = widget.NewLabel("No verdict yet.")
+	v.latest.TextStyle = fyne.TextStyle{Bold: true}
+	v.counts = widget.NewLabel("")
+	v.fails = widget.NewLabel("")
+	v.bads = widget.NewLabel("")
+	top := container.NewVBox(
+		container.NewBorder(nil, nil, container.NewHBox(pick, v.poll, v.startBtn, v.stopBtn), nil, v.inputLabel),
+		v.status, v.latest, v.counts)
+	lists := container.NewGridWithColumns(2,
+		widget.NewCard("Last fails", "", container.NewVScroll(v.fails)),
+		widget.NewCard("Unreadable files", "", container.NewVScroll(v.bads)))
+	v.content = container.NewBorder(top, nil, nil, nil, lists)
+	return v
+}
+
+// setInput chooses the watched folder; verdicts go to a sibling folder
+// "<name>-verdicts" (never inside it: overlays would be scored).
+func (v *liveView) setInput(dir string) {
+	v.input = dir
+	v.out = filepath.Join(filepath.Dir(dir), filepath.Base(dir)+"-verdicts")
+	v.inputLabel.SetText(fmt.Sprintf("Watching %s → %s", dir, v.out))
+	if v.cancel == nil {
+		v.startBtn.Enable()
+	}
+}
+
+func (v *liveView) start() {
+	if v.input == "" || v.cancel != nil || !v.w.needProject() {
+		return
+	}
+	if v.w.deps.Live == nil {
+		v.status.SetText("Live inspection needs the workstation engine.")
+		return
+	}
+	board := live.NewBoard(100, 20)
+	board.OnChange(func() { fyne.Do(func() { v.show(board.Snapshot()) }) })
+	v.board = board
+	ctx, cancel := context.WithCancel(v.w.ctx)
+	v.cancel = cancel
+	v.startBtn.Disable()
+	v.stopBtn.Enable()
+	v.status.SetText("Watching for new images…")
+	req := LiveRequest{Project: v.w.project, Input: v.input, Out: v.out, Poll: v.poll.Checked}
+	run := v.w.deps.Live
+	done := make(chan struct{})
+	v.done = done
+	v.w.background(func(context.Context) {
+		err := run(ctx, req, board)
+		close(done)
+		fyne.Do(func() {
+			cancel()
+			v.cancel = nil
+			v.stopBtn.Disable()
+			v.startBtn.Enable()
+			switch {
+			case err != nil && !errors.Is(err, context.Canceled):
+				v.status.SetText("Stopped: " + err.Error())
+				v.w.showError(err, "")
+			default:
+				v.status.SetText("Stopped.")
+			}
+		})
+	})
+}
+
+func (v *liveView) stop() {
+	if v.cancel != nil {
+		v.cancel()
+	}
+}
+
+// stopAndWait stops a run and waits until it no longer uses the project
+// (at most one image's scoring), before the project is closed.
+func (v *liveView) stopAndWait() {
+	if v.cancel == nil {
+		return
+	}
+	v.cancel()
+	<-v.done
+}
+
+// show renders a snapshot of the board.
+func (v *liveView) show(s live.Snapshot) {
+	if s.Latest != nil {
+		l := s.Latest
+		v.latest.SetText(fmt.Sprintf("%s  %s  score %.4f (threshold %.4f)  %s",
+			strings.ToUpper(l.Decision), filepath.Base(l.Path), l.Score, l.Threshold, l.Latency().Round(time.Millisecond)))
+	}
+	v.counts.SetText(fmt.Sprintf("%d scored, %d fail, %d unreadable · yield %.1f%% over the last %d · latency p50 %s, max %s",
+		s.Total, s.Failed, s.Bad, 100*s.Yield, s.Window, s.LatencyP50.Round(time.Millisecond), s.LatencyMax.Round(time.Millisecond)))
+	var fails, bads []string
+	for _, f := range s.Fails {
+		fails = append(fails, fmt.Sprintf("%s  %s  %.4f", f.ScoredAt.Local().Format("15:04:05"), filepath.Base(f.Path), f.Score))
+	}
+	for _, b := range s.BadFiles {
+		bads = append(bads, fmt.Sprintf("%s  %s: %s", b.At.Local().Format("15:04:05"), filepath.Base(b.Path), b.Err))
+	}
+	v.fails.SetText(strings.Join(fails, "\n"))
+	v.bads.SetText(strings.Join(bads, "\n"))
+}
