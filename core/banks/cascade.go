@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"runtime"
 	"sort"
 	"sync"
 
@@ -28,9 +29,13 @@ type FastOptions struct {
 	// SampleRows is the number of bank rows the principal axes are
 	// estimated from; 0 means 4096.
 	SampleRows int
-	// Seed seeds the choice of those rows (the projection is
-	// deterministic for a seed).
+	// Seed seeds the choice of those rows and of the subspace iteration's
+	// start (the projection is deterministic for a seed).
 	Seed int64
+	// rerankInGraph re-ranks in the ORT graph (Gather + ReduceSumSquare)
+	// instead of in Go over the bank rows in place; kept for the benchmark
+	// that chose between them.
+	rerankInGraph bool
 }
 
 func (o FastOptions) withDefaults() FastOptions {
@@ -194,20 +199,66 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 		if err != nil {
 			return nil, nil, fmt.Errorf("fast search queries %d–%d: %w", qlo, qhi, err)
 		}
-		for r := range nb {
-			o := (qlo + r) * k
-			for j := range k {
-				v, i := out[0].F32[r*k+j], out[1].I64[r*k+j]
-				if math.IsInf(float64(v), 1) {
-					dist[o+j], idx[o+j] = v, -1
-				} else {
-					dist[o+j], idx[o+j] = float32(math.Sqrt(float64(max(v, 0)))), i
+		if s.opts.Fast.rerankInGraph {
+			for r := range nb {
+				o := (qlo + r) * k
+				for j := range k {
+					v, i := out[0].F32[r*k+j], out[1].I64[r*k+j]
+					if math.IsInf(float64(v), 1) {
+						dist[o+j], idx[o+j] = v, -1
+					} else {
+						dist[o+j], idx[o+j] = float32(math.Sqrt(float64(max(v, 0)))), i
+					}
 				}
+				refineNeighbours(s.bank, q.Row(qlo+r), dist[o:o+k], idx[o:o+k])
 			}
-			refineNeighbours(s.bank, q.Row(qlo+r), dist[o:o+k], idx[o:o+k])
+			continue
+		}
+		err = parallelFor(ctx, nb, runtime.GOMAXPROCS(0), 16, func(lo, hi, _ int) {
+			for r := lo; r < hi; r++ {
+				o := (qlo + r) * k
+				s.rerank(q.Row(qlo+r), out[0].F32[r*cand:(r+1)*cand], out[1].I64[r*cand:(r+1)*cand], dist[o:o+k], idx[o:o+k])
+			}
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("fast search: %w", err)
 		}
 	}
 	return dist, idx, nil
+}
+
+// rerank fills dist and idx (length k) with the nearest of the candidate
+// rows ci by exact distance to qr, nearest first (ties: lower index).
+// Candidates whose stage-1 value cv is +Inf were excluded. The bank rows
+// are read in place; partial sums stop once they pass the current k-th
+// distance.
+func (s *CascadeSearcher) rerank(qr []float32, cv []float32, ci []int64, dist []float32, idx []int64) {
+	inf := float32(math.Inf(1))
+	for j := range dist {
+		dist[j], idx[j] = inf, -1
+	}
+	k := len(dist)
+	for j, i := range ci {
+		if math.IsInf(float64(cv[j]), 1) {
+			continue
+		}
+		bound, worst := dist[k-1], idx[k-1]
+		d := sqDist(qr, s.bank.Row(int(i)), math.Nextafter32(bound, inf))
+		if !(d < bound || (d == bound && (worst < 0 || i < worst))) {
+			continue
+		}
+		m := k - 1
+		for ; m > 0 && (d < dist[m-1] || (d == dist[m-1] && i < idx[m-1]) || idx[m-1] < 0); m-- {
+			dist[m], idx[m] = dist[m-1], idx[m-1]
+		}
+		dist[m], idx[m] = d, i
+	}
+	for j := range dist {
+		if idx[j] >= 0 {
+			dist[j] = float32(math.Sqrt(float64(dist[j])))
+		}
+	}
+	refineNeighbours(s.bank, qr, dist, idx)
 }
 
 func (s *CascadeSearcher) session(cand int, exclude bool) (*ort.Session, error) {
@@ -218,7 +269,7 @@ func (s *CascadeSearcher) session(cand int, exclude bool) (*ort.Session, error) 
 	if sess := m[cand]; sess != nil {
 		return sess, nil
 	}
-	model, inputs, outputs, err := cascadeGraph(s.bank, s.source, s.proj, s.opts.Fast.Dims, cand, exclude)
+	model, inputs, outputs, err := cascadeGraph(s.rt, s.bank, s.source, s.proj, s.opts.Fast.Dims, cand, exclude, s.opts.Fast.rerankInGraph)
 	if err != nil {
 		return nil, fmt.Errorf("fast search graph: %w", err)
 	}
@@ -230,33 +281,27 @@ func (s *CascadeSearcher) session(cand int, exclude bool) (*ort.Session, error) 
 	return sess, nil
 }
 
-// cascadeGraph builds the two-stage search. Inputs: q (n×C), k (1 int64),
-// with exclude qsource (n×1 int64). Outputs: exact squared distances (n×k,
-// ascending; +Inf for excluded slots) and bank row indices (n×k).
+// cascadeGraph builds the candidate search. Inputs: q (n×C), k (1 int64),
+// with exclude qsource (n×1 int64). Outputs: with stage2, exact squared
+// distances (n×k, ascending; +Inf for excluded slots) and bank row indices
+// (n×k); without, the cand candidates' stage-1 values (+Inf: excluded) and
+// bank row indices (n×cand, unordered), for the re-rank in Go.
 //
 // Stage 1 ranks bank rows by −2·p·pbᵀ + ‖pb‖² (the projected squared
 // distance less ‖p‖², which is the same for every row of a query), as one
 // MatMul of [p, 1] with [−2·PBᵀ; ‖pb‖²].
-func cascadeGraph(bank *mat.Matrix, source []int32, proj []float32, dims, cand int, exclude bool) (model []byte, inputs, outputs []string, err error) {
+func cascadeGraph(rt *ort.Runtime, bank *mat.Matrix, source []int32, proj []float32, dims, cand int, exclude, stage2 bool) (model []byte, inputs, outputs []string, err error) {
 	C, R, D := bank.Cols, bank.Rows, dims
+	pbank := mat.New(R, D)
+	if err := projectORT(context.Background(), rt, bank, proj, D, pbank); err != nil {
+		return nil, nil, nil, fmt.Errorf("project the bank: %w", err)
+	}
 	w := make([]float32, (D+1)*R) // [−2·PBᵀ; ‖pb‖²], (D+1)×R
-	pb := make([]float64, D)
 	for r := range R {
-		row := bank.Row(r)
-		clear(pb)
-		for c, v := range row {
-			if v == 0 {
-				continue
-			}
-			pr := proj[c*D : (c+1)*D]
-			for j, p := range pr {
-				pb[j] += float64(v) * float64(p)
-			}
-		}
 		var n float64
-		for j, v := range pb {
-			w[j*R+r] = float32(-2 * v)
-			n += v * v
+		for j, v := range pbank.Row(r) {
+			w[j*R+r] = -2 * v
+			n += float64(v) * float64(v)
 		}
 		w[D*R+r] = float32(n)
 	}
@@ -280,6 +325,12 @@ func cascadeGraph(bank *mat.Matrix, source []int32, proj []float32, dims, cand i
 	}
 	top1 := g.OpN("TopK", []string{s1, g.Ints(int64(cand))}, 2,
 		onnxgraph.AttrInt("axis", 1), onnxgraph.AttrInt("largest", 0), onnxgraph.AttrInt("sorted", 0))
+	if !stage2 {
+		g.Output(top1[0], onnxgraph.Float)
+		g.Output(top1[1], onnxgraph.Int64)
+		model, err = g.Marshal()
+		return model, inputs, top1, err
+	}
 	// Stage 2: exact squared distances to the candidates.
 	cands := g.Op("Gather", []string{g.Const("bank", bank.Data, int64(R), int64(C)), top1[1]}, onnxgraph.AttrInt("axis", 0))
 	diff := g.Op("Sub", []string{g.Op("Unsqueeze", []string{q, g.Ints(1)}), cands})
@@ -346,22 +397,54 @@ func principalAxes(rt *ort.Runtime, bank *mat.Matrix, dims, sampleRows int, seed
 			cov[a*C+b], cov[b*C+a] = v, v
 		}
 	}
+	// Subspace iteration for the top dims axes: a full eigendecomposition
+	// of C×C costs seconds in Go, and the cascade needs only the dominant
+	// subspace (any orthonormal basis of it preserves the same distances).
+	l := min(dims+16, C) // oversampled
+	covm := gmat.NewSymDense(C, cov)
+	rng := rand.New(rand.NewSource(seed))
+	y := gmat.NewDense(C, l, nil)
+	for i := range C {
+		for j := range l {
+			y.Set(i, j, rng.NormFloat64())
+		}
+	}
+	var basis *gmat.Dense
+	for range 6 {
+		var qr gmat.QR
+		qr.Factorize(y)
+		var qfull gmat.Dense
+		qr.QTo(&qfull)
+		basis = gmat.DenseCopyOf(qfull.Slice(0, C, 0, l))
+		y.Mul(covm, basis)
+	}
+	// Rayleigh–Ritz: eigenvectors of the l×l projected covariance.
+	var small gmat.Dense
+	small.Mul(basis.T(), y)
+	sym := gmat.NewSymDense(l, nil)
+	for a := range l {
+		for b := a; b < l; b++ {
+			sym.SetSym(a, b, (small.At(a, b)+small.At(b, a))/2)
+		}
+	}
 	var eig gmat.EigenSym
-	if !eig.Factorize(gmat.NewSymDense(C, cov), true) {
+	if !eig.Factorize(sym, true) {
 		return nil, errors.New("principal axes: eigendecomposition did not converge")
 	}
 	vals := eig.Values(nil)
 	var vecs gmat.Dense
 	eig.VectorsTo(&vecs)
-	order := make([]int, C)
+	order := make([]int, l)
 	for i := range order {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return vals[order[a]] > vals[order[b]] })
+	var axes gmat.Dense
+	axes.Mul(basis, &vecs)
 	proj := make([]float32, C*dims)
 	for c := range C {
 		for j := range dims {
-			proj[c*dims+j] = float32(vecs.At(c, order[j]))
+			proj[c*dims+j] = float32(axes.At(c, order[j]))
 		}
 	}
 	return proj, nil

@@ -50,6 +50,9 @@ func TestCascadeSearchAgainstBruteForce(t *testing.T) {
 		{"reduced-k1", 3000, 300, 96, 1, FastOptions{Dims: 8, Rerank: 16}, 0, false, 0.9},
 		{"reduced-k4-batches", 3000, 300, 96, 4, FastOptions{Dims: 8, Rerank: 16}, 64, false, 0.9},
 		{"reduced-k3-exclude", 3000, 300, 96, 3, FastOptions{Dims: 8, Rerank: 16, SampleRows: 500, Seed: 3}, 100, true, 0.9},
+		// The same with the re-rank inside the ORT graph.
+		{"graph-full-dims-k5-exclude", 800, 100, 32, 5, FastOptions{Dims: 32, Rerank: 8, rerankInGraph: true}, 37, true, 1},
+		{"graph-reduced-k3-exclude", 3000, 300, 96, 3, FastOptions{Dims: 8, Rerank: 16, rerankInGraph: true}, 100, true, 0.9},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewSource(int64(len(tc.name))))
@@ -138,21 +141,23 @@ func TestCascadeSearchExcludingAllOfASource(t *testing.T) {
 		bank.Row(i)[0] = float32(i)
 	}
 	src := []int32{1, 1, 1, 1, 1, 2}
-	s, err := NewCascadeSearcher(rt, bank, SearchOptions{Source: src, Fast: FastOptions{Dims: 1, Rerank: 3}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	q := mat.New(2, 2)
-	dist, idx, err := s.SearchExcluding(context.Background(), q, []int32{1, 2}, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if idx[0] != 5 || dist[0] != 5 || idx[1] != -1 || !math.IsInf(float64(dist[1]), 1) || idx[2] != -1 {
-		t.Fatalf("image-1 query: idx %v dist %v, want [5 -1 -1] [5 +Inf +Inf]", idx[:3], dist[:3])
-	}
-	if idx[3] != 0 || idx[4] != 1 || idx[5] != 2 || dist[3] != 0 {
-		t.Fatalf("image-2 query: idx %v dist %v, want [0 1 2]", idx[3:], dist[3:])
+	for _, inGraph := range []bool{false, true} {
+		s, err := NewCascadeSearcher(rt, bank, SearchOptions{Source: src, Fast: FastOptions{Dims: 1, Rerank: 3, rerankInGraph: inGraph}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		q := mat.New(2, 2)
+		dist, idx, err := s.SearchExcluding(context.Background(), q, []int32{1, 2}, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if idx[0] != 5 || dist[0] != 5 || idx[1] != -1 || !math.IsInf(float64(dist[1]), 1) || idx[2] != -1 {
+			t.Fatalf("image-1 query: idx %v dist %v, want [5 -1 -1] [5 +Inf +Inf]", idx[:3], dist[:3])
+		}
+		if idx[3] != 0 || idx[4] != 1 || idx[5] != 2 || dist[3] != 0 {
+			t.Fatalf("image-2 query: idx %v dist %v, want [0 1 2]", idx[3:], dist[3:])
+		}
 	}
 }
 
