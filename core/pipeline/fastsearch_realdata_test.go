@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,9 @@ func envInt(name string, def int) int {
 // missed. Opt-in (DMAD_FAST_SEARCH=1): it encodes ~800 images and searches
 // exhaustively, minutes on 2 cores. Features are cached in
 // $DMAD_FAST_CACHE (default: a folder in the system temp directory).
+// $DMAD_FAST_METHODS (default "patchcore") may add "dmad": an unsupervised
+// DMAD model fitted on the same normal bank, compared the same way (both of
+// its banks are then searched fast).
 func TestFastSearchAccuracyReal(t *testing.T) {
 	shared := sharedDir(t)
 	if os.Getenv("DMAD_FAST_SEARCH") != "1" {
@@ -102,7 +106,7 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 		rate  float64
 		setup time.Duration
 	}
-	run := func(mode banks.SearchMode) outcome {
+	run := func(m *Model, mode banks.SearchMode) outcome {
 		t0 := time.Now()
 		sc, err := NewScorer(rt, m, banks.SearchOptions{Mode: mode})
 		if err != nil {
@@ -125,35 +129,66 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 			t.Fatal(err)
 		}
 		for c, pm := range per {
-			t.Logf("  %-5v %-14s image AUROC %.4f  pixel AUROC %.4f", mode, c, pm.ImageAUROC, pm.PixelAUROC)
+			t.Logf("  %s %-5v %-14s image AUROC %.4f  pixel AUROC %.4f", m.Meta.Method, mode, c, pm.ImageAUROC, pm.PixelAUROC)
 		}
-		t.Logf("%-5v mean image AUROC %.4f  pixel AUROC %.4f  PRO %.4f  scoring %.2f images/s (setup %v, load %s)",
-			mode, mean.ImageAUROC, mean.PixelAUROC, mean.PRO, rate, setup.Round(time.Millisecond), loadAvg())
+		t.Logf("%s %-5v mean image AUROC %.4f  pixel AUROC %.4f  PRO %.4f  scoring %.2f images/s (setup %v, load %s)",
+			m.Meta.Method, mode, mean.ImageAUROC, mean.PixelAUROC, mean.PRO, rate, setup.Round(time.Millisecond), loadAvg())
 		return outcome{mean, res, rate, setup}
 	}
-	exact := run(banks.SearchExact)
-	fast := run(banks.SearchFast)
-	same, total := 0, 0
-	var maxRel float64
-	for i := range exact.res {
-		for j, e := range exact.res[i].Patches {
-			f := fast.res[i].Patches[j]
-			total++
-			if math.Abs(float64(f-e)) <= 1e-6*float64(e)+1e-7 {
-				same++
-			}
-			if e > 0 {
-				maxRel = max(maxRel, float64(f-e)/float64(e))
+	compare := func(m *Model) {
+		exact := run(m, banks.SearchExact)
+		fast := run(m, banks.SearchFast)
+		same, total := 0, 0
+		var maxRel float64
+		for i := range exact.res {
+			for j, e := range exact.res[i].Patches {
+				f := fast.res[i].Patches[j]
+				total++
+				if math.Abs(float64(f-e)) <= 1e-6*math.Abs(float64(e))+1e-7 {
+					same++
+				}
+				if e > 0 {
+					maxRel = max(maxRel, float64(f-e)/float64(e))
+				}
 			}
 		}
+		dI := fast.mean.ImageAUROC - exact.mean.ImageAUROC
+		dP := fast.mean.PixelAUROC - exact.mean.PixelAUROC
+		// For PatchCore the patch score is the nearest distance, so equal
+		// scores are recall@1; for DMAD they are patches whose mapper inputs
+		// came out the same.
+		t.Logf("%s fast − exact: image AUROC %+.4f, pixel AUROC %+.4f; equal patch scores (PatchCore: recall@1) %.4f of %d test patches (largest score excess %.3f %%); scoring %.2f vs %.2f images/s (%.1f×)",
+			m.Meta.Method, dI, dP, float64(same)/float64(total), total, 100*maxRel, fast.rate, exact.rate, fast.rate/exact.rate)
+		if math.Abs(dI) > 0.005 || math.Abs(dP) > 0.01 {
+			t.Errorf("%s: fast search misses the accuracy target: image AUROC %+.4f (≤ 0.005), pixel AUROC %+.4f (≤ 0.01)", m.Meta.Method, dI, dP)
+		}
 	}
-	dI := fast.mean.ImageAUROC - exact.mean.ImageAUROC
-	dP := fast.mean.PixelAUROC - exact.mean.PixelAUROC
-	t.Logf("fast − exact: image AUROC %+.4f, pixel AUROC %+.4f; recall@1 %.4f of %d test patches (largest distance excess %.3f %%); scoring %.2f vs %.2f images/s (%.1f×)",
-		dI, dP, float64(same)/float64(total), total, 100*maxRel, fast.rate, exact.rate, fast.rate/exact.rate)
-	if math.Abs(dI) > 0.005 || math.Abs(dP) > 0.01 {
-		t.Errorf("fast search misses the accuracy target: image AUROC %+.4f (≤ 0.005), pixel AUROC %+.4f (≤ 0.01)", dI, dP)
+	methods := os.Getenv("DMAD_FAST_METHODS")
+	if methods == "" {
+		methods = "patchcore"
 	}
+	if strings.Contains(methods, "patchcore") {
+		compare(m)
+	}
+	if !strings.Contains(methods, "dmad") {
+		t.Log("DMAD comparison skipped: set DMAD_FAST_METHODS=patchcore,dmad to also fit an unsupervised DMAD model on the same bank")
+		return
+	}
+	var trainPaths []string
+	for _, s := range train {
+		trainPaths = append(trainPaths, s.Path)
+	}
+	set.OOD, err = OODPatches(ctx, enc, trainPaths, envInt("DMAD_FAST_OOD", 100), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 = time.Now()
+	dm, err := Fit(ctx, rt, set, Options{Method: DMAD, NormalBank: m.Normal, Seed: 1, EncoderID: enc.ID(), Card: card, Encoder: enc.Config()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("DMAD (unsupervised) fitted in %v; anomaly bank %d rows", time.Since(t0).Round(time.Second), dm.Anomaly.Features.Rows)
+	compare(dm)
 }
 
 // loadAvg is the 1-minute load average from /proc/loadavg ("?" if unknown):
