@@ -14,6 +14,8 @@ import (
 	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/ort"
 )
 
 // envInt reads a positive integer from the environment, or def.
@@ -100,6 +102,7 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 	t.Logf("normal bank %d×%d (%.0f %% coreset) in %v", m.Normal.Features.Rows, m.Normal.Features.Cols, 100*ratio, time.Since(t0).Round(time.Second))
 	testFeats := feats[len(train):]
 	h0, w0 := enc.Grid()
+	sweepRecall(t, rt, m.Normal.Features, testFeats)
 	type outcome struct {
 		mean  Metrics
 		res   []ImageResult
@@ -189,6 +192,59 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 	}
 	t.Logf("DMAD (unsupervised) fitted in %v; anomaly bank %d rows", time.Since(t0).Round(time.Second), dm.Anomaly.Features.Rows)
 	compare(dm)
+}
+
+// sweepRecall logs recall@1 and queries/s of the fast search for a few
+// settings of its knobs, on the patches of every 7th test image, against
+// the exact search of the same bank.
+func sweepRecall(t *testing.T, rt *ort.Runtime, bank *mat.Matrix, testFeats []*mat.Matrix) {
+	ctx := context.Background()
+	var sub []*mat.Matrix
+	for i := 0; i < len(testFeats); i += 7 {
+		sub = append(sub, testFeats[i])
+	}
+	q, err := mat.Append(sub...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exact, err := banks.NewSearcher(rt, bank, banks.SearchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exact.Close()
+	t0 := time.Now()
+	wantD, want, err := exact.Search(ctx, q, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sweep: %d queries of %d test images, bank %d rows; exact %.0f queries/s (load %s)", q.Rows, len(sub), bank.Rows, float64(q.Rows)/time.Since(t0).Seconds(), loadAvg())
+	for _, f := range []banks.FastOptions{{Dims: 64, Rerank: 32}, {Dims: 64, Rerank: 16}, {Dims: 32, Rerank: 16}, {Dims: 32, Rerank: 8}, {Dims: 16, Rerank: 16}, {Dims: 16, Rerank: 8}} {
+		fs, err := banks.NewCascadeSearcher(rt, bank, banks.SearchOptions{Fast: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		gotD, got, err := fs.Search(ctx, q, 1)
+		fs.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hits, sameDist := 0, 0
+		var excess float64
+		for i := range want {
+			if got[i] == want[i] {
+				hits++
+			}
+			if gotD[i] <= wantD[i] {
+				sameDist++
+			} else {
+				excess += float64(gotD[i]-wantD[i]) / float64(wantD[i])
+			}
+		}
+		t.Logf("sweep: fast dims=%d rerank=%d: recall@1 %.4f (same distance %.4f, mean excess %.4f %%), %.0f queries/s (load %s)",
+			f.Dims, f.Rerank, float64(hits)/float64(len(want)), float64(sameDist)/float64(len(want)), 100*excess/float64(len(want)),
+			float64(q.Rows)/time.Since(t0).Seconds(), loadAvg())
+	}
 }
 
 // loadAvg is the 1-minute load average from /proc/loadavg ("?" if unknown):
