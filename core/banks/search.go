@@ -307,30 +307,26 @@ func sourceSlice(src []int32, lo, hi int) []int32 {
 // Inputs: q (n×C float), k (1 int64), and with exclude qsource (n×1 int64).
 // Outputs: squared distances (n×k float, ascending) and indices (n×k
 // int64, chunk rows).
-//
-// The rows are ranked by −2·q·bᵀ + ‖b‖², one MatMul of [q, 1] with
-// [−2·Bᵀ; ‖b‖²]; ‖q‖², the same for every row of a query, is added to the
-// k selected values only. The n×rows matrix is thus written once by the
-// GEMM and read once by TopK, with no elementwise passes between.
 func searchGraph(chunk *mat.Matrix, source []int32, exclude bool) (model []byte, inputs, outputs []string, err error) {
 	C, R := chunk.Cols, chunk.Rows
-	w := make([]float32, (C+1)*R) // [−2·Bᵀ; ‖b‖²], (C+1)×R
+	bt := make([]float32, C*R) // −2·Bᵀ, C×R
+	norms := make([]float32, R)
 	for r := range R {
 		row := chunk.Row(r)
 		var n float64
 		for c, v := range row {
-			w[c*R+r] = -2 * v
+			bt[c*R+r] = -2 * v
 			n += float64(v) * float64(v)
 		}
-		w[C*R+r] = float32(n)
+		norms[r] = float32(n)
 	}
 	g := onnxgraph.New("nn_search")
 	q := g.Input("q", onnxgraph.Float, -1, int64(C))
 	k := g.Input("k", onnxgraph.Int64, 1)
 	inputs = []string{q, k}
 	qn := g.Op("ReduceSumSquare", []string{q}, onnxgraph.AttrInts("axes", 1), onnxgraph.AttrInt("keepdims", 1))
-	q1 := g.Op("Pad", []string{q, g.Ints(0, 0, 0, 1), g.Scalar(1)})
-	d2 := g.Op("MatMul", []string{q1, g.Const("wbank", w, int64(C+1), int64(R))})
+	dot := g.Op("MatMul", []string{q, g.Const("neg2bt", bt, int64(C), int64(R))})
+	d2 := g.Op("Add", []string{g.Op("Add", []string{dot, qn}), g.Const("bnorm", norms, 1, int64(R))})
 	if exclude {
 		qs := g.Input("qsource", onnxgraph.Int64, -1, 1)
 		inputs = append(inputs, qs)
@@ -343,9 +339,8 @@ func searchGraph(chunk *mat.Matrix, source []int32, exclude bool) (model []byte,
 	}
 	top := g.OpN("TopK", []string{d2, k}, 2,
 		onnxgraph.AttrInt("axis", 1), onnxgraph.AttrInt("largest", 0), onnxgraph.AttrInt("sorted", 1))
-	vals := g.Op("Add", []string{top[0], qn})
-	g.Output(vals, onnxgraph.Float)
+	g.Output(top[0], onnxgraph.Float)
 	g.Output(top[1], onnxgraph.Int64)
 	model, err = g.Marshal()
-	return model, inputs, []string{vals, top[1]}, err
+	return model, inputs, top, err
 }
