@@ -246,3 +246,68 @@ func TestParseSearchMode(t *testing.T) {
 		t.Errorf("the zero mode built a %T, want the exact *Searcher", ns)
 	}
 }
+
+// TestKnowledgeFastMatchesExact: Knowledge built with SearchFast, with a
+// projection as wide as the features (a rotation: no neighbour is missed),
+// gives the exact knowledge, attention included, with and without the
+// same-image exclusion.
+func TestKnowledgeFastMatchesExact(t *testing.T) {
+	rt := openRuntime(t)
+	rng := rand.New(rand.NewSource(9))
+	nb := &NormalBank{Features: gaussian(rng, 120, 12)}
+	for i := range 120 {
+		nb.Source = append(nb.Source, int32(i/20))
+	}
+	normal := gaussian(rng, 200, 12)
+	normalSrc := make([]int32, 200)
+	for i := range normalSrc {
+		normalSrc[i] = int32(i / 40)
+	}
+	ab, err := BuildAnomalyBank(context.Background(), AnomalyInputs{Normal: normal, NormalSource: normalSrc, PseudoStd: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exact, err := NewKnowledge(rt, nb, ab, KnowledgeOptions{AttnK: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exact.Close()
+	fast, err := NewKnowledge(rt, nb, ab, KnowledgeOptions{AttnK: 4, Search: SearchOptions{Mode: SearchFast, Fast: FastOptions{Dims: 12, Rerank: 8}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	if _, ok := fast.Normal.(*CascadeSearcher); !ok {
+		t.Fatalf("fast knowledge searches with a %T", fast.Normal)
+	}
+	q := gaussian(rng, 30, 12)
+	src := make([]int32, q.Rows)
+	for i := range src {
+		src[i] = int32(i % 3)
+	}
+	for _, tc := range []struct {
+		name      string
+		source    []int32
+		attention bool
+	}{{"test-time", nil, false}, {"training", src, false}, {"attention", src, true}} {
+		want, err := exact.Compute(context.Background(), q, tc.source, tc.attention)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := fast.Compute(context.Background(), q, tc.source, tc.attention)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r := range q.Rows {
+			if got.IN[r] != want.IN[r] || got.IA[r] != want.IA[r] || got.DN[r] != want.DN[r] || got.DA[r] != want.DA[r] {
+				t.Fatalf("%s query %d: fast n=%d (%v) a=%d (%v), exact n=%d (%v) a=%d (%v)", tc.name, r,
+					got.IN[r], got.DN[r], got.IA[r], got.DA[r], want.IN[r], want.DN[r], want.IA[r], want.DA[r])
+			}
+			for c, v := range want.KN.Row(r) {
+				if math.Abs(float64(got.KN.Row(r)[c]-v)) > 1e-5 || math.Abs(float64(got.KA.Row(r)[c]-want.KA.Row(r)[c])) > 1e-5 {
+					t.Fatalf("%s query %d: knowledge differs at column %d", tc.name, r, c)
+				}
+			}
+		}
+	}
+}
