@@ -16,6 +16,7 @@ import (
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
+	mapperTrain "github.com/dmad/workstation/core/train"
 )
 
 // envInt reads a positive integer from the environment, or def.
@@ -40,7 +41,8 @@ func envInt(name string, def int) int {
 // $DMAD_FAST_CACHE (default: a folder in the system temp directory).
 // $DMAD_FAST_METHODS (default "patchcore") may add "dmad": an unsupervised
 // DMAD model fitted on the same normal bank, compared the same way (both of
-// its banks are then searched fast).
+// its banks are then searched fast), trained $DMAD_FAST_EPOCHS epochs
+// (default: train.DefaultConfig's); DMAD_FAST_SWEEP=0 skips the sweep.
 func TestFastSearchAccuracyReal(t *testing.T) {
 	shared := sharedDir(t)
 	if os.Getenv("DMAD_FAST_SEARCH") != "1" {
@@ -102,7 +104,9 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 	t.Logf("normal bank %d×%d (%.0f %% coreset) in %v", m.Normal.Features.Rows, m.Normal.Features.Cols, 100*ratio, time.Since(t0).Round(time.Second))
 	testFeats := feats[len(train):]
 	h0, w0 := enc.Grid()
-	sweepRecall(t, rt, m.Normal.Features, testFeats)
+	if os.Getenv("DMAD_FAST_SWEEP") != "0" {
+		sweepRecall(t, rt, m.Normal.Features, testFeats)
+	}
 	type outcome struct {
 		mean  Metrics
 		res   []ImageResult
@@ -196,11 +200,16 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 = time.Now()
-	dm, err := Fit(ctx, rt, set, Options{Method: DMAD, NormalBank: m.Normal, Seed: 1, EncoderID: enc.ID(), Card: card, Encoder: enc.Config()}, nil)
+	dopts := Options{Method: DMAD, NormalBank: m.Normal, Seed: 1, EncoderID: enc.ID(), Card: card, Encoder: enc.Config()}
+	// Fewer epochs make a weaker model but the same comparison: both
+	// modes score the same fitted model.
+	dopts.Train = mapperTrain.DefaultConfig(m.Normal.Features.Cols)
+	dopts.Train.Epochs = envInt("DMAD_FAST_EPOCHS", dopts.Train.Epochs)
+	dm, err := Fit(ctx, rt, set, dopts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("DMAD (unsupervised) fitted in %v; anomaly bank %d rows", time.Since(t0).Round(time.Second), dm.Anomaly.Features.Rows)
+	t.Logf("DMAD (unsupervised, %d epochs) fitted in %v; anomaly bank %d rows", dopts.Train.Epochs, time.Since(t0).Round(time.Second), dm.Anomaly.Features.Rows)
 	compare(dm)
 }
 
