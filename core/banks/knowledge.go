@@ -17,7 +17,8 @@ type KnowledgeOptions struct {
 	AttnK int
 	// AttnTemp scales the softmax temperature; 0 means 1 (see Compute).
 	AttnTemp float32
-	// Search configures both searchers (Source is set from the banks).
+	// Search configures both searchers, exact or fast (Source is set from
+	// the banks).
 	Search SearchOptions
 }
 
@@ -25,9 +26,9 @@ type KnowledgeOptions struct {
 // two banks.
 type Knowledge struct {
 	// Normal searches M_n, with its source ids for same-image exclusion.
-	Normal *Searcher
+	Normal NeighbourSearcher
 	// Anomaly searches M_a, with its source ids (pseudo and seen entries).
-	Anomaly *Searcher
+	Anomaly NeighbourSearcher
 	// AttnK and AttnTemp are the attention settings (see KnowledgeOptions).
 	AttnK    int
 	AttnTemp float32
@@ -64,12 +65,12 @@ func NewKnowledge(rt *ort.Runtime, normal *NormalBank, anomaly *AnomalyBank, opt
 	}
 	so := opts.Search
 	so.Source = normal.Source
-	ns, err := NewSearcher(rt, normal.Features, so)
+	ns, err := NewNeighbourSearcher(rt, normal.Features, so)
 	if err != nil {
 		return nil, fmt.Errorf("knowledge: normal bank: %w", err)
 	}
 	so.Source = anomaly.Source
-	as, err := NewSearcher(rt, anomaly.Features, so)
+	as, err := NewNeighbourSearcher(rt, anomaly.Features, so)
 	if err != nil {
 		ns.Close()
 		return nil, fmt.Errorf("knowledge: anomaly bank: %w", err)
@@ -118,7 +119,7 @@ func (k *Knowledge) Compute(ctx context.Context, q *mat.Matrix, source []int32, 
 	return res, nil
 }
 
-func (k *Knowledge) side(ctx context.Context, s *Searcher, q *mat.Matrix, source []int32, attention bool) (*mat.Matrix, []float32, []int64, error) {
+func (k *Knowledge) side(ctx context.Context, s NeighbourSearcher, q *mat.Matrix, source []int32, attention bool) (*mat.Matrix, []float32, []int64, error) {
 	kk := 1
 	if attention {
 		kk = min(k.AttnK, s.Bank().Rows)

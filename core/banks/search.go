@@ -26,6 +26,11 @@ type SearchOptions struct {
 	// Source is the source (image) id of each bank row; SearchExcluding
 	// needs it.
 	Source []int32
+	// Mode picks the searcher [NewNeighbourSearcher] builds; the zero
+	// value is exact search.
+	Mode SearchMode
+	// Fast configures the fast (cascade) search.
+	Fast FastOptions
 }
 
 // Searcher finds exact L2 nearest neighbours of query rows in a bank on ONNX
@@ -235,11 +240,16 @@ func (s *Searcher) search(ctx context.Context, q *mat.Matrix, qSource []int32, k
 // (a query equal to a bank row comes out at ~1e-3 instead of 0), which the
 // knowledge residuals and scores should not inherit.
 func (s *Searcher) refine(q []float32, dist []float32, idx []int64) {
+	refineNeighbours(s.bank, q, dist, idx)
+}
+
+// refineNeighbours is [Searcher.refine] over any bank.
+func refineNeighbours(bank *mat.Matrix, q []float32, dist []float32, idx []int64) {
 	for j, i := range idx {
 		if i < 0 {
 			continue
 		}
-		b := s.bank.Row(int(i))
+		b := bank.Row(int(i))
 		var sum float64
 		for c, v := range q {
 			d := float64(v) - float64(b[c])

@@ -19,19 +19,20 @@ const MapSigma = 4
 // concurrent use.
 type Scorer struct {
 	m      *Model
-	normal *banks.Searcher
+	normal banks.NeighbourSearcher
 	kn     *banks.Knowledge
 	ms     *mapper.Scorer
 }
 
-// NewScorer prepares the model's search and mapper sessions.
+// NewScorer prepares the model's search and mapper sessions; search.Mode
+// picks exact or fast search.
 func NewScorer(rt *ort.Runtime, m *Model, search banks.SearchOptions) (*Scorer, error) {
 	s := &Scorer{m: m}
 	var err error
 	if m.Meta.Method == PatchCore {
 		so := search
 		so.Source = m.Normal.Source
-		if s.normal, err = banks.NewSearcher(rt, m.Normal.Features, so); err != nil {
+		if s.normal, err = banks.NewNeighbourSearcher(rt, m.Normal.Features, so); err != nil {
 			return nil, fmt.Errorf("scorer: %w", err)
 		}
 		return s, nil

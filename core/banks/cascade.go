@@ -1,0 +1,451 @@
+package banks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand"
+	"runtime"
+	"sort"
+	"sync"
+
+	gmat "gonum.org/v1/gonum/mat"
+
+	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/onnxgraph"
+	"github.com/dmad/workstation/core/ort"
+)
+
+// FastOptions are the recall knobs of the fast (cascade) search.
+type FastOptions struct {
+	// Dims is the dimension of the principal-axes projection the
+	// candidates are chosen in; 0 means 64. Larger finds the exact
+	// neighbour more often and costs proportionally more.
+	Dims int
+	// Rerank is the number of candidates per query re-ranked by their
+	// exact full-dimension distance; 0 means 32 (at least k is used).
+	Rerank int
+	// SampleRows is the number of bank rows the principal axes are
+	// estimated from; 0 means 4096.
+	SampleRows int
+	// Seed seeds the choice of those rows and of the subspace iteration's
+	// start (the projection is deterministic for a seed).
+	Seed int64
+	// rerankInGraph re-ranks in the ORT graph (Gather + ReduceSumSquare)
+	// instead of in Go over the bank rows in place; kept for the benchmark
+	// that chose between them.
+	rerankInGraph bool
+}
+
+func (o FastOptions) withDefaults() FastOptions {
+	if o.Dims <= 0 {
+		o.Dims = 64
+	}
+	if o.Rerank <= 0 {
+		o.Rerank = 32
+	}
+	if o.SampleRows <= 0 {
+		o.SampleRows = 4096
+	}
+	return o
+}
+
+// CascadeSearcher is the fast nearest-neighbour search: queries and bank are
+// projected onto the bank's top FastOptions.Dims principal axes, the
+// FastOptions.Rerank nearest candidates are taken there, and those are
+// re-ranked by their exact distance in full dimension. All of it is one
+// ONNX Runtime graph per query batch: MatMul (projection), MatMul +
+// TopK (candidates: Dims instead of C multiply-adds per bank row), Gather +
+// ReduceSumSquare + TopK (exact re-rank). The returned distances are exact
+// for the returned rows (recomputed in float64 as [Searcher] does); the
+// approximation is only that a true neighbour may be missed when it is not
+// among the candidates.
+//
+// A CascadeSearcher is safe for concurrent use; calls are serialised.
+type CascadeSearcher struct {
+	mu     sync.Mutex
+	rt     *ort.Runtime
+	bank   *mat.Matrix
+	source []int32
+	opts   SearchOptions
+	proj   []float32 // C×Dims principal axes
+	plain  map[int]*ort.Session
+	excl   map[int]*ort.Session
+}
+
+// NewCascadeSearcher prepares a fast search over bank (kept by reference:
+// do not modify it while the searcher lives); it estimates the principal
+// axes now (one ORT MatMul over the sampled rows and a Dims-independent
+// eigendecomposition), graph sessions are built on first use.
+func NewCascadeSearcher(rt *ort.Runtime, bank *mat.Matrix, opts SearchOptions) (*CascadeSearcher, error) {
+	if rt == nil {
+		return nil, errors.New("fast searcher: no ONNX Runtime")
+	}
+	if bank == nil || bank.Rows == 0 || bank.Cols == 0 {
+		return nil, errors.New("fast searcher: empty bank")
+	}
+	if len(bank.Data) != bank.Rows*bank.Cols {
+		return nil, fmt.Errorf("fast searcher: bank %d×%d holds %d values", bank.Rows, bank.Cols, len(bank.Data))
+	}
+	if opts.Source != nil && len(opts.Source) != bank.Rows {
+		return nil, fmt.Errorf("fast searcher: %d source ids for %d bank rows", len(opts.Source), bank.Rows)
+	}
+	if opts.K <= 0 {
+		opts.K = 1
+	}
+	if opts.QueryBatch <= 0 {
+		opts.QueryBatch = 512
+	}
+	opts.Fast = opts.Fast.withDefaults()
+	opts.Fast.Dims = min(opts.Fast.Dims, bank.Cols)
+	proj, err := principalAxes(rt, bank, opts.Fast.Dims, opts.Fast.SampleRows, opts.Fast.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("fast searcher: %w", err)
+	}
+	return &CascadeSearcher{rt: rt, bank: bank, source: opts.Source, opts: opts, proj: proj,
+		plain: map[int]*ort.Session{}, excl: map[int]*ort.Session{}}, nil
+}
+
+// Bank returns the searched bank.
+func (s *CascadeSearcher) Bank() *mat.Matrix { return s.bank }
+
+// Source returns the bank's source ids (nil when none were given).
+func (s *CascadeSearcher) Source() []int32 { return s.source }
+
+// Options returns the options in use, defaults filled in.
+func (s *CascadeSearcher) Options() SearchOptions { return s.opts }
+
+// Close frees the graph sessions.
+func (s *CascadeSearcher) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, m := range []map[int]*ort.Session{s.plain, s.excl} {
+		for k, sess := range m {
+			errs = append(errs, sess.Close())
+			delete(m, k)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Search is [Searcher.Search] with the cascade: the returned rows are the
+// nearest among each query's candidates, their distances exact.
+func (s *CascadeSearcher) Search(ctx context.Context, q *mat.Matrix, k int) ([]float32, []int64, error) {
+	return s.search(ctx, q, nil, k)
+}
+
+// SearchExcluding is [Searcher.SearchExcluding] with the cascade; the
+// exclusion is applied before the candidates are chosen, so it is exact.
+func (s *CascadeSearcher) SearchExcluding(ctx context.Context, q *mat.Matrix, qSource []int32, k int) ([]float32, []int64, error) {
+	if s.source == nil {
+		return nil, nil, errors.New("search excluding sources: the bank has no source ids")
+	}
+	if q != nil && len(qSource) != q.Rows {
+		return nil, nil, fmt.Errorf("search excluding sources: %d source ids for %d queries", len(qSource), q.Rows)
+	}
+	for i, v := range qSource {
+		if v < 0 {
+			return nil, nil, fmt.Errorf("search excluding sources: query %d has negative source id %d (negative ids mark bank entries of no image)", i, v)
+		}
+	}
+	return s.search(ctx, q, qSource, k)
+}
+
+func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []int32, k int) ([]float32, []int64, error) {
+	if q == nil || q.Rows == 0 {
+		return nil, nil, nil
+	}
+	if q.Cols != s.bank.Cols {
+		return nil, nil, fmt.Errorf("fast search: queries have %d columns, bank %d", q.Cols, s.bank.Cols)
+	}
+	if len(q.Data) != q.Rows*q.Cols {
+		return nil, nil, fmt.Errorf("fast search: query matrix %d×%d holds %d values", q.Rows, q.Cols, len(q.Data))
+	}
+	if k <= 0 {
+		k = s.opts.K
+	}
+	if k > s.bank.Rows {
+		return nil, nil, fmt.Errorf("fast search: k = %d exceeds the bank's %d rows", k, s.bank.Rows)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cand := min(max(s.opts.Fast.Rerank, k), s.bank.Rows)
+	sess, err := s.session(cand, qSource != nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Keep the batch's candidate-distance matrix (batch × bank rows) and
+	// gathered candidates (batch × cand × C) near 64 MiB each.
+	batch := min(s.opts.QueryBatch, max(1, (16<<20)/s.bank.Rows), max(1, (16<<20)/(cand*s.bank.Cols)))
+	dist := make([]float32, q.Rows*k)
+	idx := make([]int64, q.Rows*k)
+	for qlo := 0; qlo < q.Rows; qlo += batch {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, fmt.Errorf("fast search: %w", err)
+		}
+		qhi := min(qlo+batch, q.Rows)
+		nb := qhi - qlo
+		in := []ort.Tensor{ort.F32Tensor(q.Slice(qlo, qhi).Data, int64(nb), int64(q.Cols)), ort.I64Tensor([]int64{int64(k)}, 1)}
+		if qSource != nil {
+			src := make([]int64, nb)
+			for i := range src {
+				src[i] = int64(qSource[qlo+i])
+			}
+			in = append(in, ort.I64Tensor(src, int64(nb), 1))
+		}
+		out, err := sess.Run(in...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("fast search queries %d–%d: %w", qlo, qhi, err)
+		}
+		if s.opts.Fast.rerankInGraph {
+			for r := range nb {
+				o := (qlo + r) * k
+				for j := range k {
+					v, i := out[0].F32[r*k+j], out[1].I64[r*k+j]
+					if math.IsInf(float64(v), 1) {
+						dist[o+j], idx[o+j] = v, -1
+					} else {
+						dist[o+j], idx[o+j] = float32(math.Sqrt(float64(max(v, 0)))), i
+					}
+				}
+				refineNeighbours(s.bank, q.Row(qlo+r), dist[o:o+k], idx[o:o+k])
+			}
+			continue
+		}
+		err = parallelFor(ctx, nb, runtime.GOMAXPROCS(0), 16, func(lo, hi, _ int) {
+			for r := lo; r < hi; r++ {
+				o := (qlo + r) * k
+				s.rerank(q.Row(qlo+r), out[0].F32[r*cand:(r+1)*cand], out[1].I64[r*cand:(r+1)*cand], dist[o:o+k], idx[o:o+k])
+			}
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("fast search: %w", err)
+		}
+	}
+	return dist, idx, nil
+}
+
+// rerank fills dist and idx (length k) with the nearest of the candidate
+// rows ci by exact distance to qr, nearest first (ties: lower index).
+// Candidates whose stage-1 value cv is +Inf were excluded. The bank rows
+// are read in place; partial sums stop once they pass the current k-th
+// distance.
+func (s *CascadeSearcher) rerank(qr []float32, cv []float32, ci []int64, dist []float32, idx []int64) {
+	inf := float32(math.Inf(1))
+	for j := range dist {
+		dist[j], idx[j] = inf, -1
+	}
+	k := len(dist)
+	for j, i := range ci {
+		if math.IsInf(float64(cv[j]), 1) {
+			continue
+		}
+		bound, worst := dist[k-1], idx[k-1]
+		d := sqDist(qr, s.bank.Row(int(i)), math.Nextafter32(bound, inf))
+		if !(d < bound || (d == bound && (worst < 0 || i < worst))) {
+			continue
+		}
+		m := k - 1
+		for ; m > 0 && (d < dist[m-1] || (d == dist[m-1] && i < idx[m-1]) || idx[m-1] < 0); m-- {
+			dist[m], idx[m] = dist[m-1], idx[m-1]
+		}
+		dist[m], idx[m] = d, i
+	}
+	for j := range dist {
+		if idx[j] >= 0 {
+			dist[j] = float32(math.Sqrt(float64(dist[j])))
+		}
+	}
+	refineNeighbours(s.bank, qr, dist, idx)
+}
+
+func (s *CascadeSearcher) session(cand int, exclude bool) (*ort.Session, error) {
+	m := s.plain
+	if exclude {
+		m = s.excl
+	}
+	if sess := m[cand]; sess != nil {
+		return sess, nil
+	}
+	model, inputs, outputs, err := cascadeGraph(s.rt, s.bank, s.source, s.proj, s.opts.Fast.Dims, cand, exclude, s.opts.Fast.rerankInGraph)
+	if err != nil {
+		return nil, fmt.Errorf("fast search graph: %w", err)
+	}
+	sess, err := s.rt.NewSession(model, inputs, outputs)
+	if err != nil {
+		return nil, fmt.Errorf("fast search session: %w", err)
+	}
+	m[cand] = sess
+	return sess, nil
+}
+
+// cascadeGraph builds the candidate search. Inputs: q (n×C), k (1 int64),
+// with exclude qsource (n×1 int64). Outputs: with stage2, exact squared
+// distances (n×k, ascending; +Inf for excluded slots) and bank row indices
+// (n×k); without, the cand candidates' stage-1 values (+Inf: excluded) and
+// bank row indices (n×cand, unordered), for the re-rank in Go.
+//
+// Stage 1 ranks bank rows by −2·p·pbᵀ + ‖pb‖² (the projected squared
+// distance less ‖p‖², which is the same for every row of a query), as one
+// MatMul of [p, 1] with [−2·PBᵀ; ‖pb‖²].
+func cascadeGraph(rt *ort.Runtime, bank *mat.Matrix, source []int32, proj []float32, dims, cand int, exclude, stage2 bool) (model []byte, inputs, outputs []string, err error) {
+	C, R, D := bank.Cols, bank.Rows, dims
+	pbank := mat.New(R, D)
+	if err := projectORT(context.Background(), rt, bank, proj, D, pbank); err != nil {
+		return nil, nil, nil, fmt.Errorf("project the bank: %w", err)
+	}
+	w := make([]float32, (D+1)*R) // [−2·PBᵀ; ‖pb‖²], (D+1)×R
+	for r := range R {
+		var n float64
+		for j, v := range pbank.Row(r) {
+			w[j*R+r] = -2 * v
+			n += float64(v) * float64(v)
+		}
+		w[D*R+r] = float32(n)
+	}
+	g := onnxgraph.New("nn_cascade")
+	q := g.Input("q", onnxgraph.Float, -1, int64(C))
+	k := g.Input("k", onnxgraph.Int64, 1)
+	inputs = []string{q, k}
+	p := g.Op("MatMul", []string{q, g.Const("proj", proj, int64(C), int64(D))})
+	p1 := g.Op("Pad", []string{p, g.Ints(0, 0, 0, 1), g.Scalar(1)})
+	s1 := g.Op("MatMul", []string{p1, g.Const("wbank", w, int64(D+1), int64(R))})
+	var qs string
+	if exclude {
+		qs = g.Input("qsource", onnxgraph.Int64, -1, 1)
+		inputs = append(inputs, qs)
+		bs := make([]int64, R)
+		for i, v := range source {
+			bs[i] = int64(v)
+		}
+		same := g.Op("Equal", []string{qs, g.ConstI64("bsource", bs, 1, int64(R))})
+		s1 = g.Op("Where", []string{same, g.Scalar(float32(math.Inf(1))), s1})
+	}
+	top1 := g.OpN("TopK", []string{s1, g.Ints(int64(cand))}, 2,
+		onnxgraph.AttrInt("axis", 1), onnxgraph.AttrInt("largest", 0), onnxgraph.AttrInt("sorted", 0))
+	if !stage2 {
+		g.Output(top1[0], onnxgraph.Float)
+		g.Output(top1[1], onnxgraph.Int64)
+		model, err = g.Marshal()
+		return model, inputs, top1, err
+	}
+	// Stage 2: exact squared distances to the candidates.
+	cands := g.Op("Gather", []string{g.Const("bank", bank.Data, int64(R), int64(C)), top1[1]}, onnxgraph.AttrInt("axis", 0))
+	diff := g.Op("Sub", []string{g.Op("Unsqueeze", []string{q, g.Ints(1)}), cands})
+	d2 := g.Op("ReduceSumSquare", []string{diff}, onnxgraph.AttrInts("axes", 2), onnxgraph.AttrInt("keepdims", 0))
+	if exclude {
+		d2 = g.Op("Where", []string{g.Op("IsInf", []string{top1[0]}), g.Scalar(float32(math.Inf(1))), d2})
+	}
+	top2 := g.OpN("TopK", []string{d2, k}, 2,
+		onnxgraph.AttrInt("axis", 1), onnxgraph.AttrInt("largest", 0), onnxgraph.AttrInt("sorted", 1))
+	rows := g.Op("GatherElements", []string{top1[1], top2[1]}, onnxgraph.AttrInt("axis", 1))
+	g.Output(top2[0], onnxgraph.Float)
+	g.Output(rows, onnxgraph.Int64)
+	model, err = g.Marshal()
+	return model, inputs, []string{top2[0], rows}, err
+}
+
+// principalAxes returns the C×dims matrix of the bank's top dims principal
+// axes (columns, decreasing variance), estimated from up to sampleRows rows
+// chosen with seed. The covariance product runs on ONNX Runtime.
+func principalAxes(rt *ort.Runtime, bank *mat.Matrix, dims, sampleRows int, seed int64) ([]float32, error) {
+	C := bank.Cols
+	rows := make([]int, bank.Rows)
+	for i := range rows {
+		rows[i] = i
+	}
+	if bank.Rows > sampleRows {
+		rows = sampleDistinct(rand.New(rand.NewSource(seed)), bank.Rows, sampleRows)
+		sort.Ints(rows)
+	}
+	x := bank.Gather(rows)
+	mean := make([]float64, C)
+	for r := range x.Rows {
+		for c, v := range x.Row(r) {
+			mean[c] += float64(v)
+		}
+	}
+	for r := range x.Rows {
+		row := x.Row(r)
+		for c := range row {
+			row[c] -= float32(mean[c] / float64(x.Rows))
+		}
+	}
+	g := onnxgraph.New("covariance")
+	in := g.Input("x", onnxgraph.Float, -1, int64(C))
+	out := g.OpTo("cov", "MatMul", []string{g.Op("Transpose", []string{in}), in})
+	g.Output(out, onnxgraph.Float)
+	model, err := g.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("covariance graph: %w", err)
+	}
+	sess, err := rt.NewSession(model, []string{in}, []string{out})
+	if err != nil {
+		return nil, fmt.Errorf("covariance session: %w", err)
+	}
+	defer sess.Close()
+	res, err := sess.Run(ort.F32Tensor(x.Data, int64(x.Rows), int64(C)))
+	if err != nil {
+		return nil, fmt.Errorf("covariance of %d bank rows: %w", x.Rows, err)
+	}
+	cov := make([]float64, C*C)
+	for a := range C {
+		for b := a; b < C; b++ { // symmetrise the float32 product
+			v := (float64(res[0].F32[a*C+b]) + float64(res[0].F32[b*C+a])) / 2
+			cov[a*C+b], cov[b*C+a] = v, v
+		}
+	}
+	// Subspace iteration for the top dims axes: a full eigendecomposition
+	// of C×C costs seconds in Go, and the cascade needs only the dominant
+	// subspace (any orthonormal basis of it preserves the same distances).
+	l := min(dims+16, C) // oversampled
+	covm := gmat.NewSymDense(C, cov)
+	rng := rand.New(rand.NewSource(seed))
+	y := gmat.NewDense(C, l, nil)
+	for i := range C {
+		for j := range l {
+			y.Set(i, j, rng.NormFloat64())
+		}
+	}
+	var basis *gmat.Dense
+	for range 6 {
+		var qr gmat.QR
+		qr.Factorize(y)
+		var qfull gmat.Dense
+		qr.QTo(&qfull)
+		basis = gmat.DenseCopyOf(qfull.Slice(0, C, 0, l))
+		y.Mul(covm, basis)
+	}
+	// Rayleigh–Ritz: eigenvectors of the l×l projected covariance.
+	var small gmat.Dense
+	small.Mul(basis.T(), y)
+	sym := gmat.NewSymDense(l, nil)
+	for a := range l {
+		for b := a; b < l; b++ {
+			sym.SetSym(a, b, (small.At(a, b)+small.At(b, a))/2)
+		}
+	}
+	var eig gmat.EigenSym
+	if !eig.Factorize(sym, true) {
+		return nil, errors.New("principal axes: eigendecomposition did not converge")
+	}
+	vals := eig.Values(nil)
+	var vecs gmat.Dense
+	eig.VectorsTo(&vecs)
+	order := make([]int, l)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return vals[order[a]] > vals[order[b]] })
+	var axes gmat.Dense
+	axes.Mul(basis, &vecs)
+	proj := make([]float32, C*dims)
+	for c := range C {
+		for j := range dims {
+			proj[c*dims+j] = float32(axes.At(c, order[j]))
+		}
+	}
+	return proj, nil
+}
