@@ -15,6 +15,7 @@ import (
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/ort"
 	mapperTrain "github.com/dmad/workstation/core/train"
 )
@@ -108,7 +109,7 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 		sweepRecall(t, rt, m.Normal.Features, testFeats)
 	}
 	type outcome struct {
-		mean  Metrics
+		mean  metrics.Summary
 		res   []ImageResult
 		rate  float64
 		setup time.Duration
