@@ -3,8 +3,10 @@ package folderwatch
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/png"
@@ -46,6 +48,28 @@ func pngBytes(t testing.TB, w, h int, shade uint8) []byte {
 
 // decodeScorer fully decodes the file (so a partial file cannot pass) and
 // scores it with the shade of its first pixel.
+// damageIDAT overwrites the compressed pixel data of a PNG and writes a
+// valid CRC over it, so the file is well formed chunk by chunk but does not
+// decode.
+func damageIDAT(t *testing.T, png []byte) []byte {
+	t.Helper()
+	out := bytes.Clone(png)
+	for i := 8; i+12 <= len(out); {
+		n := int(binary.BigEndian.Uint32(out[i:]))
+		if string(out[i+4:i+8]) == "IDAT" {
+			data := out[i+8 : i+8+n]
+			for j := range data {
+				data[j] = 0xAA
+			}
+			binary.BigEndian.PutUint32(out[i+8+n:], crc32.ChecksumIEEE(out[i+4:i+8+n]))
+			return out
+		}
+		i += 12 + n
+	}
+	t.Fatal("damageIDAT: no IDAT chunk")
+	return nil
+}
+
 func decodeScorer(ctx context.Context, path string) (verdict.Verdict, error) {
 	img, err := imageio.Load(path)
 	if err != nil {
@@ -244,13 +268,9 @@ func TestWatcherBadFilesDoNotStopIt(t *testing.T) {
 			os.WriteFile(filepath.Join(in, "garbage.png"), []byte("this is not an image at all"), 0o644)
 			os.WriteFile(filepath.Join(in, "truncated.png"), good[:len(good)/2], 0o644)
 			os.WriteFile(filepath.Join(in, "empty.jpg"), nil, 0o644)
-			// Header and IEND intact, pixel data damaged: passes the quick
-			// check, fails in the scorer.
-			damaged := bytes.Clone(good)
-			for i := 60; i < len(damaged)-20; i++ {
-				damaged[i] = 0xAA
-			}
-			os.WriteFile(filepath.Join(in, "damaged.png"), damaged, 0o644)
+			// Pixel data damaged, chunk CRCs recomputed: passes the quick
+			// check (which verifies every chunk's CRC), fails in the scorer.
+			os.WriteFile(filepath.Join(in, "damaged.png"), damageIDAT(t, good), 0o644)
 			os.WriteFile(filepath.Join(in, "good.png"), good, 0o644)
 			h.waitFor(5)
 			quiet(opts)
