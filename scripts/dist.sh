@@ -151,6 +151,9 @@ build_windows() {
 	./scripts/setup.sh --windows
 	command -v zip >/dev/null || { log "zip is needed (apt-get install zip)"; exit 1; }
 	# Icon, version and manifest from FyneApp.toml, as a .syso the linker takes.
+	# Go only takes .syso files from the package folder, so it sits in
+	# cmd/workstation during these two builds (gitignored, removed on exit); a
+	# go vet/test of cmd/workstation started meanwhile can trip over it vanishing.
 	go run ./scripts/internal/winres "$tmp/res"
 	(cd "$tmp/res" && x86_64-w64-mingw32-windres -O coff -i workstation.rc -o "$root/cmd/workstation/rsrc_windows_amd64.syso")
 	local env=(CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc)

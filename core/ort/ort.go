@@ -211,7 +211,7 @@ func (r *Runtime) sessionOptions(d Device) (*onnx.SessionOptions, error) {
 	case DeviceCUDA:
 		p := filepath.Join(filepath.Dir(r.libPath), cudaProviderName())
 		if _, err := os.Stat(p); err != nil {
-			return fail(fmt.Errorf("CUDA provider library %s not found: run 'make gpu-runtime' (it fetches the provider with its matching core library), or point $%s at an ONNX Runtime that has it beside it", p, LibraryEnv))
+			return fail(fmt.Errorf("CUDA provider library %s not found: in a source tree run 'make gpu-runtime'; with a download, copy that runtime's folder (linux-x64-gpu) to gpu/ beside the program; or point $%s at an ONNX Runtime that has the provider beside it", p, LibraryEnv))
 		}
 		cu, err := onnx.NewCUDAProviderOptions()
 		if err != nil {
