@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -140,6 +143,38 @@ func TestTrainEvalInspectExport(t *testing.T) {
 	r = cli(t, env, "inspect", "--project", proj, "--input", filepath.Join(data, "disc", "test", "good"), "--out", plain, "--quiet")
 	if r.code != 0 || !strings.Contains(r.stdout, "4 images") {
 		t.Fatalf("inspect plain folder: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	// The fast search mode scores the same images with the same scores (the
+	// cascade re-ranks its candidates exactly; on a bank this small it finds
+	// every exact neighbour).
+	fastOut := filepath.Join(dir, "inspect-fast")
+	r = cli(t, env, "inspect", "--project", proj, "--input", input, "--out", fastOut, "--quiet", "--threads", "2", "--search", "fast")
+	if r.code != 0 {
+		t.Fatalf("inspect --search fast: exit %d\n%s", r.code, r.stderr)
+	}
+	ff, err := os.Open(filepath.Join(fastOut, "scores.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fastRows, err := csv.NewReader(ff).ReadAll()
+	ff.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fastRows) != len(rows) {
+		t.Fatalf("fast scores.csv has %d rows, exact %d", len(fastRows), len(rows))
+	}
+	scoreCol := slices.Index(rows[0], "score")
+	if scoreCol < 0 {
+		t.Fatalf("no score column in %v", rows[0])
+	}
+	for i := 1; i < len(rows); i++ {
+		e, _ := strconv.ParseFloat(rows[i][scoreCol], 64)
+		f, _ := strconv.ParseFloat(fastRows[i][scoreCol], 64)
+		if rows[i][0] != fastRows[i][0] || math.Abs(e-f) > 1e-4*math.Max(1, math.Abs(e)) {
+			t.Errorf("row %d: exact %v, fast %v", i, rows[i], fastRows[i])
+		}
 	}
 
 	// Commands that only read open the project read-only: they run while
@@ -324,6 +359,10 @@ func TestFlagRanges(t *testing.T) {
 	r := cli(t, env, "bench", "--data", data, "--json", filepath.Join(dir, "b.json"), "--backbone", bb, "--threads", "-4")
 	if r.code != 2 || !strings.Contains(r.stderr, "--threads -4") {
 		t.Errorf("bench --threads -4: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = cli(t, env, "inspect", "--project", proj, "--input", data, "--out", filepath.Join(dir, "o"), "--search", "approximate")
+	if r.code != 2 || !strings.Contains(r.stderr, "--search") {
+		t.Errorf("inspect --search approximate: exit %d, stderr %q", r.code, r.stderr)
 	}
 	r = cli(t, env, "eval", "--json", filepath.Join(dir, "e.json"))
 	if r.code != 2 || !strings.Contains(r.stderr, "--project is required") {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dmad/workstation"
+	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/metrics"
@@ -182,7 +183,12 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	out := fs.String("json", "", "write the evaluation to `FILE`")
 	version := fs.Int("model", 0, "model version (0: the active one)")
 	save := fs.Bool("save", true, "store the run in the project")
+	search := searchFlag(fs, banks.SearchExact)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	mode, err := parseSearch(*search)
+	if err != nil {
 		return err
 	}
 	if *proj == "" {
@@ -201,6 +207,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
+	s.SetSearchMode(mode)
 	defer done(&err)
 	pr := newProgress(stderr, ef.quiet)
 	defer pr.Done()
@@ -244,8 +251,13 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	threshold := fs.Float64("threshold", -1, "decision threshold on the image score (default: the model's)")
 	opacity := fs.Float64("opacity", 0.5, "heatmap opacity in the overlays")
 	skipBad := fs.Bool("skip-bad", false, "skip unreadable or damaged images (listed on stderr) instead of failing")
+	search := searchFlag(fs, banks.SearchExact)
 	shardSpec := fs.String("shard", "", "score only shard `I/N` of the input (stable split; combine with 'workstation report merge')")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	mode, err := parseSearch(*search)
+	if err != nil {
 		return err
 	}
 	if *proj == "" {
@@ -282,6 +294,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	if err != nil {
 		return err
 	}
+	s.SetSearchMode(mode)
 	defer done(&err)
 	pr := newProgress(stderr, ef.quiet)
 	defer pr.Done()

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/folderwatch"
 	"github.com/dmad/workstation/core/live"
 	"github.com/dmad/workstation/core/project"
@@ -28,6 +29,7 @@ type watchFlags struct {
 	webhook                       string
 	mqttBroker, mqttTopic         string
 	mqttQoS                       int
+	search                        *string
 }
 
 func (w *watchFlags) register(fs *flag.FlagSet) {
@@ -84,10 +86,16 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	var wf watchFlags
 	ef.register(fs)
 	wf.register(fs)
+	// The line needs its verdict within a second: fast search by default.
+	wf.search = searchFlag(fs, banks.SearchFast)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := wf.validate(); err != nil {
+		return err
+	}
+	mode, err := parseSearch(*wf.search)
+	if err != nil {
 		return err
 	}
 	level := slog.LevelInfo
@@ -100,8 +108,9 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if err != nil {
 		return err
 	}
+
 	defer done(&err)
-	is, err := s.NewImageScorer(wf.version)
+	is, err := s.NewImageScorer(wf.version, mode)
 	if err != nil {
 		return err
 	}

@@ -464,7 +464,7 @@ func (s *Session) score(ctx context.Context, m *pipeline.Model, recs []storage.I
 	if err != nil {
 		return nil, err
 	}
-	sc, err := pipeline.NewScorer(s.rt, m, banks.SearchOptions{})
+	sc, err := pipeline.NewScorer(s.rt, m, banks.SearchOptions{Mode: s.search})
 	if err != nil {
 		return nil, err
 	}

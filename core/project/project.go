@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/dmad/workstation/core/backbone"
+	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/imageio"
@@ -34,10 +35,19 @@ type Session struct {
 	log   *slog.Logger
 	// readOnly sessions compute but never cache features.
 	readOnly bool
+	// search is how scoring finds nearest neighbours (exact by default;
+	// training always searches exactly).
+	search banks.SearchMode
 
 	mu  sync.Mutex
 	enc *encoder.Encoder
 }
+
+// SetSearchMode sets how Inspect and Evaluate find nearest neighbours: banks.SearchExact (the default, what
+// bench reports) or banks.SearchFast (a cascade that re-ranks exactly; same
+// metrics to 4 decimals on the shared benchmark, 2–4× faster search).
+// Training always searches exactly.
+func (s *Session) SetSearchMode(m banks.SearchMode) { s.search = m }
 
 // OpenOptions say how Open treats the project file.
 type OpenOptions struct {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/encoder/encodertest"
 	"github.com/dmad/workstation/core/ort"
@@ -156,7 +157,7 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 // file is an error that names it.
 func checkImageScorer(t *testing.T, s *Session, ins *InspectResult, root string) {
 	t.Helper()
-	is, err := s.NewImageScorer(0)
+	is, err := s.NewImageScorer(0, banks.SearchExact)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func checkImageScorer(t *testing.T, s *Session, ins *InspectResult, root string)
 	if is.Version() < 1 || is.Model() == nil {
 		t.Fatalf("scorer of the active model: version %d", is.Version())
 	}
-	scorer1, err := s.NewImageScorer(1)
+	scorer1, err := s.NewImageScorer(1, banks.SearchExact)
 	if err != nil {
 		t.Fatal(err)
 	}

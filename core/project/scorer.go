@@ -36,8 +36,9 @@ type ImageScore struct {
 }
 
 // NewImageScorer loads a stored model (version ≤ 0: the active one) and
-// prepares its sessions. Close it when done.
-func (s *Session) NewImageScorer(version int) (*ImageScorer, error) {
+// prepares its sessions, searching nearest neighbours the way mode says
+// (a live line wants banks.SearchFast). Close it when done.
+func (s *Session) NewImageScorer(version int, mode banks.SearchMode) (*ImageScorer, error) {
 	m, rec, err := s.loadModel(version)
 	if err != nil {
 		return nil, err
@@ -49,7 +50,7 @@ func (s *Session) NewImageScorer(version int) (*ImageScorer, error) {
 	if enc.ID() != m.Meta.EncoderID {
 		return nil, fmt.Errorf("model %d was trained on features %s but the project now computes %s: restore the project's backbone/input size or retrain", rec.Version, m.Meta.EncoderID, enc.ID())
 	}
-	sc, err := pipeline.NewScorer(s.rt, m, banks.SearchOptions{})
+	sc, err := pipeline.NewScorer(s.rt, m, banks.SearchOptions{Mode: mode})
 	if err != nil {
 		return nil, err
 	}

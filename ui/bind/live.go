@@ -3,6 +3,7 @@ package bind
 import (
 	"context"
 
+	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/folderwatch"
 	"github.com/dmad/workstation/core/live"
 	"github.com/dmad/workstation/core/publish"
@@ -19,7 +20,7 @@ func (e *Engine) Live(ctx context.Context, req ui.LiveRequest, board *live.Board
 		return err
 	}
 	defer done()
-	is, err := p.s.NewImageScorer(0)
+	is, err := p.s.NewImageScorer(0, banks.SearchFast) // the line wants its verdict quickly
 	if err != nil {
 		return err
 	}
