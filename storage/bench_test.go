@@ -43,8 +43,8 @@ func peakHeap() (stop func() float64) {
 
 func benchBank() *mat.Matrix {
 	m := mat.New(50000, 768)
-	for i := range m.Data {
-		m.Data[i] = float32(i%1000) * 0.001
+	for i := range m.RawData() {
+		m.RawData()[i] = float32(i%1000) * 0.001
 	}
 	return m
 }
@@ -53,7 +53,7 @@ func benchBank() *mat.Matrix {
 func BenchmarkBankSave(b *testing.B) {
 	p := newProject(b)
 	m := benchBank()
-	b.SetBytes(int64(4 * len(m.Data)))
+	b.SetBytes(int64(4 * len(m.RawData())))
 	stop := peakHeap()
 	for b.Loop() {
 		b.StopTimer()
@@ -73,7 +73,7 @@ func BenchmarkBankLoad(b *testing.B) {
 	if _, err := p.PutBlob(context.Background(), "banks", "normal", MatrixReader(m)); err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(int64(4 * len(m.Data)))
+	b.SetBytes(int64(4 * len(m.RawData())))
 	stop := peakHeap()
 	for b.Loop() {
 		b.StopTimer()
@@ -84,7 +84,7 @@ func BenchmarkBankLoad(b *testing.B) {
 			b.Fatal(err)
 		}
 		got, err := ReadMatrix(br)
-		if err != nil || got.Rows != m.Rows {
+		if err != nil || got.Rows() != m.Rows() {
 			b.Fatal(err)
 		}
 	}

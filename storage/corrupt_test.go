@@ -75,8 +75,8 @@ func TestCorruptionIsReportedAndContained(t *testing.T) {
 	// Features with a recognisable bit pattern, and a mask with a recognisable row.
 	const bits = 0x3e1d2c4b
 	fm := mat.New(16, 16)
-	for i := range fm.Data {
-		fm.Data[i] = math.Float32frombits(bits)
+	for i := range fm.RawData() {
+		fm.RawData()[i] = math.Float32frombits(bits)
 	}
 	other := mat.New(16, 16)
 	if err := p.PutFeaturesBatch(ctx, "enc", []FeatureEntry{{1, fm}, {2, other}}); err != nil {

@@ -31,28 +31,28 @@ type FeatureEntry struct {
 }
 
 func encodeFeatures(m *mat.Matrix, format string) ([]byte, error) {
-	if m == nil || len(m.Data) != m.Rows*m.Cols {
-		return nil, errors.New("malformed matrix")
+	if m == nil {
+		return nil, errors.New("no feature matrix")
 	}
 	var v []byte
 	switch format {
 	case FeatureFloat16:
-		v = make([]byte, featHeader+2*len(m.Data))
+		v = make([]byte, featHeader+2*len(m.RawData()))
 		v[0] = encF16
-		for i, x := range m.Data {
+		for i, x := range m.RawData() {
 			binary.LittleEndian.PutUint16(v[featHeader+2*i:], Float16(x))
 		}
 	case FeatureFloat32, "":
-		v = make([]byte, featHeader+4*len(m.Data))
+		v = make([]byte, featHeader+4*len(m.RawData()))
 		v[0] = encF32
-		for i, x := range m.Data {
+		for i, x := range m.RawData() {
 			binary.LittleEndian.PutUint32(v[featHeader+4*i:], math.Float32bits(x))
 		}
 	default:
 		return nil, fmt.Errorf("unknown feature encoding %q", format)
 	}
-	binary.BigEndian.PutUint32(v[4:], uint32(m.Rows))
-	binary.BigEndian.PutUint32(v[8:], uint32(m.Cols))
+	binary.BigEndian.PutUint32(v[4:], uint32(m.Rows()))
+	binary.BigEndian.PutUint32(v[8:], uint32(m.Cols()))
 	binary.BigEndian.PutUint32(v[12:], crc32.Checksum(v[featHeader:], castagnoli))
 	return v, nil
 }
@@ -85,14 +85,15 @@ func decodeFeatures(v []byte) (*mat.Matrix, error) {
 		return nil, fmt.Errorf("implausible size %d×%d", rows, cols)
 	}
 	m := mat.New(int(rows), int(cols))
+	data := m.RawData()
 	switch v[0] {
 	case encF32:
-		for i := range m.Data {
-			m.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(payload[4*i:]))
+		for i := range data {
+			data[i] = math.Float32frombits(binary.LittleEndian.Uint32(payload[4*i:]))
 		}
 	case encF16:
-		for i := range m.Data {
-			m.Data[i] = Float32From16(binary.LittleEndian.Uint16(payload[2*i:]))
+		for i := range data {
+			data[i] = Float32From16(binary.LittleEndian.Uint16(payload[2*i:]))
 		}
 	}
 	return m, nil
@@ -258,9 +259,9 @@ var matMagic = []byte("DMADMAT1")
 func MatrixReader(m *mat.Matrix) io.Reader {
 	hdr := make([]byte, 24)
 	copy(hdr, matMagic)
-	binary.LittleEndian.PutUint64(hdr[8:], uint64(m.Rows))
-	binary.LittleEndian.PutUint64(hdr[16:], uint64(m.Cols))
-	return io.MultiReader(bytes.NewReader(hdr), &floatReader{data: m.Data})
+	binary.LittleEndian.PutUint64(hdr[8:], uint64(m.Rows()))
+	binary.LittleEndian.PutUint64(hdr[16:], uint64(m.Cols()))
+	return io.MultiReader(bytes.NewReader(hdr), &floatReader{data: m.RawData()})
 }
 
 type floatReader struct {

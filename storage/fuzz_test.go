@@ -59,8 +59,8 @@ func FuzzReadMatrix(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkAlloc(t, len(data), func() {
 			m, err := ReadMatrix(bytes.NewReader(data))
-			if err == nil && len(m.Data) != m.Rows*m.Cols {
-				t.Fatalf("%d values for %d×%d", len(m.Data), m.Rows, m.Cols)
+			if err == nil && len(m.RawData()) != m.Rows()*m.Cols() {
+				t.Fatalf("%d values for %d×%d", len(m.RawData()), m.Rows(), m.Cols())
 			}
 		})
 	})
@@ -75,8 +75,8 @@ func FuzzDecodeFeatures(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkAlloc(t, len(data), func() {
 			m, err := decodeFeatures(data)
-			if err == nil && len(m.Data) != m.Rows*m.Cols {
-				t.Fatalf("%d values for %d×%d", len(m.Data), m.Rows, m.Cols)
+			if err == nil && len(m.RawData()) != m.Rows()*m.Cols() {
+				t.Fatalf("%d values for %d×%d", len(m.RawData()), m.Rows(), m.Cols())
 			}
 		})
 	})

@@ -274,8 +274,8 @@ func TestFeaturesRoundTrip(t *testing.T) {
 			var entries []FeatureEntry
 			for id := uint64(1); id <= 5; id++ {
 				m := mat.New(49, 24)
-				for i := range m.Data {
-					m.Data[i] = float32(r.NormFloat64() * 3)
+				for i := range m.RawData() {
+					m.RawData()[i] = float32(r.NormFloat64() * 3)
 				}
 				entries = append(entries, FeatureEntry{ImageID: id, Features: m})
 			}
@@ -287,12 +287,12 @@ func TestFeaturesRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got.Rows != 49 || got.Cols != 24 {
-					t.Fatalf("shape %d×%d", got.Rows, got.Cols)
+				if got.Rows() != 49 || got.Cols() != 24 {
+					t.Fatalf("shape %d×%d", got.Rows(), got.Cols())
 				}
-				for i, want := range e.Features.Data {
-					if d := math.Abs(float64(got.Data[i] - want)); d > c.tol*math.Abs(float64(want))+1e-7 {
-						t.Fatalf("value %d: %g, want %g", i, got.Data[i], want)
+				for i, want := range e.Features.RawData() {
+					if d := math.Abs(float64(got.RawData()[i] - want)); d > c.tol*math.Abs(float64(want))+1e-7 {
+						t.Fatalf("value %d: %g, want %g", i, got.RawData()[i], want)
 					}
 				}
 			}
@@ -429,8 +429,8 @@ func TestMatrixBlob(t *testing.T) {
 	p := newProject(t)
 	p.chunk = 4096
 	m := mat.New(123, 77)
-	for i := range m.Data {
-		m.Data[i] = float32(i)*0.25 - 1000
+	for i := range m.RawData() {
+		m.RawData()[i] = float32(i)*0.25 - 1000
 	}
 	if _, err := p.PutBlob(context.Background(), "banks", "normal", iotest(MatrixReader(m))); err != nil {
 		t.Fatal(err)
@@ -443,7 +443,7 @@ func TestMatrixBlob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Rows != m.Rows || got.Cols != m.Cols || !slicesEqual(got.Data, m.Data) {
+	if got.Rows() != m.Rows() || got.Cols() != m.Cols() || !slicesEqual(got.RawData(), m.RawData()) {
 		t.Fatal("matrix differs after round trip")
 	}
 	if _, err := ReadMatrix(bytes.NewReader([]byte("not a matrix at all, no no no"))); err == nil {

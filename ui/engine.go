@@ -116,7 +116,7 @@ func DefaultSettings() Settings {
 type ModelInfo struct {
 	// ID is the engine's handle of the model (opaque to the views).
 	ID string
-	// Version is assigned by Project.SaveModel (1, 2, ...).
+	// Version is assigned when Engine.Train stores the model (1, 2, ...).
 	Version    int
 	Created    time.Time
 	Regime     Regime
@@ -246,8 +246,6 @@ type Project interface {
 	SaveSettings(s Settings) error
 	// Models lists the trained model versions, oldest first.
 	Models() ([]ModelInfo, error)
-	// SaveModel records a newly trained model and returns it with its Version.
-	SaveModel(m ModelInfo) (ModelInfo, error)
 	// Runs lists scoring runs, oldest first (metadata and images).
 	Runs() ([]Run, error)
 	// SaveRun stores a run and returns it with its ID.

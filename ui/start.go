@@ -215,9 +215,6 @@ func (w *Workstation) runDemo(ctx context.Context, report func(string, float64))
 	if err != nil {
 		return fmt.Errorf("demo: train: %w", err)
 	}
-	if m, err = p.SaveModel(m); err != nil {
-		return fmt.Errorf("demo: save model: %w", err)
-	}
 	report("Evaluating…", 0.8)
 	run, err := w.deps.Engine.Score(ctx, ScoreRequest{Project: p, ModelID: m.ID, Device: demoSettings.Device}, func(pr Progress) {
 		report("Evaluating…", 0.8+0.2*pr.Fraction)

@@ -212,10 +212,7 @@ func (v *trainView) startTraining() {
 	started := time.Now()
 	v.w.background(func(context.Context) {
 		defer cancel()
-		m, err := v.w.deps.Engine.Train(ctx, req, v.observe)
-		if err == nil {
-			m, err = p.SaveModel(m)
-		}
+		m, err := v.w.deps.Engine.Train(ctx, req, v.observe) // Train stores the model
 		fyne.Do(func() {
 			v.running = false
 			v.start.Enable()

@@ -436,9 +436,7 @@ func TestInspectExport(t *testing.T) {
 	data := dataset(t)
 	h.ws.ImportFolder(data)
 	h.ws.Wait()
-	if _, err := p.SaveModel(ui.ModelInfo{ID: "m1"}); err != nil {
-		t.Fatal(err)
-	}
+	p.(*uitest.Project).AddModel(ui.ModelInfo{ID: "m1"})
 	h.ws.ShowScreen(ui.ScreenInspect)
 	h.ws.InspectScore(data)
 	h.ws.Wait()

@@ -25,18 +25,18 @@ type NormalBank struct {
 }
 
 // Len is the number of entries.
-func (b *NormalBank) Len() int { return b.Features.Rows }
+func (b *NormalBank) Len() int { return b.Features.Rows() }
 
 // Validate checks that the arrays agree with the feature matrix.
 func (b *NormalBank) Validate() error {
-	if err := b.Features.Check("normal bank features"); err != nil {
-		return err
+	if b.Features == nil {
+		return errors.New("normal bank: no feature matrix")
 	}
-	if len(b.Source) != b.Features.Rows {
-		return fmt.Errorf("normal bank: %d source ids for %d entries", len(b.Source), b.Features.Rows)
+	if len(b.Source) != b.Features.Rows() {
+		return fmt.Errorf("normal bank: %d source ids for %d entries", len(b.Source), b.Features.Rows())
 	}
-	if b.Category != nil && len(b.Category) != b.Features.Rows {
-		return fmt.Errorf("normal bank: %d category ids for %d entries", len(b.Category), b.Features.Rows)
+	if b.Category != nil && len(b.Category) != b.Features.Rows() {
+		return fmt.Errorf("normal bank: %d category ids for %d entries", len(b.Category), b.Features.Rows())
 	}
 	return nil
 }
@@ -48,19 +48,19 @@ func (b *NormalBank) Validate() error {
 // copy of the selected rows, so feats can be dropped afterwards. Entries
 // are in coreset selection order.
 func BuildNormalBankFrom(ctx context.Context, feats *mat.Matrix, source []int32, ratio float64, opts CoresetOptions) (*NormalBank, error) {
-	if feats == nil || feats.Rows == 0 {
+	if feats == nil || feats.Rows() == 0 {
 		return nil, errors.New("build normal bank: no features")
 	}
-	if len(source) != feats.Rows {
-		return nil, fmt.Errorf("build normal bank: %d source ids for %d patches", len(source), feats.Rows)
+	if len(source) != feats.Rows() {
+		return nil, fmt.Errorf("build normal bank: %d source ids for %d patches", len(source), feats.Rows())
 	}
 	if !(ratio > 0) {
 		return nil, fmt.Errorf("build normal bank: coreset ratio %v must be positive", ratio)
 	}
-	n := max(1, int(ratio*float64(feats.Rows)))
+	n := max(1, int(ratio*float64(feats.Rows())))
 	idx, err := Coreset(ctx, feats, n, opts)
 	if err != nil {
-		return nil, fmt.Errorf("build normal bank from %d patches: %w", feats.Rows, err)
+		return nil, fmt.Errorf("build normal bank from %d patches: %w", feats.Rows(), err)
 	}
 	b := &NormalBank{Features: feats.Gather(idx), Source: make([]int32, len(idx))}
 	for i, r := range idx {
@@ -82,12 +82,12 @@ func BuildNormalBank(ctx context.Context, perImage []*mat.Matrix, imageIDs []int
 	if err != nil {
 		return nil, fmt.Errorf("build normal bank: %w", err)
 	}
-	source := make([]int32, 0, all.Rows)
+	source := make([]int32, 0, all.Rows())
 	for i, m := range perImage {
 		if m == nil {
 			continue
 		}
-		for range m.Rows {
+		for range m.Rows() {
 			source = append(source, imageIDs[i])
 		}
 	}
@@ -137,7 +137,7 @@ type AnomalyBank struct {
 }
 
 // Len is the number of entries.
-func (b *AnomalyBank) Len() int { return b.Features.Rows }
+func (b *AnomalyBank) Len() int { return b.Features.Rows() }
 
 // Count returns the number of entries of kind k.
 func (b *AnomalyBank) Count(k uint8) int {
@@ -152,11 +152,11 @@ func (b *AnomalyBank) Count(k uint8) int {
 
 // Validate checks that the arrays agree with the feature matrix.
 func (b *AnomalyBank) Validate() error {
-	if err := b.Features.Check("anomaly bank features"); err != nil {
-		return err
+	if b.Features == nil {
+		return errors.New("anomaly bank: no feature matrix")
 	}
-	if len(b.Kind) != b.Features.Rows || (b.Source != nil && len(b.Source) != b.Features.Rows) {
-		return fmt.Errorf("anomaly bank: %d kinds and %d source ids for %d entries", len(b.Kind), len(b.Source), b.Features.Rows)
+	if len(b.Kind) != b.Features.Rows() || (b.Source != nil && len(b.Source) != b.Features.Rows()) {
+		return fmt.Errorf("anomaly bank: %d kinds and %d source ids for %d entries", len(b.Kind), len(b.Source), b.Features.Rows())
 	}
 	return nil
 }
@@ -176,8 +176,8 @@ type AnomalyInputs struct {
 	Normal *mat.Matrix
 	// NormalSource is each Normal row's image id (optional).
 	NormalSource []int32
-	// PseudoCount is the number of pseudo-anomalies; 0 means Normal.Rows.
-	// Rows are drawn without replacement when PseudoCount ≤ Normal.Rows.
+	// PseudoCount is the number of pseudo-anomalies; 0 means Normal.Rows().
+	// Rows are drawn without replacement when PseudoCount ≤ Normal.Rows().
 	PseudoCount int
 	// PseudoStd is the pseudo-anomaly noise relative to σ_d; 0 means 0.3.
 	PseudoStd float32
@@ -217,7 +217,7 @@ func BuildAnomalyBank(ctx context.Context, in AnomalyInputs) (*AnomalyBank, erro
 		return nil, err
 	}
 	in = in.withDefaults()
-	semi := in.Seen != nil && in.Seen.Rows > 0
+	semi := in.Seen != nil && in.Seen.Rows() > 0
 	ab := &anomalyBuilder{
 		b:     &AnomalyBank{Features: mat.WithCapacity(0, cols), Backbone: in.Backbone},
 		rng:   rand.New(rand.NewSource(in.Seed)),
@@ -231,7 +231,7 @@ func BuildAnomalyBank(ctx context.Context, in AnomalyInputs) (*AnomalyBank, erro
 		}
 	}
 	if in.OOD != nil {
-		for r := range in.OOD.Rows {
+		for r := range in.OOD.Rows() {
 			ab.add(in.OOD.Row(r), KindOOD, NoSource)
 		}
 	}
@@ -240,7 +240,7 @@ func BuildAnomalyBank(ctx context.Context, in AnomalyInputs) (*AnomalyBank, erro
 			return nil, err
 		}
 	}
-	if ab.b.Features.Rows == 0 {
+	if ab.b.Features.Rows() == 0 {
 		return nil, errors.New("build anomaly bank: no entries (no normal rows for pseudo-anomalies, no OOD, no seen anomalies)")
 	}
 	return ab.b, nil
@@ -261,9 +261,9 @@ func (in AnomalyInputs) withDefaults() AnomalyInputs {
 // (nil when neither has two rows).
 func (in AnomalyInputs) noiseScale(semi bool) []float32 {
 	switch {
-	case in.Normal != nil && in.Normal.Rows >= 2:
+	case in.Normal != nil && in.Normal.Rows() >= 2:
 		return FeatureStd(in.Normal)
-	case semi && in.Seen.Rows >= 2:
+	case semi && in.Seen.Rows() >= 2:
 		return FeatureStd(in.Seen)
 	}
 	return nil
@@ -273,24 +273,21 @@ func (in AnomalyInputs) noiseScale(semi bool) []float32 {
 func (in AnomalyInputs) check() (cols int, err error) {
 	cols = -1
 	for _, m := range []*mat.Matrix{in.Normal, in.OOD, in.Seen} {
-		if m == nil || m.Rows == 0 {
+		if m == nil || m.Rows() == 0 {
 			continue
 		}
-		if err := m.Check("build anomaly bank"); err != nil {
-			return 0, err
+		if cols >= 0 && m.Cols() != cols {
+			return 0, fmt.Errorf("build anomaly bank: inputs have %d and %d columns", cols, m.Cols())
 		}
-		if cols >= 0 && m.Cols != cols {
-			return 0, fmt.Errorf("build anomaly bank: inputs have %d and %d columns", cols, m.Cols)
-		}
-		cols = m.Cols
+		cols = m.Cols()
 	}
 	if cols < 0 {
 		return 0, errors.New("build anomaly bank: no inputs")
 	}
-	if in.NormalSource != nil && (in.Normal == nil || len(in.NormalSource) != in.Normal.Rows) {
+	if in.NormalSource != nil && (in.Normal == nil || len(in.NormalSource) != in.Normal.Rows()) {
 		return 0, fmt.Errorf("build anomaly bank: %d normal source ids for the normal rows", len(in.NormalSource))
 	}
-	if in.SeenSource != nil && (in.Seen == nil || len(in.SeenSource) != in.Seen.Rows) {
+	if in.SeenSource != nil && (in.Seen == nil || len(in.SeenSource) != in.Seen.Rows()) {
 		return 0, fmt.Errorf("build anomaly bank: %d seen source ids for the seen rows", len(in.SeenSource))
 	}
 	return cols, nil
@@ -320,20 +317,20 @@ func (ab *anomalyBuilder) noisy(base []float32, std float32) []float32 {
 
 // addPseudo adds M_p of the unsupervised regime: normal rows plus noise.
 func (ab *anomalyBuilder) addPseudo(ctx context.Context, in AnomalyInputs) error {
-	if in.Normal == nil || in.Normal.Rows < 2 {
+	if in.Normal == nil || in.Normal.Rows() < 2 {
 		return errors.New("build anomaly bank: pseudo-anomalies need at least two normal rows")
 	}
 	count := in.PseudoCount
 	if count <= 0 {
-		count = in.Normal.Rows
+		count = in.Normal.Rows()
 	}
 	var pick []int
-	if count <= in.Normal.Rows {
-		pick = ab.rng.Perm(in.Normal.Rows)[:count]
+	if count <= in.Normal.Rows() {
+		pick = ab.rng.Perm(in.Normal.Rows())[:count]
 	} else {
 		pick = make([]int, count)
 		for i := range pick {
-			pick[i] = ab.rng.Intn(in.Normal.Rows)
+			pick[i] = ab.rng.Intn(in.Normal.Rows())
 		}
 	}
 	for i, r := range pick {
@@ -357,8 +354,8 @@ func (ab *anomalyBuilder) addSeen(in AnomalyInputs) error {
 	if ab.scale == nil {
 		return errors.New("build anomaly bank: anomaly-centred sampling needs at least two normal or seen rows for its scale")
 	}
-	mean := make([]float64, in.Seen.Cols)
-	for r := range in.Seen.Rows {
+	mean := make([]float64, in.Seen.Cols())
+	for r := range in.Seen.Rows() {
 		src := NoSource
 		if in.SeenSource != nil {
 			src = in.SeenSource[r]
@@ -370,9 +367,9 @@ func (ab *anomalyBuilder) addSeen(in AnomalyInputs) error {
 	}
 	centre := make([]float32, len(mean))
 	for d := range mean {
-		centre[d] = float32(mean[d] / float64(in.Seen.Rows))
+		centre[d] = float32(mean[d] / float64(in.Seen.Rows()))
 	}
-	for range in.Seen.Rows {
+	for range in.Seen.Rows() {
 		ab.add(ab.noisy(centre, in.CentredStd), KindCentred, NoSource)
 	}
 	return nil
@@ -382,16 +379,16 @@ func (ab *anomalyBuilder) addSeen(in AnomalyInputs) error {
 // (population, computed in float64). It is the reference scale of the
 // anomaly bank's noise and can serve the trainer's pseudo negatives.
 func FeatureStd(m *mat.Matrix) []float32 {
-	mean := make([]float64, m.Cols)
-	sq := make([]float64, m.Cols)
-	for r := range m.Rows {
+	mean := make([]float64, m.Cols())
+	sq := make([]float64, m.Cols())
+	for r := range m.Rows() {
 		for d, v := range m.Row(r) {
 			mean[d] += float64(v)
 			sq[d] += float64(v) * float64(v)
 		}
 	}
-	out := make([]float32, m.Cols)
-	n := float64(m.Rows)
+	out := make([]float32, m.Cols())
+	n := float64(m.Rows())
 	for d := range out {
 		mu := mean[d] / n
 		out[d] = float32(math.Sqrt(max(0, sq[d]/n-mu*mu)))

@@ -28,7 +28,7 @@ func TestBuildNormalBank(t *testing.T) {
 	for i := range b.Len() {
 		img := imgs[b.Source[i]-100]
 		found := false
-		for r := range img.Rows {
+		for r := range img.Rows() {
 			if equalRows(img.Row(r), b.Features.Row(i)) {
 				found = true
 			}
@@ -64,8 +64,8 @@ func equalRows(a, b []float32) bool {
 
 func scaled(m *mat.Matrix, s float32) *mat.Matrix {
 	out := m.Clone()
-	for i := range out.Data {
-		out.Data[i] *= s
+	for i := range out.RawData() {
+		out.RawData()[i] *= s
 	}
 	return out
 }
@@ -73,10 +73,10 @@ func scaled(m *mat.Matrix, s float32) *mat.Matrix {
 func TestBuildAnomalyBank(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
 	normal, ood, seen := gaussian(rng, 400, 16), gaussian(rng, 50, 16), gaussian(rng, 20, 16)
-	for i := range seen.Data {
-		seen.Data[i] += 5
+	for i := range seen.RawData() {
+		seen.RawData()[i] += 5
 	}
-	normalSrc := make([]int32, normal.Rows)
+	normalSrc := make([]int32, normal.Rows())
 	for i := range normalSrc {
 		normalSrc[i] = int32(i / 40)
 	}
@@ -131,9 +131,9 @@ func TestBuildAnomalyBank(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i, v := range b.Features.Data {
-				if !near(float64(b100.Features.Data[i]), 100*float64(v), 1e-3*(1+math.Abs(100*float64(v)))) {
-					t.Fatalf("value %d: %v at scale 100 vs %v", i, b100.Features.Data[i], v)
+			for i, v := range b.Features.RawData() {
+				if !near(float64(b100.Features.RawData()[i]), 100*float64(v), 1e-3*(1+math.Abs(100*float64(v)))) {
+					t.Fatalf("value %d: %v at scale 100 vs %v", i, b100.Features.RawData()[i], v)
 				}
 			}
 		})
@@ -143,14 +143,14 @@ func TestBuildAnomalyBank(t *testing.T) {
 func TestAnomalyBankNoise(t *testing.T) {
 	rng := rand.New(rand.NewSource(8))
 	normal := gaussian(rng, 3000, 8)
-	for r := range normal.Rows { // dimension d has std d+1
+	for r := range normal.Rows() { // dimension d has std d+1
 		for d := range 8 {
 			normal.Row(r)[d] *= float32(d + 1)
 		}
 	}
 	seen := mat.New(2000, 8) // all seen patches at (1, 1, …): the centre
-	for i := range seen.Data {
-		seen.Data[i] = 1
+	for i := range seen.RawData() {
+		seen.RawData()[i] = 1
 	}
 	b, err := BuildAnomalyBank(context.Background(), AnomalyInputs{Normal: normal, Seen: seen, CentredStd: 0.2})
 	if err != nil {
@@ -166,10 +166,10 @@ func TestAnomalyBankNoise(t *testing.T) {
 	std := FeatureStd(c)
 	for d := range 8 {
 		var mean float64
-		for r := range c.Rows {
+		for r := range c.Rows() {
 			mean += float64(c.Row(r)[d])
 		}
-		mean /= float64(c.Rows)
+		mean /= float64(c.Rows())
 		want := 0.2 * float64(d+1)
 		if !near(mean, 1, 0.05*float64(d+1)) || !near(float64(std[d]), want, 0.1*want) {
 			t.Errorf("dim %d: centred mean %.3f (want 1), std %.3f (want %.3f)", d, mean, std[d], want)

@@ -106,7 +106,7 @@ func BenchmarkProject(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(b.N*feats.Rows)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64(b.N*feats.Rows())/b.Elapsed().Seconds(), "rows/s")
 		})
 	}
 }

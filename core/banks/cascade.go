@@ -82,14 +82,11 @@ func NewCascadeSearcher(rt *ort.Runtime, bank *mat.Matrix, opts SearchOptions) (
 	if rt == nil {
 		return nil, errors.New("fast searcher: no ONNX Runtime")
 	}
-	if bank == nil || bank.Rows == 0 || bank.Cols == 0 {
+	if bank == nil || bank.Rows() == 0 || bank.Cols() == 0 {
 		return nil, errors.New("fast searcher: empty bank")
 	}
-	if len(bank.Data) != bank.Rows*bank.Cols {
-		return nil, fmt.Errorf("fast searcher: bank %d×%d holds %d values", bank.Rows, bank.Cols, len(bank.Data))
-	}
-	if opts.Source != nil && len(opts.Source) != bank.Rows {
-		return nil, fmt.Errorf("fast searcher: %d source ids for %d bank rows", len(opts.Source), bank.Rows)
+	if opts.Source != nil && len(opts.Source) != bank.Rows() {
+		return nil, fmt.Errorf("fast searcher: %d source ids for %d bank rows", len(opts.Source), bank.Rows())
 	}
 	if opts.K <= 0 {
 		opts.K = 1
@@ -98,7 +95,7 @@ func NewCascadeSearcher(rt *ort.Runtime, bank *mat.Matrix, opts SearchOptions) (
 		opts.QueryBatch = 512
 	}
 	opts.Fast = opts.Fast.withDefaults()
-	opts.Fast.Dims = min(opts.Fast.Dims, bank.Cols)
+	opts.Fast.Dims = min(opts.Fast.Dims, bank.Cols())
 	proj, err := principalAxes(rt, bank, opts.Fast.Dims, opts.Fast.SampleRows, opts.Fast.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("fast searcher: %w", err)
@@ -142,8 +139,8 @@ func (s *CascadeSearcher) SearchExcluding(ctx context.Context, q *mat.Matrix, qS
 	if s.source == nil {
 		return nil, nil, errors.New("search excluding sources: the bank has no source ids")
 	}
-	if q != nil && len(qSource) != q.Rows {
-		return nil, nil, fmt.Errorf("search excluding sources: %d source ids for %d queries", len(qSource), q.Rows)
+	if q != nil && len(qSource) != q.Rows() {
+		return nil, nil, fmt.Errorf("search excluding sources: %d source ids for %d queries", len(qSource), q.Rows())
 	}
 	for i, v := range qSource {
 		if v < 0 {
@@ -154,40 +151,37 @@ func (s *CascadeSearcher) SearchExcluding(ctx context.Context, q *mat.Matrix, qS
 }
 
 func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []int32, k int) ([]float32, []int64, error) {
-	if q == nil || q.Rows == 0 {
+	if q == nil || q.Rows() == 0 {
 		return nil, nil, nil
 	}
-	if q.Cols != s.bank.Cols {
-		return nil, nil, fmt.Errorf("fast search: queries have %d columns, bank %d", q.Cols, s.bank.Cols)
-	}
-	if len(q.Data) != q.Rows*q.Cols {
-		return nil, nil, fmt.Errorf("fast search: query matrix %d×%d holds %d values", q.Rows, q.Cols, len(q.Data))
+	if q.Cols() != s.bank.Cols() {
+		return nil, nil, fmt.Errorf("fast search: queries have %d columns, bank %d", q.Cols(), s.bank.Cols())
 	}
 	if k <= 0 {
 		k = s.opts.K
 	}
-	if k > s.bank.Rows {
-		return nil, nil, fmt.Errorf("fast search: k = %d exceeds the bank's %d rows", k, s.bank.Rows)
+	if k > s.bank.Rows() {
+		return nil, nil, fmt.Errorf("fast search: k = %d exceeds the bank's %d rows", k, s.bank.Rows())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cand := min(max(s.opts.Fast.Rerank, k), s.bank.Rows)
+	cand := min(max(s.opts.Fast.Rerank, k), s.bank.Rows())
 	sess, err := s.session(cand, qSource != nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	// Keep the batch's candidate-distance matrix (batch × bank rows) and
 	// gathered candidates (batch × cand × C) near 64 MiB each.
-	batch := min(s.opts.QueryBatch, max(1, (16<<20)/s.bank.Rows), max(1, (16<<20)/(cand*s.bank.Cols)))
-	dist := make([]float32, q.Rows*k)
-	idx := make([]int64, q.Rows*k)
-	for qlo := 0; qlo < q.Rows; qlo += batch {
+	batch := min(s.opts.QueryBatch, max(1, (16<<20)/s.bank.Rows()), max(1, (16<<20)/(cand*s.bank.Cols())))
+	dist := make([]float32, q.Rows()*k)
+	idx := make([]int64, q.Rows()*k)
+	for qlo := 0; qlo < q.Rows(); qlo += batch {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("fast search: %w", err)
 		}
-		qhi := min(qlo+batch, q.Rows)
+		qhi := min(qlo+batch, q.Rows())
 		nb := qhi - qlo
-		in := []ort.Tensor{ort.F32Tensor(q.Slice(qlo, qhi).Data, int64(nb), int64(q.Cols)), ort.I64Tensor([]int64{int64(k)}, 1)}
+		in := []ort.Tensor{ort.F32Tensor(q.Slice(qlo, qhi).RawData(), int64(nb), int64(q.Cols())), ort.I64Tensor([]int64{int64(k)}, 1)}
 		if qSource != nil {
 			src := make([]int64, nb)
 			for i := range src {
@@ -291,7 +285,7 @@ func (s *CascadeSearcher) session(cand int, exclude bool) (*ort.Session, error) 
 // distance less ‖p‖², which is the same for every row of a query), as one
 // MatMul of [p, 1] with [−2·PBᵀ; ‖pb‖²].
 func cascadeGraph(rt *ort.Runtime, bank *mat.Matrix, source []int32, proj []float32, dims, cand int, exclude, stage2 bool) (model []byte, inputs, outputs []string, err error) {
-	C, R, D := bank.Cols, bank.Rows, dims
+	C, R, D := bank.Cols(), bank.Rows(), dims
 	pbank := mat.New(R, D)
 	if err := projectORT(context.Background(), rt, bank, proj, D, pbank); err != nil {
 		return nil, nil, nil, fmt.Errorf("project the bank: %w", err)
@@ -332,7 +326,7 @@ func cascadeGraph(rt *ort.Runtime, bank *mat.Matrix, source []int32, proj []floa
 		return model, inputs, top1, err
 	}
 	// Stage 2: exact squared distances to the candidates.
-	cands := g.Op("Gather", []string{g.Const("bank", bank.Data, int64(R), int64(C)), top1[1]}, onnxgraph.AttrInt("axis", 0))
+	cands := g.Op("Gather", []string{g.Const("bank", bank.RawData(), int64(R), int64(C)), top1[1]}, onnxgraph.AttrInt("axis", 0))
 	diff := g.Op("Sub", []string{g.Op("Unsqueeze", []string{q, g.Ints(1)}), cands})
 	d2 := g.Op("ReduceSumSquare", []string{diff}, onnxgraph.AttrInts("axes", 2), onnxgraph.AttrInt("keepdims", 0))
 	if exclude {
@@ -351,26 +345,26 @@ func cascadeGraph(rt *ort.Runtime, bank *mat.Matrix, source []int32, proj []floa
 // axes (columns, decreasing variance), estimated from up to sampleRows rows
 // chosen with seed. The covariance product runs on ONNX Runtime.
 func principalAxes(rt *ort.Runtime, bank *mat.Matrix, dims, sampleRows int, seed int64) ([]float32, error) {
-	C := bank.Cols
-	rows := make([]int, bank.Rows)
+	C := bank.Cols()
+	rows := make([]int, bank.Rows())
 	for i := range rows {
 		rows[i] = i
 	}
-	if bank.Rows > sampleRows {
-		rows = sampleDistinct(rand.New(rand.NewSource(seed)), bank.Rows, sampleRows)
+	if bank.Rows() > sampleRows {
+		rows = sampleDistinct(rand.New(rand.NewSource(seed)), bank.Rows(), sampleRows)
 		sort.Ints(rows)
 	}
 	x := bank.Gather(rows)
 	mean := make([]float64, C)
-	for r := range x.Rows {
+	for r := range x.Rows() {
 		for c, v := range x.Row(r) {
 			mean[c] += float64(v)
 		}
 	}
-	for r := range x.Rows {
+	for r := range x.Rows() {
 		row := x.Row(r)
 		for c := range row {
-			row[c] -= float32(mean[c] / float64(x.Rows))
+			row[c] -= float32(mean[c] / float64(x.Rows()))
 		}
 	}
 	g := onnxgraph.New("covariance")
@@ -386,9 +380,9 @@ func principalAxes(rt *ort.Runtime, bank *mat.Matrix, dims, sampleRows int, seed
 		return nil, fmt.Errorf("covariance session: %w", err)
 	}
 	defer sess.Close()
-	res, err := sess.Run(ort.F32Tensor(x.Data, int64(x.Rows), int64(C)))
+	res, err := sess.Run(ort.F32Tensor(x.RawData(), int64(x.Rows()), int64(C)))
 	if err != nil {
-		return nil, fmt.Errorf("covariance of %d bank rows: %w", x.Rows, err)
+		return nil, fmt.Errorf("covariance of %d bank rows: %w", x.Rows(), err)
 	}
 	cov := make([]float64, C*C)
 	for a := range C {

@@ -47,7 +47,7 @@ func BenchmarkSearchModes(b *testing.B) {
 	b.Run("exact-vs-gemm", func(b *testing.B) {
 		sess := gemmSession(b, rt, bank)
 		defer sess.Close()
-		in := ort.F32Tensor(q.Data, queries, cols)
+		in := ort.F32Tensor(q.RawData(), queries, cols)
 		if _, err := sess.Run(in); err != nil {
 			b.Fatal(err)
 		}
@@ -105,15 +105,15 @@ func BenchmarkSearchModes(b *testing.B) {
 // distance product of the search without anything around it.
 func gemmSession(tb testing.TB, rt *ort.Runtime, bank *mat.Matrix) *ort.Session {
 	tb.Helper()
-	bt := make([]float32, bank.Rows*bank.Cols)
-	for r := range bank.Rows {
+	bt := make([]float32, bank.Rows()*bank.Cols())
+	for r := range bank.Rows() {
 		for c, v := range bank.Row(r) {
-			bt[c*bank.Rows+r] = v
+			bt[c*bank.Rows()+r] = v
 		}
 	}
 	g := onnxgraph.New("gemm")
-	x := g.Input("q", onnxgraph.Float, -1, int64(bank.Cols))
-	y := g.OpTo("y", "MatMul", []string{x, g.Const("bt", bt, int64(bank.Cols), int64(bank.Rows))})
+	x := g.Input("q", onnxgraph.Float, -1, int64(bank.Cols()))
+	y := g.OpTo("y", "MatMul", []string{x, g.Const("bt", bt, int64(bank.Cols()), int64(bank.Rows()))})
 	g.Output(y, onnxgraph.Float)
 	model, err := g.Marshal()
 	if err != nil {

@@ -57,13 +57,13 @@ func TestCascadeSearchAgainstBruteForce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewSource(int64(len(tc.name))))
 			bank, q := clustered(rng, tc.bankRows, tc.queries, tc.cols)
-			bankSrc := make([]int32, bank.Rows)
+			bankSrc := make([]int32, bank.Rows())
 			for i := range bankSrc {
 				bankSrc[i] = int32(i / 23)
 			}
 			var qSrc []int32
 			if tc.exclude {
-				qSrc = make([]int32, q.Rows)
+				qSrc = make([]int32, q.Rows())
 				for i := range qSrc {
 					qSrc[i] = int32(rng.Intn(len(bankSrc)/23 + 2))
 				}
@@ -86,19 +86,19 @@ func TestCascadeSearchAgainstBruteForce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(dist) != q.Rows*tc.k || len(idx) != q.Rows*tc.k {
-				t.Fatalf("got %d distances, %d indices for %d×%d", len(dist), len(idx), q.Rows, tc.k)
+			if len(dist) != q.Rows()*tc.k || len(idx) != q.Rows()*tc.k {
+				t.Fatalf("got %d distances, %d indices for %d×%d", len(dist), len(idx), q.Rows(), tc.k)
 			}
 			wd, wi := bruteForce(bank, q, bankSrc, qSrc, tc.k)
 			hits := 0
-			for r := range q.Rows {
+			for r := range q.Rows() {
 				if idx[r*tc.k] == wi[r*tc.k] {
 					hits++
 				}
 				for j := range tc.k {
 					o := r*tc.k + j
 					i := idx[o]
-					if i < 0 || i >= int64(bank.Rows) {
+					if i < 0 || i >= int64(bank.Rows()) {
 						t.Fatalf("query %d rank %d: index %d", r, j, i)
 					}
 					if qSrc != nil && bankSrc[i] == qSrc[r] {
@@ -125,7 +125,7 @@ func TestCascadeSearchAgainstBruteForce(t *testing.T) {
 					}
 				}
 			}
-			recall := float64(hits) / float64(q.Rows)
+			recall := float64(hits) / float64(q.Rows())
 			t.Logf("recall@1 %.3f", recall)
 			if recall < tc.minRecall {
 				t.Fatalf("recall@1 %.3f < %.3f", recall, tc.minRecall)
@@ -171,7 +171,6 @@ func TestCascadeSearchErrors(t *testing.T) {
 	}{
 		{"nil bank", nil, SearchOptions{}},
 		{"empty bank", mat.New(0, 4), SearchOptions{}},
-		{"short data", &mat.Matrix{Rows: 3, Cols: 4, Data: make([]float32, 5)}, SearchOptions{}},
 		{"source count", bank, SearchOptions{Source: []int32{1}}},
 	} {
 		if _, err := NewCascadeSearcher(rt, tc.bank, tc.opts); err == nil {
@@ -281,7 +280,7 @@ func TestKnowledgeFastMatchesExact(t *testing.T) {
 		t.Fatalf("fast knowledge searches with a %T", fast.Normal)
 	}
 	q := gaussian(rng, 30, 12)
-	src := make([]int32, q.Rows)
+	src := make([]int32, q.Rows())
 	for i := range src {
 		src[i] = int32(i % 3)
 	}
@@ -298,7 +297,7 @@ func TestKnowledgeFastMatchesExact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for r := range q.Rows {
+		for r := range q.Rows() {
 			if got.IN[r] != want.IN[r] || got.IA[r] != want.IA[r] || got.DN[r] != want.DN[r] || got.DA[r] != want.DA[r] {
 				t.Fatalf("%s query %d: fast n=%d (%v) a=%d (%v), exact n=%d (%v) a=%d (%v)", tc.name, r,
 					got.IN[r], got.DN[r], got.IA[r], got.DA[r], want.IN[r], want.DN[r], want.IA[r], want.DA[r])

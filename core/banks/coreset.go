@@ -67,18 +67,15 @@ type CoresetOptions struct {
 // groups (about 0.5–1 GB for 1M points). Set Runtime for large inputs: the
 // projection is ~7× faster on ONNX Runtime.
 //
-// If n ≥ feats.Rows every index is returned.
+// If n ≥ feats.Rows() every index is returned.
 func Coreset(ctx context.Context, feats *mat.Matrix, n int, opts CoresetOptions) ([]int, error) {
-	if feats == nil || feats.Rows == 0 {
+	if feats == nil || feats.Rows() == 0 {
 		return nil, errors.New("coreset: no features")
-	}
-	if err := feats.Check("coreset"); err != nil {
-		return nil, err
 	}
 	if n <= 0 {
 		return nil, fmt.Errorf("coreset: asked for %d points", n)
 	}
-	N := feats.Rows
+	N := feats.Rows()
 	if n >= N {
 		all := make([]int, N)
 		for i := range all {
@@ -100,7 +97,7 @@ func Coreset(ctx context.Context, feats *mat.Matrix, n int, opts CoresetOptions)
 	}
 	rng := rand.New(rand.NewSource(opts.Seed))
 	var pts *mat.Matrix
-	if opts.ProjDim <= 0 || opts.ProjDim >= feats.Cols {
+	if opts.ProjDim <= 0 || opts.ProjDim >= feats.Cols() {
 		pts = feats.Clone() // the selection reorders its points
 	} else {
 		var err error
@@ -149,24 +146,24 @@ func sampleDistinct(rng *rand.Rand, n, k int) []int {
 // partial distance sums then grow fastest and the coreset's early-stopping
 // distance test stops sooner. With rt set the product runs on ONNX Runtime.
 func Project(ctx context.Context, feats *mat.Matrix, dim int, rng *rand.Rand, workers int, rt *ort.Runtime) (*mat.Matrix, error) {
-	C := feats.Cols
+	C := feats.Cols()
 	w := make([]float32, C*dim)
 	s := 1 / math.Sqrt(float64(dim))
 	for i := range w {
 		w[i] = float32(rng.NormFloat64() * s)
 	}
 	sample := feats
-	if feats.Rows > pcaSample {
-		sample = feats.Gather(rng.Perm(feats.Rows)[:pcaSample])
+	if feats.Rows() > pcaSample {
+		sample = feats.Gather(rng.Perm(feats.Rows())[:pcaSample])
 	}
 	ps, err := project(ctx, sample, w, dim, workers, rt)
 	if err != nil {
-		return nil, fmt.Errorf("project %d×%d to %d dims: %w", feats.Rows, C, dim, err)
+		return nil, fmt.Errorf("project %d×%d to %d dims: %w", feats.Rows(), C, dim, err)
 	}
 	w = rotateToPrincipal(ps, w, C, dim)
 	out, err := project(ctx, feats, w, dim, workers, rt)
 	if err != nil {
-		return nil, fmt.Errorf("project %d×%d to %d dims: %w", feats.Rows, C, dim, err)
+		return nil, fmt.Errorf("project %d×%d to %d dims: %w", feats.Rows(), C, dim, err)
 	}
 	return out, nil
 }
@@ -176,7 +173,7 @@ func project(ctx context.Context, feats *mat.Matrix, w []float32, dim, workers i
 	if rt == nil {
 		return projectGo(ctx, feats, w, dim, workers)
 	}
-	out := mat.New(feats.Rows, dim)
+	out := mat.New(feats.Rows(), dim)
 	if err := projectORT(ctx, rt, feats, w, dim, out); err != nil {
 		return nil, fmt.Errorf("on ONNX Runtime: %w", err)
 	}
@@ -187,8 +184,8 @@ func project(ctx context.Context, feats *mat.Matrix, w []float32, dim, workers i
 const pcaSample = 8192
 
 func projectGo(ctx context.Context, feats *mat.Matrix, w []float32, dim, workers int) (*mat.Matrix, error) {
-	out := mat.New(feats.Rows, dim)
-	err := parallelFor(ctx, feats.Rows, workers, 256, func(lo, hi, _ int) {
+	out := mat.New(feats.Rows(), dim)
+	err := parallelFor(ctx, feats.Rows(), workers, 256, func(lo, hi, _ int) {
 		for r := lo; r < hi; r++ {
 			o := out.Row(r)
 			for d, xv := range feats.Row(r) {
@@ -203,17 +200,17 @@ func projectGo(ctx context.Context, feats *mat.Matrix, w []float32, dim, workers
 // the projected sample ps, in decreasing eigenvalue order.
 func rotateToPrincipal(ps *mat.Matrix, w []float32, C, dim int) []float32 {
 	mean := make([]float64, dim)
-	for r := range ps.Rows {
+	for r := range ps.Rows() {
 		for j, v := range ps.Row(r) {
 			mean[j] += float64(v)
 		}
 	}
 	for j := range mean {
-		mean[j] /= float64(ps.Rows)
+		mean[j] /= float64(ps.Rows())
 	}
 	cov := make([]float64, dim*dim)
 	x := make([]float64, dim)
-	for r := range ps.Rows {
+	for r := range ps.Rows() {
 		for j, v := range ps.Row(r) {
 			x[j] = float64(v) - mean[j]
 		}
@@ -279,8 +276,8 @@ func axpy(y, x []float32, a float32) {
 
 func projectORT(ctx context.Context, rt *ort.Runtime, feats *mat.Matrix, w []float32, dim int, out *mat.Matrix) error {
 	g := onnxgraph.New("projection")
-	x := g.Input("x", onnxgraph.Float, -1, int64(feats.Cols))
-	y := g.OpTo("y", "MatMul", []string{x, g.Const("w", w, int64(feats.Cols), int64(dim))})
+	x := g.Input("x", onnxgraph.Float, -1, int64(feats.Cols()))
+	y := g.OpTo("y", "MatMul", []string{x, g.Const("w", w, int64(feats.Cols()), int64(dim))})
 	g.Output(y, onnxgraph.Float)
 	model, err := g.Marshal()
 	if err != nil {
@@ -292,16 +289,16 @@ func projectORT(ctx context.Context, rt *ort.Runtime, feats *mat.Matrix, w []flo
 	}
 	defer s.Close()
 	const block = 8192
-	for lo := 0; lo < feats.Rows; lo += block {
+	for lo := 0; lo < feats.Rows(); lo += block {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		hi := min(lo+block, feats.Rows)
-		res, err := s.Run(ort.F32Tensor(feats.Slice(lo, hi).Data, int64(hi-lo), int64(feats.Cols)))
+		hi := min(lo+block, feats.Rows())
+		res, err := s.Run(ort.F32Tensor(feats.Slice(lo, hi).RawData(), int64(hi-lo), int64(feats.Cols())))
 		if err != nil {
 			return fmt.Errorf("rows %d–%d: %w", lo, hi, err)
 		}
-		copy(out.Slice(lo, hi).Data, res[0].F32)
+		copy(out.Slice(lo, hi).RawData(), res[0].F32)
 	}
 	return nil
 }

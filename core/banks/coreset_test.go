@@ -13,8 +13,8 @@ import (
 // gaussian returns rows×cols N(0,1) values.
 func gaussian(rng *rand.Rand, rows, cols int) *mat.Matrix {
 	m := mat.New(rows, cols)
-	for i := range m.Data {
-		m.Data[i] = float32(rng.NormFloat64())
+	for i := range m.RawData() {
+		m.RawData()[i] = float32(rng.NormFloat64())
 	}
 	return m
 }
@@ -52,7 +52,7 @@ func clusters(rng *rand.Rand, sizes []int, cols int, sep, sd float64) (*mat.Matr
 // distance to the start points; then argmax, select, min-update with a full
 // scan of every point.
 func naiveGreedy(pts *mat.Matrix, starts []int, n int) []int {
-	d := make([]float64, pts.Rows)
+	d := make([]float64, pts.Rows())
 	dist := func(a, b []float32) float64 {
 		var s float64
 		for i := range a {
@@ -119,7 +119,7 @@ func TestCoresetMatchesNaive(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			want := naiveGreedy(pts, sampleDistinct(ref, feats.Rows, 10), tc.n)
+			want := naiveGreedy(pts, sampleDistinct(ref, feats.Rows(), 10), tc.n)
 			for i := range want {
 				if got[i] != want[i] {
 					t.Fatalf("selection %d: got %d, naive %d (got %v…, want %v…)", i, got[i], want[i], got[:i+1], want[:i+1])
@@ -143,7 +143,7 @@ func TestCoresetMatchesNaive(t *testing.T) {
 // of the subset.
 func coverRadius(feats *mat.Matrix, subset []int) float64 {
 	worst := 0.0
-	for i := range feats.Rows {
+	for i := range feats.Rows() {
 		best := math.Inf(1)
 		for _, s := range subset {
 			best = math.Min(best, float64(sqDist(feats.Row(i), feats.Row(s), float32(math.Inf(1)))))
@@ -160,12 +160,12 @@ func TestCoresetCoversClusters(t *testing.T) {
 	const sep = 40.0
 	feats, labels, centres := clusters(rng, sizes, 96, sep, 0.5)
 	minSep := math.Inf(1)
-	for a := range centres.Rows {
-		for b := a + 1; b < centres.Rows; b++ {
+	for a := range centres.Rows() {
+		for b := a + 1; b < centres.Rows(); b++ {
 			minSep = math.Min(minSep, math.Sqrt(float64(sqDist(centres.Row(a), centres.Row(b), float32(math.Inf(1))))))
 		}
 	}
-	n := 2 * feats.Rows / 100 // 2 %
+	n := 2 * feats.Rows() / 100 // 2 %
 	var progressed int
 	idx, err := Coreset(context.Background(), feats, n, CoresetOptions{Seed: 5, ProjDim: 32, Progress: func(done, total int) {
 		if total != n || done < progressed {
@@ -192,7 +192,7 @@ func TestCoresetCoversClusters(t *testing.T) {
 		t.Fatalf("coreset covers %d of %d clusters", len(covered), len(sizes))
 	}
 	core := coverRadius(feats, idx)
-	random := coverRadius(feats, rand.New(rand.NewSource(5)).Perm(feats.Rows)[:n])
+	random := coverRadius(feats, rand.New(rand.NewSource(5)).Perm(feats.Rows())[:n])
 	t.Logf("cluster separation ≥ %.1f; cover radius: coreset %.2f, random %.2f", minSep, core, random)
 	if core > minSep/2 {
 		t.Errorf("coreset cover radius %.2f not small against separation %.1f", core, minSep)

@@ -80,7 +80,7 @@ func (b *NormalBank) WriteTo(w io.Writer) (int64, error) {
 	}
 	bw := newBankWriter(w)
 	bw.header(kindNormal, flags, b.Features, b.Backbone)
-	bw.floats(b.Features.Data)
+	bw.floats(b.Features.RawData())
 	bw.int32s(b.Source)
 	if b.Category != nil {
 		bw.int32s(b.Category)
@@ -116,7 +116,9 @@ func (b *NormalBank) ReadFrom(r io.Reader) (int64, error) {
 	if err := br.finish(); err != nil {
 		return br.n, fmt.Errorf("read normal bank: %w", err)
 	}
-	nb.Features = &mat.Matrix{Rows: rows, Cols: cols, Data: data}
+	if nb.Features, err = mat.FromData(rows, cols, data); err != nil {
+		return br.n, fmt.Errorf("read normal bank: %w", err)
+	}
 	*b = *nb
 	return br.n, nil
 }
@@ -152,12 +154,12 @@ func (b *AnomalyBank) WriteTo(w io.Writer) (int64, error) {
 	}
 	bw := newBankWriter(w)
 	bw.header(kindAnomaly, 0, b.Features, b.Backbone)
-	bw.floats(b.Features.Data)
+	bw.floats(b.Features.RawData())
 	bw.write(b.Kind)
 	if b.Source != nil {
 		bw.int32s(b.Source)
 	} else {
-		none := make([]int32, b.Features.Rows)
+		none := make([]int32, b.Features.Rows())
 		for i := range none {
 			none[i] = NoSource
 		}
@@ -186,7 +188,9 @@ func (b *AnomalyBank) ReadFrom(r io.Reader) (int64, error) {
 	if err := br.finish(); err != nil {
 		return br.n, fmt.Errorf("read anomaly bank: %w", err)
 	}
-	nb.Features = &mat.Matrix{Rows: rows, Cols: cols, Data: data}
+	if nb.Features, err = mat.FromData(rows, cols, data); err != nil {
+		return br.n, fmt.Errorf("read anomaly bank: %w", err)
+	}
 	for i, k := range nb.Kind {
 		if k < KindPseudo || k > KindCentred {
 			return br.n, fmt.Errorf("read anomaly bank: entry %d has unknown kind %d: %w", i, k, ErrCorrupt)
@@ -228,8 +232,8 @@ func (bw *bankWriter) header(kind, flags uint8, m *mat.Matrix, id string) {
 	copy(h, bankMagic)
 	binary.LittleEndian.PutUint16(h[8:], bankVersion)
 	h[10], h[11] = kind, flags
-	binary.LittleEndian.PutUint64(h[12:], uint64(m.Rows))
-	binary.LittleEndian.PutUint32(h[20:], uint32(m.Cols))
+	binary.LittleEndian.PutUint64(h[12:], uint64(m.Rows()))
+	binary.LittleEndian.PutUint32(h[20:], uint32(m.Cols()))
 	binary.LittleEndian.PutUint16(h[24:], uint16(len(id)))
 	h = append(h, id...)
 	h = binary.LittleEndian.AppendUint32(h, crc32.ChecksumIEEE(h))

@@ -37,8 +37,8 @@ func TestBankBytesRoundTrip(t *testing.T) {
 		if err := out.UnmarshalBinary(data); err != nil {
 			t.Fatal(err)
 		}
-		if out.Backbone != in.Backbone || out.Features.Rows != 37 || out.Features.Cols != 9 ||
-			!equalRows(out.Features.Data, in.Features.Data) || !equalInts(out.Source, in.Source) ||
+		if out.Backbone != in.Backbone || out.Features.Rows() != 37 || out.Features.Cols() != 9 ||
+			!equalRows(out.Features.RawData(), in.Features.RawData()) || !equalInts(out.Source, in.Source) ||
 			!equalInts(out.Category, in.Category) || (out.Category == nil) != (in.Category == nil) {
 			t.Fatalf("normal bank (category %v) changed in the round trip", cat)
 		}
@@ -51,7 +51,7 @@ func TestBankBytesRoundTrip(t *testing.T) {
 	if err := out.UnmarshalBinary(data); err != nil {
 		t.Fatal(err)
 	}
-	if out.Backbone != ab.Backbone || !equalRows(out.Features.Data, ab.Features.Data) ||
+	if out.Backbone != ab.Backbone || !equalRows(out.Features.RawData(), ab.Features.RawData()) ||
 		!bytes.Equal(out.Kind, ab.Kind) || !equalInts(out.Source, ab.Source) {
 		t.Fatal("anomaly bank changed in the round trip")
 	}

@@ -58,14 +58,14 @@ type kCenter struct {
 	visited, evaluated, initial atomic.Int64
 }
 
-// newKCenter takes ownership of pts.Data (it reorders it).
+// newKCenter takes ownership of pts.RawData() (it reorders it).
 func newKCenter(pts *mat.Matrix, workers int, prune bool) *kCenter {
-	g := &group{centre: -1, vec: pts.Data, ids: make([]int32, pts.Rows), d: make([]float32, pts.Rows), radius: -1, far: -1}
+	g := &group{centre: -1, vec: pts.RawData(), ids: make([]int32, pts.Rows()), d: make([]float32, pts.Rows()), radius: -1, far: -1}
 	for i := range g.ids {
 		g.ids[i] = int32(i)
 	}
 	return &kCenter{
-		dim: pts.Cols, groups: []*group{g}, chosen: make([]bool, pts.Rows),
+		dim: pts.Cols(), groups: []*group{g}, chosen: make([]bool, pts.Rows()),
 		workers: workers, prune: prune, moved: make([]movedBuf, workers),
 	}
 }

@@ -54,8 +54,8 @@ func NewKnowledge(rt *ort.Runtime, normal *NormalBank, anomaly *AnomalyBank, opt
 	if err := anomaly.Validate(); err != nil {
 		return nil, fmt.Errorf("knowledge: %w", err)
 	}
-	if normal.Features.Cols != anomaly.Features.Cols {
-		return nil, fmt.Errorf("knowledge: normal bank has %d columns, anomaly bank %d", normal.Features.Cols, anomaly.Features.Cols)
+	if normal.Features.Cols() != anomaly.Features.Cols() {
+		return nil, fmt.Errorf("knowledge: normal bank has %d columns, anomaly bank %d", normal.Features.Cols(), anomaly.Features.Cols())
 	}
 	if opts.AttnK <= 0 {
 		opts.AttnK = 8
@@ -100,11 +100,11 @@ func (k *Knowledge) Close() error {
 // mapper already sees as P(q); the normalisation of METHOD.md §3
 // (BatchNorm(q − n + Attn)) is left to the mapper, which learns it.
 func (k *Knowledge) Compute(ctx context.Context, q *mat.Matrix, source []int32, attention bool) (*Result, error) {
-	if q == nil || q.Rows == 0 {
+	if q == nil || q.Rows() == 0 {
 		return nil, errors.New("knowledge: no query patches")
 	}
-	if source != nil && len(source) != q.Rows {
-		return nil, fmt.Errorf("knowledge: %d source ids for %d patches", len(source), q.Rows)
+	if source != nil && len(source) != q.Rows() {
+		return nil, fmt.Errorf("knowledge: %d source ids for %d patches", len(source), q.Rows())
 	}
 	res := &Result{}
 	var err error
@@ -122,7 +122,7 @@ func (k *Knowledge) Compute(ctx context.Context, q *mat.Matrix, source []int32, 
 func (k *Knowledge) side(ctx context.Context, s NeighbourSearcher, q *mat.Matrix, source []int32, attention bool) (*mat.Matrix, []float32, []int64, error) {
 	kk := 1
 	if attention {
-		kk = min(k.AttnK, s.Bank().Rows)
+		kk = min(k.AttnK, s.Bank().Rows())
 	}
 	var dist []float32
 	var idx []int64
@@ -136,11 +136,11 @@ func (k *Knowledge) side(ctx context.Context, s NeighbourSearcher, q *mat.Matrix
 		return nil, nil, nil, err
 	}
 	bank := s.Bank()
-	kn := mat.New(q.Rows, q.Cols)
-	dn := make([]float32, q.Rows)
-	in := make([]int64, q.Rows)
+	kn := mat.New(q.Rows(), q.Cols())
+	dn := make([]float32, q.Rows())
+	in := make([]int64, q.Rows())
 	w := make([]float64, kk)
-	for r := range q.Rows {
+	for r := range q.Rows() {
 		nearest := idx[r*kk]
 		if nearest < 0 {
 			return nil, nil, nil, fmt.Errorf("patch %d (source %d) has no neighbour outside its own image", r, source[r])

@@ -33,7 +33,7 @@ func TestKnowledgeDistanceAndExclusion(t *testing.T) {
 	}
 	defer k.Close()
 	q := nb.Features.Slice(40, 60).Clone()
-	src := make([]int32, q.Rows)
+	src := make([]int32, q.Rows())
 	for i := range src {
 		src[i] = 2
 	}
@@ -45,7 +45,7 @@ func TestKnowledgeDistanceAndExclusion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for r := range q.Rows {
+	for r := range q.Rows() {
 		if test.DN[r] != 0 || test.IN[r] != int64(40+r) {
 			t.Fatalf("test-time query %d: nearest %d at %v, want itself", r, test.IN[r], test.DN[r])
 		}
@@ -62,7 +62,7 @@ func TestKnowledgeDistanceAndExclusion(t *testing.T) {
 			bank *mat.Matrix
 		}{{train.KN, train.DN, train.IN, nb.Features}, {train.KA, train.DA, train.IA, ab.Features}} {
 			var norm float64
-			for j := range q.Cols {
+			for j := range q.Cols() {
 				want := q.Row(r)[j] - c.bank.Row(int(c.idx[r]))[j]
 				if c.kq.Row(r)[j] != want {
 					t.Fatalf("query %d residual %d: %v, want %v", r, j, c.kq.Row(r)[j], want)
@@ -79,17 +79,27 @@ func TestKnowledgeDistanceAndExclusion(t *testing.T) {
 	}
 }
 
+// fromData is mat.FromData for values the test sized to fit.
+func fromData(t *testing.T, rows, cols int, data []float32) *mat.Matrix {
+	t.Helper()
+	m, err := mat.FromData(rows, cols, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func TestKnowledgeAttention(t *testing.T) {
 	rt := openRuntime(t)
 	// One dimension, bank entries at 0, 1, 3, 10; query at 0.5.
-	bank := &NormalBank{Features: &mat.Matrix{Rows: 4, Cols: 1, Data: []float32{0, 1, 3, 10}}, Source: []int32{0, 0, 1, 1}}
-	ab := &AnomalyBank{Features: &mat.Matrix{Rows: 2, Cols: 1, Data: []float32{5, 6}}, Kind: []uint8{KindOOD, KindOOD}, Source: []int32{NoSource, NoSource}}
+	bank := &NormalBank{Features: fromData(t, 4, 1, []float32{0, 1, 3, 10}), Source: []int32{0, 0, 1, 1}}
+	ab := &AnomalyBank{Features: fromData(t, 2, 1, []float32{5, 6}), Kind: []uint8{KindOOD, KindOOD}, Source: []int32{NoSource, NoSource}}
 	for _, attnK := range []int{1, 3} {
 		k, err := NewKnowledge(rt, bank, ab, KnowledgeOptions{AttnK: attnK})
 		if err != nil {
 			t.Fatal(err)
 		}
-		q := &mat.Matrix{Rows: 1, Cols: 1, Data: []float32{0.5}}
+		q := fromData(t, 1, 1, []float32{0.5})
 		res, err := k.Compute(context.Background(), q, nil, true)
 		k.Close()
 		if err != nil {
@@ -113,8 +123,8 @@ func TestKnowledgeAttention(t *testing.T) {
 			}
 			want = 0.5 + attn/sum
 		}
-		if !near(float64(res.KN.Data[0]), want, 1e-5) || res.DN[0] != 0.5 || res.IN[0] != 0 {
-			t.Errorf("AttnK %d: KN %v (want %v), DN %v, IN %v", attnK, res.KN.Data[0], want, res.DN[0], res.IN[0])
+		if !near(float64(res.KN.RawData()[0]), want, 1e-5) || res.DN[0] != 0.5 || res.IN[0] != 0 {
+			t.Errorf("AttnK %d: KN %v (want %v), DN %v, IN %v", attnK, res.KN.RawData()[0], want, res.DN[0], res.IN[0])
 		}
 	}
 }

@@ -47,7 +47,7 @@ func ParseSearchMode(s string) (SearchMode, error) {
 // [Searcher] (exact) and [CascadeSearcher] (fast) implement it.
 type NeighbourSearcher interface {
 	// Search returns each query row's k nearest bank rows, row-major
-	// q.Rows×k, nearest first: L2 distances and bank row indices.
+	// q.Rows()×k, nearest first: L2 distances and bank row indices.
 	Search(ctx context.Context, q *mat.Matrix, k int) (dist []float32, idx []int64, err error)
 	// SearchExcluding is Search skipping bank rows whose source id equals
 	// the query's; slots with no eligible row get +Inf and index −1.

@@ -73,10 +73,10 @@ func BenchmarkCoresetReal(b *testing.B) {
 	}
 	feats := realFeatures(b, per)
 	rt := openRuntimeThreads(b, 2)
-	n := feats.Rows / 50
+	n := feats.Rows() / 50
 	for _, prune := range []bool{true, false} {
-		b.Run(fmt.Sprintf("%d×768/prune=%v", feats.Rows, prune), func(b *testing.B) {
-			if !prune && feats.Rows > 200_000 {
+		b.Run(fmt.Sprintf("%d×768/prune=%v", feats.Rows(), prune), func(b *testing.B) {
+			if !prune && feats.Rows() > 200_000 {
 				b.Skip("the unpruned selection takes too long at this size")
 			}
 			var before, after runtime.MemStats

@@ -18,8 +18,8 @@ func TestPatchCoreFindsPlantedOutlier(t *testing.T) {
 	// Normal "images": 40 images × 49 patches drawn from 6 clusters.
 	const dim, perImage, grid = 32, 49, 7
 	centres := gaussian(rng, 6, dim)
-	for i := range centres.Data {
-		centres.Data[i] *= 10
+	for i := range centres.RawData() {
+		centres.RawData()[i] *= 10
 	}
 	image := func() *mat.Matrix {
 		m := mat.New(perImage, dim)

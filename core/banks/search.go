@@ -61,14 +61,11 @@ func NewSearcher(rt *ort.Runtime, bank *mat.Matrix, opts SearchOptions) (*Search
 	if rt == nil {
 		return nil, errors.New("searcher: no ONNX Runtime")
 	}
-	if bank == nil || bank.Rows == 0 || bank.Cols == 0 {
+	if bank == nil || bank.Rows() == 0 || bank.Cols() == 0 {
 		return nil, errors.New("searcher: empty bank")
 	}
-	if err := bank.Check("searcher: bank"); err != nil {
-		return nil, err
-	}
-	if opts.Source != nil && len(opts.Source) != bank.Rows {
-		return nil, fmt.Errorf("searcher: %d source ids for %d bank rows", len(opts.Source), bank.Rows)
+	if opts.Source != nil && len(opts.Source) != bank.Rows() {
+		return nil, fmt.Errorf("searcher: %d source ids for %d bank rows", len(opts.Source), bank.Rows())
 	}
 	if opts.K <= 0 {
 		opts.K = 1
@@ -80,8 +77,8 @@ func NewSearcher(rt *ort.Runtime, bank *mat.Matrix, opts SearchOptions) (*Search
 		opts.QueryBatch = 512
 	}
 	s := &Searcher{rt: rt, bank: bank, source: opts.Source, opts: opts}
-	for lo := 0; lo < bank.Rows; lo += opts.ChunkRows {
-		s.chunks = append(s.chunks, &searchChunk{lo: lo, hi: min(lo+opts.ChunkRows, bank.Rows)})
+	for lo := 0; lo < bank.Rows(); lo += opts.ChunkRows {
+		s.chunks = append(s.chunks, &searchChunk{lo: lo, hi: min(lo+opts.ChunkRows, bank.Rows())})
 	}
 	return s, nil
 }
@@ -111,7 +108,7 @@ func (s *Searcher) Close() error {
 }
 
 // Search returns, for each row of q, its k nearest bank rows: dist holds
-// the L2 distances and idx the bank row indices, both row-major q.Rows×k,
+// the L2 distances and idx the bank row indices, both row-major q.Rows()×k,
 // nearest first (equal distances: lowest index first). The graph selects
 // the k candidates from the expanded squared distances (clamped at 0); the
 // returned distances are then recomputed directly for precision.
@@ -130,8 +127,8 @@ func (s *Searcher) SearchExcluding(ctx context.Context, q *mat.Matrix, qSource [
 	if s.source == nil {
 		return nil, nil, errors.New("search excluding sources: the bank has no source ids")
 	}
-	if q != nil && len(qSource) != q.Rows {
-		return nil, nil, fmt.Errorf("search excluding sources: %d source ids for %d queries", len(qSource), q.Rows)
+	if q != nil && len(qSource) != q.Rows() {
+		return nil, nil, fmt.Errorf("search excluding sources: %d source ids for %d queries", len(qSource), q.Rows())
 	}
 	for i, v := range qSource {
 		if v < 0 {
@@ -142,25 +139,22 @@ func (s *Searcher) SearchExcluding(ctx context.Context, q *mat.Matrix, qSource [
 }
 
 func (s *Searcher) search(ctx context.Context, q *mat.Matrix, qSource []int32, k int) ([]float32, []int64, error) {
-	if q == nil || q.Rows == 0 {
+	if q == nil || q.Rows() == 0 {
 		return nil, nil, nil
 	}
-	if q.Cols != s.bank.Cols {
-		return nil, nil, fmt.Errorf("search: queries have %d columns, bank %d", q.Cols, s.bank.Cols)
-	}
-	if err := q.Check("search: query"); err != nil {
-		return nil, nil, err
+	if q.Cols() != s.bank.Cols() {
+		return nil, nil, fmt.Errorf("search: queries have %d columns, bank %d", q.Cols(), s.bank.Cols())
 	}
 	if k <= 0 {
 		k = s.opts.K
 	}
-	if k > s.bank.Rows {
-		return nil, nil, fmt.Errorf("search: k = %d exceeds the bank's %d rows", k, s.bank.Rows)
+	if k > s.bank.Rows() {
+		return nil, nil, fmt.Errorf("search: k = %d exceeds the bank's %d rows", k, s.bank.Rows())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	dist := make([]float32, q.Rows*k)
-	idx := make([]int64, q.Rows*k)
+	dist := make([]float32, q.Rows()*k)
+	idx := make([]int64, q.Rows()*k)
 	type part struct {
 		vals []float32
 		idx  []int64
@@ -168,10 +162,10 @@ func (s *Searcher) search(ctx context.Context, q *mat.Matrix, qSource []int32, k
 		lo   int64
 	}
 	parts := make([]part, len(s.chunks))
-	for qlo := 0; qlo < q.Rows; qlo += s.opts.QueryBatch {
-		qhi := min(qlo+s.opts.QueryBatch, q.Rows)
+	for qlo := 0; qlo < q.Rows(); qlo += s.opts.QueryBatch {
+		qhi := min(qlo+s.opts.QueryBatch, q.Rows())
 		nb := qhi - qlo
-		qt := ort.F32Tensor(q.Slice(qlo, qhi).Data, int64(nb), int64(q.Cols))
+		qt := ort.F32Tensor(q.Slice(qlo, qhi).RawData(), int64(nb), int64(q.Cols()))
 		var st ort.Tensor
 		if qSource != nil {
 			src := make([]int64, nb)
@@ -308,7 +302,7 @@ func sourceSlice(src []int32, lo, hi int) []int32 {
 // Outputs: squared distances (n×k float, ascending) and indices (n×k
 // int64, chunk rows).
 func searchGraph(chunk *mat.Matrix, source []int32, exclude bool) (model []byte, inputs, outputs []string, err error) {
-	C, R := chunk.Cols, chunk.Rows
+	C, R := chunk.Cols(), chunk.Rows()
 	bt := make([]float32, C*R) // −2·Bᵀ, C×R
 	norms := make([]float32, R)
 	for r := range R {

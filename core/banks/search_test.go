@@ -24,8 +24,8 @@ func openRuntimeThreads(t testing.TB, threads int) *ort.Runtime {
 // is computed exactly in float32, so ties are real ties.
 func smallInts(rng *rand.Rand, rows, cols int) *mat.Matrix {
 	m := mat.New(rows, cols)
-	for i := range m.Data {
-		m.Data[i] = float32(rng.Intn(7) - 3)
+	for i := range m.RawData() {
+		m.RawData()[i] = float32(rng.Intn(7) - 3)
 	}
 	return m
 }
@@ -33,20 +33,20 @@ func smallInts(rng *rand.Rand, rows, cols int) *mat.Matrix {
 // bruteForce is the reference: exact squared distances in float64, sorted
 // by distance then bank index, skipping rows with the query's source.
 func bruteForce(bank, q *mat.Matrix, bankSrc, qSrc []int32, k int) ([]float64, []int64) {
-	dist := make([]float64, q.Rows*k)
-	idx := make([]int64, q.Rows*k)
-	for r := range q.Rows {
+	dist := make([]float64, q.Rows()*k)
+	idx := make([]int64, q.Rows()*k)
+	for r := range q.Rows() {
 		type cand struct {
 			d float64
 			i int
 		}
 		var cs []cand
-		for b := range bank.Rows {
+		for b := range bank.Rows() {
 			if qSrc != nil && bankSrc[b] == qSrc[r] {
 				continue
 			}
 			var s float64
-			for c := range q.Cols {
+			for c := range q.Cols() {
 				x := float64(q.Row(r)[c]) - float64(bank.Row(b)[c])
 				s += x * x
 			}
@@ -88,22 +88,22 @@ func TestSearchMatchesBruteForce(t *testing.T) {
 				bank, q = smallInts(rng, tc.bankRows, tc.cols), smallInts(rng, tc.queries, tc.cols)
 				// Plant exact duplicates of bank rows, across chunks, and
 				// queries equal to bank rows.
-				for i := 0; i+200 < bank.Rows; i += 37 {
+				for i := 0; i+200 < bank.Rows(); i += 37 {
 					copy(bank.Row(i+200), bank.Row(i))
 				}
-				for i := 0; i < q.Rows; i += 3 {
-					copy(q.Row(i), bank.Row(rng.Intn(bank.Rows)))
+				for i := 0; i < q.Rows(); i += 3 {
+					copy(q.Row(i), bank.Row(rng.Intn(bank.Rows())))
 				}
 			} else {
 				bank, q = gaussian(rng, tc.bankRows, tc.cols), gaussian(rng, tc.queries, tc.cols)
 			}
-			bankSrc := make([]int32, bank.Rows)
+			bankSrc := make([]int32, bank.Rows())
 			for i := range bankSrc {
 				bankSrc[i] = int32(i / 23) // images of 23 patches
 			}
 			var qSrc []int32
 			if tc.exclude {
-				qSrc = make([]int32, q.Rows)
+				qSrc = make([]int32, q.Rows())
 				for i := range qSrc {
 					qSrc[i] = int32(rng.Intn(len(bankSrc)/23 + 2))
 				}
@@ -211,7 +211,7 @@ func BenchmarkSearch(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(b.N*q.Rows)/b.Elapsed().Seconds(), "queries/s")
+			b.ReportMetric(float64(b.N*q.Rows())/b.Elapsed().Seconds(), "queries/s")
 		})
 	}
 }

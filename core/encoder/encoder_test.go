@@ -53,8 +53,8 @@ func rawMaps(t *testing.T, rt *ort.Runtime, card *Card, backbone []byte, cfg Con
 
 func compareFeatures(t *testing.T, got *mat.Matrix, want [][]float32) {
 	t.Helper()
-	if got.Rows != len(want) || got.Cols != len(want[0]) {
-		t.Fatalf("features %d×%d, want %d×%d", got.Rows, got.Cols, len(want), len(want[0]))
+	if got.Rows() != len(want) || got.Cols() != len(want[0]) {
+		t.Fatalf("features %d×%d, want %d×%d", got.Rows(), got.Cols(), len(want), len(want[0]))
 	}
 	worst := 0.0
 	for i, row := range want {
@@ -117,7 +117,10 @@ func TestAggregationMatchesReference(t *testing.T) {
 			for b := 0; b < 2; b++ {
 				maps, shapes := rawMaps(t, rt, card, backbone, cfg, input[b*per:(b+1)*per])
 				want := refAggregate(maps, shapes, g, g, tc.dim)
-				m := &mat.Matrix{Rows: g * g, Cols: C, Data: o.F32[b*g*g*C : (b+1)*g*g*C]}
+				m, err := mat.FromData(g*g, C, o.F32[b*g*g*C:(b+1)*g*g*C])
+				if err != nil {
+					t.Fatal(err)
+				}
 				compareFeatures(t, m, want)
 			}
 		})
@@ -171,8 +174,8 @@ func TestEncodeMatchesReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range feats {
-		for j, v := range feats[i].Data {
-			if fromFiles[i].Data[j] != v {
+		for j, v := range feats[i].RawData() {
+			if fromFiles[i].RawData()[j] != v {
 				t.Fatalf("image %d: EncodeFiles differs from Encode at %d", i, j)
 			}
 		}
@@ -196,7 +199,7 @@ func TestEncodeMatchesReference(t *testing.T) {
 	}
 	// Still usable after the failures.
 	again, err := enc.Encode(context.Background(), imgs[:1])
-	if err != nil || again[0].Data[0] != feats[0].Data[0] {
+	if err != nil || again[0].RawData()[0] != feats[0].RawData()[0] {
 		t.Errorf("encode after failures: %v", err)
 	}
 }
@@ -468,9 +471,9 @@ func TestNHWC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, v := range a[0].Data {
-		if math.Abs(float64(v-b[0].Data[i])) > 1e-5 {
-			t.Fatalf("value %d: NCHW %v, NHWC %v", i, v, b[0].Data[i])
+	for i, v := range a[0].RawData() {
+		if math.Abs(float64(v-b[0].RawData()[i])) > 1e-5 {
+			t.Fatalf("value %d: NCHW %v, NHWC %v", i, v, b[0].RawData()[i])
 		}
 	}
 }
@@ -494,8 +497,8 @@ func TestStream(t *testing.T) {
 	var order []int
 	err = enc.Stream(context.Background(), len(imgs), get, func(i int, f *mat.Matrix) error {
 		order = append(order, i)
-		for j, v := range f.Data {
-			if v != want[i].Data[j] {
+		for j, v := range f.RawData() {
+			if v != want[i].RawData()[j] {
 				return fmt.Errorf("image %d differs at %d", i, j)
 			}
 		}

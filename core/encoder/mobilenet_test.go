@@ -60,18 +60,18 @@ func TestMobileNetV2(t *testing.T) {
 	}
 	worst := 0.0
 	for i := range feats {
-		if feats[i].Rows != 784 || feats[i].Cols != 768 {
-			t.Fatalf("image %d: features %d×%d, want 784×768", i, feats[i].Rows, feats[i].Cols)
+		if feats[i].Rows() != 784 || feats[i].Cols() != 768 {
+			t.Fatalf("image %d: features %d×%d, want 784×768", i, feats[i].Rows(), feats[i].Cols())
 		}
 		nonzero := 0
-		for j, v := range feats[i].Data {
-			worst = max(worst, math.Abs(float64(v-one[i].Data[j])))
+		for j, v := range feats[i].RawData() {
+			worst = max(worst, math.Abs(float64(v-one[i].RawData()[j])))
 			if v != 0 {
 				nonzero++
 			}
 		}
-		if nonzero < len(feats[i].Data)/10 {
-			t.Errorf("image %d: only %d of %d features nonzero", i, nonzero, len(feats[i].Data))
+		if nonzero < len(feats[i].RawData())/10 {
+			t.Errorf("image %d: only %d of %d features nonzero", i, nonzero, len(feats[i].RawData()))
 		}
 	}
 	t.Logf("batch 2 vs batch 1: max abs diff %.3g", worst)
@@ -91,8 +91,8 @@ func TestMobileNetV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f[0].Rows != 1600 || f[0].Cols != 256 {
-		t.Fatalf("features at 320: %d×%d, want 1600×256", f[0].Rows, f[0].Cols)
+	if f[0].Rows() != 1600 || f[0].Cols() != 256 {
+		t.Fatalf("features at 320: %d×%d, want 1600×256", f[0].Rows(), f[0].Cols())
 	}
 }
 

@@ -97,23 +97,23 @@ func IdentityStandardization(c int) Standardization {
 // patches: the per-dimension mean of q and its overall RMS spread, the RMS of
 // the normal residual k·n per dimension, and the mean and spread of ‖k·n‖.
 func FitStandardization(q, kn *mat.Matrix, dn []float32) (Standardization, error) {
-	if q.Rows == 0 || q.Rows != kn.Rows || q.Cols != kn.Cols || len(dn) != q.Rows {
-		return Standardization{}, fmt.Errorf("fit standardisation: q %d×%d, k·n %d×%d, %d distances", q.Rows, q.Cols, kn.Rows, kn.Cols, len(dn))
+	if q.Rows() == 0 || q.Rows() != kn.Rows() || q.Cols() != kn.Cols() || len(dn) != q.Rows() {
+		return Standardization{}, fmt.Errorf("fit standardisation: q %d×%d, k·n %d×%d, %d distances", q.Rows(), q.Cols(), kn.Rows(), kn.Cols(), len(dn))
 	}
-	c := q.Cols
+	c := q.Cols()
 	mean := make([]float64, c)
-	for i := range q.Rows {
+	for i := range q.Rows() {
 		for j, v := range q.Row(i) {
 			mean[j] += float64(v)
 		}
 	}
 	s := Standardization{QMean: make([]float32, c)}
 	for j := range mean {
-		mean[j] /= float64(q.Rows)
+		mean[j] /= float64(q.Rows())
 		s.QMean[j] = float32(mean[j])
 	}
 	var sq, sk float64
-	for i := range q.Rows {
+	for i := range q.Rows() {
 		for j, v := range q.Row(i) {
 			d := float64(v) - mean[j]
 			sq += d * d
@@ -122,7 +122,7 @@ func FitStandardization(q, kn *mat.Matrix, dn []float32) (Standardization, error
 			sk += float64(v) * float64(v)
 		}
 	}
-	n := float64(q.Rows * c)
+	n := float64(q.Rows() * c)
 	s.QScale = invOr1(math.Sqrt(sq / n))
 	s.KScale = invOr1(math.Sqrt(sk / n))
 	var dm, dv float64
@@ -195,13 +195,13 @@ func Init(cfg Config, seed uint64) (*Model, error) {
 	}
 	if cfg.ProjIdentity {
 		for i := range c {
-			m.P.Data[i*c+i] = 1
+			m.P.Row(i)[i] = 1
 		}
 	} else {
-		uni(m.P.Data, c)
+		uni(m.P.RawData(), c)
 		uni(m.PBias, c)
 	}
-	uni(m.W1.Data, d)
+	uni(m.W1.RawData(), d)
 	uni(m.B1, d)
 	uni(m.W2, h)
 	for i := range h {
@@ -214,12 +214,12 @@ func Init(cfg Config, seed uint64) (*Model, error) {
 		dn := 3 * c // row of W1 fed by the standardised ‖k·n‖
 		for u := range 2 {
 			for r := range d {
-				m.W1.Data[r*h+u] = 0
+				m.W1.Row(r)[u] = 0
 			}
 			m.B1[u] = 0
 		}
-		m.W1.Data[dn*h+0] = 1
-		m.W1.Data[dn*h+1] = -1
+		m.W1.Row(dn)[0] = 1
+		m.W1.Row(dn)[1] = -1
 		// LeakyReLU(z) − LeakyReLU(−z) = (1+α)z, so these two output
 		// weights make Ψ = −ẑ(‖k·n‖) exactly.
 		w := 1 / (1 + cfg.Slope)
@@ -242,9 +242,9 @@ type Tensor struct {
 func (m *Model) Params() []Tensor {
 	c, d, h := int64(m.Config.C), int64(m.Config.InDim()), int64(m.Config.Hidden)
 	return []Tensor{
-		{"P", []int64{c, c}, m.P.Data, true},
+		{"P", []int64{c, c}, m.P.RawData(), true},
 		{"PBias", []int64{c}, m.PBias, true},
-		{"W1", []int64{d, h}, m.W1.Data, false},
+		{"W1", []int64{d, h}, m.W1.RawData(), false},
 		{"B1", []int64{h}, m.B1, false},
 		{"Gamma", []int64{h}, m.Gamma, false},
 		{"Beta", []int64{h}, m.Beta, false},

@@ -58,14 +58,14 @@ func reference(m *mapper.Model, b batch) []float64 {
 	cfg := m.Config
 	c, d, h := cfg.C, cfg.InDim(), cfg.Hidden
 	s := m.Std
-	out := make([]float64, b.q.Rows)
+	out := make([]float64, b.q.Rows())
 	for i := range out {
 		o := make([]float64, 0, d)
 		proj := func(x []float64) {
 			for k := range c {
 				v := float64(m.PBias[k])
 				for j := range c {
-					v += x[j] * float64(m.P.Data[j*c+k])
+					v += x[j] * float64(m.P.RawData()[j*c+k])
 				}
 				o = append(o, v)
 			}
@@ -89,7 +89,7 @@ func reference(m *mapper.Model, b batch) []float64 {
 		for u := range h {
 			z := float64(m.B1[u])
 			for j := range d {
-				z += o[j] * float64(m.W1.Data[j*h+u])
+				z += o[j] * float64(m.W1.RawData()[j*h+u])
 			}
 			z = (z-float64(m.RunMean[u]))/math.Sqrt(float64(m.RunVar[u])+float64(cfg.BNEps))*float64(m.Gamma[u]) + float64(m.Beta[u])
 			if z < 0 {

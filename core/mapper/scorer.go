@@ -67,10 +67,10 @@ func NewScorer(rt *ort.Runtime, m *Model) (*Scorer, error) {
 // Distances dn and da may be nil. Work is batched; ctx is checked between
 // batches.
 func (s *Scorer) Score(ctx context.Context, q, kn, ka *mat.Matrix, dn, da []float32) ([]float32, error) {
-	n, c := q.Rows, s.cfg.C
+	n, c := q.Rows(), s.cfg.C
 	for name, x := range map[string]*mat.Matrix{"q": q, "k·n": kn, "k·a": ka} {
-		if x.Cols != c || x.Rows != n {
-			return nil, fmt.Errorf("mapper score: %s is %d×%d, want %d×%d", name, x.Rows, x.Cols, n, c)
+		if x.Cols() != c || x.Rows() != n {
+			return nil, fmt.Errorf("mapper score: %s is %d×%d, want %d×%d", name, x.Rows(), x.Cols(), n, c)
 		}
 	}
 	if s.cfg.Distances && (len(dn) != n || len(da) != n) {
@@ -84,9 +84,9 @@ func (s *Scorer) Score(ctx context.Context, q, kn, ka *mat.Matrix, dn, da []floa
 		to := min(from+ScoreBatch, n)
 		rows := int64(to - from)
 		in := []ort.Tensor{
-			ort.F32Tensor(q.Slice(from, to).Data, rows, int64(c)),
-			ort.F32Tensor(kn.Slice(from, to).Data, rows, int64(c)),
-			ort.F32Tensor(ka.Slice(from, to).Data, rows, int64(c)),
+			ort.F32Tensor(q.Slice(from, to).RawData(), rows, int64(c)),
+			ort.F32Tensor(kn.Slice(from, to).RawData(), rows, int64(c)),
+			ort.F32Tensor(ka.Slice(from, to).RawData(), rows, int64(c)),
 		}
 		if s.cfg.Distances {
 			in = append(in, ort.F32Tensor(dn[from:to], rows), ort.F32Tensor(da[from:to], rows))

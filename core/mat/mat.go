@@ -7,80 +7,90 @@ import (
 	"fmt"
 )
 
-// ErrShape is wrapped by every error about a matrix whose values do not
-// fill its Rows×Cols, and is the value AppendRow panics with.
+// ErrShape is wrapped by every error about values that do not fill a
+// rows×cols matrix, and is the value AppendRow panics with.
 var ErrShape = errors.New("mat: dimension mismatch")
 
 // Matrix is a dense row-major float32 matrix: row i is
-// Data[i*Cols : (i+1)*Cols]. Patch features are one row per patch.
+// RawData()[i*c : (i+1)*c] for a matrix of c columns. Patch features are one
+// row per patch.
+//
+// The storage is unexported, as in gonum's mat.Dense, so that every matrix
+// holds exactly rows×cols values by construction: build one with New,
+// FromData, WithCapacity (grown by AppendRow and AppendRows), Slice, Gather,
+// Append or Clone. The zero value is an empty 0×0 matrix.
 type Matrix struct {
-	Rows, Cols int
-	Data       []float32
+	rows, cols int
+	data       []float32
 }
 
-// New allocates a zero Rows×Cols matrix.
+// New allocates a zero rows×cols matrix.
 func New(rows, cols int) *Matrix {
-	return &Matrix{Rows: rows, Cols: cols, Data: make([]float32, rows*cols)}
+	return &Matrix{rows: rows, cols: cols, data: make([]float32, rows*cols)}
 }
 
-// FromData wraps data (not copied) as a rows×cols matrix; data of another
-// length is an error wrapping ErrShape.
+// FromData wraps data (not copied) as a rows×cols matrix; negative sizes or
+// data of another length than rows×cols are an error wrapping ErrShape.
 func FromData(rows, cols int, data []float32) (*Matrix, error) {
-	if len(data) != rows*cols {
+	if rows < 0 || cols < 0 || len(data) != rows*cols {
 		return nil, fmt.Errorf("matrix %d×%d needs %d values, got %d: %w", rows, cols, rows*cols, len(data), ErrShape)
 	}
-	return &Matrix{Rows: rows, Cols: cols, Data: data}, nil
+	return &Matrix{rows: rows, cols: cols, data: data}, nil
 }
 
 // WithCapacity returns an empty matrix of cols columns with room for rows
 // rows; grow it with AppendRow or AppendRows.
 func WithCapacity(rows, cols int) *Matrix {
-	return &Matrix{Cols: cols, Data: make([]float32, 0, rows*cols)}
+	return &Matrix{cols: cols, data: make([]float32, 0, rows*cols)}
 }
 
-// Check reports whether m holds exactly Rows×Cols values (an error
-// wrapping ErrShape when not, naming what, e.g. "normal bank").
-func (m *Matrix) Check(what string) error {
-	switch {
-	case m == nil:
-		return fmt.Errorf("%s: no matrix: %w", what, ErrShape)
-	case m.Rows < 0 || m.Cols < 0 || len(m.Data) != m.Rows*m.Cols:
-		return fmt.Errorf("%s: matrix %d×%d holds %d values: %w", what, m.Rows, m.Cols, len(m.Data), ErrShape)
-	}
-	return nil
-}
+// Dims returns the number of rows and columns.
+func (m *Matrix) Dims() (r, c int) { return m.rows, m.cols }
+
+// Rows returns the number of rows.
+func (m *Matrix) Rows() int { return m.rows }
+
+// Cols returns the number of columns.
+func (m *Matrix) Cols() int { return m.cols }
+
+// RawData returns the row-major values, Rows()×Cols() of them, sharing
+// memory with m (like gonum's RawMatrix). It is the one way to the storage,
+// for what needs the whole block at once: ONNX Runtime tensors, codecs and
+// bulk arithmetic. Writing its elements writes m; its length must not be
+// changed.
+func (m *Matrix) RawData() []float32 { return m.data }
 
 // AppendRow adds one row; a row of another length than Cols panics with
 // ErrShape (a programming error, as in gonum).
 func (m *Matrix) AppendRow(row []float32) {
-	if len(row) != m.Cols {
+	if len(row) != m.cols {
 		panic(ErrShape)
 	}
-	m.Data = append(m.Data, row...)
-	m.Rows++
+	m.data = append(m.data, row...)
+	m.rows++
 }
 
 // AppendRows adds the rows of o, which must have m's columns (else it
 // panics with ErrShape).
 func (m *Matrix) AppendRows(o *Matrix) {
-	if o.Cols != m.Cols || len(o.Data) != o.Rows*o.Cols {
+	if o.cols != m.cols {
 		panic(ErrShape)
 	}
-	m.Data = append(m.Data, o.Data...)
-	m.Rows += o.Rows
+	m.data = append(m.data, o.data...)
+	m.rows += o.rows
 }
 
 // Row returns row i, sharing memory with m.
-func (m *Matrix) Row(i int) []float32 { return m.Data[i*m.Cols : (i+1)*m.Cols] }
+func (m *Matrix) Row(i int) []float32 { return m.data[i*m.cols : (i+1)*m.cols] }
 
 // Slice returns rows [from, to), sharing memory with m.
 func (m *Matrix) Slice(from, to int) *Matrix {
-	return &Matrix{Rows: to - from, Cols: m.Cols, Data: m.Data[from*m.Cols : to*m.Cols]}
+	return &Matrix{rows: to - from, cols: m.cols, data: m.data[from*m.cols : to*m.cols]}
 }
 
 // Gather returns a new matrix made of the given rows of m, in order.
 func (m *Matrix) Gather(rows []int) *Matrix {
-	out := New(len(rows), m.Cols)
+	out := New(len(rows), m.cols)
 	for i, r := range rows {
 		copy(out.Row(i), m.Row(r))
 	}
@@ -92,22 +102,22 @@ func (m *Matrix) Gather(rows []int) *Matrix {
 func Append(ms ...*Matrix) (*Matrix, error) {
 	cols, rows := -1, 0
 	for _, m := range ms {
-		if m == nil || m.Rows == 0 {
+		if m == nil || m.rows == 0 {
 			continue
 		}
-		if cols >= 0 && m.Cols != cols {
-			return nil, fmt.Errorf("append matrices: %d columns vs %d", m.Cols, cols)
+		if cols >= 0 && m.cols != cols {
+			return nil, fmt.Errorf("append matrices: %d columns vs %d", m.cols, cols)
 		}
-		cols = m.Cols
-		rows += m.Rows
+		cols = m.cols
+		rows += m.rows
 	}
 	if cols < 0 {
 		return &Matrix{}, nil
 	}
-	out := &Matrix{Rows: rows, Cols: cols, Data: make([]float32, 0, rows*cols)}
+	out := &Matrix{rows: rows, cols: cols, data: make([]float32, 0, rows*cols)}
 	for _, m := range ms {
 		if m != nil {
-			out.Data = append(out.Data, m.Data...)
+			out.data = append(out.data, m.data...)
 		}
 	}
 	return out, nil
@@ -115,5 +125,5 @@ func Append(ms ...*Matrix) (*Matrix, error) {
 
 // Clone returns a deep copy.
 func (m *Matrix) Clone() *Matrix {
-	return &Matrix{Rows: m.Rows, Cols: m.Cols, Data: append([]float32(nil), m.Data...)}
+	return &Matrix{rows: m.rows, cols: m.cols, data: append([]float32(nil), m.data...)}
 }

@@ -18,19 +18,19 @@ func TestMatrix(t *testing.T) {
 	if !slices.Equal(m.Row(1), []float32{3, 4}) {
 		t.Fatalf("row 1 = %v", m.Row(1))
 	}
-	if s := m.Slice(1, 3); s.Rows != 2 || !slices.Equal(s.Data, []float32{3, 4, 5, 6}) {
+	if s := m.Slice(1, 3); s.Rows() != 2 || !slices.Equal(s.RawData(), []float32{3, 4, 5, 6}) {
 		t.Fatalf("slice %v", s)
 	}
-	if g := m.Gather([]int{2, 0}); !slices.Equal(g.Data, []float32{5, 6, 1, 2}) {
-		t.Fatalf("gather %v", g.Data)
+	if g := m.Gather([]int{2, 0}); !slices.Equal(g.RawData(), []float32{5, 6, 1, 2}) {
+		t.Fatalf("gather %v", g.RawData())
 	}
 	c := m.Clone()
-	c.Data[0] = 99
-	if m.Data[0] != 1 {
+	c.RawData()[0] = 99
+	if m.RawData()[0] != 1 {
 		t.Fatal("Clone shares memory")
 	}
 	a, err := Append(m, nil, &Matrix{}, m.Slice(0, 1))
-	if err != nil || a.Rows != 4 || !slices.Equal(a.Row(3), []float32{1, 2}) {
+	if err != nil || a.Rows() != 4 || !slices.Equal(a.Row(3), []float32{1, 2}) {
 		t.Fatalf("append: %v %v", a, err)
 	}
 	if _, err := Append(m, New(1, 3)); err == nil {
@@ -38,25 +38,43 @@ func TestMatrix(t *testing.T) {
 	}
 }
 
-func TestCheckAndAppendRow(t *testing.T) {
+func TestAppendRowAndShape(t *testing.T) {
 	m := WithCapacity(2, 3)
 	m.AppendRow([]float32{1, 2, 3})
-	m.AppendRows(&Matrix{Rows: 1, Cols: 3, Data: []float32{4, 5, 6}})
-	if m.Rows != 2 || m.Check("m") != nil || m.Row(1)[2] != 6 {
+	m.AppendRows(New(1, 3))
+	m.Row(1)[2] = 6
+	if r, c := m.Dims(); r != 2 || c != 3 || len(m.RawData()) != 6 || m.RawData()[5] != 6 {
 		t.Fatalf("appended matrix %+v", m)
 	}
-	bad := &Matrix{Rows: 2, Cols: 3, Data: make([]float32, 5)}
-	if err := bad.Check("bank"); !errors.Is(err, ErrShape) || !strings.Contains(err.Error(), "bank") {
-		t.Errorf("Check of a short matrix: %v", err)
-	}
-	var none *Matrix
-	if err := none.Check("bank"); !errors.Is(err, ErrShape) {
-		t.Errorf("Check of nil: %v", err)
-	}
-	defer func() {
-		if r := recover(); r != ErrShape {
-			t.Errorf("AppendRow of a short row panicked with %v, want ErrShape", r)
+	for _, tc := range []struct {
+		name       string
+		rows, cols int
+		n          int
+	}{
+		{"short data", 2, 3, 5},
+		{"long data", 2, 3, 7},
+		{"negative rows", -1, -3, 3},
+	} {
+		_, err := FromData(tc.rows, tc.cols, make([]float32, tc.n))
+		if !errors.Is(err, ErrShape) || !strings.Contains(err.Error(), "values") {
+			t.Errorf("%s: FromData error %v, want one wrapping ErrShape", tc.name, err)
 		}
-	}()
-	m.AppendRow([]float32{1})
+	}
+	var zero Matrix
+	if r, c := zero.Dims(); r != 0 || c != 0 || len(zero.RawData()) != 0 {
+		t.Errorf("zero matrix is %d×%d with %d values", r, c, len(zero.RawData()))
+	}
+	for name, call := range map[string]func(){
+		"AppendRow of a short row":    func() { m.AppendRow([]float32{1}) },
+		"AppendRows of other columns": func() { m.AppendRows(New(1, 2)) },
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r != ErrShape {
+					t.Errorf("%s panicked with %v, want ErrShape", name, r)
+				}
+			}()
+			call()
+		}()
+	}
 }

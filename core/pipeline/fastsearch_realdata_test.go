@@ -102,7 +102,7 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("normal bank %d×%d (%.0f %% coreset) in %v", m.Normal.Features.Rows, m.Normal.Features.Cols, 100*ratio, time.Since(t0).Round(time.Second))
+	t.Logf("normal bank %d×%d (%.0f %% coreset) in %v", m.Normal.Features.Rows(), m.Normal.Features.Cols(), 100*ratio, time.Since(t0).Round(time.Second))
 	testFeats := feats[len(train):]
 	h0, w0 := enc.Grid()
 	if os.Getenv("DMAD_FAST_SWEEP") != "0" {
@@ -204,13 +204,13 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 	dopts := Options{Method: DMAD, NormalBank: m.Normal, Seed: 1, EncoderID: enc.ID(), Card: card, Encoder: enc.Config()}
 	// Fewer epochs make a weaker model but the same comparison: both
 	// modes score the same fitted model.
-	dopts.Train = mapperTrain.DefaultConfig(m.Normal.Features.Cols)
+	dopts.Train = mapperTrain.DefaultConfig(m.Normal.Features.Cols())
 	dopts.Train.Epochs = envInt("DMAD_FAST_EPOCHS", dopts.Train.Epochs)
 	dm, err := Fit(ctx, rt, set, dopts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("DMAD (unsupervised, %d epochs) fitted in %v; anomaly bank %d rows", dopts.Train.Epochs, time.Since(t0).Round(time.Second), dm.Anomaly.Features.Rows)
+	t.Logf("DMAD (unsupervised, %d epochs) fitted in %v; anomaly bank %d rows", dopts.Train.Epochs, time.Since(t0).Round(time.Second), dm.Anomaly.Features.Rows())
 	compare(dm)
 }
 
@@ -237,7 +237,7 @@ func sweepRecall(t *testing.T, rt *ort.Runtime, bank *mat.Matrix, testFeats []*m
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("sweep: %d queries of %d test images, bank %d rows; exact %.0f queries/s (load %s)", q.Rows, len(sub), bank.Rows, float64(q.Rows)/time.Since(t0).Seconds(), loadAvg())
+	t.Logf("sweep: %d queries of %d test images, bank %d rows; exact %.0f queries/s (load %s)", q.Rows(), len(sub), bank.Rows(), float64(q.Rows())/time.Since(t0).Seconds(), loadAvg())
 	for _, f := range []banks.FastOptions{{Dims: 64, Rerank: 32}, {Dims: 64, Rerank: 16}, {Dims: 32, Rerank: 16}, {Dims: 32, Rerank: 8}, {Dims: 16, Rerank: 16}, {Dims: 16, Rerank: 8}} {
 		fs, err := banks.NewCascadeSearcher(rt, bank, banks.SearchOptions{Fast: f})
 		if err != nil {
@@ -263,7 +263,7 @@ func sweepRecall(t *testing.T, rt *ort.Runtime, bank *mat.Matrix, testFeats []*m
 		}
 		t.Logf("sweep: fast dims=%d rerank=%d: recall@1 %.4f (same distance %.4f, mean excess %.4f %%), %.0f queries/s (load %s)",
 			f.Dims, f.Rerank, float64(hits)/float64(len(want)), float64(sameDist)/float64(len(want)), 100*excess/float64(len(want)),
-			float64(q.Rows)/time.Since(t0).Seconds(), loadAvg())
+			float64(q.Rows())/time.Since(t0).Seconds(), loadAvg())
 	}
 }
 

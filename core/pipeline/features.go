@@ -36,7 +36,7 @@ func Encode(ctx context.Context, enc *encoder.Encoder, paths []string, cache Fea
 	var todo []int
 	for i, p := range paths {
 		if cache != nil {
-			if m, ok := cache.Get(p); ok && m.Cols == enc.Dim() {
+			if m, ok := cache.Get(p); ok && m.Cols() == enc.Dim() {
 				out[i] = m
 				continue
 			}
@@ -146,8 +146,9 @@ func (c *DirCache) Get(path string) (*mat.Matrix, bool) {
 		return nil, false
 	}
 	m := mat.New(rows, cols)
-	for i := range m.Data {
-		m.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[8+4*i:]))
+	data := m.RawData()
+	for i := range data {
+		data[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[8+4*i:]))
 	}
 	return m, true
 }
@@ -161,10 +162,10 @@ func (c *DirCache) Put(path string, m *mat.Matrix) error {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return err
 	}
-	b := make([]byte, 8+4*len(m.Data))
-	binary.LittleEndian.PutUint32(b, uint32(m.Rows))
-	binary.LittleEndian.PutUint32(b[4:], uint32(m.Cols))
-	for i, v := range m.Data {
+	b := make([]byte, 8+4*len(m.RawData()))
+	binary.LittleEndian.PutUint32(b, uint32(m.Rows()))
+	binary.LittleEndian.PutUint32(b[4:], uint32(m.Cols()))
+	for i, v := range m.RawData() {
 		binary.LittleEndian.PutUint32(b[8+4*i:], math.Float32bits(v))
 	}
 	tmp, err := os.CreateTemp(c.Dir, "tmp-*")

@@ -112,7 +112,7 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 	if len(set.Normal) == 0 {
 		return nil, errors.New("fit: no normal training images")
 	}
-	c := set.Normal[0].Features.Cols
+	c := set.Normal[0].Features.Cols()
 	opts = opts.withDefaults(c)
 	if report == nil {
 		report = func(progress.Event) {}
@@ -144,7 +144,7 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 func newModel(set TrainSet, opts Options, c int) (*Model, error) {
 	cats := map[string]bool{}
 	for _, im := range set.Normal {
-		if im.Features == nil || im.Features.Cols != c {
+		if im.Features == nil || im.Features.Cols() != c {
 			return nil, fmt.Errorf("fit: normal image %d has no features of dimension %d", im.ID, c)
 		}
 		cats[im.Category] = true
@@ -168,13 +168,13 @@ func normalBank(ctx context.Context, rt *ort.Runtime, normal []Image, opts Optio
 	report(progress.Event{Stage: progress.Bank})
 	rows := 0
 	for _, im := range normal {
-		rows += im.Features.Rows
+		rows += im.Features.Rows()
 	}
 	all := mat.WithCapacity(rows, c)
 	src := make([]int32, 0, rows)
 	for _, im := range normal {
 		all.AppendRows(im.Features)
-		for range im.Features.Rows {
+		for range im.Features.Rows() {
 			src = append(src, im.ID)
 		}
 	}
@@ -205,7 +205,7 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 	report(progress.Event{Stage: progress.AnomalyBank})
 	pseudoN := opts.PseudoCount
 	if pseudoN <= 0 {
-		pseudoN = min(m.Normal.Len(), normQ.Rows)
+		pseudoN = min(m.Normal.Len(), normQ.Rows())
 	}
 	m.Anomaly, err = banks.BuildAnomalyBank(ctx, banks.AnomalyInputs{
 		Normal: normQ, NormalSource: normSrc, PseudoCount: pseudoN, PseudoStd: opts.PseudoStd,
@@ -227,7 +227,7 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 	if err != nil {
 		return err
 	}
-	if seenQ != nil && seenQ.Rows > 0 {
+	if seenQ != nil && seenQ.Rows() > 0 {
 		data.Seen, err = knowledgePatches(ctx, kn, seenQ, seenSrc, seenCat, m.Meta.Attention, report)
 		if err != nil {
 			return err
@@ -247,21 +247,21 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 
 // knowledgePatches computes knowledge for q in slices so progress shows.
 func knowledgePatches(ctx context.Context, kn *banks.Knowledge, q *mat.Matrix, src, cat []int32, attention bool, report progress.Func) (train.Patches, error) {
-	c := q.Cols
-	p := train.Patches{Q: q, KN: mat.New(q.Rows, c), KA: mat.New(q.Rows, c),
-		DN: make([]float32, q.Rows), DA: make([]float32, q.Rows), Category: cat}
+	c := q.Cols()
+	p := train.Patches{Q: q, KN: mat.New(q.Rows(), c), KA: mat.New(q.Rows(), c),
+		DN: make([]float32, q.Rows()), DA: make([]float32, q.Rows()), Category: cat}
 	const step = 8192
-	for from := 0; from < q.Rows; from += step {
-		to := min(from+step, q.Rows)
+	for from := 0; from < q.Rows(); from += step {
+		to := min(from+step, q.Rows())
 		r, err := kn.Compute(ctx, q.Slice(from, to), src[from:to], attention)
 		if err != nil {
 			return p, fmt.Errorf("knowledge: %w", err)
 		}
-		copy(p.KN.Data[from*c:], r.KN.Data)
-		copy(p.KA.Data[from*c:], r.KA.Data)
+		copy(p.KN.RawData()[from*c:], r.KN.RawData())
+		copy(p.KA.RawData()[from*c:], r.KA.RawData())
 		copy(p.DN[from:], r.DN)
 		copy(p.DA[from:], r.DA)
-		report(progress.Event{Stage: progress.Knowledge, Done: to, Total: q.Rows})
+		report(progress.Event{Stage: progress.Knowledge, Done: to, Total: q.Rows()})
 	}
 	return p, nil
 }
@@ -280,9 +280,9 @@ func samplePatches(imgs []Image, n int, rng *rand.Rand, cats []string) (*mat.Mat
 	ci := catIndex(cats)
 	total := 0
 	for _, im := range imgs {
-		total += im.Features.Rows
+		total += im.Features.Rows()
 	}
-	c := imgs[0].Features.Cols
+	c := imgs[0].Features.Cols()
 	var picks []int
 	if n >= total {
 		picks = make([]int, total)
@@ -298,8 +298,8 @@ func samplePatches(imgs []Image, n int, rng *rand.Rand, cats []string) (*mat.Mat
 	cat := make([]int32, len(picks))
 	img, base := 0, 0
 	for i, p := range picks {
-		for p >= base+imgs[img].Features.Rows {
-			base += imgs[img].Features.Rows
+		for p >= base+imgs[img].Features.Rows() {
+			base += imgs[img].Features.Rows()
 			img++
 		}
 		copy(q.Row(i), imgs[img].Features.Row(p-base))
@@ -315,14 +315,14 @@ func filterSeen(seen []Image, cfg encoder.Config, cats []string) (*mat.Matrix, [
 		return nil, nil, nil, nil
 	}
 	ci := catIndex(cats)
-	c := seen[0].Features.Cols
+	c := seen[0].Features.Cols()
 	q := mat.WithCapacity(0, c)
 	var src, cat []int32
 	for _, im := range seen {
 		if im.Mask == nil {
 			return nil, nil, nil, fmt.Errorf("seen anomaly %d (%s) has no mask", im.ID, im.Category)
 		}
-		h0, w0 := gridOf(im.Features.Rows)
+		h0, w0 := gridOf(im.Features.Rows())
 		flags := encoder.Filter(im.Mask, h0, w0, cfg)
 		for i, f := range flags {
 			if f {
@@ -361,7 +361,7 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image
 	lo, hi := float32(0), float32(0)
 	for k := range n {
 		im := normal[order[k]]
-		src := make([]int32, im.Features.Rows)
+		src := make([]int32, im.Features.Rows())
 		for i := range src {
 			src[i] = im.ID
 		}

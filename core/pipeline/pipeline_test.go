@@ -90,7 +90,7 @@ func newFixture(t *testing.T, rt *ort.Runtime) *fixture {
 		}
 		f.set.Seen = append(f.set.Seen, Image{ID: int32(len(normal) + i), Category: s.Category, Features: sf[i], Mask: m})
 	}
-	if f.set.OOD, err = OODPatches(ctx, enc, paths(normal), 6, 1, nil); err != nil || f.set.OOD.Rows == 0 {
+	if f.set.OOD, err = OODPatches(ctx, enc, paths(normal), 6, 1, nil); err != nil || f.set.OOD.Rows() == 0 {
 		t.Fatalf("OOD patches: %v (%v rows)", err, f.set.OOD)
 	}
 	f.test = f.split.Test()
@@ -245,17 +245,20 @@ func TestDirCache(t *testing.T) {
 	if _, ok := c.Get(img); ok {
 		t.Fatal("empty cache hit")
 	}
-	m := &mat.Matrix{Rows: 2, Cols: 3, Data: []float32{1, -2, 3.5, 0, 1e-8, 7}}
+	m, err := mat.FromData(2, 3, []float32{1, -2, 3.5, 0, 1e-8, 7})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Put(img, m); err != nil {
 		t.Fatal(err)
 	}
 	got, ok := c.Get(img)
-	if !ok || got.Rows != 2 || got.Cols != 3 {
+	if !ok || got.Rows() != 2 || got.Cols() != 3 {
 		t.Fatalf("cache miss or wrong shape: %v", got)
 	}
-	for i := range m.Data {
-		if got.Data[i] != m.Data[i] {
-			t.Fatalf("value %d: %v != %v", i, got.Data[i], m.Data[i])
+	for i := range m.RawData() {
+		if got.RawData()[i] != m.RawData()[i] {
+			t.Fatalf("value %d: %v != %v", i, got.RawData()[i], m.RawData()[i])
 		}
 	}
 	other := &DirCache{Dir: c.Dir, EncoderID: "other"}

@@ -112,7 +112,7 @@ func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, report pr
 		}
 		off := 0
 		for i := from; i < to; i++ {
-			n := feats[i].Rows
+			n := feats[i].Rows()
 			p := scores[off : off+n : off+n]
 			off += n
 			mx, top := heatmap.ImageScore(p)

@@ -109,7 +109,7 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 	if slices.Contains(stages, progress.Bank) || slices.Contains(stages, progress.Synthetic) {
 		t.Fatalf("retraining rebuilt the normal bank or the synthetic defects: stages %v", stages)
 	}
-	if !slices.Equal(m1.Normal.Features.Data, m2.Normal.Features.Data) {
+	if !slices.Equal(m1.Normal.Features.RawData(), m2.Normal.Features.RawData()) {
 		t.Fatal("reused normal bank differs")
 	}
 	// The mapper was fine-tuned from the first model, for a quarter of the epochs (at least one).

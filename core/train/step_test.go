@@ -29,14 +29,14 @@ type stepFixture struct {
 
 func randMatrix(rng *rand.Rand, r, c int, scale, shift float64) *mat.Matrix {
 	m := mat.New(r, c)
-	for i := range m.Data {
-		m.Data[i] = float32(shift + scale*rng.NormFloat64())
+	for i := range m.RawData() {
+		m.RawData()[i] = float32(shift + scale*rng.NormFloat64())
 	}
 	return m
 }
 
 func norms(m *mat.Matrix) []float32 {
-	out := make([]float32, m.Rows)
+	out := make([]float32, m.Rows())
 	for i := range out {
 		var s float64
 		for _, v := range m.Row(i) {
@@ -276,9 +276,9 @@ func TestStepForwardMatchesScorer(t *testing.T) {
 			eps := f.in[base+k].F32
 			qp, knp, kap := q.Clone(), kn.Clone(), ka.Clone()
 			for i := range eps {
-				qp.Data[i] += eps[i]
-				knp.Data[i] += eps[i]
-				kap.Data[i] += eps[i]
+				qp.RawData()[i] += eps[i]
+				knp.RawData()[i] += eps[i]
+				kap.RawData()[i] += eps[i]
 			}
 			var dnp, dap []float32
 			if distances {

@@ -36,16 +36,16 @@ func (p Patches) Len() int {
 	if p.Q == nil {
 		return 0
 	}
-	return p.Q.Rows
+	return p.Q.Rows()
 }
 
 func (p Patches) check(what string, c int, distances bool) error {
 	n := p.Len()
 	for name, x := range map[string]*mat.Matrix{"q": p.Q, "k·n": p.KN, "k·a": p.KA} {
-		if n == 0 && (x == nil || x.Rows == 0) {
+		if n == 0 && (x == nil || x.Rows() == 0) {
 			continue
 		}
-		if x == nil || x.Rows != n || x.Cols != c {
+		if x == nil || x.Rows() != n || x.Cols() != c {
 			return fmt.Errorf("%s patches: %s is not %d×%d", what, name, n, c)
 		}
 	}
@@ -422,7 +422,7 @@ func (b *batcher) shuffle() {
 }
 
 func gather(dst []float32, src *mat.Matrix, rows []int) {
-	c := src.Cols
+	c := src.Cols()
 	for i, r := range rows {
 		copy(dst[i*c:(i+1)*c], src.Row(r))
 	}

@@ -93,10 +93,10 @@ func (w *world) sample(rng *rand.Rand, n int, dir int) *mat.Matrix {
 
 // knowledge finds nearest neighbours in both banks (exact, in Go).
 func (w *world) knowledge(q *mat.Matrix) train.Patches {
-	p := train.Patches{Q: q, KN: mat.New(q.Rows, w.c), KA: mat.New(q.Rows, w.c), DN: make([]float32, q.Rows), DA: make([]float32, q.Rows)}
+	p := train.Patches{Q: q, KN: mat.New(q.Rows(), w.c), KA: mat.New(q.Rows(), w.c), DN: make([]float32, q.Rows()), DA: make([]float32, q.Rows())}
 	nn := func(bank *mat.Matrix, x []float32, res []float32) float32 {
 		best, bi := math.Inf(1), 0
-		for r := range bank.Rows {
+		for r := range bank.Rows() {
 			var d float64
 			for j, v := range bank.Row(r) {
 				e := float64(x[j] - v)
@@ -111,7 +111,7 @@ func (w *world) knowledge(q *mat.Matrix) train.Patches {
 		}
 		return float32(math.Sqrt(best))
 	}
-	for i := range q.Rows {
+	for i := range q.Rows() {
 		p.DN[i] = nn(w.bankN, q.Row(i), p.KN.Row(i))
 		p.DA[i] = nn(w.bankA, q.Row(i), p.KA.Row(i))
 	}
@@ -134,8 +134,8 @@ func newWorld(rng *rand.Rand, c int, seen *mat.Matrix) *world {
 	}
 	w.bankN = w.sample(rng, 300, -1)
 	pseudo := w.sample(rng, 100, -1)
-	for i := range pseudo.Data {
-		pseudo.Data[i] += float32(rng.NormFloat64())
+	for i := range pseudo.RawData() {
+		pseudo.RawData()[i] += float32(rng.NormFloat64())
 	}
 	w.bankA = pseudo
 	return w
@@ -336,7 +336,7 @@ func TestTrainContinues(t *testing.T) {
 	if m2.Std.KScale != m.Std.KScale || m2.Std.DMean != m.Std.DMean {
 		t.Error("standardisation not kept")
 	}
-	if m2.W1.Data[5] == m.W1.Data[5] && m2.W2[3] == m.W2[3] {
+	if m2.W1.RawData()[5] == m.W1.RawData()[5] && m2.W2[3] == m.W2[3] {
 		t.Error("continued training changed nothing")
 	}
 }

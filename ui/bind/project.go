@@ -351,28 +351,6 @@ func (p *Project) Models() ([]ui.ModelInfo, error) {
 	return out, nil
 }
 
-// SaveModel implements ui.Project. Engine.Train already stored the model,
-// so this returns the stored description; a model that is not in the
-// project is an error.
-func (p *Project) SaveModel(m ui.ModelInfo) (ui.ModelInfo, error) {
-	v, err := strconv.Atoi(m.ID)
-	if err != nil {
-		return m, fmt.Errorf("model %q is not stored in project %s", m.ID, p.Name())
-	}
-	rec, err := p.s.Store.Model(v)
-	if err != nil {
-		return m, fmt.Errorf("model %q: %w", m.ID, err)
-	}
-	out := p.model(rec)
-	if out.Epochs == 0 {
-		out.Epochs = m.Epochs
-	}
-	if out.FinalLoss == 0 {
-		out.FinalLoss = m.FinalLoss
-	}
-	return out, nil
-}
-
 // uiLabel and storageLabel translate labels; the views' names are the
 // project's (a test checks they agree).
 func uiLabel(l int) ui.Label { return ui.Label(project.LabelName(l)) }

@@ -219,13 +219,14 @@ func (p *Project) Models() ([]ui.ModelInfo, error) {
 	return slices.Clone(p.models), nil
 }
 
-// SaveModel implements ui.Project.
-func (p *Project) SaveModel(m ui.ModelInfo) (ui.ModelInfo, error) {
+// AddModel records a trained model, as Engine.Train does, and returns it
+// with its Version.
+func (p *Project) AddModel(m ui.ModelInfo) ui.ModelInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m.Version = len(p.models) + 1
 	p.models = append(p.models, m)
-	return m, nil
+	return m
 }
 
 // Runs implements ui.Project.
@@ -326,9 +327,15 @@ func (e *Engine) ScanFolder(ctx context.Context, dir string) (ui.FolderScan, err
 	return ui.FolderScan{Layout: layout, Images: recs}, nil
 }
 
-// Train implements ui.Engine with a synthetic, decreasing loss.
+// Train implements ui.Engine with a synthetic, decreasing loss. Like the
+// real engine it stores the model in the project (which must be a *Project)
+// and returns it with its Version.
 func (e *Engine) Train(ctx context.Context, req ui.TrainRequest, progress func(ui.Progress)) (ui.ModelInfo, error) {
-	imgs, err := req.Project.Images()
+	p, ok := req.Project.(*Project)
+	if !ok {
+		return ui.ModelInfo{}, fmt.Errorf("train: the fake engine cannot store a model in a %T", req.Project)
+	}
+	imgs, err := p.Images()
 	if err != nil {
 		return ui.ModelInfo{}, err
 	}
@@ -362,8 +369,8 @@ func (e *Engine) Train(ctx context.Context, req ui.TrainRequest, progress func(u
 		names = append(names, c)
 	}
 	slices.Sort(names)
-	return ui.ModelInfo{ID: fmt.Sprintf("fake-%d", time.Now().UnixNano()), Created: time.Now(), Regime: req.Regime,
-		Categories: names, Epochs: epochs, InputSize: req.InputSize, SeenAnomalies: seen, FinalLoss: loss}, nil
+	return p.AddModel(ui.ModelInfo{ID: fmt.Sprintf("fake-%d", time.Now().UnixNano()), Created: time.Now(), Regime: req.Regime,
+		Categories: names, Epochs: epochs, InputSize: req.InputSize, SeenAnomalies: seen, FinalLoss: loss}), nil
 }
 
 // Score implements ui.Engine.
