@@ -136,16 +136,8 @@ func (s *CascadeSearcher) Search(ctx context.Context, q *mat.Matrix, k int) ([]f
 // SearchExcluding is [Searcher.SearchExcluding] with the cascade; the
 // exclusion is applied before the candidates are chosen, so it is exact.
 func (s *CascadeSearcher) SearchExcluding(ctx context.Context, q *mat.Matrix, qSource []int32, k int) ([]float32, []int64, error) {
-	if s.source == nil {
-		return nil, nil, errors.New("search excluding sources: the bank has no source ids")
-	}
-	if q != nil && len(qSource) != q.Rows() {
-		return nil, nil, fmt.Errorf("search excluding sources: %d source ids for %d queries", len(qSource), q.Rows())
-	}
-	for i, v := range qSource {
-		if v < 0 {
-			return nil, nil, fmt.Errorf("search excluding sources: query %d has negative source id %d (negative ids mark bank entries of no image)", i, v)
-		}
+	if err := checkSources(s.source, q, qSource); err != nil {
+		return nil, nil, err
 	}
 	return s.search(ctx, q, qSource, k)
 }
@@ -154,14 +146,9 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 	if q == nil || q.Rows() == 0 {
 		return nil, nil, nil
 	}
-	if q.Cols() != s.bank.Cols() {
-		return nil, nil, fmt.Errorf("fast search: queries have %d columns, bank %d", q.Cols(), s.bank.Cols())
-	}
-	if k <= 0 {
-		k = s.opts.K
-	}
-	if k > s.bank.Rows() {
-		return nil, nil, fmt.Errorf("fast search: k = %d exceeds the bank's %d rows", k, s.bank.Rows())
+	k, err := queryK("fast search", s.bank, q, k, s.opts.K)
+	if err != nil {
+		return nil, nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

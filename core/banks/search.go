@@ -124,16 +124,8 @@ func (s *Searcher) Search(ctx context.Context, q *mat.Matrix, k int) (dist []flo
 // bank row left get distance +Inf and index −1. Query source ids must be
 // non-negative: negative ids mark bank entries that came from no image.
 func (s *Searcher) SearchExcluding(ctx context.Context, q *mat.Matrix, qSource []int32, k int) (dist []float32, idx []int64, err error) {
-	if s.source == nil {
-		return nil, nil, errors.New("search excluding sources: the bank has no source ids")
-	}
-	if q != nil && len(qSource) != q.Rows() {
-		return nil, nil, fmt.Errorf("search excluding sources: %d source ids for %d queries", len(qSource), q.Rows())
-	}
-	for i, v := range qSource {
-		if v < 0 {
-			return nil, nil, fmt.Errorf("search excluding sources: query %d has negative source id %d (negative ids mark bank entries of no image)", i, v)
-		}
+	if err := checkSources(s.source, q, qSource); err != nil {
+		return nil, nil, err
 	}
 	return s.search(ctx, q, qSource, k)
 }
@@ -142,14 +134,9 @@ func (s *Searcher) search(ctx context.Context, q *mat.Matrix, qSource []int32, k
 	if q == nil || q.Rows() == 0 {
 		return nil, nil, nil
 	}
-	if q.Cols() != s.bank.Cols() {
-		return nil, nil, fmt.Errorf("search: queries have %d columns, bank %d", q.Cols(), s.bank.Cols())
-	}
-	if k <= 0 {
-		k = s.opts.K
-	}
-	if k > s.bank.Rows() {
-		return nil, nil, fmt.Errorf("search: k = %d exceeds the bank's %d rows", k, s.bank.Rows())
+	k, err := queryK("search", s.bank, q, k, s.opts.K)
+	if err != nil {
+		return nil, nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -337,4 +324,36 @@ func searchGraph(chunk *mat.Matrix, source []int32, exclude bool) (model []byte,
 	g.Output(top[1], onnxgraph.Int64)
 	model, err = g.Marshal()
 	return model, inputs, top, err
+}
+
+// checkSources validates SearchExcluding's source ids, for every searcher:
+// the bank must carry source ids, and each query one non-negative id.
+func checkSources(bankSource []int32, q *mat.Matrix, qSource []int32) error {
+	if bankSource == nil {
+		return errors.New("search excluding sources: the bank has no source ids")
+	}
+	if q != nil && len(qSource) != q.Rows() {
+		return fmt.Errorf("search excluding sources: %d source ids for %d queries", len(qSource), q.Rows())
+	}
+	for i, v := range qSource {
+		if v < 0 {
+			return fmt.Errorf("search excluding sources: query %d has negative source id %d (negative ids mark bank entries of no image)", i, v)
+		}
+	}
+	return nil
+}
+
+// queryK checks queries against bank and resolves the neighbour count
+// (k ≤ 0: def), for every searcher; what names the searcher in errors.
+func queryK(what string, bank, q *mat.Matrix, k, def int) (int, error) {
+	if q.Cols() != bank.Cols() {
+		return 0, fmt.Errorf("%s: queries have %d columns, bank %d", what, q.Cols(), bank.Cols())
+	}
+	if k <= 0 {
+		k = def
+	}
+	if k > bank.Rows() {
+		return 0, fmt.Errorf("%s: k = %d exceeds the bank's %d rows", what, k, bank.Rows())
+	}
+	return k, nil
 }
