@@ -22,6 +22,9 @@ const (
 	Save        Stage = "save"         // storing the model
 	Score       Stage = "score"        // scoring images
 	Report      Stage = "report"       // writing an inspection report
+	// CheckImages re-hashes a project's image files to find changed or
+	// missing ones; it belongs to no job, so no bar lists it in advance.
+	CheckImages Stage = "check-images"
 )
 
 // TrainStages are the stages of a project's training job, in order;
@@ -58,13 +61,4 @@ func (f Func) Send(e Event) {
 	if f != nil {
 		f(e)
 	}
-}
-
-// Counter adapts f to the count callbacks of lower-level loops (encoder,
-// coreset, dataset checks): each count becomes an event of stage.
-func (f Func) Counter(stage Stage) func(done, total int) {
-	if f == nil {
-		return func(int, int) {}
-	}
-	return func(done, total int) { f(Event{Stage: stage, Done: done, Total: total}) }
 }
