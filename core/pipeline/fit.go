@@ -179,9 +179,7 @@ func normalBank(ctx context.Context, rt *ort.Runtime, normal []Image, opts Optio
 		}
 	}
 	nb, err := banks.BuildNormalBankFrom(ctx, all, src, opts.CoresetRatio, banks.CoresetOptions{
-		Seed: opts.Seed, Runtime: rt, Progress: func(done, total int) {
-			report.Send(progress.Event{Stage: progress.Bank, Done: done, Total: total})
-		},
+		Seed: opts.Seed, Runtime: rt, Progress: report,
 	})
 	if err != nil {
 		return nil, err // its errors say "build normal bank"

@@ -23,8 +23,10 @@ const (
 	Score       Stage = "score"        // scoring images
 	Report      Stage = "report"       // writing an inspection report
 	// CheckImages re-hashes a project's image files to find changed or
-	// missing ones; it belongs to no job, so no bar lists it in advance.
-	CheckImages Stage = "check-images"
+	// missing ones, and CheckDataset checks a dataset's files as it is
+	// opened; they belong to no job, so no bar lists them in advance.
+	CheckImages  Stage = "check-images"
+	CheckDataset Stage = "check-dataset"
 )
 
 // TrainStages are the stages of a project's training job, in order;
