@@ -27,6 +27,9 @@ const (
 	// opened; they belong to no job, so no bar lists them in advance.
 	CheckImages  Stage = "check-images"
 	CheckDataset Stage = "check-dataset"
+	// Download fetches a backbone; Done and Total count bytes (Total is -1
+	// when the server does not say).
+	Download Stage = "download"
 )
 
 // TrainStages are the stages of a project's training job, in order;
