@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/dmad/workstation/core/progress"
+
 	// Decoders for DecodeConfig in HashImageFile.
 	_ "image/jpeg"
 	_ "image/png"
@@ -261,10 +263,11 @@ type ImageChange struct {
 }
 
 // CheckImages re-hashes every recorded image file and returns those that
-// changed or vanished. progress (may be nil) is called after each image.
+// changed or vanished. report (may be nil) gets a progress.CheckImages
+// event after each image.
 // Records without a hash (e.g. migrated from a missing file) count as changed
 // once their file is readable.
-func (p *Project) CheckImages(ctx context.Context, progress func(done, total int)) ([]ImageChange, error) {
+func (p *Project) CheckImages(ctx context.Context, report progress.Func) ([]ImageChange, error) {
 	recs, err := p.Images(ImageFilter{})
 	if err != nil {
 		return nil, err
@@ -283,9 +286,7 @@ func (p *Project) CheckImages(ctx context.Context, progress func(done, total int
 		case sha != r.SHA256:
 			out = append(out, ImageChange{ID: r.ID, Path: r.Path, Status: ImageChanged, SHA256: sha})
 		}
-		if progress != nil {
-			progress(i+1, len(recs))
-		}
+		report.Send(progress.Event{Stage: progress.CheckImages, Done: i + 1, Total: len(recs)})
 	}
 	return out, nil
 }

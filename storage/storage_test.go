@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/progress"
 )
 
 // newProject creates a fresh project in a temp dir, closed at cleanup.
@@ -212,10 +213,10 @@ func TestCheckImages(t *testing.T) {
 	writePNG(t, dir, "changed.png", 10, 10, 99)
 	os.Remove(recs[2].Path)
 	calls := 0
-	changes, err := p.CheckImages(context.Background(), func(done, total int) {
+	changes, err := p.CheckImages(context.Background(), func(e progress.Event) {
 		calls++
-		if total != 3 || done != calls {
-			t.Errorf("progress %d/%d at call %d", done, total, calls)
+		if e.Stage != progress.CheckImages || e.Total != 3 || e.Done != calls {
+			t.Errorf("progress %s %d/%d at call %d", e.Stage, e.Done, e.Total, calls)
 		}
 	})
 	if err != nil {

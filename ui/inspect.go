@@ -14,6 +14,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/ui/report"
 )
 
@@ -173,8 +174,8 @@ func (v *inspectView) export(dir string) {
 	v.exportBtn.Disable()
 	v.status.SetText("Writing the report…")
 	v.w.background(func(ctx context.Context) {
-		err := report.Write(ctx, dir, r, func(done, total int) {
-			fyne.Do(func() { v.bar.SetValue(float64(done) / float64(total)) })
+		err := report.Write(ctx, dir, r, func(e progress.Event) {
+			fyne.Do(func() { v.bar.SetValue(float64(e.Done) / float64(e.Total)) })
 		})
 		fyne.Do(func() {
 			v.exportBtn.Enable()

@@ -16,6 +16,7 @@ import (
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/ort"
 	"github.com/dmad/workstation/core/pipeline"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/storage"
 )
 
@@ -158,7 +159,9 @@ func (c backboneCmd) pull() error {
 		return fmt.Errorf("no card for backbone %q; known: %s", c.pos[0], strings.Join(knownCards(), ", "))
 	}
 	pr := newProgress(c.stderr, false)
-	e, err := c.st.Pull(c.ctx, card, func(d, t int64) { pr.Update("download", int(d>>20), int(t>>20), "MiB") })
+	e, err := c.st.Pull(c.ctx, card, func(e progress.Event) {
+		pr.Update(e.Stage.String(), e.Done>>20, e.Total>>20, "MiB")
+	})
 	pr.Done()
 	if err != nil {
 		return err

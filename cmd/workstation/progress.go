@@ -90,12 +90,6 @@ func (p *progressBar) Report(e progress.Event) {
 	p.Update(stage, e.Done, e.Total, extra)
 }
 
-// Count returns a count callback that reports stage (for loops below the
-// engine: report writing, downloads).
-func (p *progressBar) Count(stage progress.Stage) func(done, total int) {
-	return progress.Func(p.Report).Counter(stage)
-}
-
 // Log prints a message line, clearing a bar first.
 func (p *progressBar) Log(format string, args ...any) {
 	if p == nil || p.quiet {

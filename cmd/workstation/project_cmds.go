@@ -16,7 +16,6 @@ import (
 	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/pipeline"
-	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/project"
 	"github.com/dmad/workstation/core/shard"
 	"github.com/dmad/workstation/storage"
@@ -307,7 +306,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 		thr = *threshold
 	}
 	r := inspectReport(*input, thr, *opacity, res)
-	if err := report.Write(ctx, *outDir, r, pr.Count(progress.Report)); err != nil {
+	if err := report.Write(ctx, *outDir, r, pr.Report); err != nil {
 		return err
 	}
 	anomalous := 0

@@ -18,6 +18,8 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+
+	"github.com/dmad/workstation/core/progress"
 )
 
 // CardInfo is the part of a backbone card the store needs; the encoder
@@ -169,8 +171,9 @@ func (s *Store) Import(modelPath string, card []byte) (Entry, error) {
 }
 
 // Pull downloads the backbone a card names (its url field), checking the
-// sha256 the card gives.
-func (s *Store) Pull(ctx context.Context, card []byte, progress func(done, total int64)) (Entry, error) {
+// sha256 the card gives. report, when not nil, gets progress.Download
+// events counting bytes.
+func (s *Store) Pull(ctx context.Context, card []byte, report progress.Func) (Entry, error) {
 	var ci CardInfo
 	if err := json.Unmarshal(card, &ci); err != nil {
 		return Entry{}, fmt.Errorf("backbone card: %w", err)
@@ -197,8 +200,8 @@ func (s *Store) Pull(ctx context.Context, card []byte, progress func(done, total
 		return Entry{}, fmt.Errorf("pull backbone %s from %s: %s", ci.Name, ci.URL, resp.Status)
 	}
 	var r io.Reader = resp.Body
-	if progress != nil {
-		r = &countingReader{r: resp.Body, total: resp.ContentLength, fn: progress}
+	if report != nil {
+		r = &countingReader{r: resp.Body, total: resp.ContentLength, report: report}
 	}
 	sum, err := s.write(ci.Name, r, ci.SHA256)
 	if err != nil {
@@ -272,15 +275,15 @@ func (s *Store) writeCard(name string, card []byte, sum string) (Entry, error) {
 }
 
 type countingReader struct {
-	r     io.Reader
-	done  int64
-	total int64
-	fn    func(done, total int64)
+	r      io.Reader
+	done   int64
+	total  int64
+	report progress.Func
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.done += int64(n)
-	c.fn(c.done, c.total)
+	c.report(progress.Event{Stage: progress.Download, Done: int(c.done), Total: int(c.total)})
 	return n, err
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dmad/workstation/core/progress"
 )
 
 func TestImportListRemove(t *testing.T) {
@@ -61,9 +63,13 @@ func TestPull(t *testing.T) {
 		{"no url", `{"name":"c"}`, "no download URL"},
 		{"no sum", `{"name":"d","url":"` + srv.URL + `"}`, "no sha256"},
 	} {
-		_, err := s.Pull(context.Background(), []byte(c.card), nil)
+		var last progress.Event
+		_, err := s.Pull(context.Background(), []byte(c.card), func(e progress.Event) { last = e })
 		if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
 			t.Errorf("%s: err %v, want %q", c.name, err, c.wantErr)
+		}
+		if c.wantErr == "" && (last.Stage != progress.Download || last.Done != len(body) || last.Total != len(body)) {
+			t.Errorf("%s: last progress %+v, want %s %d/%d", c.name, last, progress.Download, len(body), len(body))
 		}
 	}
 	if _, err := s.Get("b"); err == nil {

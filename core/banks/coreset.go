@@ -14,6 +14,7 @@ import (
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/onnxgraph"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/progress"
 	gmat "gonum.org/v1/gonum/mat"
 )
 
@@ -34,8 +35,9 @@ type CoresetOptions struct {
 	// Runtime, when set, runs the projection on ONNX Runtime (one MatMul per
 	// block of rows) instead of in Go; it is much faster for large inputs.
 	Runtime *ort.Runtime
-	// Progress, when set, is called as selections complete (about 100 times).
-	Progress func(done, total int)
+	// Progress, when set, gets a progress.Bank event as selections complete
+	// (about 100 times).
+	Progress progress.Func
 
 	// disablePruning turns the triangle-inequality pruning off (tests and
 	// benchmarks compare against it).
@@ -118,7 +120,7 @@ func Coreset(ctx context.Context, feats *mat.Matrix, n int, opts CoresetOptions)
 		}
 		out = append(out, k.selectNext())
 		if opts.Progress != nil && (len(out)%step == 0 || len(out) == n) {
-			opts.Progress(len(out), n)
+			opts.Progress(progress.Event{Stage: progress.Bank, Done: len(out), Total: n})
 		}
 	}
 	return out, nil

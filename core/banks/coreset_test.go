@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/progress"
 )
 
 // gaussian returns rows×cols N(0,1) values.
@@ -167,11 +168,11 @@ func TestCoresetCoversClusters(t *testing.T) {
 	}
 	n := 2 * feats.Rows() / 100 // 2 %
 	var progressed int
-	idx, err := Coreset(context.Background(), feats, n, CoresetOptions{Seed: 5, ProjDim: 32, Progress: func(done, total int) {
-		if total != n || done < progressed {
-			t.Errorf("progress %d/%d after %d", done, total, progressed)
+	idx, err := Coreset(context.Background(), feats, n, CoresetOptions{Seed: 5, ProjDim: 32, Progress: func(e progress.Event) {
+		if e.Stage != progress.Bank || e.Total != n || e.Done < progressed {
+			t.Errorf("progress %s %d/%d after %d", e.Stage, e.Done, e.Total, progressed)
 		}
-		progressed = done
+		progressed = e.Done
 	}})
 	if err != nil {
 		t.Fatal(err)

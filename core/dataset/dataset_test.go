@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/dmad/workstation/core/imageio"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/sharedtest"
 )
 
@@ -200,7 +201,12 @@ func TestOpenFullDecodeAndProgress(t *testing.T) {
 	root := t.TempDir()
 	makeMVTec(t, filepath.Join(root, "bolt"), 3, 1, map[string]int{"crack": 1})
 	var last, total int
-	ds, err := Open(root, Options{Logger: quiet, Workers: 2, Progress: func(d, n int) { last, total = d, n }})
+	ds, err := Open(root, Options{Logger: quiet, Workers: 2, Progress: func(e progress.Event) {
+		if e.Stage != progress.CheckDataset {
+			t.Errorf("progress stage %q", e.Stage)
+		}
+		last, total = e.Done, e.Total
+	}})
 	if err != nil {
 		t.Fatalf("header check: %v", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/dmad/workstation/core/progress"
 )
 
 // Options controls Open.
@@ -33,8 +35,9 @@ type Options struct {
 	Workers int
 	// Logger receives warnings; nil means slog.Default().
 	Logger *slog.Logger
-	// Progress, when set, is called after each checked sample.
-	Progress func(done, total int)
+	// Progress, when set, gets a progress.CheckDataset event after each
+	// checked sample.
+	Progress progress.Func
 }
 
 // Open reads the dataset at root; see OpenContext.

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/dmad/workstation/core/imageio" // also registers PNG, JPEG, BMP, TIFF decoders
+	"github.com/dmad/workstation/core/progress"
 )
 
 // headSize is how much of a file is read for the header and EXIF block.
@@ -42,7 +43,7 @@ func validate(ctx context.Context, samples []Sample, opts Options) ([]Sample, []
 				if opts.Progress != nil {
 					mu.Lock()
 					done++
-					opts.Progress(done, len(samples))
+					opts.Progress(progress.Event{Stage: progress.CheckDataset, Done: done, Total: len(samples)})
 					mu.Unlock()
 				}
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/progress"
 )
 
 // aggregationVersion changes whenever the features an Encoder computes for
@@ -210,18 +211,19 @@ func (e *Encoder) Encode(ctx context.Context, imgs []image.Image) ([]*mat.Matrix
 }
 
 // EncodeFiles loads the images at paths (imageio.Load) and encodes them;
-// decoding and preprocessing run in parallel with inference. progress, when
-// not nil, is called after every batch with the number of images done.
-func (e *Encoder) EncodeFiles(ctx context.Context, paths []string, progress func(done, total int)) ([]*mat.Matrix, error) {
+// decoding and preprocessing run in parallel with inference. report, when
+// not nil, gets a progress.Features event after every batch counting the
+// images done.
+func (e *Encoder) EncodeFiles(ctx context.Context, paths []string, report progress.Func) ([]*mat.Matrix, error) {
 	return e.run(ctx, len(paths), func(i int) (image.Image, error) {
 		return imageio.Load(paths[i])
-	}, progress)
+	}, report)
 }
 
 // EncodeFunc encodes n images obtained from get (called concurrently, from
 // several goroutines, once per index); see EncodeFiles.
-func (e *Encoder) EncodeFunc(ctx context.Context, n int, get func(i int) (image.Image, error), progress func(done, total int)) ([]*mat.Matrix, error) {
-	return e.run(ctx, n, get, progress)
+func (e *Encoder) EncodeFunc(ctx context.Context, n int, get func(i int) (image.Image, error), report progress.Func) ([]*mat.Matrix, error) {
+	return e.run(ctx, n, get, report)
 }
 
 // Stream encodes n images obtained from get (called concurrently, once per
@@ -239,15 +241,15 @@ type prepared struct {
 }
 
 // run collects the stream's features.
-func (e *Encoder) run(ctx context.Context, n int, get func(i int) (image.Image, error), progress func(done, total int)) ([]*mat.Matrix, error) {
+func (e *Encoder) run(ctx context.Context, n int, get func(i int) (image.Image, error), report progress.Func) ([]*mat.Matrix, error) {
 	if n == 0 {
 		return nil, nil
 	}
 	out := make([]*mat.Matrix, 0, n)
 	err := e.stream(ctx, n, get, func(i int, f *mat.Matrix) error {
 		out = append(out, f)
-		if progress != nil && (len(out)%e.cfg.Batch == 0 || len(out) == n) {
-			progress(len(out), n)
+		if report != nil && (len(out)%e.cfg.Batch == 0 || len(out) == n) {
+			report(progress.Event{Stage: progress.Features, Done: len(out), Total: n})
 		}
 		return nil
 	})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/progress"
 )
 
 // rawMaps runs the backbone cut at the card's feature tensors on input
@@ -169,7 +170,12 @@ func TestEncodeMatchesReference(t *testing.T) {
 		paths = append(paths, p)
 	}
 	var calls [][2]int
-	fromFiles, err := enc.EncodeFiles(context.Background(), paths, func(done, total int) { calls = append(calls, [2]int{done, total}) })
+	fromFiles, err := enc.EncodeFiles(context.Background(), paths, func(e progress.Event) {
+		if e.Stage != progress.Features {
+			t.Errorf("progress stage %q, want %q", e.Stage, progress.Features)
+		}
+		calls = append(calls, [2]int{e.Done, e.Total})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

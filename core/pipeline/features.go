@@ -52,8 +52,10 @@ func Encode(ctx context.Context, enc *encoder.Encoder, paths []string, cache Fea
 	for k, i := range todo {
 		todoPaths[k] = paths[i]
 	}
-	feats, err := enc.EncodeFiles(ctx, todoPaths, func(done, total int) {
-		report.Send(progress.Event{Stage: progress.Features, Done: cached + done, Total: len(paths)})
+	// The encoder counts only the images not cached; the bar counts all.
+	feats, err := enc.EncodeFiles(ctx, todoPaths, func(e progress.Event) {
+		e.Done, e.Total = cached+e.Done, len(paths)
+		report.Send(e)
 	})
 	if err != nil {
 		return nil, err
@@ -97,7 +99,11 @@ func OODPatches(ctx context.Context, enc *encoder.Encoder, paths []string, n int
 		masks[i] = mask
 		mu.Unlock()
 		return out, nil
-	}, report.Counter(progress.Synthetic))
+	}, func(e progress.Event) {
+		// The encoder reports features; these images are synthetic defects.
+		e.Stage = progress.Synthetic
+		report.Send(e)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("synthetic defects: %w", err)
 	}

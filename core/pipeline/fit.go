@@ -179,7 +179,7 @@ func normalBank(ctx context.Context, rt *ort.Runtime, normal []Image, opts Optio
 		}
 	}
 	nb, err := banks.BuildNormalBankFrom(ctx, all, src, opts.CoresetRatio, banks.CoresetOptions{
-		Seed: opts.Seed, Runtime: rt, Progress: report.Counter(progress.Bank),
+		Seed: opts.Seed, Runtime: rt, Progress: report,
 	})
 	if err != nil {
 		return nil, err // its errors say "build normal bank"

@@ -22,6 +22,14 @@ const (
 	Save        Stage = "save"         // storing the model
 	Score       Stage = "score"        // scoring images
 	Report      Stage = "report"       // writing an inspection report
+	// CheckImages re-hashes a project's image files to find changed or
+	// missing ones, and CheckDataset checks a dataset's files as it is
+	// opened; they belong to no job, so no bar lists them in advance.
+	CheckImages  Stage = "check-images"
+	CheckDataset Stage = "check-dataset"
+	// Download fetches a backbone; Done and Total count bytes (Total is -1
+	// when the server does not say).
+	Download Stage = "download"
 )
 
 // TrainStages are the stages of a project's training job, in order;
@@ -58,13 +66,4 @@ func (f Func) Send(e Event) {
 	if f != nil {
 		f(e)
 	}
-}
-
-// Counter adapts f to the count callbacks of lower-level loops (encoder,
-// coreset, dataset checks): each count becomes an event of stage.
-func (f Func) Counter(stage Stage) func(done, total int) {
-	if f == nil {
-		return func(int, int) {}
-	}
-	return func(done, total int) { f(Event{Stage: stage, Done: done, Total: total}) }
 }

@@ -157,7 +157,6 @@ func (s *Session) Encoder() (*encoder.Encoder, error) {
 // hashes; files stay where they are) with their ground-truth masks. Images
 // already in the project are updated, not duplicated.
 func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, report progress.Func) ([]storage.ImageRecord, error) {
-	count := report.Counter(progress.Import)
 	recs := make([]*storage.ImageRecord, 0, len(ds.Samples))
 	for i, smp := range ds.Samples {
 		if err := ctx.Err(); err != nil {
@@ -181,7 +180,7 @@ func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, report
 		rec.SHA256, rec.Width, rec.Height = sha, w, h
 		recs = append(recs, rec)
 		if i%32 == 0 {
-			count(i, len(ds.Samples)*2)
+			report.Send(progress.Event{Stage: progress.Import, Done: i, Total: len(ds.Samples) * 2})
 		}
 	}
 	if err := s.Store.PutImages(recs); err != nil {
@@ -202,7 +201,7 @@ func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, report
 			return nil, err
 		}
 		if i%32 == 0 {
-			count(len(ds.Samples)+i, len(ds.Samples)*2)
+			report.Send(progress.Event{Stage: progress.Import, Done: len(ds.Samples) + i, Total: len(ds.Samples) * 2})
 		}
 	}
 	for _, smp := range ds.Samples {
@@ -214,7 +213,7 @@ func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, report
 	for i, r := range recs {
 		out[i] = *r
 	}
-	count(1, 1)
+	report.Send(progress.Event{Stage: progress.Import, Done: 1, Total: 1})
 	return out, nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+
+	"github.com/dmad/workstation/core/progress"
 )
 
 // DatasetOptions sizes a synthetic dataset. Zero fields take the defaults
@@ -71,9 +73,9 @@ func WriteDataset(dir string, opts DatasetOptions) error {
 	return WriteDatasetContext(context.Background(), dir, opts, nil)
 }
 
-// WriteDatasetContext is WriteDataset with cancellation and an optional
-// progress callback called after each image.
-func WriteDatasetContext(ctx context.Context, dir string, opts DatasetOptions, progress func(done, total int)) error {
+// WriteDatasetContext is WriteDataset with cancellation; report (may be
+// nil) gets a progress.Synthetic event after each image.
+func WriteDatasetContext(ctx context.Context, dir string, opts DatasetOptions, report progress.Func) error {
 	opts = opts.withDefaults()
 	names := CategoryNames(opts.Categories)
 	perCat := opts.TrainPerCategory + opts.TestGoodPerCategory + opts.TestDefectPerCategory
@@ -101,9 +103,7 @@ func WriteDatasetContext(ctx context.Context, dir string, opts DatasetOptions, p
 				return err
 			}
 			done++
-			if progress != nil {
-				progress(done, total)
-			}
+			report.Send(progress.Event{Stage: progress.Synthetic, Done: done, Total: total})
 			return nil
 		}
 		for i := range opts.TrainPerCategory {

@@ -78,6 +78,33 @@ func TestTrackerKnowsEveryStage(t *testing.T) {
 	}
 }
 
+// TestTrackerUnknownStage: a stage no job lists (a check outside the
+// engine's jobs, or one added later) shows under its own name and holds the
+// overall fraction where it was, neither jumping ahead nor going back.
+func TestTrackerUnknownStage(t *testing.T) {
+	var got []ui.Progress
+	tr := newTracker(scoreStages, func(p ui.Progress) { got = append(got, p) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, e := range []progress.Event{
+		{Stage: progress.Features, Done: 4, Total: 4},
+		{Stage: progress.CheckImages, Done: 1, Total: 2},
+		{Stage: progress.CheckImages, Done: 2, Total: 2},
+		{Stage: progress.Score, Done: 2, Total: 2},
+	} {
+		tr.event(e)
+	}
+	if len(got) != 4 {
+		t.Fatalf("%d progress reports, want 4: %+v", len(got), got)
+	}
+	for _, i := range []int{1, 2} {
+		if got[i].Stage != string(progress.CheckImages) || got[i].Fraction != got[0].Fraction || got[i].Step != i || got[i].Steps != 2 {
+			t.Errorf("report %d %+v, want stage %q at fraction %.3f, step %d/2", i, got[i], progress.CheckImages, got[0].Fraction, i)
+		}
+	}
+	if got[3].Fraction != 1 {
+		t.Errorf("fraction after scoring %.3f, want 1", got[3].Fraction)
+	}
+}
+
 // TestLabelsAgree: the views' label names are the project's, both ways.
 func TestLabelsAgree(t *testing.T) {
 	for _, c := range []struct {

@@ -24,6 +24,7 @@ import (
 	"github.com/dmad/workstation"
 	"github.com/dmad/workstation/assets"
 	"github.com/dmad/workstation/core/metrics"
+	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/ui/internal/curve"
 	"github.com/dmad/workstation/ui/internal/plots"
 )
@@ -69,9 +70,9 @@ const (
 	overlaySufix = "_overlay.png"
 )
 
-// Write writes the report into dir (created if needed). progress, when not
-// nil, is called after each overlay with done and total.
-func Write(ctx context.Context, dir string, r Report, progress func(done, total int)) error {
+// Write writes the report into dir (created if needed). report, when not
+// nil, gets a progress.Report event after each overlay.
+func Write(ctx context.Context, dir string, r Report, report progress.Func) error {
 	if err := os.MkdirAll(filepath.Join(dir, OverlayDir), 0o755); err != nil {
 		return fmt.Errorf("report: create %s: %w", dir, err)
 	}
@@ -104,9 +105,7 @@ func Write(ctx context.Context, dir string, r Report, progress func(done, total 
 				return err
 			}
 			overlays[i] = filepath.ToSlash(filepath.Join(OverlayDir, name))
-			if progress != nil {
-				progress(i+1, len(r.Items))
-			}
+			report.Send(progress.Event{Stage: progress.Report, Done: i + 1, Total: len(r.Items)})
 		}
 	}
 	if err := writeCSV(filepath.Join(dir, CSVName), r, overlays); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"github.com/dmad/workstation"
+	"github.com/dmad/workstation/core/progress"
 	"image"
 	"image/color"
 	"os"
@@ -50,7 +51,11 @@ func TestWrite(t *testing.T) {
 				},
 			}
 			calls := 0
-			if err := Write(context.Background(), dir, r, func(done, total int) { calls++ }); err != nil {
+			if err := Write(context.Background(), dir, r, func(e progress.Event) {
+				if e.Stage == progress.Report {
+					calls++
+				}
+			}); err != nil {
 				t.Fatal(err)
 			}
 			if calls != 6 {
