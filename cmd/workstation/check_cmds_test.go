@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
 	bin "encoding/binary"
 	"hash/crc32"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmad/workstation/core/imageio/imagetest"
 	"github.com/dmad/workstation/storage"
 )
 
@@ -186,7 +186,7 @@ func TestSingleClassEvalAndInspectSkipBad(t *testing.T) {
 	bad := bytes.Clone(b)
 	bad[bytes.Index(bad, []byte("IDAT"))+10] ^= 0xff
 	os.WriteFile(filepath.Join(in, "badcrc.png"), bad, 0o644)
-	os.WriteFile(filepath.Join(in, "bomb.png"), bombPNG(100000, 100000), 0o644)
+	os.WriteFile(filepath.Join(in, "bomb.png"), imagetest.BombPNG(100000, 100000), 0o644)
 	r = cli(t, env, "inspect", "--project", proj, "--input", in, "--out", filepath.Join(dir, "out1"), "--quiet", "--threads", "2")
 	if r.code == 0 || !strings.Contains(r.stderr, "badcrc.png") {
 		t.Fatalf("inspect of damaged images: exit %d %q", r.code, r.stderr)
@@ -195,30 +195,4 @@ func TestSingleClassEvalAndInspectSkipBad(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "badcrc.png") || !strings.Contains(r.stderr, "bomb.png") || !strings.Contains(r.stdout, "1 images") {
 		t.Fatalf("inspect --skip-bad: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
-}
-
-// bombPNG is a valid PNG header claiming w×h grey pixels with one small
-// IDAT chunk.
-func bombPNG(w, h uint32) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, data []byte) {
-		bin.Write(&b, bin.BigEndian, uint32(len(data)))
-		c := crc32.NewIEEE()
-		c.Write([]byte(typ))
-		c.Write(data)
-		b.WriteString(typ)
-		b.Write(data)
-		bin.Write(&b, bin.BigEndian, c.Sum32())
-	}
-	ihdr := bin.BigEndian.AppendUint32(nil, w)
-	ihdr = bin.BigEndian.AppendUint32(ihdr, h)
-	chunk("IHDR", append(ihdr, 8, 0, 0, 0, 0))
-	var z bytes.Buffer
-	zw := zlib.NewWriter(&z)
-	zw.Write(make([]byte, 1000))
-	zw.Close()
-	chunk("IDAT", z.Bytes())
-	chunk("IEND", nil)
-	return b.Bytes()
 }

@@ -2,11 +2,8 @@ package dataset
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -20,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/dmad/workstation/core/imageio"
+	"github.com/dmad/workstation/core/imageio/imagetest"
 	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/sharedtest"
 )
@@ -243,40 +241,13 @@ func TestOpenRefusesDecompressionBomb(t *testing.T) {
 	root := t.TempDir()
 	makeMVTec(t, filepath.Join(root, "bolt"), 3, 1, nil)
 	p := filepath.Join(root, "bolt", "train", "good", "a1.png")
-	writeFile(t, p, bombPNG(100000, 100000))
+	writeFile(t, p, imagetest.BombPNG(100000, 100000))
 	for _, full := range []bool{false, true} {
 		_, err := Open(root, Options{Logger: quiet, FullDecode: full})
 		if !errors.Is(err, imageio.ErrTooLarge) || !strings.Contains(err.Error(), p) {
 			t.Errorf("full decode %v: error = %v, want ErrTooLarge naming %s", full, err, p)
 		}
 	}
-}
-
-// bombPNG is a valid-looking PNG header claiming w×h grey pixels, with one
-// small IDAT chunk.
-func bombPNG(w, h uint32) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, data []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(data)))
-		c := crc32.NewIEEE()
-		c.Write([]byte(typ))
-		c.Write(data)
-		b.WriteString(typ)
-		b.Write(data)
-		binary.Write(&b, binary.BigEndian, c.Sum32())
-	}
-	ihdr := binary.BigEndian.AppendUint32(nil, w)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 8, 0, 0, 0, 0)
-	chunk("IHDR", ihdr)
-	var z bytes.Buffer
-	zw := zlib.NewWriter(&z)
-	zw.Write(make([]byte, 1000))
-	zw.Close()
-	chunk("IDAT", z.Bytes())
-	chunk("IEND", nil)
-	return b.Bytes()
 }
 
 func TestOpenEmptyCategory(t *testing.T) {

@@ -2,10 +2,8 @@ package imageio
 
 import (
 	"bytes"
-	"compress/zlib"
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"image/jpeg"
 	"image/png"
 	"runtime"
@@ -13,40 +11,16 @@ import (
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
-)
 
-// bombPNG is a valid PNG header claiming w×h grey pixels with one small
-// IDAT chunk: 1 KB that asks a decoder for w·h bytes.
-func bombPNG(w, h uint32) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, data []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(data)))
-		c := crc32.NewIEEE()
-		c.Write([]byte(typ))
-		c.Write(data)
-		b.WriteString(typ)
-		b.Write(data)
-		binary.Write(&b, binary.BigEndian, c.Sum32())
-	}
-	ihdr := binary.BigEndian.AppendUint32(nil, w)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	chunk("IHDR", append(ihdr, 8, 0, 0, 0, 0))
-	var z bytes.Buffer
-	zw := zlib.NewWriter(&z)
-	zw.Write(make([]byte, 1000))
-	zw.Close()
-	chunk("IDAT", z.Bytes())
-	chunk("IEND", nil)
-	return b.Bytes()
-}
+	"github.com/dmad/workstation/core/imageio/imagetest"
+)
 
 // Issue 11, defect 4: a 1.1 KB PNG claiming 100000×100000 crashed train and
 // inspect out of memory. It must be refused from its header.
 func TestDecodeRefusesDecompressionBomb(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err := Decode(bombPNG(100000, 100000))
+	_, err := Decode(imagetest.BombPNG(100000, 100000))
 	runtime.ReadMemStats(&after)
 	if !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("want ErrTooLarge, got %v", err)
@@ -88,7 +62,7 @@ func FuzzDecode(f *testing.F) {
 	b.Reset()
 	tiff.Encode(&b, img, nil)
 	f.Add(b.Bytes())
-	f.Add(bombPNG(100000, 100000))
+	f.Add(imagetest.BombPNG(100000, 100000))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		t.Setenv("DMAD_MAX_PIXELS", "1000000")
 		var before, after runtime.MemStats
