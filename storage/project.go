@@ -373,6 +373,17 @@ func (p *Project) checkSchema() error {
 // Verify checks bbolt's own page consistency (not content checksums; see
 // VerifyModel and VerifyBlob for those, and Check for everything).
 func (p *Project) Verify() error {
+	// bbolt's checker runs in a goroutine of its own, where a memory fault
+	// (a page past the end of a damaged file) cannot be recovered: read
+	// everything it will read here first, under the guard.
+	if err := p.view(readAll); err != nil {
+		return err
+	}
+	return p.checkPages()
+}
+
+// checkPages runs bbolt's page check on a file readAll has read through.
+func (p *Project) checkPages() error {
 	return p.view(func(tx *bolt.Tx) error {
 		var first error
 		for err := range tx.Check() { // drain the channel so the checker ends
