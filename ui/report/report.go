@@ -233,14 +233,14 @@ func encodePNG(img image.Image) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-var page = template.Must(template.New("report").Parse(`<!DOCTYPE html>
+var page = template.Must(template.New("report").Funcs(template.FuncMap{"metric": metricText}).Parse(`<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{{.Title}}</title>
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#eee}.fail{color:#b00;font-weight:bold}.pass{color:#070}img.o{width:160px}</style></head><body>
 <h1>{{.Title}}</h1>
 <p>Created {{.Created}} · {{.N}} images · threshold {{printf "%.4g" .Threshold}} · <b>{{.Fail}}</b> fail, <b>{{.Pass}}</b> pass</p>
 {{if .Metrics}}<h2>Metrics</h2><table><tr><th>category</th><th>image AUROC</th><th>image AP</th><th>image F1max</th><th>pixel AUROC</th><th>pixel AP</th><th>PRO</th></tr>
-{{range .Metrics}}<tr><td style="text-align:left">{{.Name}}</td><td>{{printf "%.3f" .M.ImageAUROC}}</td><td>{{printf "%.3f" .M.ImageAP}}</td><td>{{printf "%.3f" .M.ImageF1Max}}</td><td>{{printf "%.3f" .M.PixelAUROC}}</td><td>{{printf "%.3f" .M.PixelAP}}</td><td>{{printf "%.3f" .M.PRO}}</td></tr>
+{{range .Metrics}}<tr><td style="text-align:left">{{.Name}}</td><td>{{metric .M.ImageAUROC}}</td><td>{{metric .M.ImageAP}}</td><td>{{metric .M.ImageF1Max}}</td><td>{{metric .M.PixelAUROC}}</td><td>{{metric .M.PixelAP}}</td><td>{{metric .M.PRO}}</td></tr>
 {{end}}</table>{{end}}
 {{if .ROC}}<h2>Curves</h2><img alt="ROC" src="{{.ROC}}"> <img alt="PR" src="{{.PR}}">{{end}}
 <h2>Images (highest score first)</h2><table><tr><th>#</th><th>image</th><th>category</th><th>score</th><th>decision</th><th>label</th><th>overlay</th></tr>
@@ -300,4 +300,14 @@ func writeHTML(path string, r Report, overlays []string, roc, pr []byte) error {
 		return fmt.Errorf("report: close %s: %w", path, err)
 	}
 	return nil
+}
+
+// metricText formats a metric for the HTML report: three decimals, or "n/a"
+// for one that is undefined (NaN: a test set of one class), as summary.json
+// writes null.
+func metricText(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.3f", v)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/dmad/workstation/core/progress"
 	"image"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,5 +124,23 @@ func TestWriteCancelled(t *testing.T) {
 	r := Report{Items: testItems(), LoadImage: func(Item) (image.Image, error) { return image.NewGray(image.Rect(0, 0, 2, 2)), nil }}
 	if err := Write(ctx, t.TempDir(), r, nil); err == nil {
 		t.Error("cancelled Write returned nil")
+	}
+}
+
+// An undefined metric (a test set of one class) reads "n/a" in the HTML
+// report, not "NaN"; defined ones keep three decimals.
+func TestWriteUndefinedMetric(t *testing.T) {
+	dir := t.TempDir()
+	m := Metrics{ImageAUROC: math.NaN(), ImageAP: math.NaN(), ImageF1Max: math.NaN(), PixelAUROC: 0.91234, PixelAP: 0.5, PRO: 0.25}
+	r := Report{Title: "x", Items: testItems(), Threshold: 0.5, PerCategory: map[string]Metrics{"bottle": m}}
+	if err := Write(context.Background(), dir, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	html, err := os.ReadFile(filepath.Join(dir, HTMLName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(html), "NaN") || !strings.Contains(string(html), "<td>n/a</td>") || !strings.Contains(string(html), "<td>0.912</td>") {
+		t.Errorf("metrics row of report.html:\n%s", html)
 	}
 }
