@@ -3,8 +3,6 @@ package report
 import (
 	"context"
 	"encoding/csv"
-	"github.com/dmad/workstation"
-	"github.com/dmad/workstation/core/progress"
 	"image"
 	"image/color"
 	"math"
@@ -13,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dmad/workstation"
+	"github.com/dmad/workstation/core/progress"
 )
 
 func testItems() []Item {
