@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/dmad/workstation/core/folderwatch"
-	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/live"
 	"github.com/dmad/workstation/core/verdict"
 )
@@ -30,11 +29,7 @@ func (is *ImageScorer) VerdictScorer(out, category string, threshold float64) fo
 		}
 		v.Decision = verdict.Decide(v.Score, v.Threshold)
 		if v.Decision == verdict.Fail {
-			img, err := imageio.Load(path)
-			if err != nil {
-				return verdict.Verdict{}, err
-			}
-			if err := live.SaveOverlay(out, &v, img, sc.Map, sc.MapSize, sc.MapSize, lo, hi); err != nil {
+			if err := live.SaveOverlay(out, &v, sc.Image, sc.Map, sc.MapSize, sc.MapSize, lo, hi); err != nil {
 				return verdict.Verdict{}, err
 			}
 		}

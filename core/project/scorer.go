@@ -3,10 +3,12 @@ package project
 import (
 	"context"
 	"fmt"
+	"image"
 	"sync"
 
 	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/pipeline"
 )
 
@@ -33,6 +35,9 @@ type ImageScore struct {
 	// Map is the anomaly map, MapSize×MapSize (the encoder's input geometry).
 	Map     []float32
 	MapSize int
+	// Image is the decoded image (EXIF orientation applied), kept so an
+	// overlay needs no second decode.
+	Image image.Image
 }
 
 // NewImageScorer loads a stored model (version ≤ 0: the active one) and
@@ -88,7 +93,12 @@ func (is *ImageScorer) Score(ctx context.Context, path, category string) (ImageS
 	if is.sc == nil {
 		return ImageScore{}, fmt.Errorf("score %s: the scorer is closed", path)
 	}
-	feats, err := pipeline.Encode(ctx, is.enc, []string{path}, nil, nil)
+	var img image.Image
+	feats, err := is.enc.EncodeFunc(ctx, 1, func(int) (image.Image, error) {
+		m, err := imageio.Load(path)
+		img = m
+		return m, err
+	}, nil)
 	if err != nil {
 		return ImageScore{}, err
 	}
@@ -99,7 +109,7 @@ func (is *ImageScorer) Score(ctx context.Context, path, category string) (ImageS
 	h0, w0 := is.enc.Grid()
 	size := is.enc.Config().InputSize
 	return ImageScore{Score: res[0].Score, Threshold: is.Threshold(category),
-		Map: pipeline.Map(res[0].Patches, h0, w0, size, size), MapSize: size}, nil
+		Map: pipeline.Map(res[0].Patches, h0, w0, size, size), MapSize: size, Image: img}, nil
 }
 
 // Close frees the model's sessions (the encoder belongs to the session).
