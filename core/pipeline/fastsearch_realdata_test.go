@@ -13,7 +13,6 @@ import (
 
 	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/dataset"
-	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/ort"
@@ -51,19 +50,7 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 	}
 	ctx := context.Background()
 	rt := runtimeFor(t)
-	card, err := encoder.LoadCard(filepath.Join(shared, "models", "mobilenet_v2_imagenet.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bb, err := encoder.ReadBackbone(filepath.Join(shared, "models", card.File), card)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := encoder.New(rt, card, bb, encoder.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer enc.Close()
+	enc := sharedEncoder(t, rt, shared)
 	ds, err := dataset.Open(filepath.Join(shared, "data", "industrial"), dataset.Options{Categories: []string{"bottle", "magnetic_tile"}})
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +85,7 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 	}
 	ratio := float64(envInt("DMAD_FAST_RATIO_PCT", 10)) / 100
 	t0 = time.Now()
-	m, err := Fit(ctx, rt, set, Options{Method: PatchCore, CoresetRatio: ratio, Seed: 1, EncoderID: enc.ID(), Card: card, Encoder: enc.Config()}, nil)
+	m, err := Fit(ctx, rt, set, Options{Method: PatchCore, CoresetRatio: ratio, Seed: 1, EncoderID: enc.ID(), Card: enc.Card(), Encoder: enc.Config()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +188,7 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 = time.Now()
-	dopts := Options{Method: DMAD, NormalBank: m.Normal, Seed: 1, EncoderID: enc.ID(), Card: card, Encoder: enc.Config()}
+	dopts := Options{Method: DMAD, NormalBank: m.Normal, Seed: 1, EncoderID: enc.ID(), Card: enc.Card(), Encoder: enc.Config()}
 	// Fewer epochs make a weaker model but the same comparison: both
 	// modes score the same fitted model.
 	dopts.Train = mapperTrain.DefaultConfig(m.Normal.Features.Cols())

@@ -3,13 +3,14 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
-	"github.com/dmad/workstation/core/sharedtest"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/sharedtest"
 )
 
 // sharedDir returns ../shared beside the repository, or skips.
@@ -28,19 +29,7 @@ func TestPatchCoreBottle(t *testing.T) {
 	}
 	ctx := context.Background()
 	rt := runtimeFor(t)
-	card, err := encoder.LoadCard(filepath.Join(shared, "models", "mobilenet_v2_imagenet.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bb, err := encoder.ReadBackbone(filepath.Join(shared, "models", card.File), card)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := encoder.New(rt, card, bb, encoder.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer enc.Close()
+	enc := sharedEncoder(t, rt, shared)
 	ds, err := dataset.Open(filepath.Join(shared, "data", "industrial"), dataset.Options{Categories: []string{"bottle"}})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +48,7 @@ func TestPatchCoreBottle(t *testing.T) {
 	for i := range train {
 		set.Normal = append(set.Normal, Image{ID: int32(i), Category: "bottle", Features: feats[i]})
 	}
-	m, err := Fit(ctx, rt, set, Options{Method: PatchCore, CoresetRatio: 0.1, Seed: 1, EncoderID: enc.ID(), Card: card, Encoder: enc.Config()}, nil)
+	m, err := Fit(ctx, rt, set, Options{Method: PatchCore, CoresetRatio: 0.1, Seed: 1, EncoderID: enc.ID(), Card: enc.Card(), Encoder: enc.Config()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,4 +122,24 @@ func TestFullProtocolDMADBeatsPatchCore(t *testing.T) {
 	}
 	unsup := byRun["dmad/unsupervised"]
 	t.Logf("mean image AUROC: PatchCore %.4f, DMAD unsupervised %.4f, DMAD semi %.4f", pc.Mean.ImageAUROC, unsup.Mean.ImageAUROC, semi.Mean.ImageAUROC)
+}
+
+// sharedEncoder is the shared MobileNetV2 encoder at the default
+// configuration, closed when t ends.
+func sharedEncoder(t *testing.T, rt *ort.Runtime, shared string) *encoder.Encoder {
+	t.Helper()
+	card, err := encoder.LoadCard(filepath.Join(shared, "models", "mobilenet_v2_imagenet.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, err := encoder.ReadBackbone(filepath.Join(shared, "models", card.File), card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := encoder.New(rt, card, bb, encoder.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { enc.Close() })
+	return enc
 }
