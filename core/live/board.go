@@ -2,7 +2,6 @@ package live
 
 import (
 	"context"
-	"sort"
 	"sync"
 	"time"
 
@@ -136,8 +135,8 @@ func (b *Board) Snapshot() Snapshot {
 			lat = append(lat, b.latency[i])
 		}
 		s.Yield = float64(pass) / float64(b.filled)
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		s.LatencyP50, s.LatencyMax = lat[len(lat)/2], lat[len(lat)-1]
+		st := verdict.Latencies(lat)
+		s.LatencyP50, s.LatencyMax = st.P50, st.Max
 	}
 	return s
 }

@@ -4,6 +4,7 @@
 package verdict
 
 import (
+	"slices"
 	"strconv"
 	"time"
 )
@@ -44,6 +45,25 @@ type Verdict struct {
 	FileClosed time.Time `json:"file_closed"`
 	// ScoredAt is when the score was ready.
 	ScoredAt time.Time `json:"scored_at"`
+}
+
+// LatencyStats are the mean, median and largest of a run's latencies.
+type LatencyStats struct {
+	Mean, P50, Max time.Duration
+}
+
+// Latencies summarises lat (sorted in place); the zero LatencyStats for
+// none.
+func Latencies(lat []time.Duration) LatencyStats {
+	if len(lat) == 0 {
+		return LatencyStats{}
+	}
+	slices.Sort(lat)
+	var sum time.Duration
+	for _, d := range lat {
+		sum += d
+	}
+	return LatencyStats{Mean: sum / time.Duration(len(lat)), P50: lat[len(lat)/2], Max: lat[len(lat)-1]}
 }
 
 // Latency is the time from the file's completion to its verdict.
