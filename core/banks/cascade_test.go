@@ -253,19 +253,7 @@ func TestParseSearchMode(t *testing.T) {
 func TestKnowledgeFastMatchesExact(t *testing.T) {
 	rt := openRuntime(t)
 	rng := rand.New(rand.NewSource(9))
-	nb := &NormalBank{Features: gaussian(rng, 120, 12)}
-	for i := range 120 {
-		nb.Source = append(nb.Source, int32(i/20))
-	}
-	normal := gaussian(rng, 200, 12)
-	normalSrc := make([]int32, 200)
-	for i := range normalSrc {
-		normalSrc[i] = int32(i / 40)
-	}
-	ab, err := BuildAnomalyBank(context.Background(), AnomalyInputs{Normal: normal, NormalSource: normalSrc, PseudoStd: 0.01})
-	if err != nil {
-		t.Fatal(err)
-	}
+	nb, ab := knowledgeBanks(t, rng, 120, 12)
 	exact, err := NewKnowledge(rt, nb, ab, KnowledgeOptions{AttnK: 4})
 	if err != nil {
 		t.Fatal(err)

@@ -14,19 +14,7 @@ func TestKnowledgeDistanceAndExclusion(t *testing.T) {
 	rng := rand.New(rand.NewSource(6))
 	// Normal bank: 5 images × 20 patches; the queries are the patches of
 	// image 2 themselves, so without exclusion each finds itself.
-	nb := &NormalBank{Features: gaussian(rng, 100, 10)}
-	for i := range 100 {
-		nb.Source = append(nb.Source, int32(i/20))
-	}
-	normal := gaussian(rng, 200, 10)
-	normalSrc := make([]int32, 200)
-	for i := range normalSrc {
-		normalSrc[i] = int32(i / 40)
-	}
-	ab, err := BuildAnomalyBank(context.Background(), AnomalyInputs{Normal: normal, NormalSource: normalSrc, PseudoStd: 0.01})
-	if err != nil {
-		t.Fatal(err)
-	}
+	nb, ab := knowledgeBanks(t, rng, 100, 10)
 	k, err := NewKnowledge(rt, nb, ab, KnowledgeOptions{Search: SearchOptions{ChunkRows: 32}})
 	if err != nil {
 		t.Fatal(err)
@@ -127,4 +115,25 @@ func TestKnowledgeAttention(t *testing.T) {
 			t.Errorf("AttnK %d: KN %v (want %v), DN %v, IN %v", attnK, res.KN.RawData()[0], want, res.DN[0], res.IN[0])
 		}
 	}
+}
+
+// knowledgeBanks is a normal bank of rows random dim-wide patches (20 per
+// image) and an anomaly bank of pseudo anomalies from 200 other normal
+// patches (40 per image), for knowledge tests.
+func knowledgeBanks(t *testing.T, rng *rand.Rand, rows, dim int) (*NormalBank, *AnomalyBank) {
+	t.Helper()
+	nb := &NormalBank{Features: gaussian(rng, rows, dim)}
+	for i := range rows {
+		nb.Source = append(nb.Source, int32(i/20))
+	}
+	normal := gaussian(rng, 200, dim)
+	normalSrc := make([]int32, 200)
+	for i := range normalSrc {
+		normalSrc[i] = int32(i / 40)
+	}
+	ab, err := BuildAnomalyBank(context.Background(), AnomalyInputs{Normal: normal, NormalSource: normalSrc, PseudoStd: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nb, ab
 }
