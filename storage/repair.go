@@ -75,7 +75,7 @@ func CheckFile(ctx context.Context, path string) (CheckReport, error) {
 		rep.add("pages: bbolt's page check skipped: the walk of the tree stopped at the damage above")
 	} else if err := p.view(readAll); err != nil {
 		rep.add("structure: %v", err)
-		rep.add("pages: bbolt's page check skipped: reading every bucket stopped at the damage above")
+		rep.add("pages: bbolt's page check skipped: reading every bucket and key stopped at the damage above")
 	} else if err := p.checkPages(); err != nil {
 		err = p.view(func(tx *bolt.Tx) error {
 			for err := range tx.Check() { // drain: the checker runs until the channel closes
