@@ -59,7 +59,14 @@ func (p *Project) view(fn func(*bolt.Tx) error) (err error) {
 // counts in the same transaction (see manifest), turning bbolt panics and
 // faults into an error that names the file. bbolt rolls the transaction
 // back before the panic reaches guard.
-func (p *Project) update(fn func(*bolt.Tx) error) (err error) {
+//
+// touched names the top-level buckets fn may change: only those are
+// recounted, so a small write costs a walk of its own buckets, not of the
+// whole file. No names (or a file without a readable manifest) recounts
+// every bucket. A bucket fn changes but touched omits leaves a stale count
+// that the next open reports as damage: TestManifestStaysExact runs every
+// write API and compares the manifest with a full recount.
+func (p *Project) update(fn func(*bolt.Tx) error, touched ...[]byte) (err error) {
 	defer faultsPanic()()
 	defer guard(p.path, "write", &err)
 	var fnErr error
@@ -67,7 +74,7 @@ func (p *Project) update(fn func(*bolt.Tx) error) (err error) {
 		if fnErr = fn(tx); fnErr != nil {
 			return fnErr
 		}
-		return writeManifest(tx)
+		return writeManifest(tx, touched)
 	})
 	if err != nil && err != fnErr {
 		// A failed commit (disk full, I/O error) names the file; the
@@ -180,10 +187,14 @@ type manifest struct {
 	Counts map[string]int `json:"counts"`
 }
 
-// countKeys walks every bucket but meta, counting keys and checking that
-// keys ascend strictly on every level (bbolt finds keys by binary search:
-// a key out of order is a key that lookups cannot see).
-func countKeys(tx *bolt.Tx) (map[string]int, error) {
+// countKeys walks the named top-level buckets (all but meta when names is
+// empty), counting keys and checking that keys ascend strictly on every
+// level (bbolt finds keys by binary search: a key out of order is a key
+// that lookups cannot see).
+func countKeys(tx *bolt.Tx, names ...[]byte) (map[string]int, error) {
+	if len(names) == 0 {
+		names = allBuckets
+	}
 	counts := map[string]int{}
 	var walk func(b *bolt.Bucket, where string) (int, error)
 	walk = func(b *bolt.Bucket, where string) (int, error) {
@@ -210,7 +221,7 @@ func countKeys(tx *bolt.Tx) (map[string]int, error) {
 		}
 		return n, nil
 	}
-	for _, name := range allBuckets {
+	for _, name := range names {
 		if bytes.Equal(name, bktMeta) {
 			continue
 		}
@@ -264,14 +275,29 @@ func printable(k []byte) string {
 	return string(k)
 }
 
-func writeManifest(tx *bolt.Tx) error {
+// writeManifest records the key counts under meta/manifest, recounting
+// only the touched buckets when the stored manifest can be updated.
+func writeManifest(tx *bolt.Tx, touched [][]byte) error {
 	meta := tx.Bucket(bktMeta)
 	if meta == nil {
 		return nil // not a project (yet); checkSchema reports it
 	}
-	counts, err := countKeys(tx)
+	var old manifest
+	if len(touched) > 0 {
+		if js := meta.Get(keyManifest); js == nil || json.Unmarshal(js, &old) != nil || old.Counts == nil {
+			touched = nil // nothing to update: count everything
+		}
+	}
+	counts, err := countKeys(tx, touched...)
 	if err != nil {
 		return err
+	}
+	if len(touched) > 0 {
+		for _, name := range touched {
+			delete(old.Counts, string(name)) // a bucket fn removed has no count
+		}
+		maps.Copy(old.Counts, counts)
+		counts = old.Counts
 	}
 	js, err := json.Marshal(manifest{Counts: counts})
 	if err != nil {
