@@ -195,13 +195,13 @@ func checkFileSize(path string) error {
 
 // Page and element layout of bbolt v1 (go.etcd.io/bbolt/internal/common).
 const (
-	pageHeaderSize  = 16
-	branchPageFlag  = 0x01
-	leafPageFlag    = 0x02
-	elemSize        = 16 // branch: pos, ksize uint32, pgid uint64; leaf: flags, pos, ksize, vsize uint32
-	bucketLeafFlag  = 0x01
-	bucketHeader    = 16 // root pgid, sequence uint64
-	maxTreeDepth    = 256
+	pageHeaderSize = 16
+	branchPageFlag = 0x01
+	leafPageFlag   = 0x02
+	elemSize       = 16 // branch: pos, ksize uint32, pgid uint64; leaf: flags, pos, ksize, vsize uint32
+	bucketLeafFlag = 0x01
+	bucketHeader   = 16 // root pgid, sequence uint64
+	maxTreeDepth   = 256
 )
 
 // checkTree walks the page structure of every bucket from the meta page's
