@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"image"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/dmad/workstation/core/mat"
 )
@@ -48,6 +50,32 @@ func checkAlloc(t *testing.T, n int, fn func()) {
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > fuzzAllocBound(n) {
 		t.Fatalf("%d input bytes allocated %d bytes (bound %d)", n, grew, fuzzAllocBound(n))
 	}
+}
+
+// heapWatchdog ends the process when its heap passes limit bytes: an input
+// that makes storage allocate without end (a loop in a damaged b-tree did)
+// would otherwise take the machine's memory before checkAlloc sees the
+// growth; the fuzzing engine reports the input of a worker that exits.
+func heapWatchdog(limit uint64) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapSys > limit {
+				fmt.Fprintf(os.Stderr, "heap %d MiB passed the %d MiB bound\n", ms.HeapSys>>20, limit>>20)
+				os.Exit(2)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 func FuzzReadMatrix(f *testing.F) {
@@ -133,13 +161,17 @@ func FuzzOpenProject(f *testing.F) {
 	seed, _ := os.ReadFile(path)
 	f.Add(seed[:usedBytes(f, path)]) // bbolt grows files ahead of use; the tail is zeros
 	target := filepath.Join(dir, "fuzz.dmad")
+	stop := heapWatchdog(1 << 30)
+	defer stop()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if err := os.WriteFile(target, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		os.Remove(target + ".lock-info")
-		CheckFile(context.Background(), target) // any report, no crash
-		exerciseProject(t, target)
+		checkAlloc(t, len(data), func() {
+			CheckFile(context.Background(), target) // any report, no crash
+			exerciseProject(t, target)
+		})
 	})
 }
 
