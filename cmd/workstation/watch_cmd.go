@@ -136,7 +136,8 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if !ef.quiet {
 		outputs = append(outputs, &verdictPrinter{w: stdout})
 	}
-	score := is.VerdictScorer(wf.out, category, wf.threshold)
+	overlays := live.NewOverlayWriter(wf.out, 8, log)
+	score := is.VerdictScorer(overlays, category, wf.threshold)
 	log.Info("watching", "input", wf.input, "out", wf.out, "model", is.Version(), "category", category,
 		"threshold", is.Threshold(category))
 	res, err := live.Run(ctx, live.Options{
@@ -144,6 +145,9 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		Watch:   folderwatch.Options{Settle: wf.settle, PollInterval: wf.pollInterval, ForcePolling: wf.poll},
 		Outputs: outputs, Board: board, Logger: log,
 	}, score)
+	if oerr := overlays.Close(); err == nil {
+		err = oerr
+	}
 	snap := board.Snapshot()
 	fmt.Fprintf(stdout, "watch %s: %d scored (%d fail), %d unreadable, %d scoring errors, %d already done; latency file closed → verdict p50 %s, max %s\n",
 		res.Watch.Mode, res.Watch.Scored, snap.Failed, res.Watch.Bad, res.Watch.Failed, res.Watch.Skipped,
