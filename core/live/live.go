@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dmad/workstation/core/folderwatch"
@@ -70,6 +71,9 @@ func Run(ctx context.Context, opts Options, score folderwatch.Scorer) (Result, e
 	if sameDir(opts.Input, opts.Out) {
 		return Result{}, fmt.Errorf("live: the output folder %s is the input folder: overlays would be scored", opts.Out)
 	}
+	if opts.Watch.Recursive && within(opts.Out, opts.Input) {
+		return Result{}, fmt.Errorf("live: the output folder %s is inside the input folder %s, watched with its subfolders: overlays would be scored", opts.Out, opts.Input)
+	}
 	csvLog, err := verdict.OpenDailyCSV(opts.Out)
 	if err != nil {
 		return Result{}, err
@@ -105,6 +109,17 @@ func Run(ctx context.Context, opts Options, score folderwatch.Scorer) (Result, e
 		opts.Logger.Warn("live: outputs closed with errors", "err", closeErr)
 	}
 	return res, nil
+}
+
+// within reports whether folder a lies inside folder b.
+func within(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(bb, aa)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 func sameDir(a, b string) bool {

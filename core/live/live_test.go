@@ -339,3 +339,15 @@ func TestOverlayWriter(t *testing.T) {
 		t.Fatalf("want both lost overlays reported, got %v", err)
 	}
 }
+
+// An output folder inside a recursively watched input would have its
+// overlays scored: Run refuses it, naming both folders.
+func TestRunRefusesOutputInsideRecursiveInput(t *testing.T) {
+	in := t.TempDir()
+	out := filepath.Join(in, "results")
+	_, err := Run(context.Background(), Options{Input: in, Out: out, Watch: folderwatch.Options{Recursive: true}},
+		func(ctx context.Context, path string) (verdict.Verdict, error) { return verdict.Verdict{}, nil })
+	if err == nil || !strings.Contains(err.Error(), "inside the input folder") {
+		t.Fatalf("want a refusal naming the folders, got %v", err)
+	}
+}
