@@ -72,7 +72,7 @@ func (w *watchFlags) validate() error {
 }
 
 func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
-	fs := newFlags("watch", "--project P.db --input DIR --out DIR [flags]",
+	fs := newFlags("watch", "--project P.dmadproj --input DIR --out DIR [flags]",
 		"Live inspection: scores each new image that appears in --input (once it is completely written)\n"+
 			"with the project's model and writes its verdict (score, pass/fail at the category's threshold)\n"+
 			"to --out/verdicts-YYYY-MM-DD.csv, a heatmap overlay for each fail under --out/overlays/, and to\n"+
