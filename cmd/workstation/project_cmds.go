@@ -427,7 +427,8 @@ func thresholdText(s inspection.Summary) string {
 }
 
 // asCategory scores samples as category name: a dataset's samples of that
-// category, or every image of a plain folder under that name.
+// category, or every image of a folder of one category (a plain folder, or
+// one category's test folder) under that name, labels kept.
 func asCategory(samples []dataset.Sample, name, input string) ([]dataset.Sample, error) {
 	var mine []dataset.Sample
 	cats := map[string]bool{}
@@ -440,10 +441,8 @@ func asCategory(samples []dataset.Sample, name, input string) ([]dataset.Sample,
 	if len(mine) > 0 {
 		return mine, nil
 	}
-	for _, smp := range samples {
-		if smp.Label != dataset.Unlabeled {
-			return nil, usagef("--category %s: %s is a dataset without that category (it has %s)", name, input, strings.Join(slices.Sorted(maps.Keys(cats)), ", "))
-		}
+	if len(cats) > 1 {
+		return nil, usagef("--category %s: %s is a dataset without that category (it has %s)", name, input, strings.Join(slices.Sorted(maps.Keys(cats)), ", "))
 	}
 	out := make([]dataset.Sample, len(samples))
 	for i, smp := range samples {

@@ -313,9 +313,14 @@ type Summary struct {
 	MergedFrom []string `json:"merged_from,omitempty"`
 }
 
-// SetCounts fills the summary's counts and tables from rows.
+// SetCounts fills the summary's counts and tables from rows, each
+// category's threshold from the summary's (exact, where scores.csv holds 8
+// significant digits).
 func (s *Summary) SetCounts(rows []Row) {
 	s.Counts, s.Categories, s.DefectTypes = Tally(rows)
+	for i := range s.Categories {
+		s.Categories[i].Threshold = s.ThresholdOf(s.Categories[i].Category)
+	}
 }
 
 // ThresholdOf is the threshold of category.
