@@ -79,7 +79,7 @@ func TestThresholdAgreesAcrossCLIAndReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	pdf := strings.ReplaceAll(reporttest.PDFText(pdfBytes), "\n", " ")
-	for _, w := range []string{"tile " + inspection.FormatFloat(thr), fmt.Sprintf("%.4f", thr), "Ana Lima", "version 1", "tiny",
+	for _, w := range []string{fmt.Sprintf("%.4f", thr), "Ana Lima", "version 1", "tiny",
 		"Per defect type", workstation.NameVersion()} {
 		if !strings.Contains(string(html), w) {
 			t.Errorf("report.html lacks %q", w)

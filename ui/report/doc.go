@@ -70,18 +70,21 @@ func newDoc(r Report, rows []inspection.Row) *doc {
 	if s.ModelRegime != "" {
 		model += " · " + s.ModelRegime
 	}
-	thr := inspection.FormatFloat(s.Threshold)
-	if len(s.CategoryThresholds) > 0 {
-		cats := make([]string, 0, len(s.CategoryThresholds))
-		for c := range s.CategoryThresholds {
-			cats = append(cats, c)
+	thr := fmt.Sprintf("%.4f", s.Threshold)
+	// Name the categories' own thresholds when one differs from the
+	// global threshold (a model stores one per category, usually equal).
+	var own []string
+	differs := false
+	for _, c := range s.Categories {
+		if t, ok := s.CategoryThresholds[c.Category]; ok {
+			own = append(own, fmt.Sprintf("%s %.4f", c.Category, t))
+			differs = differs || fmt.Sprintf("%.4f", t) != thr
 		}
-		sort.Strings(cats)
-		parts := make([]string, len(cats))
-		for i, c := range cats {
-			parts[i] = c + " " + inspection.FormatFloat(s.CategoryThresholds[c])
-		}
-		thr = strings.Join(parts, ", ") + " (others " + thr + ")"
+	}
+	if differs {
+		thr = strings.Join(own, ", ") + " (model's global threshold " + thr + ")"
+	} else if len(own) > 0 {
+		thr += " (every category)"
 	}
 	created := "—"
 	if !s.Created.IsZero() {
