@@ -61,6 +61,17 @@ func printFlags(w io.Writer, fs *flag.FlagSet, basic []string) {
 		fmt.Fprintf(w, "\n%s:\n", title)
 		for _, f := range flags {
 			value, usage := flag.UnquoteUsage(f)
+			// Go's type names read as placeholders people understand.
+			switch value {
+			case "int", "uint", "int64", "uint64":
+				value = "N"
+			case "float":
+				value = "X"
+			case "string":
+				value = "VALUE"
+			case "duration":
+				value = "DURATION"
+			}
 			head := "  --" + f.Name
 			if value != "" {
 				head += " " + value
@@ -121,10 +132,10 @@ type engineFlags struct {
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.backbone, "backbone", DefaultBackbone, "backbone `NAME` from the store (see 'workstation backbone list'), or an ONNX/card FILE")
-	fs.StringVar(&f.device, "device", "auto", "execution provider: auto, cpu, cuda, directml or webgpu (auto tries cuda, then directml on Windows, then cpu)")
+	fs.StringVar(&f.device, "device", "auto", "execution provider `NAME`: auto, cpu, cuda, directml or webgpu (auto tries cuda, then directml on Windows, then cpu)")
 	fs.StringVar(&f.ortLib, "ort-lib", "", "ONNX Runtime shared library `FILE` (default: $ONNXRUNTIME_LIB, then beside the program, then third_party/onnxruntime)")
-	fs.IntVar(&f.threads, "threads", runtime.NumCPU(), "CPU threads for ONNX Runtime")
-	fs.IntVar(&f.inputSize, "input-size", encoder.DefaultInputSize, "network input side in pixels (a multiple of 16; 320 gives a 40×40 patch grid)")
+	fs.IntVar(&f.threads, "threads", runtime.NumCPU(), "`N` CPU threads for ONNX Runtime")
+	fs.IntVar(&f.inputSize, "input-size", encoder.DefaultInputSize, "network input side in `PIXELS` (a multiple of 16; 320 gives a 40×40 patch grid)")
 	fs.BoolVar(&f.crop, "crop", false, "resize to 256 and centre-crop (the reference preprocessing; hides border defects)")
 	fs.BoolVar(&f.quiet, "quiet", false, "hide progress")
 	fs.BoolVar(&f.verbose, "verbose", false, "log details (per-stage and per-epoch lines) on stderr; by default only warnings, with progress as a bar")

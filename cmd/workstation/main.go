@@ -118,5 +118,5 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "  workstation train --project line1"+workstation.ProjectExt+" --data /data/mvtec")
 	fmt.Fprintln(w, "  workstation train --project line1"+workstation.ProjectExt+" --data photos/good --label good --category bottle")
 	fmt.Fprintln(w, "  workstation inspect --project line1"+workstation.ProjectExt+" --input /data/incoming --out /reports/today")
-	fmt.Fprintln(w, "Exit codes: 0 ok, 1 the work failed, 2 usage error, 130 canceled.")
+	fmt.Fprintln(w, "\nExit codes: 0 ok, 1 the work failed, 2 usage error, 130 canceled.")
 }

@@ -75,10 +75,10 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	ff.register(fs)
 	proj := fs.String("project", "", "project `FILE` (created when missing)")
 	data := fs.String("data", "", "dataset `DIR` to import before training (optional if the project has images)")
-	cats := fs.String("categories", "", "comma-separated categories to train on (default: all)")
-	label := fs.String("label", "", "what the images of a plain --data folder are: good (the only label a plain folder can have)")
+	cats := fs.String("categories", "", "comma-separated `LIST` of categories to train on (default: all)")
+	label := fs.String("label", "", "`LABEL` of a plain --data folder's images: good (the only label a plain folder can have)")
 	category := fs.String("category", "", "category `NAME` of a plain --data folder's images (default: the folder's name)")
-	seen := fs.Int("seen-anomalies", 0, "K anomalous images per category used as seen anomalies (0: unsupervised)")
+	seen := fs.Int("seen-anomalies", 0, "`K` anomalous images per category used as seen anomalies (0: unsupervised)")
 	method := fs.String("method", "dmad", "`METHOD`: dmad or patchcore")
 	skipBad := fs.Bool("skip-bad", false, "skip unreadable images and masks with a warning instead of stopping")
 	full := fs.Bool("full-retrain", false, "rebuild banks and train the mapper from scratch even when an earlier model used the same normal images (default: reuse and fine-tune)")
@@ -245,13 +245,14 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		"Scores the project's test images with the active model (or --model N), computes image and pixel\n"+
 			"metrics per category, stores the run in the project (unless --save=false) and writes it as\n"+
 			"JSON. --data imports a dataset's images first. With --save=false and no --data the project is\n"+
-			"opened read-only (read-only media, several readers).", stderr)
+			"opened read-only (read-only media, several readers).\n\n"+
+			"Example:\n  workstation eval --project line1.dmadproj --json eval.json", stderr, "project", "json", "data", "model", "save")
 	var ef engineFlags
 	ef.register(fs)
 	proj := fs.String("project", "", "project `FILE`")
 	data := fs.String("data", "", "dataset `DIR` to import before evaluating")
 	out := fs.String("json", "", "write the evaluation to `FILE`")
-	version := fs.Int("model", 0, "model version (0: the active one)")
+	version := fs.Int("model", 0, "model `VERSION` (default: the active one)")
 	save := fs.Bool("save", true, "store the run in the project")
 	search := searchFlag(fs, banks.SearchExact)
 	if err := parse(fs, args); err != nil {
