@@ -258,6 +258,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	ef.applyVerbose(stderr)
 	mode, err := parseSearch(*search)
 	if err != nil {
 		return err

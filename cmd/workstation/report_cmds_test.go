@@ -100,8 +100,9 @@ func TestTrainFromPlainFolder(t *testing.T) {
 	data, bb, env := fixture(t)
 	dir := t.TempDir()
 	proj := filepath.Join(dir, "line"+workstation.ProjectExt)
-	train := func(folder, category string) result {
+	train := func(folder, category string, extra ...string) result {
 		args := append([]string{"train", "--project", proj, "--data", folder, "--label", "good", "--backbone", bb}, small...)
+		args = append(args, extra...)
 		if category != "" {
 			args = append(args, "--category", category)
 		}
@@ -114,10 +115,14 @@ func TestTrainFromPlainFolder(t *testing.T) {
 	if strings.Contains(r.stderr, "level=INFO") {
 		t.Errorf("train logs INFO lines without --verbose:\n%s", r.stderr)
 	}
-	// A second folder adds a category; the model covers both.
-	r = train(filepath.Join(data, "disc", "train", "good"), "gadget")
+	// A second folder adds a category; the model covers both. --verbose
+	// shows the engine's Info lines (one per epoch).
+	r = train(filepath.Join(data, "disc", "train", "good"), "gadget", "--verbose")
 	if r.code != 0 || !strings.Contains(r.stdout, "model 2 (dmad, unsupervised, 2 categories") {
 		t.Fatalf("train a second plain folder: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "level=INFO msg=\"mapper training\"") {
+		t.Errorf("train --verbose logs no epochs:\n%s", r.stderr)
 	}
 	m := regexp.MustCompile(`gadget ([0-9.]+)`).FindStringSubmatch(r.stdout)
 	if m == nil {
