@@ -104,7 +104,7 @@ func newDoc(r Report, rows []inspection.Row) *doc {
 		d.Header = append(d.Header, [2]string{"Shard", s.Shard})
 	}
 	if len(s.MergedFrom) > 0 {
-		d.Header = append(d.Header, [2]string{"Merged from", fmt.Sprintf("%d shard outputs", len(s.MergedFrom))})
+		d.Header = append(d.Header, [2]string{"Merged from", fmt.Sprintf("shard outputs: %d", len(s.MergedFrom))})
 	}
 	d.Counts = fmt.Sprintf("%d images: %d pass, %d fail", s.Images, s.Pass, s.Fail)
 	if s.Misses != nil {
