@@ -123,8 +123,8 @@ const (
 func Decision(score, threshold float64) string { return inspection.Decision(score, threshold) }
 
 // Write writes the report into dir (created if needed): overlays (when
-// LoadImage is set), scores.csv, summary.json, the curves, report.html and
-// report.pdf. Items are numbered from 1 in (category, path) order. report,
+// LoadImage is set), scores.csv, the curves, report.html, report.pdf and,
+// last, summary.json. Items are numbered from 1 in (category, path) order. report,
 // when not nil, gets a progress.Report event after each overlay.
 func Write(ctx context.Context, dir string, r Report, report progress.Func) error {
 	if err := os.MkdirAll(filepath.Join(dir, OverlayDir), 0o755); err != nil {
@@ -174,10 +174,15 @@ func Write(ctx context.Context, dir string, r Report, report progress.Func) erro
 	if err := inspection.WriteScores(filepath.Join(dir, CSVName), rows); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
+	if err := WriteDocuments(dir, r); err != nil {
+		return err
+	}
+	// summary.json last: its presence says the output is complete (the
+	// Kubernetes merge job waits for each shard's).
 	if err := inspection.WriteSummary(dir, r.Summary(rows)); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	return WriteDocuments(dir, r)
+	return nil
 }
 
 // WriteDocuments writes the curves, the legend, report.html and report.pdf

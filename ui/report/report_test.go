@@ -251,3 +251,18 @@ func TestWriteUndefinedMetric(t *testing.T) {
 		t.Errorf("metrics row of report.html:\n%s", html)
 	}
 }
+
+// summary.json is written last: an output without it is incomplete (here
+// report.pdf cannot be written).
+func TestSummaryWrittenLast(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, PDFName), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(context.Background(), dir, testReport(0.5), nil); err == nil || !strings.Contains(err.Error(), PDFName) {
+		t.Fatalf("Write with report.pdf a folder = %v, want an error naming it", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, SummaryName)); !os.IsNotExist(err) {
+		t.Errorf("summary.json of an incomplete output: %v", err)
+	}
+}
