@@ -397,6 +397,13 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	}
 	r := inspectReport(s, *input, *opacity, samples, res)
 	r.Operator = *operator
+	if *threshold < 0 {
+		pr.Done()
+		for _, c := range unknownCategories(samples, res.Model.Meta.Categories) {
+			fmt.Fprintf(stderr, "note: model %d has no category %q; its images are judged at the global threshold %.4f (name one of %s with --category)\n",
+				res.ModelVersion, c, res.Model.Meta.Threshold, strings.Join(res.Model.Meta.Categories, ", "))
+		}
+	}
 	if *threshold >= 0 {
 		r.Threshold, r.CategoryThresholds = *threshold, nil
 	}
@@ -411,6 +418,19 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	fmt.Fprintf(stdout, "%d images: %d fail, %d pass at %s; report in %s\n",
 		sum.Images, sum.Fail, sum.Pass, thresholdText(sum), *outDir)
 	return nil
+}
+
+// unknownCategories are the categories of samples the model was not
+// trained on, sorted.
+func unknownCategories(samples []dataset.Sample, known []string) []string {
+	var out []string
+	for _, smp := range samples {
+		if !slices.Contains(known, smp.Category) && !slices.Contains(out, smp.Category) {
+			out = append(out, smp.Category)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // thresholdText names the thresholds a run used, as the report's header

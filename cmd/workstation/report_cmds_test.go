@@ -138,6 +138,13 @@ func TestTrainFromPlainFolder(t *testing.T) {
 		t.Fatalf("summary of inspect --category: %+v, %v", sum.Categories, err)
 	}
 
+	// Without --category, a category the model does not know is judged at
+	// the global threshold, and the user is told.
+	r = cli(t, env, "inspect", "--project", proj, "--input", filepath.Join(data, "disc", "test", "good"), "--out", filepath.Join(dir, "out2"), "--quiet")
+	if r.code != 0 || !strings.Contains(r.stderr, `model 2 has no category "disc"`) || !strings.Contains(r.stderr, "gadget, widget") {
+		t.Errorf("inspect of an unknown category: exit %d %q", r.code, r.stderr)
+	}
+
 	for _, tc := range []struct {
 		name string
 		args []string
