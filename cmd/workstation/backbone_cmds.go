@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,9 +14,8 @@ import (
 	"github.com/dmad/workstation/core/backbone"
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/ort"
-	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/progress"
-	"github.com/dmad/workstation/storage"
+	"github.com/dmad/workstation/core/project"
 )
 
 func runBackbone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -303,59 +301,20 @@ func runImportModel(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("import model: %w", err)
 	}
 	defer f.Close()
-	_, statErr := os.Stat(*proj)
-	fresh := errors.Is(statErr, os.ErrNotExist)
-	var p *storage.Project
-	if fresh {
-		p, err = storage.Create(*proj, strings.TrimSuffix(filepath.Base(*proj), filepath.Ext(*proj)))
-	} else {
-		p, err = openStore(*proj, false)
-	}
+	// No runtime: importing decodes the model but runs nothing.
+	sess, created, err := project.Open(*proj, project.OpenOptions{Create: true}, nil, nil)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		p.Close()
-		if fresh && err != nil {
+		sess.Close()
+		if created && err != nil {
 			os.Remove(*proj) // a failed import leaves no empty project behind
 		}
 	}()
-	if fresh {
-		// A new project adopts the model's backbone.
-		st := p.Settings()
-		st.Backbone = ""
-		if err := p.PutSettings(st); err != nil {
-			return err
-		}
-	}
-	v, err := p.ImportModel(ctx, f)
+	v, err := sess.ImportModel(ctx, f, *in, project.ImportOptions{Activate: *activate, AdoptBackbone: created})
 	if err != nil {
 		return err
-	}
-	// Checksums only prove the file arrived as written; decode the model
-	// too, so that a crafted or damaged one is refused here rather than
-	// failing every later command.
-	if _, err := pipeline.LoadModel(func(part string) (io.ReadCloser, error) { return p.OpenModelPart(v, part) }); err != nil {
-		if derr := p.DeleteModel(v); derr != nil {
-			return fmt.Errorf("import model %s: %w (and removing it failed: %v)", *in, err, derr)
-		}
-		return fmt.Errorf("import model %s: not imported, the model does not decode: %w", *in, err)
-	}
-	if fresh {
-		rec, err := p.Model(v)
-		if err != nil {
-			return err
-		}
-		st := p.Settings()
-		st.Backbone = rec.BackboneID
-		if err := p.PutSettings(st); err != nil {
-			return err
-		}
-	}
-	if *activate {
-		if err := p.SetActiveModel(v); err != nil {
-			return err
-		}
 	}
 	fmt.Fprintf(stdout, "imported %s as model %d of %s\n", *in, v, *proj)
 	return nil

@@ -195,4 +195,35 @@ func TestSingleClassEvalAndInspectSkipBad(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "badcrc.png") || !strings.Contains(r.stderr, "bomb.png") || !strings.Contains(r.stdout, "1 images") {
 		t.Fatalf("inspect --skip-bad: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
+
+	// Damage inside the compressed data under a valid CRC passes the quick
+	// check; --full-check decodes it and --skip-bad leaves it out.
+	in2 := filepath.Join(dir, "in2")
+	os.MkdirAll(in2, 0o755)
+	os.WriteFile(filepath.Join(in2, "good.png"), b, 0o644)
+	os.WriteFile(filepath.Join(in2, "baddata.png"), damageIDATKeepCRC(t, b), 0o644)
+	r = cli(t, env, "inspect", "--project", proj, "--input", in2, "--out", filepath.Join(dir, "out3"), "--quiet", "--threads", "2", "--skip-bad", "--full-check")
+	if r.code != 0 || !strings.Contains(r.stderr, "baddata.png") || !strings.Contains(r.stdout, "1 images") {
+		t.Fatalf("inspect --skip-bad --full-check: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// damageIDATKeepCRC overwrites a PNG's compressed pixel data and writes a
+// valid CRC over it: well formed chunk by chunk, but it does not decode.
+func damageIDATKeepCRC(t *testing.T, png []byte) []byte {
+	t.Helper()
+	out := bytes.Clone(png)
+	for i := 8; i+12 <= len(out); {
+		n := int(bin.BigEndian.Uint32(out[i:]))
+		if string(out[i+4:i+8]) == "IDAT" {
+			for j := i + 8; j < i+8+n; j++ {
+				out[j] = 0xAA
+			}
+			bin.BigEndian.PutUint32(out[i+8+n:], crc32.ChecksumIEEE(out[i+4:i+8+n]))
+			return out
+		}
+		i += 12 + n
+	}
+	t.Fatal("no IDAT chunk")
+	return nil
 }

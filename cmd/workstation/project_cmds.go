@@ -81,6 +81,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	seen := fs.Int("seen-anomalies", 0, "`K` anomalous images per category used as seen anomalies (0: unsupervised)")
 	method := fs.String("method", "dmad", "`METHOD`: dmad or patchcore")
 	skipBad := fs.Bool("skip-bad", false, "skip unreadable images and masks with a warning instead of stopping")
+	fullCheck := fs.Bool("full-check", false, "decode every image and mask completely before importing (slower; finds damage inside the data that the quick header-and-end check cannot, e.g. in a JPEG's compressed data)")
 	full := fs.Bool("full-retrain", false, "rebuild banks and train the mapper from scratch even when an earlier model used the same normal images (default: reuse and fine-tune)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -102,7 +103,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	// Read the dataset before touching the project: a bad --data leaves nothing behind.
 	var ds *dataset.Dataset
 	if *data != "" {
-		if ds, err = openTrainingData(ctx, *data, *label, *category, c.Categories, *skipBad); err != nil {
+		if ds, err = openTrainingData(ctx, *data, *label, *category, c.Categories, dataset.Options{SkipBad: *skipBad, FullDecode: *fullCheck}); err != nil {
 			return err
 		}
 	} else if *label != "" || *category != "" {
@@ -152,11 +153,12 @@ func modelThresholds(m pipeline.Meta) string {
 // openTrainingData reads train's --data: a dataset layout, or with --label
 // good a plain folder whose images become normal training images of one
 // category (--category, default the folder's name).
-func openTrainingData(ctx context.Context, dir, label, category string, cats []string, skipBad bool) (*dataset.Dataset, error) {
+// check carries --skip-bad and --full-check.
+func openTrainingData(ctx context.Context, dir, label, category string, cats []string, check dataset.Options) (*dataset.Dataset, error) {
 	if label != "" && label != dataset.GoodType {
 		return nil, usagef("--label %q: a plain folder can only be labelled good (defects need the MVTec layout with masks)", label)
 	}
-	opts := dataset.Options{Categories: cats, SkipBad: skipBad}
+	opts := dataset.Options{Categories: cats, SkipBad: check.SkipBad, FullDecode: check.FullDecode}
 	if label != "" {
 		opts.Categories = nil // the folder's own name is not the category
 	}
@@ -333,6 +335,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	threshold := fs.Float64("threshold", -1, "decision threshold `T` for every image (default: each category's, from the model)")
 	opacity := fs.Float64("opacity", 0.5, "heatmap opacity in the overlays, 0 to 1")
 	skipBad := fs.Bool("skip-bad", false, "skip unreadable or damaged images (listed on stderr) instead of failing")
+	fullCheck := fs.Bool("full-check", false, "decode every image completely before scoring (slower; finds damage inside the data that the quick check cannot)")
 	search := searchFlag(fs, banks.SearchExact)
 	shardSpec := fs.String("shard", "", "score only shard `I/N` of the input (stable split; combine with 'workstation report merge')")
 	if err := parse(fs, args); err != nil {
@@ -356,7 +359,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	if *opacity < 0 || *opacity > 1 {
 		return usagef("--opacity %g is out of range: want in [0, 1]", *opacity)
 	}
-	scan, err := project.InspectSamples(ctx, *input, project.ScanOptions{SkipBad: *skipBad})
+	scan, err := project.InspectSamples(ctx, *input, project.ScanOptions{SkipBad: *skipBad, FullCheck: *fullCheck})
 	if err != nil {
 		return err
 	}

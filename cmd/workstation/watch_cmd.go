@@ -25,7 +25,7 @@ type watchFlags struct {
 	version                       int
 	threshold                     float64
 	settle, pollInterval          time.Duration
-	poll                          bool
+	poll, recursive               bool
 	webhook                       string
 	mqttBroker, mqttTopic         string
 	mqttQoS                       int
@@ -34,7 +34,8 @@ type watchFlags struct {
 
 func (w *watchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&w.project, "project", "", "project `FILE` (opened read-only)")
-	fs.StringVar(&w.input, "input", "", "`DIR` watched for new images (its top level)")
+	fs.StringVar(&w.input, "input", "", "`DIR` watched for new images (its top level; with --recursive its subfolders too)")
+	fs.BoolVar(&w.recursive, "recursive", false, "watch the subfolders of --input too, also ones created later (e.g. a camera's dated folders); --out must lie outside --input")
 	fs.StringVar(&w.out, "out", "", "output `DIR`: daily verdict CSVs, overlays of fails, the ledger of scored files")
 	fs.StringVar(&w.category, "category", "", "category `NAME` of the images (default: the model's only category, or the input folder's name when it is one)")
 	fs.IntVar(&w.version, "version", 0, "model `VERSION` (0: the active one)")
@@ -143,7 +144,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		"threshold", is.Threshold(category))
 	res, err := live.Run(ctx, live.Options{
 		Input: wf.input, Out: wf.out,
-		Watch:   folderwatch.Options{Settle: wf.settle, PollInterval: wf.pollInterval, ForcePolling: wf.poll},
+		Watch:   folderwatch.Options{Settle: wf.settle, PollInterval: wf.pollInterval, ForcePolling: wf.poll, Recursive: wf.recursive},
 		Outputs: outputs, Board: board, Logger: log,
 	}, score)
 	if oerr := overlays.Close(); err == nil {

@@ -5,3 +5,9 @@ package dataset
 // JPEG end-of-image marker, BMP pixel array inside the file). It returns the
 // size with the EXIF orientation applied.
 func CheckImage(path string) (w, h int, err error) { return checkImage(path, false) }
+
+// DecodeImage is the full check Options.FullDecode applies: the whole image
+// decodes. Slower than CheckImage, it also finds damage inside compressed
+// data that a well-formed file can hide (a JPEG has no checksum; a PNG's
+// chunk CRCs can be valid over broken data).
+func DecodeImage(path string) (w, h int, err error) { return checkImage(path, true) }

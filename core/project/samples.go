@@ -18,6 +18,10 @@ type ScanOptions struct {
 	// truncated, over the pixel limit) and lists them in the result's
 	// Skipped instead of failing the scan.
 	SkipBad bool
+	// FullCheck decodes every image completely instead of checking its
+	// header and end (dataset.Options.FullDecode, dataset.DecodeImage);
+	// it matters with SkipBad.
+	FullCheck bool
 	// Logger receives the dataset reader's warnings (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -36,7 +40,7 @@ type Scan struct {
 // <defect>/) labels and masks are read from the folder names, so
 // inspecting <category>/test still yields metrics.
 func InspectSamples(ctx context.Context, dir string, opts ScanOptions) (*Scan, error) {
-	ds, err := dataset.OpenContext(ctx, dir, dataset.Options{Logger: opts.Logger, SkipBad: opts.SkipBad})
+	ds, err := dataset.OpenContext(ctx, dir, dataset.Options{Logger: opts.Logger, SkipBad: opts.SkipBad, FullDecode: opts.FullCheck})
 	if err == nil && ds.Layout != dataset.LayoutFolder {
 		return &Scan{Samples: ds.Test(), Skipped: ds.Skipped}, nil
 	}
@@ -59,7 +63,11 @@ func InspectSamples(ctx context.Context, dir string, opts ScanOptions) (*Scan, e
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			if _, _, err := dataset.CheckImage(p); err != nil {
+			check := dataset.CheckImage
+			if opts.FullCheck {
+				check = dataset.DecodeImage
+			}
+			if _, _, err := check(p); err != nil {
 				scan.Skipped = append(scan.Skipped, dataset.Problem{Path: p, Err: err})
 				continue
 			}

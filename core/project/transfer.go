@@ -9,15 +9,23 @@ import (
 	"github.com/dmad/workstation/storage"
 )
 
+// ImportOptions say what ImportModel does besides adding the model.
+type ImportOptions struct {
+	// Activate makes the imported model the active one.
+	Activate bool
+	// AdoptBackbone makes an empty project (no images, no models) take the
+	// model's backbone: set it for a project made for this import. Any
+	// other project refuses a model of another backbone.
+	AdoptBackbone bool
+}
+
 // ImportModel adds a model file written by ExportModel (`workstation
-// export-model`) as a new version and returns it; activate makes it the
-// active model. A project without images and models adopts the model's
-// backbone; any other project refuses a model of another backbone. The
+// export-model`) as a new version and returns it (see ImportOptions). The
 // model is decoded before the call returns: checksums only prove the file
 // arrived as written, and a crafted or damaged model that imported would
 // fail every later command, so such a model is removed again and the error
 // says why. name labels the file in errors.
-func (s *Session) ImportModel(ctx context.Context, r io.Reader, name string, activate bool) (version int, err error) {
+func (s *Session) ImportModel(ctx context.Context, r io.Reader, name string, o ImportOptions) (version int, err error) {
 	p := s.Store
 	models, err := p.Models()
 	if err != nil {
@@ -27,7 +35,7 @@ func (s *Session) ImportModel(ctx context.Context, r io.Reader, name string, act
 	if err != nil {
 		return 0, err
 	}
-	adopt := len(models) == 0 && len(imgs) == 0
+	adopt := o.AdoptBackbone && len(models) == 0 && len(imgs) == 0
 	before := p.Settings()
 	if adopt && before.Backbone != "" {
 		st := before
@@ -62,7 +70,7 @@ func (s *Session) ImportModel(ctx context.Context, r io.Reader, name string, act
 			return 0, err
 		}
 	}
-	if activate {
+	if o.Activate {
 		if err := p.SetActiveModel(v); err != nil {
 			return 0, err
 		}
