@@ -16,3 +16,9 @@ func (w *Workstation) LiveText() (status, latest, counts, fails, bads string) {
 	v := w.live
 	return v.status.Text, v.latest.Text, v.counts.Text, v.fails.Text, v.bads.Text
 }
+
+func (w *Workstation) LiveOptions(recursive bool, webhook, mqttBroker string) {
+	w.live.recursive.SetChecked(recursive)
+	w.live.webhook.SetText(webhook)
+	w.live.mqttBroker.SetText(mqttBroker)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/dmad/workstation/core/live"
+	"github.com/dmad/workstation/core/publish"
 )
 
 // ScreenLive is the live inspection screen.
@@ -30,6 +32,13 @@ type LiveRequest struct {
 	// Poll lists the folder instead of using file-system events (network
 	// shares).
 	Poll bool
+	// Recursive watches the subfolders of Input too.
+	Recursive bool
+	// Webhook, when set, receives each verdict as a JSON POST.
+	Webhook string
+	// MQTTBroker, when set, receives each verdict on MQTTTopic at MQTTQoS.
+	MQTTBroker, MQTTTopic string
+	MQTTQoS               byte
 }
 
 // LiveFunc runs live inspection until ctx is cancelled, publishing every
@@ -45,6 +54,11 @@ type liveView struct {
 	input, out  string
 	inputLabel  *widget.Label
 	poll        *widget.Check
+	recursive   *widget.Check
+	webhook     *widget.Entry
+	mqttBroker  *widget.Entry
+	mqttTopic   *widget.Entry
+	mqttQoS     *widget.Select
 	startBtn    *widget.Button
 	stopBtn     *widget.Button
 	status      *widget.Label
@@ -84,8 +98,49 @@ func newLiveView(w *Workstation) *liveView {
 	lists := container.NewGridWithColumns(2,
 		widget.NewCard("Last fails", "", container.NewVScroll(v.fails)),
 		widget.NewCard("Unreadable files", "", container.NewVScroll(v.bads)))
-	v.content = container.NewBorder(top, nil, nil, nil, lists)
+	v.content = container.NewBorder(container.NewVBox(top, v.outputsForm()), nil, nil, nil, lists)
 	return v
+}
+
+// outputsForm holds the watch's options and where verdicts go besides the
+// daily CSV and this view, as `workstation watch` has them.
+func (v *liveView) outputsForm() fyne.CanvasObject {
+	v.recursive = widget.NewCheck("Include subfolders", nil)
+	v.webhook = widget.NewEntry()
+	v.webhook.SetPlaceHolder("http://mes.local/hooks/dmad (optional)")
+	v.mqttBroker = widget.NewEntry()
+	v.mqttBroker.SetPlaceHolder("mqtt://broker.local:1883 (optional)")
+	v.mqttTopic = widget.NewEntry()
+	v.mqttTopic.SetText("dmad/verdicts/{category}")
+	v.mqttQoS = widget.NewSelect([]string{"0", "1", "2"}, nil)
+	v.mqttQoS.SetSelected("1")
+	form := widget.NewForm(
+		widget.NewFormItem("", v.recursive),
+		&widget.FormItem{Text: "Webhook", Widget: v.webhook, HintText: "each verdict is POSTed as JSON, retried with back-off"},
+		&widget.FormItem{Text: "MQTT broker", Widget: v.mqttBroker, HintText: "each verdict is published to the topic"},
+		&widget.FormItem{Text: "MQTT topic", Widget: v.mqttTopic, HintText: "{category}, {decision} and {file} are filled in"},
+		widget.NewFormItem("MQTT QoS", v.mqttQoS),
+	)
+	return widget.NewAccordion(widget.NewAccordionItem("Options and plant outputs", form))
+}
+
+// request is the LiveRequest the form describes, or an error naming the
+// field that is wrong.
+func (v *liveView) request() (LiveRequest, error) {
+	req := LiveRequest{Project: v.w.project, Input: v.input, Out: v.out, Poll: v.poll.Checked,
+		Recursive: v.recursive.Checked, Webhook: strings.TrimSpace(v.webhook.Text),
+		MQTTBroker: strings.TrimSpace(v.mqttBroker.Text), MQTTTopic: strings.TrimSpace(v.mqttTopic.Text)}
+	if req.Webhook != "" {
+		if err := publish.CheckWebhookURL(req.Webhook); err != nil {
+			return req, err
+		}
+	}
+	if req.MQTTBroker != "" && req.MQTTTopic == "" {
+		return req, errors.New("the MQTT topic must not be empty")
+	}
+	q, _ := strconv.Atoi(v.mqttQoS.Selected)
+	req.MQTTQoS = byte(q)
+	return req, nil
 }
 
 // setInput chooses the watched folder; verdicts go to a sibling folder
@@ -107,6 +162,11 @@ func (v *liveView) start() {
 		v.status.SetText("Live inspection needs the workstation engine.")
 		return
 	}
+	req, err := v.request()
+	if err != nil {
+		v.status.SetText("Not started: " + err.Error())
+		return
+	}
 	board := live.NewBoard(100, 20)
 	board.OnChange(func() { fyne.Do(func() { v.show(board.Snapshot()) }) })
 	v.board = board
@@ -115,7 +175,6 @@ func (v *liveView) start() {
 	v.startBtn.Disable()
 	v.stopBtn.Enable()
 	v.status.SetText("Watching for new images…")
-	req := LiveRequest{Project: v.w.project, Input: v.input, Out: v.out, Poll: v.poll.Checked}
 	run := v.w.deps.Live
 	done := make(chan struct{})
 	v.done = done

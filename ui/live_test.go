@@ -2,6 +2,9 @@ package ui_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,12 +110,30 @@ func TestRealEngineLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws.ShowScreen(ui.ScreenLive)
+	// A wrong webhook URL is named before anything starts.
+	ws.LiveOptions(true, "mes.local/hook", "")
+	ws.LiveStart(in, false)
+	if status, _, _, _, _ := ws.LiveText(); !strings.Contains(status, "Not started") || !strings.Contains(status, "mes.local/hook") {
+		t.Fatalf("status with a bad webhook URL: %q", status)
+	}
+	var posted atomic.Int32
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if body, _ := io.ReadAll(r.Body); strings.Contains(string(body), "part1.png") {
+			posted.Add(1)
+		}
+	}))
+	defer hook.Close()
+	ws.LiveOptions(true, hook.URL, "")
 	ws.LiveStart(in, false)
 	b, err := os.ReadFile(goods[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(in, "part1.png"), b, 0o644); err != nil {
+	// In a subfolder: the view watches subfolders when asked to.
+	if err := os.MkdirAll(filepath.Join(in, "cam1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(in, "cam1", "part1.png"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(in, "part2.png"), []byte("\x89PNG\r\n\x1a\n cut"), 0o644); err != nil {
@@ -133,6 +154,9 @@ func TestRealEngineLive(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(csvs[0]); !strings.Contains(string(b), "part1.png") || strings.Contains(string(b), "part2.png") {
 		t.Fatalf("daily CSV:\n%s", b)
+	}
+	if posted.Load() != 1 {
+		t.Fatalf("the webhook got %d posts of part1.png's verdict, want 1", posted.Load())
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"time"
@@ -64,9 +63,8 @@ func (w *watchFlags) validate() error {
 		return usagef("--mqtt-topic must not be empty")
 	}
 	if w.webhook != "" {
-		u, err := url.Parse(w.webhook)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usagef("--webhook %q: want an http:// or https:// URL", w.webhook)
+		if err := publish.CheckWebhookURL(w.webhook); err != nil {
+			return usagef("--%v", err)
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/dmad/workstation/core/verdict"
@@ -27,6 +28,16 @@ type Webhook struct {
 	// BaseDelay is the wait after the first failure, doubled after each
 	// further one (default 200ms), up to MaxDelay (default 5s).
 	BaseDelay, MaxDelay time.Duration
+}
+
+// CheckWebhookURL says whether u can receive a webhook: an absolute
+// http:// or https:// URL with a host.
+func CheckWebhookURL(u string) error {
+	pu, err := url.Parse(u)
+	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		return fmt.Errorf("webhook %q: want an http:// or https:// URL", u)
+	}
+	return nil
 }
 
 // Name is "webhook " and the URL.

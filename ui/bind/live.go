@@ -13,7 +13,7 @@ import (
 // Live implements ui.LiveFunc: the project's active model scores each new
 // image of req.Input (as `workstation watch` does) until ctx is cancelled;
 // verdicts and bad files go to board, the daily CSVs, overlays and ledger
-// to req.Out. The project is held for the whole run (no training meanwhile).
+// to req.Out, and verdicts to req's webhook and MQTT broker when set. The project is held for the whole run (no training meanwhile).
 func (e *Engine) Live(ctx context.Context, req ui.LiveRequest, board *live.Board) error {
 	p, done, err := jobProject(req.Project)
 	if err != nil {
@@ -25,11 +25,23 @@ func (e *Engine) Live(ctx context.Context, req ui.LiveRequest, board *live.Board
 		return err
 	}
 	defer is.Close()
+	outputs := []publish.Output{board}
+	if req.Webhook != "" {
+		outputs = append(outputs, &publish.Webhook{URL: req.Webhook})
+	}
+	if req.MQTTBroker != "" {
+		mq, err := publish.DialMQTT(publish.MQTTOptions{Broker: req.MQTTBroker, Topic: req.MQTTTopic,
+			QoS: req.MQTTQoS, Logger: e.o.Logger})
+		if err != nil {
+			return err
+		}
+		outputs = append(outputs, mq)
+	}
 	overlays := live.NewOverlayWriter(req.Out, 8, e.o.Logger)
 	score := is.VerdictScorer(overlays, is.DefaultCategory(req.Input), -1)
 	_, err = live.Run(ctx, live.Options{Input: req.Input, Out: req.Out,
-		Watch:   folderwatch.Options{ForcePolling: req.Poll},
-		Outputs: []publish.Output{board}, Board: board, Logger: e.o.Logger}, score)
+		Watch:   folderwatch.Options{ForcePolling: req.Poll, Recursive: req.Recursive},
+		Outputs: outputs, Board: board, Logger: e.o.Logger}, score)
 	if oerr := overlays.Close(); err == nil {
 		err = oerr
 	}
