@@ -90,3 +90,29 @@ func (s Stage) label() string {
 	}
 	return ""
 }
+
+// Event reports progress: Done of Total units of Stage. Training events
+// also carry the epoch and the loss terms. The field names are those of the
+// training logs stored in projects.
+type Event struct {
+	Stage       Stage
+	Done, Total int
+	// Run names the benchmark run an event belongs to (empty elsewhere).
+	Run string `json:",omitempty"`
+	// Training details (Stage Train): 1-based epoch, the step's loss, and
+	// the fraction of the step's normal patches with Ψ > m, of
+	// pseudo-negatives with Ψ < −m and of seen anomalies with Ψ < −m.
+	Epoch, Epochs                    int
+	Loss                             float64
+	NormalAbove, NegBelow, AnomBelow float64
+}
+
+// Func receives events. A nil Func discards them.
+type Func func(Event)
+
+// Send reports e (nothing for a nil f).
+func (f Func) Send(e Event) {
+	if f != nil {
+		f(e)
+	}
+}
