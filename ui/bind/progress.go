@@ -128,4 +128,6 @@ func (f levelFloor) WithAttrs(as []slog.Attr) slog.Handler {
 	return levelFloor{f.h.WithAttrs(as), f.min}
 }
 
-func (f levelFloor) WithGroup(name string) slog.Handler { return levelFloor{f.h.WithGroup(name), f.min} }
+func (f levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{f.h.WithGroup(name), f.min}
+}
