@@ -39,18 +39,19 @@ func newAnnotateView(w *Workstation) *annotateView {
 	v.defectsOnly = widget.NewCheck("Defects only", nil)
 	v.defectsOnly.SetChecked(true)
 	v.defectsOnly.OnChanged = func(bool) { v.reload() }
+	// A row is the image's name (cut with an ellipsis when the list is
+	// narrow) and its marks, which always show in full.
 	v.list = widget.NewList(func() int { return len(v.images) }, func() fyne.CanvasObject {
-		return widget.NewLabel("category/image.png [mask]")
+		name := widget.NewLabel("category/type/image.png")
+		name.Truncation = fyne.TextTruncateEllipsis
+		marks := widget.NewLabel("")
+		marks.Importance = widget.HighImportance
+		return container.NewBorder(nil, nil, nil, marks, name)
 	}, func(i widget.ListItemID, o fyne.CanvasObject) {
 		r := v.images[i]
-		s := r.Category + "/" + filepath.Base(r.Path)
-		if r.HasMask {
-			s += "  [mask]"
-		}
-		if r.SeenAnomaly {
-			s += "  [seen]"
-		}
-		o.(*widget.Label).SetText(s)
+		c := o.(*fyne.Container)
+		c.Objects[0].(*widget.Label).SetText(r.Category + "/" + imageName(r))
+		c.Objects[1].(*widget.Label).SetText(marksText(r))
 	})
 	v.list.OnSelected = func(i widget.ListItemID) {
 		if i < len(v.images) {
@@ -108,7 +109,7 @@ func newAnnotateView(w *Workstation) *annotateView {
 	left := container.NewBorder(v.defectsOnly, nil, nil, nil, v.list)
 	center := container.NewBorder(container.NewVBox(tools, help), bottom, nil, nil, v.editor)
 	split := container.NewHSplit(left, center)
-	split.Offset = 0.22
+	split.Offset = 0.27
 	v.content = split
 	v.syncControls()
 	return v
