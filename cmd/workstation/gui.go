@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -50,13 +51,13 @@ func runGUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	// The GUI logs at Info so the provider line and job errors show on a terminal.
-	level := slog.LevelInfo
-	if os.Getenv(screenshotsEnv) != "" {
-		level = slog.LevelDebug // stage timings of the demo
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// The GUI logs at Info so the provider line and job errors show on a
+	// terminal; Fyne's own diagnostics (standard log) become one record
+	// each, its harmless ones at Debug (ui.FyneLog).
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(log)
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(ui.FyneLog(log))
 	shots := os.Getenv(screenshotsEnv)
 	rt, err := ort.Open(ort.Options{LibraryPath: *ortLib, Threads: *threads, Device: dev, Logger: log})
 	if err != nil {
