@@ -42,6 +42,9 @@ type Workstation struct {
 
 	// demoData is the dataset folder of the last demo, for screenshots.
 	demoData string
+	// shotReady tells Screenshots that a step's background work is far
+	// enough along to be photographed.
+	shotReady chan struct{}
 
 	project Project
 	tabs    *container.AppTabs

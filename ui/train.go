@@ -125,6 +125,13 @@ func newTrainView(w *Workstation) *trainView {
 	return v
 }
 
+// cancelRun cancels a running training (no model is saved).
+func (v *trainView) cancelRun() {
+	if v.cancel != nil && v.running {
+		v.cancel()
+	}
+}
+
 func positiveInt(s string) error {
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil || n <= 0 {
