@@ -100,12 +100,16 @@ func newAnnotateView(w *Workstation) *annotateView {
 		}
 	})
 	save.Importance = widget.HighImportance
-	tools := container.NewHBox(v.tool, widget.NewSeparator(), widget.NewLabel("Size"),
-		container.NewGridWrap(fyne.NewSize(120, 36), v.size), v.sizeLabel, widget.NewLabel("Opacity"),
-		container.NewGridWrap(fyne.NewSize(100, 36), v.opacity), undo, redo, clearBtn, zoomControls(v.editor))
+	// Two rows: in one the toolbar set the window's minimum width.
+	tools := container.NewVBox(
+		container.NewHBox(v.tool, widget.NewSeparator(), widget.NewLabel("Size"),
+			container.NewGridWrap(fyne.NewSize(120, 36), v.size), v.sizeLabel, widget.NewLabel("Opacity"),
+			container.NewGridWrap(fyne.NewSize(100, 36), v.opacity)),
+		container.NewHBox(undo, redo, clearBtn, zoomControls(v.editor)))
 	bottom := container.NewHBox(v.seen, save, v.status)
 	help := widget.NewLabelWithStyle("B brush · E eraser · P polygon (click points, double-click or Enter closes) · [ ] size · Ctrl+Z / Ctrl+Y · wheel zooms",
 		fyne.TextAlignLeading, fyne.TextStyle{Italic: true})
+	help.Wrapping = fyne.TextWrapWord
 	left := container.NewBorder(v.defectsOnly, nil, nil, nil, v.list)
 	center := container.NewBorder(container.NewVBox(tools, help), bottom, nil, nil, v.editor)
 	split := container.NewHSplit(left, center)

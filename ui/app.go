@@ -102,10 +102,22 @@ func New(a fyne.App, deps Deps) *Workstation {
 	w.body = container.NewStack()
 	w.win.SetContent(container.NewBorder(w.header.content, nil, nil, nil, w.body))
 	w.installMetrics()
+	w.keepWindowSize()
 	w.win.SetOnDropped(w.data.onDropped)
 	w.annotate.registerShortcuts(w.win.Canvas())
 	w.showStart()
 	return w
+}
+
+// keepWindowSize makes the labels of Results and Inspect whose text changes
+// at run time (run status, chosen folder) cut their text with an ellipsis:
+// a label's full text is its minimum width, and a window narrower than its
+// content's minimum grows by itself. (Labels in a Border's side slot are
+// left alone: truncated there they would shrink to the ellipsis.)
+func (w *Workstation) keepWindowSize() {
+	for _, l := range []*widget.Label{w.results.status, w.inspect.dirLabel} {
+		l.Truncation = fyne.TextTruncateEllipsis
+	}
 }
 
 // Window returns the main window.

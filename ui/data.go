@@ -76,9 +76,10 @@ func newDataView(w *Workstation) *dataView {
 		}, w.win)
 	})
 	importBtn.Importance = widget.HighImportance
-	bar := container.NewHBox(importBtn, widget.NewSeparator(),
+	v.count.Truncation = fyne.TextTruncateEllipsis
+	bar := container.NewBorder(nil, nil, container.NewHBox(importBtn, widget.NewSeparator(),
 		widget.NewLabel("Category"), v.catSel, widget.NewLabel("Split"), v.splitSel,
-		widget.NewLabel("Label"), v.labelSel, widget.NewLabel("Mask"), v.maskSel, v.count)
+		widget.NewLabel("Label"), v.labelSel, widget.NewLabel("Mask"), v.maskSel), nil, v.count)
 
 	v.grid = widget.NewGridWrap(func() int { return len(v.filtered) }, newThumbCell, v.updateCell)
 	v.grid.OnSelected = func(id widget.GridWrapItemID) {

@@ -22,10 +22,14 @@ var metricExplanations = [...]string{
 	"PRO: how much of each defect region the heatmap covers, averaged over regions, at false-alarm rates up to 30% (1 perfect).",
 }
 
-// categoryHeader and typeHeader head the Metrics tab's two tables.
+// categoryHeader and typeHeader head the Metrics tab's two tables (two
+// lines each, so the columns stay narrow); categoryWidths and typeWidths
+// are their columns' widths.
 var (
-	categoryHeader = []string{"category", "images", "TP", "FP", "TN", "FN", "image AUROC", "image AP", "F1max", "pixel AUROC", "pixel AP", "PRO"}
-	typeHeader     = []string{"category", "defect type", "images", "caught", "missed", "lowest score", "mean score"}
+	categoryHeader = []string{"category", "images", "TP", "FP", "TN", "FN", "image\nAUROC", "image\nAP", "image\nF1max", "pixel\nAUROC", "pixel\nAP", "PRO"}
+	categoryWidths = []float32{130, 64, 48, 48, 48, 48, 72, 72, 72, 72, 72, 72}
+	typeHeader     = []string{"category", "defect type", "images", "caught", "missed", "lowest\nscore", "mean\nscore"}
+	typeWidths     = []float32{130, 150, 64, 64, 64, 80, 80}
 )
 
 // confusion counts verdicts against labels at one threshold.
@@ -66,8 +70,8 @@ func newMetricsPanel(w *Workstation) *metricsPanel {
 	m := &metricsPanel{w: w}
 	m.summary = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	m.summary.Wrapping = fyne.TextWrapWord
-	m.categories = container.NewGridWithColumns(len(categoryHeader))
-	m.types = container.NewGridWithColumns(len(typeHeader))
+	m.categories = container.NewVBox()
+	m.types = container.NewVBox()
 	help := container.NewVBox()
 	for _, e := range metricExplanations {
 		l := widget.NewLabel(e)
@@ -93,8 +97,8 @@ func (m *metricsPanel) show(run Run, t float64) {
 	}
 	m.catRows = categoryRows(run, t)
 	m.typeRows = defectTypeRows(run, t, types)
-	fillGrid(m.categories, categoryHeader, m.catRows)
-	fillGrid(m.types, typeHeader, m.typeRows)
+	fillTable(m.categories, categoryHeader, categoryWidths, m.catRows)
+	fillTable(m.types, typeHeader, typeWidths, m.typeRows)
 	if len(m.typeRows) == 0 {
 		m.typesCard.SetSubTitle("No labelled defects in this run.")
 	} else {
@@ -115,19 +119,23 @@ func (m *metricsPanel) show(run Run, t float64) {
 	}
 }
 
-// fillGrid replaces grid's cells with header and rows; an "all" row is bold.
-func fillGrid(grid *fyne.Container, header []string, rows [][]string) {
-	grid.RemoveAll()
-	for _, h := range header {
-		grid.Add(widget.NewLabelWithStyle(h, fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
-	}
-	for _, r := range rows {
-		bold := r[0] == "all"
-		for _, c := range r {
+// fillTable replaces box's rows with header and rows, each column widths[i]
+// wide (text longer than that ends in an ellipsis); an "all" row is bold.
+// Unlike widget.Table it is as tall as its rows, not as the tab.
+func fillTable(box *fyne.Container, header []string, widths []float32, rows [][]string) {
+	box.RemoveAll()
+	row := func(cells []string, bold bool) *fyne.Container {
+		r := container.NewHBox()
+		for i, c := range cells {
 			l := widget.NewLabelWithStyle(c, fyne.TextAlignLeading, fyne.TextStyle{Bold: bold})
 			l.Truncation = fyne.TextTruncateEllipsis
-			grid.Add(l)
+			r.Add(container.NewGridWrap(fyne.NewSize(widths[i], l.MinSize().Height), l))
 		}
+		return r
+	}
+	box.Add(row(header, true))
+	for _, r := range rows {
+		box.Add(row(r, r[0] == "all"))
 	}
 }
 

@@ -197,3 +197,29 @@ func TestDataMaskPreview(t *testing.T) {
 		t.Error("a good image kept the previous image's mask")
 	}
 }
+
+// TestWindowKeepsItsSize: with a project trained, evaluated and scored, no
+// screen needs more than the window's default 1200×800, so the window never
+// grows by itself when a screen is shown or its text changes.
+func TestWindowKeepsItsSize(t *testing.T) {
+	h := newHarness(t)
+	h.ws.RunDemo()
+	h.ws.Wait()
+	if h.ws.Project() == nil {
+		t.Fatal("demo opened no project")
+	}
+	for _, screen := range []string{ui.ScreenStart, ui.ScreenData, ui.ScreenAnnotate, ui.ScreenTrain, ui.ScreenResults, ui.ScreenInspect, ui.ScreenLive} {
+		h.ws.ShowScreen(screen)
+		h.ws.Wait()
+		if m := h.ws.Window().Content().MinSize(); m.Width > 1200 || m.Height > 800 {
+			t.Errorf("%s: the window content needs %.0f×%.0f, more than 1200×800", screen, m.Width, m.Height)
+		}
+	}
+	for _, tab := range []string{"Gallery", "Metrics", "Curves"} {
+		h.ws.ShowScreen(ui.ScreenResults)
+		h.ws.ShowResultsTab(tab)
+		if m := h.ws.Window().Content().MinSize(); m.Width > 1200 || m.Height > 800 {
+			t.Errorf("Results %s: the window content needs %.0f×%.0f, more than 1200×800", tab, m.Width, m.Height)
+		}
+	}
+}

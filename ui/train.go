@@ -56,8 +56,10 @@ func newTrainView(w *Workstation) *trainView {
 	v.regime = widget.NewRadioGroup([]string{regimeUnsup, regimeSemi}, nil)
 	v.regime.Required = true
 	v.seenInfo = widget.NewLabel("")
+	v.seenInfo.Wrapping = fyne.TextWrapWord
 	v.device = widget.NewSelect([]string{string(DeviceAuto), string(DeviceCPU), string(DeviceGPU)}, nil)
 	v.devInfo = widget.NewLabel("")
+	v.devInfo.Wrapping = fyne.TextWrapWord
 	v.epochs = widget.NewEntry()
 	v.epochs.Validator = positiveInt
 	v.size = widget.NewSelect([]string{"224", "256", "320", "384"}, nil)
@@ -77,15 +79,15 @@ func newTrainView(w *Workstation) *trainView {
 	}
 	form := widget.NewForm(
 		item("Regime", container.NewVBox(v.regime, v.seenInfo),
-			"Semi-supervised also learns from defects you marked as seen on Annotate; with none it trains unsupervised."),
+			"Semi-supervised also learns from defects marked seen on Annotate."),
 		item("Device", container.NewVBox(v.device, v.devInfo),
-			"Where the network runs: auto picks a GPU when one works, else the CPU. Results are the same."),
+			"Where the network runs; auto uses a GPU when one works."),
 		item("Epochs", v.epochs,
-			"Passes over the training patches by the scorer. More take longer; the loss plot shows when it stops improving."),
+			"Training passes; the loss plot shows when more stop helping."),
 		item("Input size", v.size,
-			"Pixels per image side fed to the network. Larger finds smaller defects but is slower and needs more memory."),
+			"Pixels per side: larger finds smaller defects, runs slower."),
 		item("Coreset ratio", v.coreset,
-			"Share of normal patches kept in the normal memory (0.1 = 10%). Larger is a little more accurate, slower to score."),
+			"Share of normal patches remembered (0.1 = 10%); larger is slower."),
 	)
 	v.start = widget.NewButtonWithIcon("Train", theme.MediaPlayIcon(), v.startTraining)
 	v.start.Importance = widget.HighImportance
