@@ -239,21 +239,36 @@ func (w *Workstation) backboneOffer() {
 }
 
 // capture returns the window's pixels. Some GL stacks (Xvfb with Mesa) read
-// back an empty front buffer; then the content is painted with Fyne's
-// software painter instead (without dialogs, at scale 1).
+// back an empty front buffer; then the content and the dialogs over it are
+// painted with Fyne's software painter instead (at scale 1).
 func (w *Workstation) capture() image.Image {
-	img := w.win.Canvas().Capture()
-	if !blank(img) {
+	if img := w.win.Canvas().Capture(); !blank(img) {
 		return img
 	}
+	return w.softwareCapture()
+}
+
+// softwareCapture paints the window's content and dialogs with Fyne's
+// software painter.
+func (w *Workstation) softwareCapture() image.Image {
 	content := w.win.Content()
 	size := w.win.Canvas().Size()
+	overlays := w.win.Canvas().Overlays().List()
 	c := software.NewCanvas()
 	c.SetPadded(false)
 	c.SetContent(content)
 	c.Resize(size)
-	img = c.Capture()
+	for _, o := range overlays {
+		c.Overlays().Add(o)
+	}
+	img := c.Capture()
+	for _, o := range overlays {
+		c.Overlays().Remove(o)
+	}
 	w.win.SetContent(content)
+	for _, o := range overlays {
+		o.Refresh()
+	}
 	return img
 }
 

@@ -133,6 +133,9 @@ func Draw(th Theme, title, xLabel, yLabel string, series []Series, w, h int, uni
 			p.Add(d)
 		}
 	}
+	if !unit && nonNegative(series) {
+		p.Y.Min = 0 // a loss: its axis starts at 0, even for one point
+	}
 	drawn := 0
 	for _, s := range series {
 		n := min(len(s.X), len(s.Y))
@@ -187,6 +190,18 @@ func Draw(th Theme, title, xLabel, yLabel string, series []Series, w, h int, uni
 	// the canvas: leave room for it on the right (and for "1.0" on top).
 	p.Draw(draw.Crop(draw.New(c), 0, -vg.Points(12), 0, -vg.Points(2)))
 	return c.Image(), nil
+}
+
+// nonNegative reports whether no series has a value below 0.
+func nonNegative(series []Series) bool {
+	for _, s := range series {
+		for _, y := range s.Y {
+			if y < 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Loss renders a training-loss curve (one value per epoch, epochs from 1)
