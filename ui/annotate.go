@@ -52,6 +52,7 @@ func newAnnotateView(w *Workstation) *annotateView {
 		c := o.(*fyne.Container)
 		c.Objects[0].(*widget.Label).SetText(r.Category + "/" + imageName(r))
 		c.Objects[1].(*widget.Label).SetText(marksText(r))
+		c.Refresh() // lay the row out again: the marks' width changed
 	})
 	v.list.OnSelected = func(i widget.ListItemID) {
 		if i < len(v.images) {

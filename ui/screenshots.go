@@ -141,7 +141,7 @@ func (w *Workstation) Screenshots(dir string) ([]string, error) {
 	return slices.Compact(files), nil
 }
 
-// trainHalfway starts a 2-epoch training run on the Train screen and
+// trainHalfway starts a training run on the Train screen and
 // returns (on the UI thread, after the caller's settle) once the first
 // epoch's loss is plotted, so the shot shows a run in progress; the
 // run is cancelled after the shot by the next step.
@@ -151,7 +151,7 @@ func (w *Workstation) trainHalfway() {
 		w.shotReady <- struct{}{}
 		return
 	}
-	v.epochs.SetText("2")
+	v.epochs.SetText("8") // a second model fine-tunes for a quarter of them: 2
 	v.startTraining()
 	go func() {
 		deadline := time.Now().Add(3 * time.Minute)
