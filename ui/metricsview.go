@@ -27,9 +27,9 @@ var metricExplanations = [...]string{
 // are their columns' widths.
 var (
 	categoryHeader = []string{"category", "images", "TP", "FP", "TN", "FN", "image\nAUROC", "image\nAP", "image\nF1max", "pixel\nAUROC", "pixel\nAP", "PRO"}
-	categoryWidths = []float32{130, 64, 48, 48, 48, 48, 72, 72, 72, 72, 72, 72}
+	categoryWidths = []float32{130, 80, 48, 48, 48, 48, 72, 72, 72, 72, 72, 72}
 	typeHeader     = []string{"category", "defect type", "images", "caught", "missed", "lowest\nscore", "mean\nscore"}
-	typeWidths     = []float32{130, 150, 64, 64, 64, 80, 80}
+	typeWidths     = []float32{130, 150, 80, 80, 80, 80, 80}
 )
 
 // confusion counts verdicts against labels at one threshold.
