@@ -6,6 +6,9 @@
 #   scripts/screenshots.sh [OUT_DIR] [PACKAGE]
 # OUT_DIR defaults to ./screenshots; PACKAGE to ./cmd/workstation
 # (./ui/cmd/demo runs the views on test doubles instead).
+# SCREENSHOTS_TIMEOUT (seconds, default 1200) bounds the whole run: the demo
+# trains twice (the Train shot catches a second run half-way) and Live scores
+# a few images, which on a busy 2-core machine takes 10 minutes.
 # The backbone is BACKBONE (default: ../shared/models/mobilenet_v2_imagenet.onnx
 # when present, else the user's store entry mobilenet_v2_imagenet).
 set -euo pipefail
@@ -39,6 +42,6 @@ if [[ -n "$backbone" ]]; then
 	args=(--backbone "$(basename "${backbone%.onnx}")")
 fi
 start=$(date +%s)
-env "${loc[@]}" timeout 600 xvfb-run -a -s "-screen 0 1400x900x24" "$bin" gui "${args[@]}"
+env "${loc[@]}" timeout "${SCREENSHOTS_TIMEOUT:-1200}" xvfb-run -a -s "-screen 0 1400x900x24" "$bin" gui "${args[@]}"
 echo "demo and screenshots took $(( $(date +%s) - start )) s"
 ls -1 "$out"/*.png

@@ -39,18 +39,20 @@ func newAnnotateView(w *Workstation) *annotateView {
 	v.defectsOnly = widget.NewCheck("Defects only", nil)
 	v.defectsOnly.SetChecked(true)
 	v.defectsOnly.OnChanged = func(bool) { v.reload() }
+	// A row is the image's name (cut with an ellipsis when the list is
+	// narrow) and its marks, which always show in full.
 	v.list = widget.NewList(func() int { return len(v.images) }, func() fyne.CanvasObject {
-		return widget.NewLabel("category/image.png [mask]")
+		name := widget.NewLabel("category/type/image.png")
+		name.Truncation = fyne.TextTruncateEllipsis
+		marks := widget.NewLabel("")
+		marks.Importance = widget.HighImportance
+		return container.NewBorder(nil, nil, nil, marks, name)
 	}, func(i widget.ListItemID, o fyne.CanvasObject) {
 		r := v.images[i]
-		s := r.Category + "/" + filepath.Base(r.Path)
-		if r.HasMask {
-			s += "  [mask]"
-		}
-		if r.SeenAnomaly {
-			s += "  [seen]"
-		}
-		o.(*widget.Label).SetText(s)
+		c := o.(*fyne.Container)
+		c.Objects[0].(*widget.Label).SetText(r.Category + "/" + imageName(r))
+		c.Objects[1].(*widget.Label).SetText(marksText(r))
+		c.Refresh() // lay the row out again: the marks' width changed
 	})
 	v.list.OnSelected = func(i widget.ListItemID) {
 		if i < len(v.images) {
@@ -99,16 +101,20 @@ func newAnnotateView(w *Workstation) *annotateView {
 		}
 	})
 	save.Importance = widget.HighImportance
-	tools := container.NewHBox(v.tool, widget.NewSeparator(), widget.NewLabel("Size"),
-		container.NewGridWrap(fyne.NewSize(120, 36), v.size), v.sizeLabel, widget.NewLabel("Opacity"),
-		container.NewGridWrap(fyne.NewSize(100, 36), v.opacity), undo, redo, clearBtn, zoomControls(v.editor))
+	// Two rows: in one the toolbar set the window's minimum width.
+	tools := container.NewVBox(
+		container.NewHBox(v.tool, widget.NewSeparator(), widget.NewLabel("Size"),
+			container.NewGridWrap(fyne.NewSize(120, 36), v.size), v.sizeLabel, widget.NewLabel("Opacity"),
+			container.NewGridWrap(fyne.NewSize(100, 36), v.opacity)),
+		container.NewHBox(undo, redo, clearBtn, zoomControls(v.editor)))
 	bottom := container.NewHBox(v.seen, save, v.status)
 	help := widget.NewLabelWithStyle("B brush · E eraser · P polygon (click points, double-click or Enter closes) · [ ] size · Ctrl+Z / Ctrl+Y · wheel zooms",
 		fyne.TextAlignLeading, fyne.TextStyle{Italic: true})
+	help.Wrapping = fyne.TextWrapWord
 	left := container.NewBorder(v.defectsOnly, nil, nil, nil, v.list)
 	center := container.NewBorder(container.NewVBox(tools, help), bottom, nil, nil, v.editor)
 	split := container.NewHSplit(left, center)
-	split.Offset = 0.22
+	split.Offset = 0.27
 	v.content = split
 	v.syncControls()
 	return v

@@ -42,9 +42,15 @@ type Workstation struct {
 
 	// demoData is the dataset folder of the last demo, for screenshots.
 	demoData string
+	// shotReady tells Screenshots that a step's background work is far
+	// enough along to be photographed.
+	shotReady chan struct{}
 
 	project Project
 	tabs    *container.AppTabs
+	// body holds the start screen or the tabs, under the header.
+	body   *fyne.Container
+	header *header
 
 	start    *startView
 	data     *dataView
@@ -53,6 +59,8 @@ type Workstation struct {
 	results  *resultsView
 	inspect  *inspectView
 	live     *liveView
+	// metrics is Results' Metrics tab (installMetrics).
+	metrics *metricsPanel
 }
 
 // New builds the main window; call ShowAndRun (or Window().Show) next.
@@ -90,10 +98,26 @@ func New(a fyne.App, deps Deps) *Workstation {
 	)
 	w.tabs.SetTabLocation(container.TabLocationLeading)
 	w.tabs.OnSelected = func(t *container.TabItem) { w.onScreen(t.Text) }
+	w.header = newHeader(w)
+	w.body = container.NewStack()
+	w.win.SetContent(container.NewBorder(w.header.content, nil, nil, nil, w.body))
+	w.installMetrics()
+	w.keepWindowSize()
 	w.win.SetOnDropped(w.data.onDropped)
 	w.annotate.registerShortcuts(w.win.Canvas())
 	w.showStart()
 	return w
+}
+
+// keepWindowSize makes the labels of Results and Inspect whose text changes
+// at run time (run status, chosen folder) cut their text with an ellipsis:
+// a label's full text is its minimum width, and a window narrower than its
+// content's minimum grows by itself. (Labels in a Border's side slot are
+// left alone: truncated there they would shrink to the ellipsis.)
+func (w *Workstation) keepWindowSize() {
+	for _, l := range []*widget.Label{w.results.status, w.inspect.dirLabel} {
+		l.Truncation = fyne.TextTruncateEllipsis
+	}
 }
 
 // Window returns the main window.
@@ -142,7 +166,7 @@ func (w *Workstation) ShowScreen(name string) {
 	}
 	for _, t := range w.tabs.Items {
 		if t.Text == name {
-			w.win.SetContent(w.tabs)
+			w.setBody(w.tabs)
 			w.tabs.Select(t)
 			w.onScreen(name)
 			return
@@ -151,13 +175,23 @@ func (w *Workstation) ShowScreen(name string) {
 }
 
 func (w *Workstation) currentScreen() string {
-	if w.project == nil || w.win.Content() != w.tabs || w.tabs.Selected() == nil {
+	if w.project == nil || len(w.body.Objects) == 0 || w.body.Objects[0] != w.tabs || w.tabs.Selected() == nil {
 		return ScreenStart
 	}
 	return w.tabs.Selected().Text
 }
 
+// setBody shows o (the start screen or the tabs) under the header.
+func (w *Workstation) setBody(o fyne.CanvasObject) {
+	if len(w.body.Objects) == 1 && w.body.Objects[0] == o {
+		return
+	}
+	w.body.Objects = []fyne.CanvasObject{o}
+	w.body.Refresh()
+}
+
 func (w *Workstation) onScreen(name string) {
+	w.header.refresh()
 	switch name {
 	case ScreenAnnotate:
 		w.annotate.reload()
@@ -172,7 +206,7 @@ func (w *Workstation) onScreen(name string) {
 
 func (w *Workstation) showStart() {
 	w.start.reload()
-	w.win.SetContent(w.start.content)
+	w.setBody(w.start.content)
 	w.updateTitle()
 }
 
@@ -182,6 +216,7 @@ func (w *Workstation) updateTitle() {
 		t = fmt.Sprintf("%s — %s (%s)", t, w.project.Name(), filepath.Base(w.project.Path()))
 	}
 	w.win.SetTitle(t)
+	w.header.refresh()
 }
 
 // SetProject makes p the open project (closing the previous one) and shows
@@ -199,7 +234,7 @@ func (w *Workstation) SetProject(p Project) {
 	w.data.reload()
 	w.results.clear()
 	w.inspect.clear()
-	w.win.SetContent(w.tabs)
+	w.setBody(w.tabs)
 	w.tabs.SelectIndex(0)
 }
 

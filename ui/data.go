@@ -41,6 +41,11 @@ type dataView struct {
 	viewer                              *ZoomImage
 	info                                *widget.Label
 	selected                            string
+	// showMask draws the selected image's ground-truth mask over it.
+	showMask *widget.Check
+	// shown is the selected image and its mask (nil if none) as loaded.
+	shown     image.Image
+	shownMask *image.Gray
 }
 
 func newDataView(w *Workstation) *dataView {
@@ -71,9 +76,10 @@ func newDataView(w *Workstation) *dataView {
 		}, w.win)
 	})
 	importBtn.Importance = widget.HighImportance
-	bar := container.NewHBox(importBtn, widget.NewSeparator(),
+	v.count.Truncation = fyne.TextTruncateEllipsis
+	bar := container.NewBorder(nil, nil, container.NewHBox(importBtn, widget.NewSeparator(),
 		widget.NewLabel("Category"), v.catSel, widget.NewLabel("Split"), v.splitSel,
-		widget.NewLabel("Label"), v.labelSel, widget.NewLabel("Mask"), v.maskSel, v.count)
+		widget.NewLabel("Label"), v.labelSel, widget.NewLabel("Mask"), v.maskSel), nil, v.count)
 
 	v.grid = widget.NewGridWrap(func() int { return len(v.filtered) }, newThumbCell, v.updateCell)
 	v.grid.OnSelected = func(id widget.GridWrapItemID) {
@@ -91,40 +97,50 @@ func newDataView(w *Workstation) *dataView {
 		}
 	})
 	remove := widget.NewButtonWithIcon("Remove", theme.DeleteIcon(), v.removeSelected)
-	right := container.NewBorder(container.NewHBox(zoomControls(v.viewer), annotate, remove), v.info, nil, nil, v.viewer)
+	v.showMask = widget.NewCheck("Show mask", func(bool) { v.redraw() })
+	v.showMask.SetChecked(true)
+	right := container.NewBorder(container.NewHBox(zoomControls(v.viewer), annotate, remove, v.showMask), v.info, nil, nil, v.viewer)
 	split := container.NewHSplit(v.grid, right)
 	split.Offset = 0.55
 	v.content = container.NewBorder(bar, nil, nil, nil, split)
 	return v
 }
 
-// thumbCell is one gallery cell.
+// thumbCell is one gallery cell: the thumbnail, then its category, split
+// and label, its name (with the defect type), and its mask/seen marks.
 type thumbCell struct {
 	widget.BaseWidget
 	id    string
 	img   *canvas.Image
 	badge *canvas.Text
 	name  *canvas.Text
+	marks *canvas.Text
 	back  *canvas.Rectangle
 }
 
+// cellChars is about how many 10-pt characters fit under a thumbnail.
+const cellChars = 22
+
 func newThumbCell() fyne.CanvasObject {
-	c := &thumbCell{img: canvas.NewImageFromImage(nil), badge: canvas.NewText("", theme.Color(theme.ColorNameForeground)),
-		name: canvas.NewText("", theme.Color(theme.ColorNameForeground)), back: canvas.NewRectangle(theme.Color(theme.ColorNameInputBackground))}
+	fg := theme.Color(theme.ColorNameForeground)
+	c := &thumbCell{img: canvas.NewImageFromImage(nil), badge: canvas.NewText("", fg),
+		name: canvas.NewText("", fg), marks: canvas.NewText("", theme.Color(theme.ColorNamePrimary)),
+		back: canvas.NewRectangle(theme.Color(theme.ColorNameInputBackground))}
 	c.img.FillMode = canvas.ImageFillContain
 	c.badge.TextSize = 10
 	c.badge.TextStyle.Bold = true
 	c.name.TextSize = 10
+	c.marks.TextSize = 10
 	c.ExtendBaseWidget(c)
 	return c
 }
 
 func (c *thumbCell) CreateRenderer() fyne.WidgetRenderer {
-	top := container.NewBorder(nil, container.NewVBox(c.badge, c.name), nil, nil, c.img)
+	top := container.NewBorder(nil, container.NewVBox(c.badge, c.name, c.marks), nil, nil, c.img)
 	return widget.NewSimpleRenderer(container.NewStack(c.back, container.NewPadded(top)))
 }
 
-func (c *thumbCell) MinSize() fyne.Size { return fyne.NewSize(thumbSize+16, thumbSize+40) }
+func (c *thumbCell) MinSize() fyne.Size { return fyne.NewSize(thumbSize+16, thumbSize+56) }
 
 func (c *thumbCell) setImage(img image.Image) {
 	c.img.Image = img
@@ -138,12 +154,15 @@ func (v *dataView) updateCell(i widget.GridWrapItemID, o fyne.CanvasObject) {
 	}
 	r := v.filtered[i]
 	c.id = r.ID
-	c.name.Text = filepath.Base(r.Path)
+	c.name.Text = elideStart(imageName(r), cellChars)
 	var col fyne.ThemeColorName
 	c.badge.Text, col = badgeText(r)
+	c.badge.Text = elideEnd(c.badge.Text, cellChars)
 	c.badge.Color = theme.Color(col)
+	c.marks.Text = marksText(r)
 	c.badge.Refresh()
 	c.name.Refresh()
+	c.marks.Refresh()
 	if img, ok := v.thumbs.cached(r.ID); ok {
 		c.setImage(img)
 		return
@@ -164,16 +183,50 @@ func badgeText(r ImageRecord) (string, fyne.ThemeColorName) {
 	if r.Label != LabelUnknown {
 		s += " · " + string(r.Label)
 	}
-	if r.HasMask {
-		s += " · mask"
-	}
-	if r.SeenAnomaly {
-		s += " · seen"
-	}
 	if r.Label == LabelDefect {
 		return s, theme.ColorNameError
 	}
 	return s, theme.ColorNameSuccess
+}
+
+// marksText lists an image's annotations: "mask", "seen anomaly".
+func marksText(r ImageRecord) string {
+	switch {
+	case r.HasMask && r.SeenAnomaly:
+		return "mask · seen anomaly"
+	case r.HasMask:
+		return "mask"
+	case r.SeenAnomaly:
+		return "seen anomaly"
+	}
+	return ""
+}
+
+// imageName is an image's file name with its defect type in front
+// ("broken_large/000.png"): MVTec layouts reuse file names across types.
+func imageName(r ImageRecord) string {
+	name := filepath.Base(r.Path)
+	if r.DefectType != "" {
+		return r.DefectType + "/" + name
+	}
+	return name
+}
+
+// elideEnd cuts s to n runes, ending it with "…" when cut.
+func elideEnd(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// elideStart cuts s to n runes, starting it with "…" when cut (the end of
+// a path or name says most).
+func elideStart(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return "…" + string(r[len(r)-n+1:])
+	}
+	return s
 }
 
 // reload reads the project's images again and re-applies the filters.
@@ -222,20 +275,46 @@ func keep(sel, value string) bool { return sel == "" || sel == filterAll || sel 
 
 func (v *dataView) show(r ImageRecord) {
 	v.selected = r.ID
-	v.info.SetText(fmt.Sprintf("%s\ncategory %s · split %s · label %s · mask %v · seen anomaly %v", r.Path, r.Category, r.Split, orDash(string(r.Label)), r.HasMask, r.SeenAnomaly))
+	v.info.SetText(fmt.Sprintf("%s\ncategory %s · split %s · label %s · defect type %s · mask %v · seen anomaly %v",
+		r.Path, r.Category, r.Split, orDash(string(r.Label)), orDash(r.DefectType), r.HasMask, r.SeenAnomaly))
 	id := r.ID
+	p := v.w.project
 	v.w.background(func(context.Context) {
-		img, err := v.w.project.LoadImage(id)
+		img, err := p.LoadImage(id)
+		var mask *image.Gray
+		if err == nil && r.HasMask {
+			mask, err = p.Mask(id)
+			if errors.Is(err, ErrNoMask) {
+				mask, err = nil, nil
+			}
+			if err != nil {
+				err = fmt.Errorf("load mask: %w", err)
+			}
+		}
 		fyne.Do(func() {
 			if err != nil {
 				v.w.showError(fmt.Errorf("load image %s: %w", r.Path, err), "check that the file still exists and is a readable image")
 				return
 			}
 			if v.selected == id {
-				v.viewer.SetImage(img, false)
+				v.shown, v.shownMask = img, mask
+				v.redraw()
 			}
 		})
 	})
+}
+
+// redraw shows the selected image, with its mask when it has one and
+// Show mask is on.
+func (v *dataView) redraw() {
+	if v.shown == nil {
+		return
+	}
+	if v.shownMask != nil && v.showMask.Checked {
+		v.viewer.SetImage(maskOverlay(v.shown, v.shownMask, 0.45), true)
+		return
+	}
+	v.viewer.SetImage(v.shown, true)
 }
 
 // removeSelected removes the selected image from the project after asking
@@ -262,6 +341,7 @@ func (v *dataView) remove(rm ImageRemover, id string) error {
 	}
 	if v.selected == id {
 		v.selected = ""
+		v.shown, v.shownMask = nil, nil
 		v.viewer.SetImage(nil, false)
 	}
 	v.reload()

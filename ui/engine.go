@@ -158,7 +158,8 @@ type ScoreRequest struct {
 
 // Progress is one progress event of a long engine call.
 type Progress struct {
-	// Stage is a short human name: "features", "banks", "training", "scoring".
+	// Stage is what the job is doing in plain words (progress.Stage.Label:
+	// "building the normal memory", "scoring images").
 	Stage  string
 	Epoch  int
 	Epochs int

@@ -92,6 +92,11 @@ func newLiveView(w *Workstation) *liveView {
 	v.counts = widget.NewLabel("")
 	v.fails = widget.NewLabel("")
 	v.bads = widget.NewLabel("")
+	// Paths and verdict lines are cut with an ellipsis rather than widen
+	// the window as they change.
+	for _, l := range []*widget.Label{v.inputLabel, v.status, v.latest, v.counts} {
+		l.Truncation = fyne.TextTruncateEllipsis
+	}
 	top := container.NewVBox(
 		container.NewBorder(nil, nil, container.NewHBox(pick, v.poll, v.startBtn, v.stopBtn), nil, v.inputLabel),
 		v.status, v.latest, v.counts)

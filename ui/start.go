@@ -22,6 +22,8 @@ type startView struct {
 	w       *Workstation
 	content fyne.CanvasObject
 	recent  *fyne.Container
+	// resume returns to the open project's screens (hidden when none is open).
+	resume *widget.Button
 }
 
 func newStartView(w *Workstation) *startView {
@@ -33,14 +35,22 @@ func newStartView(w *Workstation) *startView {
 	openBtn := widget.NewButtonWithIcon("Open project…", theme.FolderOpenIcon(), v.openProject)
 	demoBtn := widget.NewButtonWithIcon("Demo: generate a synthetic dataset and train it", theme.MediaPlayIcon(), func() { v.w.RunDemo() })
 	demoBtn.Importance = widget.HighImportance
+	v.resume = widget.NewButtonWithIcon("", theme.NavigateNextIcon(), func() { v.w.ShowScreen(ScreenData) })
+	v.resume.Hide()
 	actions := container.NewGridWithColumns(1, newBtn, openBtn, demoBtn)
 	recentCard := widget.NewCard("Recent projects", "", container.NewVScroll(v.recent))
-	v.content = container.NewCenter(container.NewVBox(title, sub, widget.NewSeparator(),
-		container.NewGridWrap(fyne.NewSize(520, 150), actions), container.NewGridWrap(fyne.NewSize(520, 260), recentCard)))
+	v.content = container.NewCenter(container.NewVBox(title, sub, widget.NewSeparator(), v.resume,
+		container.NewGridWrap(fyne.NewSize(640, 150), actions), container.NewGridWrap(fyne.NewSize(640, 300), recentCard)))
 	return v
 }
 
 func (v *startView) reload() {
+	if p := v.w.project; p != nil {
+		v.resume.SetText("Back to " + elideEnd(p.Name(), 40))
+		v.resume.Show()
+	} else {
+		v.resume.Hide()
+	}
 	v.recent.RemoveAll()
 	paths := v.w.recent.Recent()
 	if len(paths) == 0 {
@@ -48,17 +58,19 @@ func (v *startView) reload() {
 	}
 	for _, p := range paths {
 		path := p
-		dir := filepath.Dir(path)
-		if r := []rune(dir); len(r) > 48 {
-			dir = "…" + string(r[len(r)-47:])
-		}
-		b := widget.NewButtonWithIcon(filepath.Base(path)+"  —  "+dir, theme.DocumentIcon(), func() {
+		// The file name on the button; its folder beside it, cut at the
+		// start (the end of a path says most) and then, should the card
+		// still be too narrow, with an ellipsis instead of clipping.
+		b := widget.NewButtonWithIcon(elideEnd(filepath.Base(path), 32), theme.DocumentIcon(), func() {
 			if err := v.w.OpenProject(path); err != nil {
 				v.w.showError(err, "check that the file exists and is a workstation project; it may have been moved")
 			}
 		})
 		b.Alignment = widget.ButtonAlignLeading
-		v.recent.Add(b)
+		dir := widget.NewLabel(elideStart(filepath.Dir(path), 52))
+		dir.Truncation = fyne.TextTruncateEllipsis
+		dir.Importance = widget.LowImportance
+		v.recent.Add(container.NewBorder(nil, nil, b, nil, dir))
 	}
 }
 
@@ -148,6 +160,7 @@ func (w *Workstation) RunDemo() {
 		}
 	}
 	stage := widget.NewLabel("Generating a synthetic dataset…")
+	stage.Truncation = fyne.TextTruncateEllipsis // the dialog keeps its size as the text changes
 	bar := widget.NewProgressBar()
 	ctx, cancel := context.WithCancel(w.ctx)
 	prog := dialog.NewCustom("Demo", "Cancel", container.NewVBox(stage, bar), w.win)

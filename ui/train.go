@@ -56,8 +56,10 @@ func newTrainView(w *Workstation) *trainView {
 	v.regime = widget.NewRadioGroup([]string{regimeUnsup, regimeSemi}, nil)
 	v.regime.Required = true
 	v.seenInfo = widget.NewLabel("")
+	v.seenInfo.Wrapping = fyne.TextWrapWord
 	v.device = widget.NewSelect([]string{string(DeviceAuto), string(DeviceCPU), string(DeviceGPU)}, nil)
 	v.devInfo = widget.NewLabel("")
+	v.devInfo.Wrapping = fyne.TextWrapWord
 	v.epochs = widget.NewEntry()
 	v.epochs.Validator = positiveInt
 	v.size = widget.NewSelect([]string{"224", "256", "320", "384"}, nil)
@@ -69,12 +71,23 @@ func newTrainView(w *Workstation) *trainView {
 		}
 		return nil
 	}
+	// Each setting says in one line what it changes (Fyne has no tooltips).
+	item := func(name string, o fyne.CanvasObject, hint string) *widget.FormItem {
+		it := widget.NewFormItem(name, o)
+		it.HintText = hint
+		return it
+	}
 	form := widget.NewForm(
-		widget.NewFormItem("Regime", container.NewVBox(v.regime, v.seenInfo)),
-		widget.NewFormItem("Device", container.NewVBox(v.device, v.devInfo)),
-		widget.NewFormItem("Epochs", v.epochs),
-		widget.NewFormItem("Input size", v.size),
-		widget.NewFormItem("Coreset ratio", v.coreset),
+		item("Regime", container.NewVBox(v.regime, v.seenInfo),
+			"Semi-supervised also learns from defects marked seen on Annotate."),
+		item("Device", container.NewVBox(v.device, v.devInfo),
+			"Where the network runs; auto uses a GPU when one works."),
+		item("Epochs", v.epochs,
+			"Training passes; the loss plot shows when more stop helping."),
+		item("Input size", v.size,
+			"Pixels per side: larger finds smaller defects, runs slower."),
+		item("Coreset ratio", v.coreset,
+			"Share of normal patches remembered (0.1 = 10%); larger is slower."),
 	)
 	v.start = widget.NewButtonWithIcon("Train", theme.MediaPlayIcon(), v.startTraining)
 	v.start.Importance = widget.HighImportance
@@ -94,6 +107,11 @@ func newTrainView(w *Workstation) *trainView {
 	v.stage = widget.NewLabel("Stage: idle")
 	v.epoch = widget.NewLabel("Epoch: —")
 	v.eta = widget.NewLabel("ETA: —")
+	// Progress text changes many times a second: truncate it rather than
+	// let a longer stage name widen the window.
+	for _, l := range []*widget.Label{v.stage, v.epoch, v.eta} {
+		l.Truncation = fyne.TextTruncateEllipsis
+	}
 	v.result = widget.NewLabel("")
 	v.result.Wrapping = fyne.TextWrapWord
 	v.bar = widget.NewProgressBar()
@@ -101,12 +119,19 @@ func newTrainView(w *Workstation) *trainView {
 	v.lossImg.FillMode = canvas.ImageFillContain
 	v.lossImg.SetMinSize(fyne.NewSize(420, 280))
 	progress := widget.NewCard("Progress", "", container.NewBorder(
-		container.NewVBox(container.NewGridWithColumns(3, v.stage, v.epoch, v.eta), v.bar), v.result, nil, nil, v.lossImg))
+		container.NewVBox(v.stage, container.NewGridWithColumns(2, v.epoch, v.eta), v.bar), v.result, nil, nil, v.lossImg))
 	settings := widget.NewCard("Settings", "", container.NewVBox(form, container.NewHBox(v.start, v.cancelBtn, v.evaluate)))
 	split := container.NewHSplit(container.NewVScroll(settings), progress)
 	split.Offset = 0.45
 	v.content = split
 	return v
+}
+
+// cancelRun cancels a running training (no model is saved).
+func (v *trainView) cancelRun() {
+	if v.cancel != nil && v.running {
+		v.cancel()
+	}
 }
 
 func positiveInt(s string) error {
@@ -227,6 +252,7 @@ func (v *trainView) startTraining() {
 			default:
 				v.lastModel = &m
 				v.evaluate.Enable()
+				v.w.header.refresh()
 				v.stage.SetText("Stage: done")
 				v.bar.SetValue(1)
 				v.result.SetText(fmt.Sprintf("Model v%d saved: %s, %d categories, %d seen anomalies, final loss %.4g, %s.",

@@ -504,7 +504,7 @@ func TestScreenshots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 8 {
+	if len(files) != 10 {
 		t.Errorf("%d screenshots: %v", len(files), files)
 	}
 	for _, f := range files {

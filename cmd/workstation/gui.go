@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -52,8 +53,12 @@ func runGUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	// The GUI logs at Info so the provider line and job errors show on a
 	// terminal; scripts/screenshots.sh too (no DEBUG lines from scripts).
+	// Fyne's own diagnostics (standard log) become one record each, its
+	// harmless ones at Debug (ui.FyneLog).
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(log)
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(ui.FyneLog(log))
 	shots := os.Getenv(screenshotsEnv)
 	rt, err := ort.Open(ort.Options{LibraryPath: *ortLib, Threads: *threads, Device: dev, Logger: log})
 	if err != nil {

@@ -42,6 +42,55 @@ var (
 // String returns the stage's name.
 func (s Stage) String() string { return string(s) }
 
+// Label returns the stage's user-facing name: what the workstation is
+// doing, in the words of a line engineer who does not know the method
+// ("building the normal memory" for Bank). A stage without one, such as a
+// name read from an old log, falls back to its short name.
+func (s Stage) Label() string {
+	if l := s.label(); l != "" {
+		return l
+	}
+	return string(s)
+}
+
+// HasLabel reports whether the stage has a user-facing name of its own.
+// Every constant above has one (a test parses this file to check).
+func (s Stage) HasLabel() bool { return s.label() != "" }
+
+func (s Stage) label() string {
+	switch s {
+	case Import:
+		return "importing images"
+	case Features:
+		return "reading the images"
+	case Synthetic:
+		return "making example defects"
+	case Bank:
+		return "building the normal memory"
+	case AnomalyBank:
+		return "building the defect memory"
+	case Knowledge:
+		return "comparing with both memories"
+	case Train:
+		return "training the scorer"
+	case Threshold:
+		return "choosing the pass/fail threshold"
+	case Save:
+		return "saving the model"
+	case Score:
+		return "scoring images"
+	case Report:
+		return "writing the report"
+	case CheckImages:
+		return "checking the project's image files"
+	case CheckDataset:
+		return "checking the dataset's files"
+	case Download:
+		return "downloading the backbone"
+	}
+	return ""
+}
+
 // Event reports progress: Done of Total units of Stage. Training events
 // also carry the epoch and the loss terms. The field names are those of the
 // training logs stored in projects.

@@ -1,6 +1,7 @@
 package bind
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -9,9 +10,8 @@ import (
 )
 
 // stage places one engine stage on the overall progress bar: it starts at
-// from and covers width; name is what the views show.
+// from and covers width. The views show the stage's progress.Stage.Label.
 type stage struct {
-	name        string
 	from, width float64
 }
 
@@ -20,20 +20,20 @@ type stage struct {
 // 2 s, bank 8 s, knowledge 3 s, 5 epochs 37 s, threshold 12 s), with more
 // weight on features for real images (large files to decode).
 var trainStages = map[progress.Stage]stage{
-	progress.Features:    {"features", 0, 0.20},
-	progress.Synthetic:   {"synthetic defects", 0.20, 0.08},
-	progress.Bank:        {"normal bank", 0.28, 0.12},
-	progress.AnomalyBank: {"anomaly bank", 0.40, 0.02},
-	progress.Knowledge:   {"knowledge", 0.42, 0.05},
-	progress.Train:       {"training", 0.47, 0.43},
-	progress.Threshold:   {"threshold", 0.90, 0.09},
-	progress.Save:        {"saving", 0.99, 0.01},
+	progress.Features:    {0, 0.20},
+	progress.Synthetic:   {0.20, 0.08},
+	progress.Bank:        {0.28, 0.12},
+	progress.AnomalyBank: {0.40, 0.02},
+	progress.Knowledge:   {0.42, 0.05},
+	progress.Train:       {0.47, 0.43},
+	progress.Threshold:   {0.90, 0.09},
+	progress.Save:        {0.99, 0.01},
 }
 
 // scoreStages are the stages of Evaluate and Inspect.
 var scoreStages = map[progress.Stage]stage{
-	progress.Features: {"features", 0, 0.85},
-	progress.Score:    {"scoring", 0.85, 0.15},
+	progress.Features: {0, 0.85},
+	progress.Score:    {0.85, 0.15},
 }
 
 // tracker turns pipeline events into ui.Progress with an overall fraction
@@ -71,7 +71,7 @@ func (t *tracker) end() {
 func (t *tracker) event(e progress.Event) {
 	st, ok := t.stages[e.Stage]
 	if !ok {
-		st = stage{name: e.Stage.String(), from: t.frac}
+		st = stage{from: t.frac}
 	}
 	f := st.from
 	if e.Total > 0 {
@@ -94,7 +94,7 @@ func (t *tracker) event(e progress.Event) {
 		t.stageStart = now
 	}
 	t.stage, t.last = e.Stage, now
-	p := ui.Progress{Stage: st.name, Step: e.Done, Steps: e.Total, Fraction: t.frac}
+	p := ui.Progress{Stage: e.Stage.Label(), Step: e.Done, Steps: e.Total, Fraction: t.frac}
 	if e.Stage == progress.Train {
 		p.Epoch, p.Epochs, p.Loss = e.Epoch, e.Epochs, e.Loss
 	}
@@ -102,4 +102,32 @@ func (t *tracker) event(e progress.Event) {
 		p.ETA = time.Duration(float64(el) * (1 - t.frac) / t.frac)
 	}
 	t.out(p)
+}
+
+// warnOnly returns log without its Info and Debug records. The training
+// loop logs one Info line per epoch for the CLI; in the desktop application
+// the progress bar and the loss plot show the same, and the epochs are kept
+// in the model's training log, so the terminal stays quiet.
+func warnOnly(log *slog.Logger) *slog.Logger {
+	return slog.New(levelFloor{log.Handler(), slog.LevelWarn})
+}
+
+// levelFloor passes records at or above min to h.
+type levelFloor struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (f levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.h.Enabled(ctx, l)
+}
+
+func (f levelFloor) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
+
+func (f levelFloor) WithAttrs(as []slog.Attr) slog.Handler {
+	return levelFloor{f.h.WithAttrs(as), f.min}
+}
+
+func (f levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{f.h.WithGroup(name), f.min}
 }

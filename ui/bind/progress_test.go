@@ -3,6 +3,7 @@ package bind
 import (
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/dmad/workstation/core/progress"
@@ -32,8 +33,9 @@ func TestTrackerFractionsAndStages(t *testing.T) {
 	tr.end()
 	// Stage changes and stage ends always report; the first features event
 	// and the repeated knowledge stage are throttled or clamped.
-	wantStages := []string{"features", "features", "synthetic defects", "normal bank", "normal bank", "knowledge",
-		"training", "training", "threshold", "saving"}
+	wantStages := []string{"reading the images", "reading the images", "making example defects",
+		"building the normal memory", "building the normal memory", "comparing with both memories",
+		"training the scorer", "training the scorer", "choosing the pass/fail threshold", "saving the model"}
 	if len(got) != len(wantStages) {
 		t.Fatalf("%d progress reports, want %d: %+v", len(got), len(wantStages), got)
 	}
@@ -96,8 +98,8 @@ func TestTrackerUnknownStage(t *testing.T) {
 		t.Fatalf("%d progress reports, want 4: %+v", len(got), got)
 	}
 	for _, i := range []int{1, 2} {
-		if got[i].Stage != string(progress.CheckImages) || got[i].Fraction != got[0].Fraction || got[i].Step != i || got[i].Steps != 2 {
-			t.Errorf("report %d %+v, want stage %q at fraction %.3f, step %d/2", i, got[i], progress.CheckImages, got[0].Fraction, i)
+		if got[i].Stage != progress.CheckImages.Label() || got[i].Fraction != got[0].Fraction || got[i].Step != i || got[i].Steps != 2 {
+			t.Errorf("report %d %+v, want stage %q at fraction %.3f, step %d/2", i, got[i], progress.CheckImages.Label(), got[0].Fraction, i)
 		}
 	}
 	if got[3].Fraction != 1 {
@@ -117,5 +119,21 @@ func TestLabelsAgree(t *testing.T) {
 		if got := storageLabel(c.ui); got != c.store {
 			t.Errorf("storageLabel(%q) = %d, want %d", c.ui, got, c.store)
 		}
+	}
+}
+
+func TestWarnOnly(t *testing.T) {
+	var buf strings.Builder
+	log := warnOnly(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	log.Info("mapper training", "epoch", 1)
+	log.Debug("engine stage")
+	log.With("job", "train").Warn("reset threshold")
+	log.Error("train failed")
+	got := buf.String()
+	if strings.Contains(got, "mapper training") || strings.Contains(got, "engine stage") {
+		t.Errorf("Info or Debug passed:\n%s", got)
+	}
+	if !strings.Contains(got, "reset threshold") || !strings.Contains(got, "job=train") || !strings.Contains(got, "train failed") {
+		t.Errorf("Warn or Error lost:\n%s", got)
 	}
 }
