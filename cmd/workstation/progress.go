@@ -62,7 +62,7 @@ func (p *progressBar) Update(stage string, done, total int, extra string) {
 		const width = 30
 		n := int(frac * width)
 		bar := strings.Repeat("█", n) + strings.Repeat("░", width-n)
-		fmt.Fprintf(p.w, "\r\033[K%-10s %s %3.0f%% %d/%d%s%s", stage, bar, 100*frac, done, total, eta, extra)
+		fmt.Fprintf(p.w, "\r\033[K%-30s %s %3.0f%% %d/%d%s%s", stage, bar, 100*frac, done, total, eta, extra)
 		p.drawn = true
 		if total > 0 && done >= total {
 			p.finishLocked()
@@ -75,10 +75,11 @@ func (p *progressBar) Update(stage string, done, total int, extra string) {
 	}
 }
 
-// Report shows an engine event: its stage (prefixed by the benchmark run
-// when there is one), and for training the epoch and loss terms.
+// Report shows an engine event: its stage in plain words, as the GUI names
+// it (prefixed by the benchmark run when there is one), and for training
+// the epoch and loss terms.
 func (p *progressBar) Report(e progress.Event) {
-	stage := e.Stage.String()
+	stage := e.Stage.Label()
 	if e.Run != "" {
 		stage = e.Run + " " + stage
 	}
