@@ -122,7 +122,7 @@ func (e *Engine) Deps() ui.Deps {
 // rewriting an empty file). A project another process holds fails with
 // storage's error naming that process.
 func (e *Engine) OpenProject(path string) (*Project, error) {
-	s, _, err := project.Open(path, project.OpenOptions{}, e.o.Runtime, e.o.Logger)
+	s, _, err := project.Open(path, project.OpenOptions{}, e.o.Runtime, warnOnly(e.o.Logger)) // the terminal gets warnings only, as from training
 	if err != nil {
 		return nil, err
 	}
