@@ -338,10 +338,10 @@ func Curves(items []Item, w, h int) (roc, pr image.Image, err error) {
 	if len(rocS) == 0 {
 		return nil, nil, nil
 	}
-	if roc, err = plots.Lines("Image ROC", "false-positive rate", "true-positive rate", rocS, w, h, true, true); err != nil {
+	if roc, err = plots.Draw(plots.Light(), "Image ROC", "false-positive rate", "true-positive rate", rocS, w, h, true, true); err != nil {
 		return nil, nil, err
 	}
-	if pr, err = plots.Lines("Image precision-recall", "recall", "precision", prS, w, h, true, false); err != nil {
+	if pr, err = plots.Draw(plots.Light(), "Image precision-recall", "recall", "precision", prS, w, h, true, false); err != nil {
 		return nil, nil, err
 	}
 	return roc, pr, nil

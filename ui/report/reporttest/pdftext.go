@@ -10,7 +10,9 @@ import (
 )
 
 var (
-	streamRE = regexp.MustCompile(`(?s)stream\r?\n(.*?)\r?\nendstream`)
+	// fpdf writes "stream\n", the data, "\nendstream"; a compressed stream
+	// may itself end in '\r', so none is taken off it.
+	streamRE = regexp.MustCompile(`(?s)stream\n(.*?)\nendstream`)
 	showRE   = regexp.MustCompile(`\(((?:\\.|[^\\)])*)\)\s*Tj`)
 )
 
