@@ -17,6 +17,7 @@ import (
 	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/project"
+	"github.com/dmad/workstation/core/review"
 	"github.com/dmad/workstation/core/shard"
 	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui/report"
@@ -301,17 +302,23 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	if err != nil {
 		return err
 	}
-	thr := float64(res.Model.Meta.Threshold)
-	if *threshold >= 0 {
-		thr = *threshold
+	// The model version's thresholds (per category, as the reviewer left
+	// them in the project) decide, as in the GUI; --threshold replaces them all.
+	th := review.Thresholds{Global: float64(res.Model.Meta.Threshold)}
+	for c, v := range res.Model.Meta.CategoryThresholds {
+		th.Set(c, float64(v))
 	}
-	r := inspectReport(*input, thr, *opacity, res)
+	if *threshold >= 0 {
+		th = review.Thresholds{Global: *threshold}
+	}
+	thr := th.Global
+	r := inspectReport(*input, th, *opacity, res)
 	if err := report.Write(ctx, *outDir, r, pr.Report); err != nil {
 		return err
 	}
 	anomalous := 0
 	for _, sc := range res.Images {
-		if float64(sc.Score) >= thr {
+		if th.Verdict(sc.Record.Category, float64(sc.Score)) == review.Fail {
 			anomalous++
 		}
 	}
@@ -319,6 +326,9 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	summary := map[string]any{"input": *input, "images": n, "threshold": thr, "anomalous": anomalous,
 		"normal": n - anomalous, "model_method": res.Model.Meta.Method, "model_regime": res.Model.Meta.Regime,
 		"workstation_version": workstation.Version()}
+	if len(th.PerCategory) > 0 {
+		summary["category_thresholds"] = th.PerCategory
+	}
 	if r.PerCategory != nil {
 		summary["per_category"] = r.PerCategory
 	}
@@ -335,13 +345,14 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 }
 
 // inspectReport translates an inspection into the report writer's terms.
-func inspectReport(input string, thr, opacity float64, res *project.InspectResult) report.Report {
-	r := report.Report{Title: "Inspection of " + input, Created: time.Now(), Threshold: thr, Opacity: opacity}
+func inspectReport(input string, th review.Thresholds, opacity float64, res *project.InspectResult) report.Report {
+	r := report.Report{Title: "Inspection of " + input, Created: time.Now(), Threshold: th.Global, Opacity: opacity}
 	masks := map[string]string{}
 	for _, sc := range res.Images {
 		masks[sc.Record.Path] = sc.MaskPath
 		r.Items = append(r.Items, report.Item{Path: sc.Record.Path, Category: sc.Record.Category, Score: float64(sc.Score),
-			Label: project.LabelName(sc.Record.Label), Map: sc.Map, MapW: sc.MapSize, MapH: sc.MapSize})
+			Label: project.LabelName(sc.Record.Label), Map: sc.Map, MapW: sc.MapSize, MapH: sc.MapSize,
+			Threshold: th.For(sc.Record.Category)})
 	}
 	r.LoadImage = func(it report.Item) (image.Image, error) { return imageio.Load(it.Path) }
 	r.LoadMask = func(it report.Item) (*image.Gray, error) {

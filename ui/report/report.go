@@ -38,6 +38,17 @@ type Item struct {
 	Label      string
 	Map        []float32
 	MapW, MapH int
+	// Threshold is the item's own decision threshold (its category's, see
+	// core/review.Thresholds); 0 uses Report.Threshold.
+	Threshold float64
+}
+
+// threshold is the decision threshold of it.
+func (r Report) threshold(it Item) float64 {
+	if it.Threshold != 0 {
+		return it.Threshold
+	}
+	return r.Threshold
 }
 
 // Metrics of one category, as computed by the engine (its own type).
@@ -193,7 +204,7 @@ func writeCSV(path string, r Report, overlays []string) error {
 	w := csv.NewWriter(f)
 	_ = w.Write([]string{"path", "category", "score", "decision", "label", "overlay"})
 	for i, it := range r.Items {
-		_ = w.Write([]string{it.Path, it.Category, strconv.FormatFloat(it.Score, 'g', 8, 64), Decision(it.Score, r.Threshold), it.Label, overlays[i]})
+		_ = w.Write([]string{it.Path, it.Category, strconv.FormatFloat(it.Score, 'g', 8, 64), Decision(it.Score, r.threshold(it)), it.Label, overlays[i]})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -263,7 +274,7 @@ func writeHTML(path string, r Report, overlays []string, roc, pr []byte) error {
 	rows := make([]htmlRow, len(r.Items))
 	pass, fail := 0, 0
 	for i, it := range r.Items {
-		d := Decision(it.Score, r.Threshold)
+		d := Decision(it.Score, r.threshold(it))
 		if d == "fail" {
 			fail++
 		} else {
