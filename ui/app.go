@@ -92,6 +92,7 @@ func New(a fyne.App, deps Deps) *Workstation {
 	w.tabs.OnSelected = func(t *container.TabItem) { w.onScreen(t.Text) }
 	w.win.SetOnDropped(w.data.onDropped)
 	w.annotate.registerShortcuts(w.win.Canvas())
+	w.win.Canvas().SetOnTypedKey(w.typedKey) // review keys (reviewkeys.go)
 	w.showStart()
 	return w
 }

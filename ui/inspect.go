@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"math"
 	"path/filepath"
 
 	"fyne.io/fyne/v2"
@@ -76,7 +75,7 @@ func (v *inspectView) reload() {}
 
 func (v *inspectView) clear() {
 	v.run = nil
-	v.browser.setRun(Run{}, 0)
+	v.browser.setRun(Run{})
 	v.exportBtn.Disable()
 	v.status.SetText("")
 }
@@ -135,11 +134,7 @@ func (v *inspectView) score() {
 					run.Name = "batch " + filepath.Base(dir)
 				}
 				v.run = &run
-				t := math.NaN()
-				if s, err := p.Settings(); err == nil && s.Threshold != 0 {
-					t = s.Threshold
-				}
-				v.browser.setRun(run, t)
+				v.browser.setRun(run)
 				v.bar.SetValue(1)
 				v.status.SetText(fmt.Sprintf("%d images scored.", len(run.Images)))
 				v.exportBtn.Enable()
@@ -153,8 +148,9 @@ func (v *inspectView) export(dir string) {
 	if v.run == nil {
 		return
 	}
-	run, threshold, p := *v.run, v.browser.threshold, v.w.project
-	r := report.Report{Title: "Inspection report — " + run.Name, Created: run.Created, Threshold: threshold,
+	// Each image is decided at its category's threshold, as in the view.
+	run, th, p := *v.run, v.browser.th.Clone(), v.w.project
+	r := report.Report{Title: "Inspection report — " + run.Name, Created: run.Created, Threshold: th.Global,
 		PerCategory: map[string]report.Metrics{},
 		LoadImage: func(it report.Item) (image.Image, error) {
 			for _, s := range run.Images {
@@ -166,7 +162,8 @@ func (v *inspectView) export(dir string) {
 			return decodeFile(it.Path)
 		}}
 	for _, s := range run.Images {
-		r.Items = append(r.Items, report.Item{Path: s.Path, Category: s.Category, Score: s.Score, Label: string(s.Label), Map: s.Map, MapW: s.MapW, MapH: s.MapH})
+		r.Items = append(r.Items, report.Item{Path: s.Path, Category: s.Category, Score: s.Score, Label: string(s.Label), Map: s.Map, MapW: s.MapW, MapH: s.MapH,
+			Threshold: th.For(s.Category)})
 	}
 	for c, m := range run.PerCategory {
 		r.PerCategory[c] = m

@@ -3,7 +3,6 @@ package ui_test
 import (
 	"errors"
 	"image"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,10 +183,10 @@ func TestRealEngineWorkflow(t *testing.T) {
 	if n := ws.ResultsCurvesDrawn(); n != 4 {
 		t.Errorf("%d of 4 curves drawn", n)
 	}
-	// The slider starts at the model's threshold (to a slider step); moving it to each score
-	// fails exactly the images scoring at or above it.
+	// The slider starts exactly at the model's threshold; moving it to each
+	// score fails exactly the images scoring at or above it.
 	slider := ws.ResultsThreshold()
-	if math.Abs(slider.Value-max(slider.Min, min(slider.Max, run.Threshold))) > slider.Step {
+	if slider.Value != run.Threshold {
 		t.Errorf("slider at %v, model threshold %v", slider.Value, run.Threshold)
 	}
 	for _, s := range run.Images {
@@ -207,8 +206,8 @@ func TestRealEngineWorkflow(t *testing.T) {
 	if _, fail := ws.ResultsCounts(); fail != 0 {
 		t.Errorf("threshold at maximum fails %d images", fail)
 	}
-	if s, _ := p.Settings(); s.Threshold != slider.Max {
-		t.Errorf("threshold not saved to the project: %v", s.Threshold)
+	if th, _ := p.(ui.Reviewer).Thresholds(run.ModelID); th.Global != slider.Max || th.For("tile") != slider.Max {
+		t.Errorf("threshold not saved with the model: %+v, slider at %v", th, slider.Max)
 	}
 	ws.ResultsSelect(0)
 	ws.Wait()
