@@ -13,6 +13,7 @@ import (
 
 	"github.com/dmad/workstation/core/encoder/encodertest"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/project"
 	"github.com/dmad/workstation/core/synth"
 	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui"
@@ -212,6 +213,23 @@ func TestRealEngineWorkflow(t *testing.T) {
 	ws.ResultsSelect(0)
 	ws.Wait()
 
+	// Keyboard review: accept the first image, reject the second; then a
+	// threshold typed for the tile category only.
+	rb := ws.ResultsReview()
+	ws.TypeKey(fyne.KeyHome)
+	ws.TypeKey(fyne.KeyA)
+	ws.TypeKey(fyne.KeyR)
+	accepted, rejected := ui.OverrideKey(rb.Shown()[0]), ui.OverrideKey(rb.Shown()[1])
+	rb.Scope().SetSelected("tile")
+	entry := rb.ThresholdEntry()
+	entry.SetText("")
+	test.Type(entry, "0.4321")
+	entry.TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
+	if th := rb.Thresholds(); th.For("tile") != 0.4321 || th.Global != slider.Max {
+		t.Errorf("thresholds after typing for tile: %+v", th)
+	}
+	rb.Scope().SetSelected("every category")
+
 	// Score one category folder as a batch and export its report.
 	ws.ShowScreen(ui.ScreenInspect)
 	ws.InspectScore(filepath.Join(data, "tile"))
@@ -219,6 +237,10 @@ func TestRealEngineWorkflow(t *testing.T) {
 	pass, fail := ws.InspectCounts()
 	if pass+fail != 7 {
 		t.Fatalf("inspect scored %d images, want 7", pass+fail)
+	}
+	// One model, one set of thresholds, one number on both screens.
+	if ir := ws.InspectReview(); !ir.Thresholds().Equal(rb.Thresholds()) || ir.ThresholdText() != rb.ThresholdText() {
+		t.Errorf("Inspect decides at %+v (%s), Results at %+v (%s)", ir.Thresholds(), ir.ThresholdText(), rb.Thresholds(), rb.ThresholdText())
 	}
 	out := filepath.Join(t.TempDir(), "report")
 	ws.InspectExport(out)
@@ -245,12 +267,39 @@ func TestRealEngineWorkflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close()
 	if ms, _ := q.Models(); len(ms) != 1 || ms[0].Epochs != 2 {
 		t.Errorf("reopened models %+v", ms)
 	}
 	if rs, _ := q.Runs(); len(rs) != 1 || len(rs[0].Images) != 13 || rs[0].Images[0].MapW != 64 {
 		t.Errorf("reopened runs: %d", len(rs))
+	}
+	// The reviews and the tile threshold are in the file, under model 1.
+	ov, err := q.Overrides(run.ModelID)
+	if err != nil || len(ov) != 2 {
+		t.Fatalf("reopened overrides %v: %v", ov, err)
+	}
+	if a, r := ov[accepted], ov[rejected]; !a.Accepted || r.Accepted || a.Who != project.ReviewerName() || r.When.IsZero() {
+		t.Errorf("reopened overrides: accepted %+v, rejected %+v", a, r)
+	}
+	if th, _ := q.Thresholds(run.ModelID); th.For("tile") != 0.4321 {
+		t.Errorf("reopened thresholds %+v", th)
+	}
+	if ms, _ := q.Models(); len(ms) != 1 {
+		t.Errorf("editing thresholds made %d model versions", len(ms))
+	}
+	q.Close()
+	// A new window on the file shows them in the gallery.
+	deps := eng.Deps()
+	deps.Recent, deps.DataDir = &memRecent{}, t.TempDir()
+	ws2 := ui.New(fyne.CurrentApp(), deps)
+	defer ws2.Close()
+	if err := ws2.OpenProject(path); err != nil {
+		t.Fatal(err)
+	}
+	ws2.ShowScreen(ui.ScreenResults)
+	rb2 := ws2.ResultsReview()
+	if !strings.Contains(rb2.Summary(), "2 reviewed (1 overridden)") || rb2.Thresholds().For("tile") != 0.4321 {
+		t.Errorf("reopened gallery: %q, thresholds %+v", rb2.Summary(), rb2.Thresholds())
 	}
 }
 
