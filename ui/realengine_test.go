@@ -216,6 +216,7 @@ func TestRealEngineWorkflow(t *testing.T) {
 	// Keyboard review: accept the first image, reject the second; then a
 	// threshold typed for the tile category only.
 	rb := ws.ResultsReview()
+	global := slider.Value
 	ws.TypeKey(fyne.KeyHome)
 	ws.TypeKey(fyne.KeyA)
 	ws.TypeKey(fyne.KeyR)
@@ -225,7 +226,7 @@ func TestRealEngineWorkflow(t *testing.T) {
 	entry.SetText("")
 	test.Type(entry, "0.4321")
 	entry.TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
-	if th := rb.Thresholds(); th.For("tile") != 0.4321 || th.Global != slider.Max {
+	if th := rb.Thresholds(); th.For("tile") != 0.4321 || th.Global != global {
 		t.Errorf("thresholds after typing for tile: %+v", th)
 	}
 	rb.Scope().SetSelected("every category")

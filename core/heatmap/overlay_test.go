@@ -145,3 +145,15 @@ func TestNormaliseAndLegend(t *testing.T) {
 		t.Errorf("side by side %v", sb.Bounds())
 	}
 }
+
+// BenchmarkOverlayAbove colours a 900×900 image (a bottle's size) from a
+// 224×224 map, with the contour: what the gallery does per selection.
+func BenchmarkOverlayAbove(b *testing.B) {
+	img := uniform(900, 900, color.RGBA{240, 240, 240, 255})
+	m := PeakCalibrated(blob(224, 1), 0.9)
+	b.ResetTimer()
+	for range b.N {
+		ov := OverlayAbove(img, m, 224, 224, 0.66, 1.2, 0.6)
+		DrawSegments(ov, Contour(m, 224, 224, 0.66), 224, 224, color.RGBA{0, 220, 255, 255}, 3.6)
+	}
+}
