@@ -23,6 +23,7 @@ import (
 
 	"github.com/dmad/workstation"
 	"github.com/dmad/workstation/assets"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/ui/internal/curve"
@@ -90,7 +91,12 @@ func Write(ctx context.Context, dir string, r Report, report progress.Func) erro
 	if r.Opacity == 0 {
 		r.Opacity = 0.5
 	}
-	lo, hi := scoreRange(r.Items)
+	// Overlays colour only what is above each image's threshold, in
+	// threshold units shared by the whole report (as the GUI does).
+	topNorm := 1.25
+	for _, it := range r.Items {
+		topNorm = math.Max(topNorm, heatmap.Normalise(it.Score, r.threshold(it)))
+	}
 	overlays := make([]string, len(r.Items))
 	if r.LoadImage != nil {
 		for i, it := range r.Items {
@@ -101,7 +107,12 @@ func Write(ctx context.Context, dir string, r Report, report progress.Func) erro
 			if err != nil {
 				return fmt.Errorf("report: load %s: %w", it.Path, err)
 			}
-			ov := assets.HeatmapOverlay(img, it.Map, it.MapW, it.MapH, lo, hi, r.Opacity)
+			t := r.threshold(it)
+			top := t * topNorm
+			if t <= 0 {
+				top = topNorm + t - 1
+			}
+			ov := heatmap.OverlayAbove(img, heatmap.PeakCalibrated(it.Map, it.Score), it.MapW, it.MapH, t, top, r.Opacity)
 			if r.LoadMask != nil {
 				mask, err := r.LoadMask(it)
 				if err != nil {
@@ -181,19 +192,6 @@ func Curves(items []Item, w, h int) (roc, pr image.Image, err error) {
 		return nil, nil, err
 	}
 	return roc, pr, nil
-}
-
-func scoreRange(items []Item) (lo, hi float64) {
-	lo, hi = math.Inf(1), math.Inf(-1)
-	for _, it := range items {
-		for _, v := range it.Map {
-			lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
-		}
-	}
-	if lo > hi {
-		return 0, 1
-	}
-	return lo, hi
 }
 
 func writeCSV(path string, r Report, overlays []string) error {
