@@ -160,14 +160,20 @@ func (b *runBrowser) updateHistogram() {
 	lo, hi = math.Min(lo, line), math.Max(hi, line)
 	pad := math.Max((hi-lo)*0.03, 1e-6)
 	b.hist.set(items, lo-pad, hi+pad, line, !normalised)
-	good, defect := 0, 0
+	good, defect, unknown := 0, 0, 0
 	for i := range b.hist.good {
 		good += b.hist.good[i]
 		defect += b.hist.defect[i]
+		unknown += b.hist.unknown[i]
+	}
+	txt := fmt.Sprintf("%d good (green) · %d defect (red)", good, defect)
+	if unknown > 0 {
+		txt += fmt.Sprintf(" · %d unlabelled (grey)", unknown)
 	}
 	if normalised {
-		b.histText.SetText(fmt.Sprintf("%d good (green) · %d defect (red) · x: score ÷ its category's threshold, line at 1.0", good, defect))
+		txt += " · x: score ÷ its category's threshold, line at 1.0"
 	} else {
-		b.histText.SetText(fmt.Sprintf("%d good (green) · %d defect (red) · line: threshold %s (tap to move it)", good, defect, formatThreshold(line)))
+		txt += " · line: threshold " + formatThreshold(line) + " (tap to move it)"
 	}
+	b.histText.SetText(txt)
 }

@@ -66,7 +66,7 @@ type runBrowser struct {
 	contour    *widget.Check
 	thrContour *widget.Check
 	sideBySide *widget.Check
-	info       *widget.Label
+	info       *lineLabels
 	legend     *canvas.Image
 	legendHi   *widget.Label
 	acceptBtn  *widget.Button
@@ -76,6 +76,7 @@ type runBrowser struct {
 	selected int
 	base     *image.RGBA
 	mask     *image.Gray
+	baseKey  string // OverrideKey of the image in base
 	// updating is set while the view moves the slider itself, so that
 	// showing a run never writes a threshold back.
 	updating bool
@@ -173,8 +174,8 @@ func newRunBrowser(w *Workstation) *runBrowser {
 	b.thrContour.SetChecked(true)
 	b.sideBySide = widget.NewCheck("Side by side", func(bool) { b.recompose() })
 	b.sideBySide.SetChecked(true)
-	b.info = widget.NewLabel("Select an image.")
-	b.info.Wrapping = fyne.TextWrapWord
+	b.info = newLineLabels(3)
+	b.info.SetText("Select an image.")
 	b.legend = canvas.NewImageFromImage(heatmap.Legend(256, 12, b.topNorm))
 	b.legend.FillMode = canvas.ImageFillStretch
 	b.legend.SetMinSize(fyne.NewSize(200, 12))
@@ -192,7 +193,7 @@ func newRunBrowser(w *Workstation) *runBrowser {
 		widget.NewButton("Next miss (M)", func() { b.jump(filterMisses) }),
 		widget.NewButton("Next false alarm (L)", func() { b.jump(filterFalseAlarms) }),
 		b.acceptBtn, b.rejectBtn, b.clearBtn)
-	keysHelp := widget.NewLabelWithStyle("Keys: ↓/J next · ↑/K previous · A accept · R reject · U undo · F next fail · M next miss · L next false alarm",
+	keysHelp := widget.NewLabelWithStyle("Keys: ↓/J next · ↑/K previous · A accept · R reject · U undo · F fail · M miss · L false alarm",
 		fyne.TextAlignLeading, fyne.TextStyle{Italic: true})
 	keysHelp.Truncation = fyne.TextTruncateEllipsis
 
@@ -200,18 +201,18 @@ func newRunBrowser(w *Workstation) *runBrowser {
 		container.NewHBox(zoomControls(b.viewer), widget.NewLabel("Heatmap"), container.NewGridWrap(fyne.NewSize(110, 36), b.opacity),
 			b.sideBySide, b.thrContour, b.contour),
 		legendBox)
-	detail := container.NewBorder(controls, container.NewVBox(nav, b.info), nil, nil, b.viewer)
+	detail := container.NewBorder(controls, container.NewVBox(nav, b.info.box), nil, nil, b.viewer)
 
 	thrRow := container.NewBorder(nil, nil,
-		container.NewHBox(widget.NewLabel("Threshold for"), b.scope),
+		container.NewHBox(widget.NewLabel("Threshold for"), container.NewGridWrap(fyne.NewSize(170, 36), b.scope)),
 		container.NewHBox(container.NewGridWrap(fyne.NewSize(110, 36), b.thrEntry), b.summary), b.thr)
-	filterRow := container.NewHBox(widget.NewLabel("Show"), b.filter, widget.NewLabel("Category"), b.catSel,
-		widget.NewLabel("Defect type"), b.typeSel, widget.NewLabel("Sort"), b.sortSel)
+	filterRow := container.NewBorder(nil, nil, container.NewHBox(widget.NewLabel("Show"), b.filter, widget.NewLabel("Category"), b.catSel,
+		widget.NewLabel("Defect type"), b.typeSel, widget.NewLabel("Sort"), container.NewGridWrap(fyne.NewSize(190, 36), b.sortSel)), nil, keysHelp)
 	histBox := container.NewBorder(nil, b.histText, nil, nil, b.hist)
-	left := container.NewBorder(nil, container.NewVBox(histBox, b.status), nil, nil, b.list)
+	left := container.NewBorder(nil, container.NewVBox(histBox, b.thrText, b.status), nil, nil, b.list)
 	split := container.NewHSplit(left, detail)
 	split.Offset = 0.4
-	top := container.NewVBox(thrRow, b.thrText, filterRow, keysHelp)
+	top := container.NewVBox(thrRow, filterRow)
 	b.content = container.NewBorder(top, nil, nil, nil, split)
 	return b
 }
@@ -275,7 +276,7 @@ func (b *runBrowser) setRun(run Run) {
 	b.updating = false
 
 	b.selected = -1
-	b.base, b.mask = nil, nil
+	b.base, b.mask, b.baseKey = nil, nil, ""
 	b.viewer.SetImage(nil, false)
 	b.info.SetText("Select an image.")
 	b.list.UnselectAll()
@@ -362,6 +363,7 @@ func (b *runBrowser) typeThreshold(s string) {
 		return
 	}
 	b.setThresholdValue(t, true)
+	b.w.win.Canvas().Unfocus() // the review keys work again
 }
 
 // saveThresholds stores the thresholds with the run's model.
@@ -509,7 +511,7 @@ func (b *runBrowser) applyFilter() {
 		}
 	}
 	if b.selected < 0 && keep != "" {
-		b.base, b.mask = nil, nil
+		b.base, b.mask, b.baseKey = nil, nil, ""
 		b.viewer.SetImage(nil, false)
 		b.info.SetText("Select an image.")
 	}
@@ -675,6 +677,11 @@ func (b *runBrowser) show(i int) {
 	b.selected = i
 	s := b.sorted[i]
 	b.showInfo()
+	key := OverrideKey(s)
+	if b.base != nil && key == b.baseKey {
+		b.recompose() // re-selected after a filter or threshold change
+		return
+	}
 	p := b.w.project
 	b.w.background(func(context.Context) {
 		img, mask, err := loadScored(p, s)
@@ -686,7 +693,7 @@ func (b *runBrowser) show(i int) {
 				b.w.showError(err, "check that the image file still exists")
 				return
 			}
-			b.base, b.mask = toRGBA(img), mask
+			b.base, b.mask, b.baseKey = toRGBA(img), mask, key
 			b.recompose()
 		})
 	})
@@ -806,4 +813,37 @@ func (b *runBrowser) recompose() {
 		img = heatmap.SideBySide(b.base, img, gap, color.RGBA{40, 40, 44, 255})
 	}
 	b.viewer.SetImage(img, true)
+}
+
+// lineLabels shows text one truncated label per line, so that its height
+// is fixed (a wrapped label under-reports its height in a Border's bottom).
+type lineLabels struct {
+	box   *fyne.Container
+	lines []*widget.Label
+	// Text is the whole text.
+	Text string
+}
+
+func newLineLabels(n int) *lineLabels {
+	l := &lineLabels{box: container.NewVBox()}
+	for range n {
+		lab := widget.NewLabel("")
+		lab.Truncation = fyne.TextTruncateEllipsis
+		l.lines = append(l.lines, lab)
+		l.box.Add(lab)
+	}
+	return l
+}
+
+// SetText shows s, line by line (lines beyond the labels are dropped).
+func (l *lineLabels) SetText(s string) {
+	l.Text = s
+	parts := strings.Split(s, "\n")
+	for i, lab := range l.lines {
+		if i < len(parts) {
+			lab.SetText(parts[i])
+		} else {
+			lab.SetText("")
+		}
+	}
 }
