@@ -7,6 +7,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/dmad/workstation/core/review"
@@ -25,14 +26,15 @@ type compareView struct {
 	rows       [][]string
 	table      *widget.Table
 	summary    *widget.Label
+	tableBox   *fyne.Container
 	changed    []review.Change
 	list       *widget.List
 	// result is the last comparison (tests read it).
 	result review.Comparison
 }
 
-var compareHeader = []string{"category", "image AUROC A", "image AUROC B", "fail A", "fail B", "missed A", "missed B",
-	"false alarms A", "false alarms B", "threshold A", "threshold B"}
+var compareHeader = []string{"category", "AUROC A", "AUROC B", "fail A", "fail B", "missed A", "missed B",
+	"false alarm A", "false alarm B", "threshold A", "threshold B"}
 
 func newCompareView(w *Workstation) *compareView {
 	v := &compareView{w: w}
@@ -50,7 +52,7 @@ func newCompareView(w *Workstation) *compareView {
 			l.SetText(v.rows[id.Row-1][id.Col])
 		})
 	for c := range compareHeader {
-		v.table.SetColumnWidth(c, 112)
+		v.table.SetColumnWidth(c, 118)
 	}
 	v.table.SetColumnWidth(0, 150)
 	v.summary = widget.NewLabel("Choose two runs on the same images (for example two model versions evaluated on the test split).")
@@ -64,9 +66,15 @@ func newCompareView(w *Workstation) *compareView {
 		func(i widget.ListItemID, o fyne.CanvasObject) { o.(*widget.Label).SetText(changeText(v.changed[i])) })
 	top := container.NewHBox(widget.NewLabel("A"), container.NewGridWrap(fyne.NewSize(300, 36), v.selA),
 		widget.NewLabel("B"), container.NewGridWrap(fyne.NewSize(300, 36), v.selB))
-	tableBox := container.NewGridWrap(fyne.NewSize(1300, 150), v.table)
-	v.content = container.NewBorder(container.NewVBox(top, container.NewHScroll(tableBox), v.summary), nil, nil, nil, v.list)
+	v.tableBox = container.NewGridWrap(v.tableSize(), v.table)
+	v.content = container.NewBorder(container.NewVBox(top, container.NewHScroll(v.tableBox), v.summary), nil, nil, nil, v.list)
 	return v
+}
+
+// tableSize fits the table to its rows (at most 8 shown; it scrolls).
+func (v *compareView) tableSize() fyne.Size {
+	rows := min(len(v.rows), 8) + 1
+	return fyne.NewSize(150+118*float32(len(compareHeader)-1)+8, float32(rows)*40+8)
 }
 
 func changeText(c review.Change) string {
@@ -166,6 +174,8 @@ func (v *compareView) compare() {
 		txt = "The two runs have no image in common: compare runs on the same images."
 	}
 	v.summary.SetText(txt)
+	v.tableBox.Layout = layout.NewGridWrapLayout(v.tableSize())
+	v.tableBox.Refresh()
 	v.table.Refresh()
 	v.list.Refresh()
 }

@@ -117,3 +117,9 @@ func (w *Workstation) Compare(a, b int) (review.Comparison, [][]string) {
 
 // ResultsEvaluateButton is Results' "Evaluate latest model" button.
 func (w *Workstation) ResultsEvaluateButton() *widget.Button { return w.results.evalBtn }
+
+// ShowCompareTab shows Results' comparison tab.
+func (w *Workstation) ShowCompareTab() { w.results.tabs.SelectIndex(3) }
+
+// Capture returns the window's pixels (as the screenshots do).
+func (w *Workstation) Capture() image.Image { return w.capture() }
