@@ -61,7 +61,7 @@ Command line
   workstation-cli.exe is the same program for terminals and scripts
   (workstation.exe has no console window):
     workstation-cli.exe version
-    workstation-cli.exe train --project line1.db --data D:\data\line1
+    workstation-cli.exe train --project line1.dmadproj --data D:\data\line1
     workstation-cli.exe --help
 
 GPU
@@ -78,7 +78,7 @@ TXT
 
 Command line
     ./workstation version
-    ./workstation train --project line1.db --data ~/data/line1
+    ./workstation train --project line1.dmadproj --data ~/data/line1
     ./workstation --help
 
 GPU

@@ -301,7 +301,7 @@ func (p *Project) PutBlob(ctx context.Context, kind, name string, r io.Reader) (
 		}
 		info, err = writeBlob(ctx, kb, []byte(name), kind+"/"+name, r, p.chunkSize())
 		return err
-	})
+	}, bktBlobs)
 	if err != nil {
 		return BlobInfo{}, fmt.Errorf("put blob %s/%s: %w", kind, name, err)
 	}
@@ -352,7 +352,7 @@ func (p *Project) DeleteBlob(kind, name string) error {
 			return nil
 		}
 		return kb.DeleteBucket([]byte(name))
-	})
+	}, bktBlobs)
 	if err != nil {
 		return fmt.Errorf("delete blob %s/%s: %w", kind, name, err)
 	}

@@ -135,7 +135,7 @@ func (p *Project) PutFeaturesBatch(ctx context.Context, encoderID string, entrie
 			}
 		}
 		return nil
-	})
+	}, bktFeatures)
 	if err != nil {
 		return fmt.Errorf("put features %s: %w", encoderID, err)
 	}
@@ -185,7 +185,7 @@ func (p *Project) DropFeatures(encoderID string) error {
 			return nil
 		}
 		return fb.DeleteBucket([]byte(encoderID))
-	})
+	}, bktFeatures)
 	if err != nil {
 		return fmt.Errorf("drop features %s: %w", encoderID, err)
 	}

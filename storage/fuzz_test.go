@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"github.com/dmad/workstation/internal/alloccheck"
 	"image"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/dmad/workstation/core/mat"
 )
@@ -34,20 +37,30 @@ func TestReadMatrixHugeHeaderAllocatesLittle(t *testing.T) {
 	}
 }
 
-// fuzzAllocBound is the most a decoder may allocate for one input: the
-// input's size times a small factor plus fixed buffers.
-func fuzzAllocBound(n int) uint64 { return uint64(8*n + 8<<20) }
-
-// checkAlloc runs fn and fails if it allocated beyond fuzzAllocBound(n).
-// (TotalAlloc is process-wide; fuzzing runs with -parallel 1.)
-func checkAlloc(t *testing.T, n int, fn func()) {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > fuzzAllocBound(n) {
-		t.Fatalf("%d input bytes allocated %d bytes (bound %d)", n, grew, fuzzAllocBound(n))
-	}
+// heapWatchdog ends the process when its heap passes limit bytes: an input
+// that makes storage allocate without end (a loop in a damaged b-tree did)
+// would otherwise take the machine's memory before alloccheck sees the
+// growth; the fuzzing engine reports the input of a worker that exits.
+func heapWatchdog(limit uint64) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapSys > limit {
+				fmt.Fprintf(os.Stderr, "heap %d MiB passed the %d MiB bound\n", ms.HeapSys>>20, limit>>20)
+				os.Exit(2)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 func FuzzReadMatrix(f *testing.F) {
@@ -57,7 +70,7 @@ func FuzzReadMatrix(f *testing.F) {
 	f.Add(buf.Bytes())
 	f.Add(append([]byte("DMADMAT1"), make([]byte, 16)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		checkAlloc(t, len(data), func() {
+		alloccheck.Within(t, alloccheck.Bound(len(data)), func() {
 			m, err := ReadMatrix(bytes.NewReader(data))
 			if err == nil && len(m.RawData()) != m.Rows()*m.Cols() {
 				t.Fatalf("%d values for %d×%d", len(m.RawData()), m.Rows(), m.Cols())
@@ -73,7 +86,7 @@ func FuzzDecodeFeatures(f *testing.F) {
 		f.Add(v)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		checkAlloc(t, len(data), func() {
+		alloccheck.Within(t, alloccheck.Bound(len(data)), func() {
 			m, err := decodeFeatures(data)
 			if err == nil && len(m.RawData()) != m.Rows()*m.Cols() {
 				t.Fatalf("%d values for %d×%d", len(m.RawData()), m.Rows(), m.Cols())
@@ -101,7 +114,7 @@ func FuzzModelFile(f *testing.F) {
 	p.Close()
 	f.Add(file.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		checkAlloc(t, len(data), func() {
+		alloccheck.Within(t, alloccheck.Bound(len(data)), func() {
 			r := bytes.NewReader(data)
 			hdr, err := readModelFileHeader(r)
 			if err != nil {
@@ -133,13 +146,17 @@ func FuzzOpenProject(f *testing.F) {
 	seed, _ := os.ReadFile(path)
 	f.Add(seed[:usedBytes(f, path)]) // bbolt grows files ahead of use; the tail is zeros
 	target := filepath.Join(dir, "fuzz.dmad")
+	stop := heapWatchdog(1 << 30)
+	defer stop()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if err := os.WriteFile(target, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		os.Remove(target + ".lock-info")
-		CheckFile(context.Background(), target) // any report, no crash
-		exerciseProject(t, target)
+		alloccheck.Within(t, alloccheck.Bound(len(data)), func() {
+			CheckFile(context.Background(), target) // any report, no crash
+			exerciseProject(t, target)
+		})
 	})
 }
 
@@ -152,7 +169,7 @@ func TestDecodeFeaturesOverflowingSize(t *testing.T) {
 			v[0] = enc
 			binary.BigEndian.PutUint32(v[4:], rc[0])
 			binary.BigEndian.PutUint32(v[8:], rc[1])
-			checkAlloc(t, len(v), func() {
+			alloccheck.Within(t, alloccheck.Bound(len(v)), func() {
 				if _, err := decodeFeatures(v); err == nil {
 					t.Errorf("%d×%d with no payload decoded", rc[0], rc[1])
 				}

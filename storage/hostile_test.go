@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"image"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -355,5 +357,89 @@ func TestUncleanEndRunsPageCheck(t *testing.T) {
 	p.Close()
 	if strings.Contains(logs.String(), "not closed cleanly") {
 		t.Fatal("page check after a clean close")
+	}
+}
+
+// A damaged free list used to panic inside bbolt's Open after it had locked
+// and mapped the file: the guard turned the panic into an error, but the
+// lost mapping kept the lock, so every later open of the file in the same
+// process (the GUI reopening it) waited a second and failed "locked".
+func TestDamagedFreelistIsRefusedWithoutKeepingTheLock(t *testing.T) {
+	path := filledProject(t, 2)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(path)
+	m, ok := readBoltMeta(f, 0)
+	if m1, ok1 := readBoltMeta(f, 4096); ok1 && (!ok || m1.txid > m.txid) {
+		m = m1
+	}
+	f.Close()
+	cases := []struct {
+		name   string
+		damage func(b []byte)
+		want   string
+	}{
+		{"page type", func(b []byte) { b[int64(m.freelist)*4096+8] = 0x02 }, "not a free list"},
+		{"count", func(b []byte) { binary.NativeEndian.PutUint16(b[int64(m.freelist)*4096+10:], 0xFFFE) }, "more than it can hold"},
+		{"overflow", func(b []byte) { binary.NativeEndian.PutUint32(b[int64(m.freelist)*4096+12:], 1<<20) }, "past the file"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			bad := append([]byte(nil), good...)
+			c.damage(bad)
+			os.WriteFile(path, bad, 0o644)
+			for _, ro := range []bool{true, false} {
+				_, err := Open(path, Options{ReadOnly: ro, LockTimeout: 50 * time.Millisecond})
+				if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("read-only %v: want damage naming %q, got %v", ro, c.want, err)
+				}
+			}
+			rep, err := CheckFile(context.Background(), path)
+			if err != nil || rep.OK() {
+				t.Fatalf("check passed a damaged free list: %+v, %v", rep, err)
+			}
+			os.WriteFile(path, good, 0o644)
+			p, err := Open(path, Options{LockTimeout: 50 * time.Millisecond})
+			if err != nil {
+				t.Fatalf("the repaired file does not open (lock kept?): %v", err)
+			}
+			p.Close()
+		})
+	}
+}
+
+// A branch page that points back at itself made bbolt's cursor descend
+// forever on open, growing its stack until the machine ran out of memory
+// (found by FuzzOpenProject). The page walk before bbolt refuses it.
+func TestLoopInTheTreeIsRefused(t *testing.T) {
+	path := filledProject(t, 300)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ne := binary.NativeEndian
+	branch := -1
+	for off := 2 * 4096; off+4096 <= len(data); off += 4096 {
+		if ne.Uint16(data[off+8:]) == branchPageFlag && ne.Uint64(data[off:]) == uint64(off/4096) {
+			branch = off
+			break
+		}
+	}
+	if branch < 0 {
+		t.Fatal("the test project has no branch page")
+	}
+	ne.PutUint64(data[branch+pageHeaderSize+8:], uint64(branch/4096)) // first child: itself
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(path, Options{ReadOnly: true})
+	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "reached twice") {
+		t.Fatalf("want the loop named as damage, got %v", err)
+	}
+	rep, err := CheckFile(context.Background(), path)
+	if err != nil || rep.OK() || !strings.Contains(strings.Join(rep.Problems, "\n"), "reached twice") {
+		t.Fatalf("check: %+v, %v", rep, err)
 	}
 }

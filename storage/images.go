@@ -86,7 +86,7 @@ func (p *Project) PutImage(rec *ImageRecord) error {
 	if rec.Path == "" {
 		return errors.New("put image: empty path")
 	}
-	err := p.update(func(tx *bolt.Tx) error { return putImageTx(tx, rec) })
+	err := p.update(func(tx *bolt.Tx) error { return putImageTx(tx, rec) }, bktImages, bktImagePaths)
 	if err != nil {
 		return fmt.Errorf("put image %s: %w", rec.Path, err)
 	}
@@ -102,7 +102,7 @@ func (p *Project) PutImages(recs []*ImageRecord) error {
 			}
 		}
 		return nil
-	})
+	}, bktImages, bktImagePaths)
 	if err != nil {
 		return fmt.Errorf("put images: %w", err)
 	}
@@ -239,7 +239,7 @@ func (p *Project) DeleteImage(id uint64) error {
 		}
 		fb := tx.Bucket(bktFeatures)
 		return fb.ForEachBucket(func(enc []byte) error { return fb.Bucket(enc).Delete(k) })
-	})
+	}, bktImages, bktImagePaths, bktMasks, bktFeatures)
 	if err != nil {
 		return fmt.Errorf("delete image %d: %w", id, err)
 	}

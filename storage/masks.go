@@ -29,7 +29,7 @@ func (p *Project) PutMask(id uint64, m *image.Gray) error {
 	}
 	v := buf.Bytes()
 	binary.BigEndian.PutUint32(v[:4], crc32.Checksum(v[4:], castagnoli))
-	err := p.update(func(tx *bolt.Tx) error { return tx.Bucket(bktMasks).Put(idKey(id), v) })
+	err := p.update(func(tx *bolt.Tx) error { return tx.Bucket(bktMasks).Put(idKey(id), v) }, bktMasks)
 	if err != nil {
 		return fmt.Errorf("put mask %d: %w", id, err)
 	}
@@ -83,7 +83,7 @@ func (p *Project) HasMask(id uint64) bool {
 
 // DeleteMask removes the mask of image id, if any.
 func (p *Project) DeleteMask(id uint64) error {
-	if err := p.update(func(tx *bolt.Tx) error { return tx.Bucket(bktMasks).Delete(idKey(id)) }); err != nil {
+	if err := p.update(func(tx *bolt.Tx) error { return tx.Bucket(bktMasks).Delete(idKey(id)) }, bktMasks); err != nil {
 		return fmt.Errorf("delete mask %d: %w", id, err)
 	}
 	return nil

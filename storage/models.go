@@ -51,7 +51,7 @@ func versionKey(v int) []byte { return idKey(uint64(v)) }
 // the next free version (written back to rec); an existing version is refused.
 // Parts are written in name order, each streamed chunk by chunk.
 func (p *Project) SaveModel(ctx context.Context, rec *ModelRecord, parts map[string]io.Reader) error {
-	err := p.update(func(tx *bolt.Tx) error { return saveModelTx(ctx, tx, rec, parts, p.chunkSize()) })
+	err := p.update(func(tx *bolt.Tx) error { return saveModelTx(ctx, tx, rec, parts, p.chunkSize()) }, bktModels)
 	if err != nil {
 		return fmt.Errorf("save model %d: %w", rec.Version, err)
 	}
@@ -211,7 +211,7 @@ func (p *Project) SetActiveModel(version int) error {
 			}
 		}
 		return tx.Bucket(bktMeta).Put(keyActive, []byte(strconv.Itoa(version)))
-	})
+	}, bktModels)
 	if err != nil {
 		return fmt.Errorf("activate model %d: %w", version, err)
 	}
@@ -281,7 +281,7 @@ func (p *Project) DeleteModel(version int) error {
 			return tx.Bucket(bktMeta).Delete(keyActive)
 		}
 		return nil
-	})
+	}, bktModels, bktTrainLogs)
 	if err != nil {
 		return fmt.Errorf("delete model %d: %w", version, err)
 	}
@@ -315,7 +315,7 @@ func (p *Project) AppendTrainingLog(version int, events ...any) error {
 			}
 		}
 		return nil
-	})
+	}, bktTrainLogs)
 	if err != nil {
 		return fmt.Errorf("training log %d: %w", version, err)
 	}

@@ -137,7 +137,7 @@ func Create(path, name string) (*Project, error) {
 		if err := tx.Bucket(bktSettings).Put(keyJSON, js); err != nil {
 			return err
 		}
-		return writeManifest(tx)
+		return writeManifest(tx, nil)
 	})
 	db.Close()
 	if err != nil {

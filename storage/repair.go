@@ -251,7 +251,7 @@ func Salvage(ctx context.Context, src, dst string) (SalvageReport, error) {
 			meta.Put(keyName, []byte("salvaged"))
 		}
 		dropDamaged(tx, &rep)
-		return writeManifest(tx)
+		return writeManifest(tx, nil)
 	})
 	ddb.Close()
 	if err != nil {

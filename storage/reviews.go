@@ -131,7 +131,7 @@ func (p *Project) PutReview(version int, r Review) error {
 			return err
 		}
 		return rb.Put([]byte(r.Image), v)
-	})
+	}, bktModels)
 	if err != nil {
 		return fmt.Errorf("save %s: %w", reviewWhere(version, r.Image), err)
 	}
@@ -150,7 +150,7 @@ func (p *Project) DeleteReview(version int, image string) error {
 			return rb.Delete([]byte(image))
 		}
 		return nil
-	})
+	}, bktModels)
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", reviewWhere(version, image), err)
 	}
@@ -220,7 +220,7 @@ func (p *Project) SetModelThresholds(version int, th map[string]float64) error {
 			return err
 		}
 		return tx.Bucket(bktModels).Bucket(versionKey(version)).Put(keyRecord, js)
-	})
+	}, bktModels)
 	if err != nil {
 		return fmt.Errorf("save thresholds of model %d: %w", version, err)
 	}

@@ -159,7 +159,7 @@ func (p *Project) SaveRun(rec *RunRecord) error {
 			}
 		}
 		return nil
-	})
+	}, bktRuns)
 	if err != nil {
 		return fmt.Errorf("save run %d: %w", rec.ID, err)
 	}
@@ -232,7 +232,7 @@ func (p *Project) DeleteRun(id uint64) error {
 			return ErrNotFound
 		}
 		return tx.Bucket(bktRuns).DeleteBucket(idKey(id))
-	})
+	}, bktRuns)
 	if err != nil {
 		return fmt.Errorf("delete run %d: %w", id, err)
 	}

@@ -70,7 +70,7 @@ func (p *Project) PutSettings(s Settings) error {
 	if err != nil {
 		return fmt.Errorf("settings: %w", err)
 	}
-	if err := p.update(func(tx *bolt.Tx) error { return tx.Bucket(bktSettings).Put(keyJSON, js) }); err != nil {
+	if err := p.update(func(tx *bolt.Tx) error { return tx.Bucket(bktSettings).Put(keyJSON, js) }, bktSettings); err != nil {
 		return fmt.Errorf("put settings: %w", err)
 	}
 	p.mu.Lock()
@@ -98,7 +98,7 @@ func (p *Project) PutCategory(c Category) error {
 	if err != nil {
 		return fmt.Errorf("put category %s: %w", c.Name, err)
 	}
-	if err := p.update(func(tx *bolt.Tx) error { return tx.Bucket(bktCategories).Put([]byte(c.Name), js) }); err != nil {
+	if err := p.update(func(tx *bolt.Tx) error { return tx.Bucket(bktCategories).Put([]byte(c.Name), js) }, bktCategories); err != nil {
 		return fmt.Errorf("put category %s: %w", c.Name, err)
 	}
 	return nil
@@ -134,7 +134,7 @@ func (p *Project) Categories() ([]Category, error) {
 
 // DeleteCategory removes a category record (images keep their category string).
 func (p *Project) DeleteCategory(name string) error {
-	if err := p.update(func(tx *bolt.Tx) error { return tx.Bucket(bktCategories).Delete([]byte(name)) }); err != nil {
+	if err := p.update(func(tx *bolt.Tx) error { return tx.Bucket(bktCategories).Delete([]byte(name)) }, bktCategories); err != nil {
 		return fmt.Errorf("delete category %s: %w", name, err)
 	}
 	return nil

@@ -115,7 +115,7 @@ func (p *Project) ImportModel(ctx context.Context, r io.Reader) (int, error) {
 			}
 		}
 		return nil
-	})
+	}, bktModels)
 	if err != nil {
 		return 0, fmt.Errorf("import model: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"path/filepath"
+	"strconv"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -148,9 +149,12 @@ func (v *inspectView) export(dir string) {
 	if v.run == nil {
 		return
 	}
-	// Each image is decided at its category's threshold, as in the view.
+	// Each image is decided at its category's threshold and carries its
+	// reviewer's decision, as in the view.
 	run, th, p := *v.run, v.browser.th.Clone(), v.w.project
+	overrides, types := v.browser.overrides, v.browser.types
 	r := report.Report{Title: "Inspection report — " + run.Name, Created: run.Created, Threshold: th.Global,
+		CategoryThresholds: th.PerCategory, Project: p.Name(), Input: v.dir,
 		PerCategory: map[string]report.Metrics{},
 		LoadImage: func(it report.Item) (image.Image, error) {
 			for _, s := range run.Images {
@@ -161,9 +165,16 @@ func (v *inspectView) export(dir string) {
 			}
 			return decodeFile(it.Path)
 		}}
+	if mv, err := strconv.Atoi(run.ModelID); err == nil {
+		r.ModelVersion = mv
+	}
 	for _, s := range run.Images {
-		r.Items = append(r.Items, report.Item{Path: s.Path, Category: s.Category, Score: s.Score, Label: string(s.Label), Map: s.Map, MapW: s.MapW, MapH: s.MapH,
-			Threshold: th.For(s.Category)})
+		it := report.Item{Path: s.Path, Category: s.Category, DefectType: defectType(s, types), Score: s.Score,
+			Label: string(s.Label), Map: s.Map, MapW: s.MapW, MapH: s.MapH}
+		if o, ok := overrides[OverrideKey(s)]; ok {
+			it.Override = &report.Override{Verdict: o.Final(), By: o.Who, At: o.When}
+		}
+		r.Items = append(r.Items, it)
 	}
 	for c, m := range run.PerCategory {
 		r.PerCategory[c] = m

@@ -13,6 +13,8 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+
+	"github.com/dmad/workstation"
 )
 
 // startView is the start screen: recent projects, New, Open, Demo.
@@ -85,7 +87,7 @@ func (v *startView) newProject() {
 			v.w.showError(errors.New("the project needs a name"), "type a name, then press Create again")
 			return
 		}
-		path := filepath.Join(folder.Text, safeFileName(name.Text)+".dmad")
+		path := filepath.Join(folder.Text, safeFileName(name.Text)+workstation.ProjectExt)
 		if err := v.w.CreateProject(path, name.Text); err != nil {
 			v.w.showError(err, "choose a folder you can write to")
 		}
@@ -102,7 +104,7 @@ func (v *startView) openProject() {
 		path := r.URI().Path()
 		r.Close()
 		if err := v.w.OpenProject(path); err != nil {
-			v.w.showError(err, "choose a .dmad project file made by the workstation")
+			v.w.showError(err, "choose a project file made by the workstation ("+workstation.ProjectExt+", or "+workstation.LegacyExt+" from earlier versions)")
 		}
 	}, v.w.win)
 }
@@ -178,7 +180,7 @@ func (w *Workstation) runDemo(ctx context.Context, report func(string, float64))
 		return fmt.Errorf("demo: generate dataset in %s: %w", data, err)
 	}
 	report("Creating the project…", 0.1)
-	p, err := w.deps.CreateProject(filepath.Join(dir, "demo.dmad"), "Demo")
+	p, err := w.deps.CreateProject(filepath.Join(dir, "demo"+workstation.ProjectExt), "Demo")
 	if err != nil {
 		return fmt.Errorf("demo: create project: %w", err)
 	}

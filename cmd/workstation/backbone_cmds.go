@@ -233,17 +233,23 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func runExportModel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("export-model", "--project P.db --out MODEL.dmad [--model N]",
+	fs := newFlags("export-model", "--project P"+workstation.ProjectExt+" --out MODEL"+workstation.ModelExt+" [--model N]",
 		"Writes a trained model (backbone id, banks, mapper, thresholds) to one file that\n"+
-			"'workstation import-model' adds to a project on another station.", stderr)
+			"'workstation import-model' adds to a project on another station. A --out without an\n"+
+			"extension gets "+workstation.ModelExt+" (projects are "+workstation.ProjectExt+"; files of either named "+workstation.LegacyExt+"\n"+
+			"by earlier versions still open and import).\n\n"+
+			"Example:\n  workstation export-model --project line1"+workstation.ProjectExt+" --out line1-v3"+workstation.ModelExt+" --model 3", stderr)
 	proj := fs.String("project", "", "project `FILE`")
 	out := fs.String("out", "", "model `FILE` to write")
-	version := fs.Int("model", 0, "model version (0: the active one)")
+	version := fs.Int("model", 0, "model `VERSION` (default: the active one)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *proj == "" || *out == "" {
 		return usagef("--project and --out are required")
+	}
+	if filepath.Ext(*out) == "" {
+		*out += workstation.ModelExt
 	}
 	p, err := openStore(*proj, true)
 	if err != nil {
@@ -280,9 +286,9 @@ func runExportModel(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func runImportModel(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
-	fs := newFlags("import-model", "--project P.db --in MODEL.dmad [--activate]",
-		"Adds a model file written by 'workstation export-model' to a project. A model trained on\n"+
-			"another backbone than the project's is refused.", stderr)
+	fs := newFlags("import-model", "--project P"+workstation.ProjectExt+" --in MODEL"+workstation.ModelExt+" [--activate]",
+		"Adds a model file written by 'workstation export-model' ("+workstation.ModelExt+", or "+workstation.LegacyExt+" from earlier\n"+
+			"versions) to a project. A model trained on another backbone than the project's is refused.", stderr)
 	proj := fs.String("project", "", "project `FILE` (created when missing)")
 	in := fs.String("in", "", "model `FILE` to read")
 	activate := fs.Bool("activate", true, "make the imported model the active one")

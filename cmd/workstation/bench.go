@@ -87,6 +87,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	ef.applyVerbose(stderr)
 	if *data == "" || *out == "" {
 		return usagef("--data and --json are required")
 	}

@@ -50,12 +50,9 @@ func runGUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	// The GUI logs at Info so the provider line and job errors show on a terminal.
-	level := slog.LevelInfo
-	if os.Getenv(screenshotsEnv) != "" {
-		level = slog.LevelDebug // stage timings of the demo
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// The GUI logs at Info so the provider line and job errors show on a
+	// terminal; scripts/screenshots.sh too (no DEBUG lines from scripts).
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(log)
 	shots := os.Getenv(screenshotsEnv)
 	rt, err := ort.Open(ort.Options{LibraryPath: *ortLib, Threads: *threads, Device: dev, Logger: log})

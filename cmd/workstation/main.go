@@ -7,12 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	_ "github.com/dmad/workstation/cmd/workstation/internal/localefix" // before Fyne reads $LANG
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/dmad/workstation"
+	_ "github.com/dmad/workstation/cmd/workstation/internal/localefix" // before Fyne reads $LANG
 )
 
 // Exit codes scripts can rely on.
@@ -66,8 +68,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		args = []string{"gui"}
 	}
 	name := args[0]
-	if name == "-h" || name == "--help" || name == "help" {
+	switch name {
+	case "-h", "--help", "-help", "help":
 		printUsage(stdout)
+		return exitOK
+	case "--version", "-version":
+		fmt.Fprintf(stdout, "workstation %s\n", workstation.Version())
 		return exitOK
 	}
 	for _, c := range commands() {
@@ -105,6 +111,12 @@ func printUsage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nWith no command the desktop application opens. 'workstation COMMAND --help' explains each flag.")
-	fmt.Fprintln(w, "Exit codes: 0 ok, 1 the work failed, 2 usage error, 130 canceled.")
+	fmt.Fprintln(w, "\nWith no command the desktop application opens. 'workstation COMMAND --help' explains each flag;")
+	fmt.Fprintln(w, "'workstation --version' prints the version. Projects are "+workstation.ProjectExt+" files, exported models")
+	fmt.Fprintln(w, workstation.ModelExt+" ("+workstation.LegacyExt+" files of earlier versions still open and import).")
+	fmt.Fprintln(w, "\nExamples:")
+	fmt.Fprintln(w, "  workstation train --project line1"+workstation.ProjectExt+" --data /data/mvtec")
+	fmt.Fprintln(w, "  workstation train --project line1"+workstation.ProjectExt+" --data photos/good --label good --category bottle")
+	fmt.Fprintln(w, "  workstation inspect --project line1"+workstation.ProjectExt+" --input /data/incoming --out /reports/today")
+	fmt.Fprintln(w, "\nExit codes: 0 ok, 1 the work failed, 2 usage error, 130 canceled.")
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/shard"
+	"github.com/dmad/workstation/ui/report"
 )
 
 // parseShardFlag reads inspect's --shard I/N; "" means no sharding (nil).
@@ -56,9 +57,10 @@ func runReportMerge(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs := newFlags("report merge", "--out DIR SHARD_DIR...",
 		"Combines the output folders of 'workstation inspect --shard I/N' (one per shard, all N of them)\n"+
 			"into the output an unsharded run writes: scores.csv with the same rows in the same order,\n"+
-			"overlays renamed to that order, summary.json with the counts and the image metrics\n"+
-			"recomputed from the rows. Pixel metrics need every anomaly map and are left null; report.html\n"+
-			"and the curves are not regenerated (they need the maps too).\n\n"+
+			"overlays renamed to that order, summary.json with the same header, counts, per-category and\n"+
+			"per-defect-type tables and image metrics recomputed from the rows, and report.html,\n"+
+			"report.pdf and the curves written from them. Pixel metrics need every anomaly map and are\n"+
+			"left null (n/a in the reports, with the reason).\n\n"+
 			"Example:\n  workstation report merge --out /out/merged /out/shard-0 /out/shard-1 /out/shard-2 /out/shard-3", stderr)
 	out := fs.String("out", "", "merged output `DIR` (created)")
 	if err := fs.Parse(args); err != nil {
@@ -74,11 +76,19 @@ func runReportMerge(ctx context.Context, args []string, stdout, stderr io.Writer
 	if len(dirs) == 0 {
 		return usagef("at least one shard output folder is required")
 	}
-	sum, err := shard.Merge(ctx, *out, dirs)
+	merged, err := shard.Merge(ctx, *out, dirs)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "merged %d shard outputs: %d images, %d above the threshold %.4f; wrote %s\n",
-		len(dirs), sum.Images, sum.Anomalous, sum.Threshold, *out)
+	r, err := report.FromOutput(merged.Summary, merged.Rows)
+	if err != nil {
+		return err
+	}
+	if err := report.WriteDocuments(*out, r); err != nil {
+		return err
+	}
+	sum := merged.Summary
+	fmt.Fprintf(stdout, "merged %d shard outputs: %d images: %d fail, %d pass at %s; report in %s\n",
+		len(dirs), sum.Images, sum.Fail, sum.Pass, thresholdText(sum), *out)
 	return nil
 }

@@ -2,14 +2,16 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/dmad/workstation/core/inspection"
 	"github.com/dmad/workstation/core/shard"
+	"github.com/dmad/workstation/ui/report"
 )
 
 // trainTiny trains an unsupervised model on the fixture into a new project.
@@ -23,14 +25,10 @@ func trainTiny(t *testing.T, data, bb string, env []string) string {
 	return proj
 }
 
-func readSummary(t *testing.T, dir string) shard.Summary {
+func readSummary(t *testing.T, dir string) inspection.Summary {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, shard.SummaryName))
+	s, err := inspection.ReadSummary(dir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var s shard.Summary
-	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -94,7 +92,8 @@ func TestInspectShardsMergeToUnshardedRun(t *testing.T) {
 		t.Fatalf("merged scores.csv differs from the unsharded run's:\n%s\nunsharded:\n%s", got, want)
 	}
 	ws, ms := readSummary(t, whole), readSummary(t, merged)
-	if ms.Images != ws.Images || total != ws.Images || ms.Anomalous != ws.Anomalous || ms.Normal != ws.Normal || ms.Threshold != ws.Threshold {
+	if ms.Images != ws.Images || total != ws.Images || ms.Fail != ws.Fail || ms.Pass != ws.Pass || ms.Threshold != ws.Threshold ||
+		ms.Project != ws.Project || ms.ModelVersion != ws.ModelVersion || ms.Backbone != ws.Backbone || len(ms.DefectTypes) != len(ws.DefectTypes) {
 		t.Fatalf("merged summary %+v, unsharded %+v (shards hold %d images)", ms, ws, total)
 	}
 	if len(ws.PerCategory) != 2 || len(ms.PerCategory) != 2 {
@@ -105,6 +104,25 @@ func TestInspectShardsMergeToUnshardedRun(t *testing.T) {
 		if m.ImageAUROC != w.ImageAUROC || m.ImageAP != w.ImageAP || m.ImageF1Max != w.ImageF1Max {
 			t.Errorf("category %s: merged image metrics %+v, unsharded %+v", c, m, w)
 		}
+	}
+	// The merged report has the unsharded run's tables.
+	tables := func(dir string) string {
+		b, err := os.ReadFile(filepath.Join(dir, report.HTMLName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		i, j := strings.Index(s, "<h2>Per category"), strings.Index(s, "<h2>Metrics")
+		if i < 0 || j < i {
+			t.Fatalf("%s/report.html has no tables", dir)
+		}
+		return s[i:j]
+	}
+	if tw, tm := tables(whole), tables(merged); tw != tm || !strings.Contains(tm, "Per defect type") {
+		t.Errorf("merged report's tables:\n%s\nunsharded:\n%s", tm, tw)
+	}
+	if _, err := os.Stat(filepath.Join(merged, report.PDFName)); err != nil {
+		t.Error(err)
 	}
 	ovs, _ := filepath.Glob(filepath.Join(merged, shard.OverlayDir, "*.png"))
 	if len(ovs) != ws.Images {

@@ -36,7 +36,7 @@ func (w *watchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&w.project, "project", "", "project `FILE` (opened read-only)")
 	fs.StringVar(&w.input, "input", "", "`DIR` watched for new images (its top level)")
 	fs.StringVar(&w.out, "out", "", "output `DIR`: daily verdict CSVs, overlays of fails, the ledger of scored files")
-	fs.StringVar(&w.category, "category", "", "category of the images (default: the model's only category, or the input folder's name when it is one)")
+	fs.StringVar(&w.category, "category", "", "category `NAME` of the images (default: the model's only category, or the input folder's name when it is one)")
 	fs.IntVar(&w.version, "version", 0, "model `VERSION` (0: the active one)")
 	fs.IntVar(&w.version, "model", 0, "same as --version")
 	fs.Float64Var(&w.threshold, "threshold", -1, "decision threshold on the image score (default: the model's, per category when it has one)")
@@ -72,16 +72,17 @@ func (w *watchFlags) validate() error {
 }
 
 func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
-	fs := newFlags("watch", "--project P.db --input DIR --out DIR [flags]",
+	fs := newFlags("watch", "--project P.dmadproj --input DIR --out DIR [flags]",
 		"Live inspection: scores each new image that appears in --input (once it is completely written)\n"+
 			"with the project's model and writes its verdict (score, pass/fail at the category's threshold)\n"+
 			"to --out/verdicts-YYYY-MM-DD.csv, a heatmap overlay for each fail under --out/overlays/, and to\n"+
 			"the optional webhook and MQTT broker. Unreadable files are logged, counted and skipped. A\n"+
 			"ledger in --out remembers what was scored, so a restart neither scores a file twice nor skips\n"+
 			"one that arrived while it was stopped. The project is opened read-only. Ctrl-C stops it.\n\n"+
-			"Example:\n  workstation watch --project line3.db --input /mnt/camera --out /var/lib/dmad/line3 \\\n"+
+			"Example:\n  workstation watch --project line3.dmadproj --input /mnt/camera --out /var/lib/dmad/line3 \\\n"+
 			"    --webhook http://mes.local/hooks/dmad --mqtt-broker mqtt://broker.local:1883 \\\n"+
-			"    --mqtt-topic 'plant1/line3/{category}/{decision}'", stderr)
+			"    --mqtt-topic 'plant1/line3/{category}/{decision}'", stderr,
+		"project", "input", "out", "category", "webhook", "mqtt-broker", "mqtt-topic")
 	var ef engineFlags
 	var wf watchFlags
 	ef.register(fs)
@@ -136,7 +137,8 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if !ef.quiet {
 		outputs = append(outputs, &verdictPrinter{w: stdout})
 	}
-	score := is.VerdictScorer(wf.out, category, wf.threshold)
+	overlays := live.NewOverlayWriter(wf.out, 8, log)
+	score := is.VerdictScorer(overlays, category, wf.threshold)
 	log.Info("watching", "input", wf.input, "out", wf.out, "model", is.Version(), "category", category,
 		"threshold", is.Threshold(category))
 	res, err := live.Run(ctx, live.Options{
@@ -144,6 +146,9 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		Watch:   folderwatch.Options{Settle: wf.settle, PollInterval: wf.pollInterval, ForcePolling: wf.poll},
 		Outputs: outputs, Board: board, Logger: log,
 	}, score)
+	if oerr := overlays.Close(); err == nil {
+		err = oerr
+	}
 	snap := board.Snapshot()
 	fmt.Fprintf(stdout, "watch %s: %d scored (%d fail), %d unreadable, %d scoring errors, %d already done; latency file closed → verdict p50 %s, max %s\n",
 		res.Watch.Mode, res.Watch.Scored, snap.Failed, res.Watch.Bad, res.Watch.Failed, res.Watch.Skipped,

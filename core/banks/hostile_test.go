@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/dmad/workstation/internal/alloccheck"
 	"hash/crc32"
 	"io"
 	"runtime"
@@ -64,21 +65,27 @@ func FuzzBankBytes(f *testing.F) {
 	f.Add(abb)
 	f.Add(lyingHeader(kindNormal, 1<<33, 1))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var n NormalBank
-		if err := n.UnmarshalBinary(data); err == nil {
-			again, err := n.MarshalBinary()
-			if err != nil || !bytes.Equal(again, data) {
-				t.Fatalf("normal bank decoded but does not re-encode to the same bytes (err %v)", err)
-			}
-		}
-		var a AnomalyBank
-		if err := a.UnmarshalBinary(data); err == nil {
-			if _, err := a.MarshalBinary(); err != nil {
-				t.Fatalf("anomaly bank decoded but does not re-encode: %v", err)
-			}
-		}
-		// The streaming path (no known length) must survive the same bytes.
-		new(NormalBank).ReadFrom(onlyReader{bytes.NewReader(data)})
-		new(AnomalyBank).ReadFrom(onlyReader{bytes.NewReader(data)})
+		alloccheck.Within(t, 4*alloccheck.Bound(len(data)), func() { bankBytesRoundTrip(t, data) })
 	})
+}
+
+// bankBytesRoundTrip decodes data as both banks, whole and streamed (four
+// decodes: FuzzBankBytes allows four times the decoder bound).
+func bankBytesRoundTrip(t *testing.T, data []byte) {
+	var n NormalBank
+	if err := n.UnmarshalBinary(data); err == nil {
+		again, err := n.MarshalBinary()
+		if err != nil || !bytes.Equal(again, data) {
+			t.Fatalf("normal bank decoded but does not re-encode to the same bytes (err %v)", err)
+		}
+	}
+	var a AnomalyBank
+	if err := a.UnmarshalBinary(data); err == nil {
+		if _, err := a.MarshalBinary(); err != nil {
+			t.Fatalf("anomaly bank decoded but does not re-encode: %v", err)
+		}
+	}
+	// The streaming path (no known length) must survive the same bytes.
+	new(NormalBank).ReadFrom(onlyReader{bytes.NewReader(data)})
+	new(AnomalyBank).ReadFrom(onlyReader{bytes.NewReader(data)})
 }

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"github.com/dmad/workstation/internal/alloccheck"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +20,9 @@ func FuzzVisACSV(f *testing.F) {
 		if err := os.WriteFile(csvPath, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		samples, _, err := readVisA(root, csvPath)
+		var samples []Sample
+		var err error
+		alloccheck.Within(t, alloccheck.Bound(len(data)), func() { samples, _, err = readVisA(root, csvPath) })
 		if err != nil {
 			return
 		}

@@ -2,6 +2,7 @@ package encoder_test
 
 import (
 	"encoding/json"
+	"github.com/dmad/workstation/internal/alloccheck"
 	"testing"
 
 	"github.com/dmad/workstation/core/encoder"
@@ -15,13 +16,15 @@ func FuzzParseCard(f *testing.F) {
 	f.Add(js)
 	f.Add([]byte(`{"name":"x","input":"i","normalize":{"scale":1},"feature_tensors":[{"tensor":"t","stride":8,"channels":4}],"preprocess":{"resize":[1,2]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := encoder.ParseCard(data)
-		if err == nil {
-			c.Channels()
-			c.FinestStride()
-			c.MaxStride()
-			c.DefaultConfig()
-		}
+		alloccheck.Within(t, alloccheck.Bound(len(data)), func() {
+			c, err := encoder.ParseCard(data)
+			if err == nil {
+				c.Channels()
+				c.FinestStride()
+				c.MaxStride()
+				c.DefaultConfig()
+			}
+		})
 	})
 }
 
@@ -36,6 +39,10 @@ func FuzzBuildFeatureGraph(f *testing.F) {
 	card := encodertest.Card()
 	cfg := card.DefaultConfig()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		encoder.BuildFeatureGraph(card, data, cfg)
+		// The builder keeps the loaded graph and writes a new one: twice
+		// the decoder's bound.
+		alloccheck.Within(t, 2*alloccheck.Bound(len(data)), func() {
+			encoder.BuildFeatureGraph(card, data, cfg)
+		})
 	})
 }

@@ -20,7 +20,8 @@
 // file scored; writing under a temporary name and renaming is safe with any
 // settle interval. A crash between a verdict's delivery and its ledger line
 // (one fsync) delivers that verdict again after the restart. Only the top
-// level of the folder is watched.
+// level of the folder is watched unless Options.Recursive is set (cameras
+// that write into dated subfolders); hidden subfolders are never entered.
 package folderwatch
 
 import (
@@ -52,8 +53,12 @@ type Sink func(ctx context.Context, v verdict.Verdict) error
 
 // Options configures a Watcher. Dir and Ledger are required.
 type Options struct {
-	// Dir is the folder watched (its top level only).
+	// Dir is the folder watched (its top level only, unless Recursive).
 	Dir string
+	// Recursive watches every subfolder of Dir too, including ones created
+	// later; files are named by their path relative to Dir (in the ledger
+	// too). Hidden subfolders (".name") are skipped.
+	Recursive bool
 	// Ledger is the path of the ledger file, e.g. in the output folder.
 	Ledger string
 	// Settle is how long a file's size and modification time must stay the
@@ -166,6 +171,27 @@ func startNotify(dir string) (*fsnotify.Watcher, error) {
 	return fsw, nil
 }
 
+// skipDir reports whether a recursive watch leaves the subfolder name out.
+func skipDir(name string) bool { return strings.HasPrefix(name, ".") }
+
+// addTree adds notifications for every subfolder under dir (dir itself is
+// added by notify). A subfolder that cannot be watched (the system's limit
+// on watches) is reported; the safety rescans still find its files.
+func addTree(fsw *fsnotify.Watcher, dir string, log *slog.Logger) {
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || path == dir {
+			return nil
+		}
+		if skipDir(d.Name()) {
+			return filepath.SkipDir
+		}
+		if err := fsw.Add(path); err != nil {
+			log.Warn("cannot watch a subfolder; found by rescans only", "folder", path, "err", err)
+		}
+		return nil
+	})
+}
+
 // New returns a watcher of opts.Dir that scores each new image with score
 // and hands the verdict to sink.
 func New(opts Options, score Scorer, sink Sink) (*Watcher, error) {
@@ -231,6 +257,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		} else {
 			events, notifyErrs = fsw.Events, fsw.Errors
 			defer fsw.Close()
+			if o.Recursive {
+				addTree(fsw, o.Dir, log)
+			}
 		}
 	}
 	pollEvery := o.PollInterval
@@ -303,8 +332,19 @@ func (w *Watcher) Run(ctx context.Context) error {
 				w.fallBack(log, poll)
 				continue
 			}
-			name := filepath.Base(ev.Name)
-			if filepath.Dir(ev.Name) == filepath.Clean(o.Dir) && o.Accept(name) {
+			if o.Recursive && ev.Has(fsnotify.Create) {
+				if st, err := os.Stat(ev.Name); err == nil && st.IsDir() && !skipDir(filepath.Base(ev.Name)) {
+					// A new subfolder: watch it and everything already in it
+					// (files can land before the watch is added).
+					if err := fsw.Add(ev.Name); err != nil {
+						log.Warn("cannot watch a subfolder; found by rescans only", "folder", ev.Name, "err", err)
+					}
+					addTree(fsw, ev.Name, log)
+					l.scanTree(ev.Name, time.Now())
+					continue
+				}
+			}
+			if name, ok := w.relName(ev.Name); ok {
 				l.observe(name, time.Now())
 			}
 		case err, ok := <-notifyErrs:
@@ -324,6 +364,26 @@ func (w *Watcher) Run(ctx context.Context) error {
 		timer.Reset(l.nextDue(time.Now()))
 		w.pending.Store(int64(len(l.cands) + len(l.queue) + len(l.busy)))
 	}
+}
+
+// relName is the watcher's name for the file at path: its base name in
+// the watched folder, or with Recursive its path relative to Dir; ok is
+// false for files outside the watch or not accepted.
+func (w *Watcher) relName(path string) (string, bool) {
+	o := w.opts
+	rel, err := filepath.Rel(filepath.Clean(o.Dir), filepath.Clean(path))
+	if err != nil || rel == "." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || rel == ".." {
+		return "", false
+	}
+	if !o.Recursive && filepath.Base(rel) != rel {
+		return "", false
+	}
+	for _, part := range strings.Split(filepath.Dir(rel), string(filepath.Separator)) {
+		if part != "." && skipDir(part) {
+			return "", false
+		}
+	}
+	return rel, o.Accept(filepath.Base(rel))
 }
 
 // fallBack switches a running watcher to polling after fsnotify broke.
@@ -388,7 +448,8 @@ type loop struct {
 	scanErr string
 }
 
-// scan lists the folder and observes every acceptable file in it.
+// scan lists the folder (with Recursive, its tree) and observes every
+// acceptable file in it.
 func (l *loop) scan(now time.Time) {
 	o := l.w.opts
 	ents, err := os.ReadDir(o.Dir)
@@ -403,7 +464,15 @@ func (l *loop) scan(now time.Time) {
 	l.scanErr = ""
 	seen := make(map[string]bool, len(ents))
 	for _, e := range ents {
-		if e.IsDir() || !o.Accept(e.Name()) {
+		if e.IsDir() {
+			if o.Recursive && !skipDir(e.Name()) {
+				for _, name := range l.scanTree(filepath.Join(o.Dir, e.Name()), now) {
+					seen[name] = true
+				}
+			}
+			continue
+		}
+		if !o.Accept(e.Name()) {
 			continue
 		}
 		seen[e.Name()] = true
@@ -414,6 +483,29 @@ func (l *loop) scan(now time.Time) {
 			delete(l.cands, name)
 		}
 	}
+}
+
+// scanTree observes every acceptable file under the subfolder dir and
+// returns their names. Unreadable subfolders are skipped.
+func (l *loop) scanTree(dir string, now time.Time) []string {
+	var names []string
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			if path != dir && skipDir(d.Name()) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if name, ok := l.w.relName(path); ok {
+			names = append(names, name)
+			l.observe(name, now)
+		}
+		return nil
+	})
+	return names
 }
 
 // observe looks at one file and adds or updates its candidate.

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -526,4 +527,72 @@ func TestLedgerHeldByOneWatcher(t *testing.T) {
 		t.Fatalf("OpenLedger after Close: %v", err)
 	}
 	l2.Close()
+}
+
+// A recursive watch scores files in subfolders that existed at start and in
+// ones created later (a camera's dated folders), written slowly or renamed
+// in, each once, named by their path relative to the watched folder; hidden
+// subfolders are skipped, and without Recursive subfolders are ignored.
+func TestRecursiveWatch(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			opts, in := testOptions(t, m.polling)
+			opts.Recursive = true
+			img := pngBytes(t, 16, 16, 200)
+			os.MkdirAll(filepath.Join(in, "2026-11-29", "cam1"), 0o755)
+			os.WriteFile(filepath.Join(in, "2026-11-29", "cam1", "early.png"), img, 0o644)
+			os.MkdirAll(filepath.Join(in, ".staging"), 0o755)
+			os.WriteFile(filepath.Join(in, ".staging", "hidden.png"), img, 0o644)
+			h := start(t, opts, decodeScorer)
+			h.waitFor(1)
+
+			day := filepath.Join(in, "2026-11-30", "cam2")
+			if err := os.MkdirAll(day, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeSlowly(t, filepath.Join(day, "slow.png"), img, 4, 30*time.Millisecond)
+			tmp := filepath.Join(in, ".staging", "renamed.png")
+			os.WriteFile(tmp, img, 0o644)
+			if err := os.Rename(tmp, filepath.Join(day, "renamed.png")); err != nil {
+				t.Fatal(err)
+			}
+			h.waitFor(3)
+			quiet(opts)
+			h.mu.Lock()
+			var rel []string
+			for _, v := range h.verdicts {
+				r, _ := filepath.Rel(in, v.Path)
+				rel = append(rel, filepath.ToSlash(r))
+			}
+			h.mu.Unlock()
+			sort.Strings(rel)
+			want := []string{"2026-11-29/cam1/early.png", "2026-11-30/cam2/renamed.png", "2026-11-30/cam2/slow.png"}
+			if !slices.Equal(rel, want) {
+				t.Fatalf("scored %v, want %v", rel, want)
+			}
+			if err := h.stop(); err != nil {
+				t.Fatal(err)
+			}
+
+			// A restart scores nothing again: the ledger names files by their
+			// relative path.
+			h = start(t, opts, decodeScorer)
+			quiet(opts)
+			if st := h.w.Stats(); st.Scored != 0 || st.Skipped != 3 {
+				t.Fatalf("after restart: %+v, want 0 scored and 3 skipped", st)
+			}
+		})
+	}
+	t.Run("not recursive", func(t *testing.T) {
+		opts, in := testOptions(t, false)
+		os.MkdirAll(filepath.Join(in, "sub"), 0o755)
+		os.WriteFile(filepath.Join(in, "sub", "a.png"), pngBytes(t, 8, 8, 10), 0o644)
+		os.WriteFile(filepath.Join(in, "top.png"), pngBytes(t, 8, 8, 10), 0o644)
+		h := start(t, opts, decodeScorer)
+		h.waitFor(1)
+		quiet(opts)
+		if got := h.names(); !slices.Equal(got, []string{"top.png"}) {
+			t.Fatalf("scored %v, want only top.png", got)
+		}
+	})
 }

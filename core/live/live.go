@@ -9,15 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/png"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/dmad/workstation/assets"
 	"github.com/dmad/workstation/core/folderwatch"
 	"github.com/dmad/workstation/core/publish"
 	"github.com/dmad/workstation/core/verdict"
@@ -74,6 +71,9 @@ func Run(ctx context.Context, opts Options, score folderwatch.Scorer) (Result, e
 	if sameDir(opts.Input, opts.Out) {
 		return Result{}, fmt.Errorf("live: the output folder %s is the input folder: overlays would be scored", opts.Out)
 	}
+	if opts.Watch.Recursive && within(opts.Out, opts.Input) {
+		return Result{}, fmt.Errorf("live: the output folder %s is inside the input folder %s, watched with its subfolders: overlays would be scored", opts.Out, opts.Input)
+	}
 	csvLog, err := verdict.OpenDailyCSV(opts.Out)
 	if err != nil {
 		return Result{}, err
@@ -111,41 +111,19 @@ func Run(ctx context.Context, opts Options, score folderwatch.Scorer) (Result, e
 	return res, nil
 }
 
+// within reports whether folder a lies inside folder b.
+func within(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(bb, aa)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
 func sameDir(a, b string) bool {
 	aa, err1 := filepath.Abs(a)
 	bb, err2 := filepath.Abs(b)
 	return err1 == nil && err2 == nil && aa == bb
-}
-
-// SaveOverlay writes the heatmap overlay of a failed image into
-// out/overlays/YYYY-MM-DD/ and sets v.Overlay to its path. The map
-// (mapW×mapH) is normalised with lo..hi, as in the inspection report.
-func SaveOverlay(out string, v *verdict.Verdict, img image.Image, heat []float32, mapW, mapH int, lo, hi float64) error {
-	at := v.ScoredAt
-	if at.IsZero() {
-		at = time.Now()
-	}
-	dir := filepath.Join(out, "overlays", at.Local().Format("2006-01-02"))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("live: create %s: %w", dir, err)
-	}
-	base := filepath.Base(v.Path)
-	path := filepath.Join(dir, strings.TrimSuffix(base, filepath.Ext(base))+"_overlay.png")
-	ov := assets.HeatmapOverlay(img, heat, mapW, mapH, lo, hi, 0.5)
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("live: %w", err)
-	}
-	// Fastest compression: the overlay is on the path to the verdict, and
-	// default compression of a 900×900 overlay takes longer than scoring.
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	if err := enc.Encode(f, ov); err != nil {
-		f.Close()
-		return fmt.Errorf("live: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("live: write %s: %w", path, err)
-	}
-	v.Overlay = path
-	return nil
 }

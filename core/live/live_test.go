@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"io"
@@ -287,5 +288,66 @@ func TestRunRefusesOutputInsideInput(t *testing.T) {
 	_, err := Run(context.Background(), Options{Input: in, Out: in}, shadeScorer(in))
 	if err == nil || !strings.Contains(err.Error(), "is the input folder") {
 		t.Errorf("Run with out == in: %v", err)
+	}
+}
+
+// The overlay writer names the overlay in the verdict at once and writes
+// it in the background; after Close every overlay is a complete PNG under
+// its name and no temporary file is left. A writer that cannot write says
+// how many overlays it lost.
+func TestOverlayWriter(t *testing.T) {
+	out := t.TempDir()
+	img := image.NewRGBA(image.Rect(0, 0, 40, 30))
+	heat := []float32{0, 0.2, 0.8, 1}
+	w := NewOverlayWriter(out, 2, nil)
+	var vs []verdict.Verdict
+	for i := range 5 {
+		v := verdict.Verdict{Path: fmt.Sprintf("/line/cam/%d.png", i), Decision: verdict.Fail, ScoredAt: time.Now()}
+		w.Queue(&v, img, heat, 2, 2, 0, 1)
+		if v.Overlay == "" || !strings.HasPrefix(v.Overlay, out) {
+			t.Fatalf("verdict %d names overlay %q", i, v.Overlay)
+		}
+		vs = append(vs, v)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		f, err := os.Open(v.Overlay)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := png.Decode(f)
+		f.Close()
+		if err != nil || got.Bounds() != img.Bounds() {
+			t.Fatalf("overlay %s: %v, %v", v.Overlay, err, got)
+		}
+	}
+	parts, _ := filepath.Glob(filepath.Join(filepath.Dir(vs[0].Overlay), "*.part"))
+	if len(parts) > 0 {
+		t.Fatalf("temporary files left: %v", parts)
+	}
+
+	blocked := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(blocked, nil, 0o644)
+	w = NewOverlayWriter(blocked, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for range 2 {
+		v := verdict.Verdict{Path: "/x.png", Decision: verdict.Fail}
+		w.Queue(&v, img, heat, 2, 2, 0, 1)
+	}
+	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "2 overlay(s) not written") {
+		t.Fatalf("want both lost overlays reported, got %v", err)
+	}
+}
+
+// An output folder inside a recursively watched input would have its
+// overlays scored: Run refuses it, naming both folders.
+func TestRunRefusesOutputInsideRecursiveInput(t *testing.T) {
+	in := t.TempDir()
+	out := filepath.Join(in, "results")
+	_, err := Run(context.Background(), Options{Input: in, Out: out, Watch: folderwatch.Options{Recursive: true}},
+		func(ctx context.Context, path string) (verdict.Verdict, error) { return verdict.Verdict{}, nil })
+	if err == nil || !strings.Contains(err.Error(), "inside the input folder") {
+		t.Fatalf("want a refusal naming the folders, got %v", err)
 	}
 }

@@ -1,6 +1,9 @@
 package onnxgraph
 
-import "testing"
+import (
+	"github.com/dmad/workstation/internal/alloccheck"
+	"testing"
+)
 
 // FuzzLoad: arbitrary bytes as an ONNX model never crash the loader, and a
 // loaded graph re-marshals.
@@ -14,13 +17,15 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		g, err := Load(data)
-		if err != nil {
-			return
-		}
-		g.Opset()
-		if _, err := g.Marshal(); err != nil {
-			t.Fatalf("loaded graph does not marshal: %v", err)
-		}
+		alloccheck.Within(t, 2*alloccheck.Bound(len(data)), func() {
+			g, err := Load(data)
+			if err != nil {
+				return
+			}
+			g.Opset()
+			if _, err := g.Marshal(); err != nil {
+				t.Fatalf("loaded graph does not marshal: %v", err)
+			}
+		})
 	})
 }

@@ -13,9 +13,11 @@ import (
 
 // VerdictScorer turns the scorer into live inspection's per-file scorer:
 // each image gets a verdict at category's threshold (threshold ≥ 0
-// overrides it), and each fail a heatmap overlay under out (see
-// live.SaveOverlay). `workstation watch` and the GUI's live view share it.
-func (is *ImageScorer) VerdictScorer(out, category string, threshold float64) folderwatch.Scorer {
+// overrides it), and each fail a heatmap overlay queued on overlays (see
+// live.OverlayWriter: the verdict names the overlay's path and is
+// published before the PNG is written). `workstation watch` and the GUI's
+// live view share it.
+func (is *ImageScorer) VerdictScorer(overlays *live.OverlayWriter, category string, threshold float64) folderwatch.Scorer {
 	lo, hi := is.MapRange()
 	return func(ctx context.Context, path string) (verdict.Verdict, error) {
 		sc, err := is.Score(ctx, path, category)
@@ -23,17 +25,14 @@ func (is *ImageScorer) VerdictScorer(out, category string, threshold float64) fo
 			return verdict.Verdict{}, err
 		}
 		v := verdict.Verdict{Path: path, Category: category, Score: float64(sc.Score), Threshold: float64(sc.Threshold),
-			ModelVersion: is.Version()}
+			ModelVersion: is.Version(), ScoredAt: time.Now()}
 		if threshold >= 0 {
 			v.Threshold = threshold
 		}
 		v.Decision = verdict.Decide(v.Score, v.Threshold)
 		if v.Decision == verdict.Fail {
-			if err := live.SaveOverlay(out, &v, sc.Image, sc.Map, sc.MapSize, sc.MapSize, lo, hi); err != nil {
-				return verdict.Verdict{}, err
-			}
+			overlays.Queue(&v, sc.Image, sc.Map, sc.MapSize, sc.MapSize, lo, hi)
 		}
-		v.ScoredAt = time.Now()
 		return v, nil
 	}
 }

@@ -2,16 +2,17 @@ package shard
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/dmad/workstation/core/inspection"
 	"github.com/dmad/workstation/core/metrics"
 )
 
@@ -44,37 +45,37 @@ func synthetic(n int, seed uint64) []scored {
 }
 
 // writeInspectOutput writes what `workstation inspect` writes for items in
-// the given order, the way ui/report and runInspect format it: rows in
-// (category, path) order, overlays numbered in that order, the score with
-// 8 significant digits, metrics from the float32 scores.
+// the given order, through core/inspection as ui/report does: rows in
+// (category, path) order numbered from 1, overlays named to match, the
+// score with 8 significant digits, a per-category threshold for "screw",
+// metrics from the float32 scores.
 func writeInspectOutput(t *testing.T, dir string, items []scored, shard string) {
 	t.Helper()
 	items = append([]scored(nil), items...)
 	sortScored(items)
 	os.MkdirAll(filepath.Join(dir, OverlayDir), 0o755)
-	f, err := os.Create(filepath.Join(dir, ScoresName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := csv.NewWriter(f)
-	w.Write(scoresHeader)
 	const thr = 0.45
-	anomalous := 0
+	cats := map[string]float64{"screw": 0.5}
+	var rows []inspection.Row
 	byCat := map[string][]scored{}
 	for i, it := range items {
-		dec := "pass"
-		if float64(it.score) >= thr {
-			dec, anomalous = "fail", anomalous+1
+		th := thr
+		if c, ok := cats[it.category]; ok {
+			th = c
 		}
-		ov := filepath.ToSlash(filepath.Join(OverlayDir, overlayName(i, it.path)))
+		ov := filepath.ToSlash(filepath.Join(OverlayDir, inspection.OverlayName(i+1, it.path)))
 		// The overlay's content names its image, to check the copies.
 		os.WriteFile(filepath.Join(dir, ov), []byte("overlay of "+it.path), 0o644)
-		w.Write([]string{it.path, it.category, strconv.FormatFloat(float64(it.score), 'g', 8, 64), dec, it.label, ov})
+		rows = append(rows, inspection.Row{Item: strconv.Itoa(i + 1), Path: it.path, Category: it.category,
+			DefectType: filepath.Base(filepath.Dir(it.path)), Label: it.label,
+			Score: inspection.FormatFloat(float64(it.score)), Threshold: inspection.FormatFloat(th),
+			Decision: inspection.Decision(float64(it.score), th), Overlay: ov})
 		byCat[it.category] = append(byCat[it.category], it)
 	}
-	w.Flush()
-	f.Close()
-	per := map[string]map[string]float64{}
+	if err := inspection.WriteScores(filepath.Join(dir, ScoresName), rows); err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]inspection.Metrics{}
 	for c, its := range byCat {
 		s := make([]float32, len(its))
 		l := make([]bool, len(its))
@@ -83,16 +84,16 @@ func writeInspectOutput(t *testing.T, dir string, items []scored, shard string) 
 		}
 		m := metrics.Image(s, l)
 		// Pixel metrics of a shard depend on the shard's maps only.
-		per[c] = map[string]float64{"image_auroc": m.AUROC, "image_ap": m.AP, "image_f1max": m.F1Max,
-			"pixel_auroc": 0.9, "pixel_ap": 0.5, "pro": 0.8}
+		per[c] = inspection.Metrics{Summary: metrics.Summary{ImageAUROC: m.AUROC, ImageAP: m.AP, ImageF1Max: m.F1Max,
+			PixelAUROC: 0.9, PixelAP: 0.5, PRO: 0.8}}
 	}
-	sum := map[string]any{"input": inputRoot, "images": len(items), "threshold": thr, "anomalous": anomalous,
-		"normal": len(items) - anomalous, "model_method": "dmad", "model_regime": "unsupervised", "per_category": per}
-	if shard != "" {
-		sum["shard"] = shard
+	sum := inspection.Summary{Title: "Inspection of " + inputRoot, Project: "line1", Input: inputRoot, ModelVersion: 3,
+		ModelMethod: "dmad", ModelRegime: "unsupervised", Backbone: "mobilenet_v2", Threshold: thr, CategoryThresholds: cats,
+		Operator: "ana", WorkstationVersion: "0.1.0", PerCategory: per, Shard: shard}
+	sum.SetCounts(rows)
+	if err := inspection.WriteSummary(dir, sum); err != nil {
+		t.Fatal(err)
 	}
-	b, _ := json.MarshalIndent(sum, "", "  ")
-	os.WriteFile(filepath.Join(dir, SummaryName), b, 0o644)
 }
 
 func sortScored(items []scored) {
@@ -152,19 +153,29 @@ func TestMergeEqualsUnsharded(t *testing.T) {
 				}
 			}
 			w := want.Summary
-			if got.Images != w.Images || got.Anomalous != w.Anomalous || got.Normal != w.Normal || got.Threshold != w.Threshold ||
-				got.Input != w.Input || got.ModelMethod != w.ModelMethod || len(got.PerCategory) != len(w.PerCategory) {
-				t.Errorf("merged summary %+v, unsharded %+v", got, w)
+			g := got.Summary
+			// The header, counts and tables are those of the unsharded run.
+			wantHead, gotHead := w, g
+			wantHead.PerCategory, gotHead.PerCategory, gotHead.MergedFrom = nil, nil, nil
+			if !reflect.DeepEqual(gotHead, wantHead) {
+				t.Errorf("merged summary\n%+v\nunsharded\n%+v", gotHead, wantHead)
+			}
+			if len(g.DefectTypes) != 6 || g.Misses == nil || len(g.PerCategory) != len(w.PerCategory) {
+				t.Errorf("merged tables: %d defect types, misses %v, %d categories with metrics", len(g.DefectTypes), g.Misses, len(g.PerCategory))
 			}
 			for c, wm := range w.PerCategory {
-				gm := got.PerCategory[c]
+				gm := g.PerCategory[c]
 				if gm.ImageAUROC != wm.ImageAUROC || gm.ImageAP != wm.ImageAP || gm.ImageF1Max != wm.ImageF1Max {
 					t.Errorf("%s: merged image metrics %v %v %v, unsharded %v %v %v", c,
 						gm.ImageAUROC, gm.ImageAP, gm.ImageF1Max, wm.ImageAUROC, wm.ImageAP, wm.ImageF1Max)
 				}
-				if gm.PixelAUROC != nil || gm.PixelAP != nil || gm.PRO != nil {
+				if !math.IsNaN(gm.PixelAUROC) || !math.IsNaN(gm.PixelAP) || !math.IsNaN(gm.PRO) {
 					t.Errorf("%s: merged pixel metrics are set; they cannot be recomputed from rows", c)
 				}
+			}
+			js, _ := os.ReadFile(filepath.Join(out, SummaryName))
+			if !strings.Contains(string(js), `"pixel_auroc": null`) || !strings.Contains(string(js), "no anomaly maps") {
+				t.Errorf("merged summary.json does not say why the pixel metrics are null:\n%s", js)
 			}
 			// What was written reads back the same.
 			back, err := ReadOutput(out)
@@ -182,7 +193,7 @@ func TestMergeRefusesWhatIsNotOneRun(t *testing.T) {
 	other := filepath.Join(base, "other")
 	writeInspectOutput(t, other, items[:10], "")
 	b, _ := os.ReadFile(filepath.Join(other, SummaryName))
-	os.WriteFile(filepath.Join(other, SummaryName), []byte(strings.Replace(string(b), "0.45", "0.5", 1)), 0o644)
+	os.WriteFile(filepath.Join(other, SummaryName), []byte(strings.Replace(string(b), `"threshold": 0.45`, `"threshold": 0.5`, 1)), 0o644)
 	for _, tc := range []struct {
 		name string
 		dirs []string

@@ -25,9 +25,13 @@ func (e *Engine) Live(ctx context.Context, req ui.LiveRequest, board *live.Board
 		return err
 	}
 	defer is.Close()
-	score := is.VerdictScorer(req.Out, is.DefaultCategory(req.Input), -1)
+	overlays := live.NewOverlayWriter(req.Out, 8, e.o.Logger)
+	score := is.VerdictScorer(overlays, is.DefaultCategory(req.Input), -1)
 	_, err = live.Run(ctx, live.Options{Input: req.Input, Out: req.Out,
 		Watch:   folderwatch.Options{ForcePolling: req.Poll},
 		Outputs: []publish.Output{board}, Board: board, Logger: e.o.Logger}, score)
+	if oerr := overlays.Close(); err == nil {
+		err = oerr
+	}
 	return err
 }

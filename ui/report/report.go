@@ -1,17 +1,17 @@
-// Package report writes an inspection report: scores.csv, one heatmap
-// overlay PNG per image, ROC/PR curve PNGs and an HTML summary with the
-// metrics and the curves embedded. It imports no GUI toolkit.
+// Package report writes an inspection report a stakeholder can be handed
+// without editing: scores.csv and summary.json (core/inspection), one
+// overlay PNG per image with its score, verdict and a colour legend drawn
+// on it, ROC/PR curve PNGs, and report.html and report.pdf with the same
+// header (project, model, backbone, thresholds, date, operator, counts),
+// per-category and per-defect-type tables, metrics and the overlays of the
+// fails and misses. It imports no GUI toolkit.
 package report
 
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/csv"
 	"fmt"
-	"html/template"
 	"image"
-	"image/color"
 	"image/png"
 	"math"
 	"os"
@@ -22,34 +22,39 @@ import (
 	"time"
 
 	"github.com/dmad/workstation"
-	"github.com/dmad/workstation/assets"
-	"github.com/dmad/workstation/core/heatmap"
+	"github.com/dmad/workstation/core/inspection"
 	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/ui/internal/curve"
 	"github.com/dmad/workstation/ui/internal/plots"
 )
 
+// Override is a reviewer's verdict on one image, replacing the model's.
+type Override struct {
+	// Verdict is inspection.Pass or inspection.Fail.
+	Verdict string
+	// By is who decided, At when.
+	By string
+	At time.Time
+}
+
 // Item is one scored image of the report.
 type Item struct {
 	Path     string
 	Category string
-	Score    float64
+	// DefectType is the image's defect type when known (the MVTec test
+	// sub-folder; "good" for normal images).
+	DefectType string
+	Score      float64
 	// Label is "good", "defect" or "" when unknown.
 	Label      string
 	Map        []float32
 	MapW, MapH int
-	// Threshold is the item's own decision threshold (its category's, see
-	// core/review.Thresholds); 0 uses Report.Threshold.
-	Threshold float64
-}
-
-// threshold is the decision threshold of it.
-func (r Report) threshold(it Item) float64 {
-	if it.Threshold != 0 {
-		return it.Threshold
-	}
-	return r.Threshold
+	// Overlay is an overlay already written, relative to the output folder
+	// (a merge of shard outputs); Write draws one from Map otherwise.
+	Overlay string
+	// Override is a reviewer's verdict (nil: none).
+	Override *Override
 }
 
 // Metrics of one category, as computed by the engine (its own type).
@@ -57,12 +62,29 @@ type Metrics = metrics.Summary
 
 // Report is what gets written.
 type Report struct {
-	Title     string
-	Created   time.Time
-	Threshold float64
-	Items     []Item
+	Title   string
+	Created time.Time
+	// Project is the project's name; Input the inspected folder.
+	Project, Input string
+	// ModelVersion is the project's model version (0: not known).
+	ModelVersion   int
+	Method, Regime string
+	Backbone       string
+	// Operator is who ran the inspection.
+	Operator string
+	// Threshold is the model's global threshold; CategoryThresholds those
+	// of categories with their own (see ThresholdOf).
+	Threshold          float64
+	CategoryThresholds map[string]float64
+	Items              []Item
 	// PerCategory metrics; empty for an unlabelled batch.
 	PerCategory map[string]Metrics
+	// PixelReason, when set, is why the pixel metrics are undefined (a
+	// merge has no anomaly maps).
+	PixelReason string
+	// Shard ("i/n") and MergedFrom describe sharded runs.
+	Shard      string
+	MergedFrom []string
 	// LoadImage decodes an item's image for its overlay; nil skips overlays.
 	LoadImage func(it Item) (image.Image, error)
 	// LoadMask returns an item's ground-truth mask (nil, nil when it has
@@ -70,20 +92,40 @@ type Report struct {
 	LoadMask func(it Item) (*image.Gray, error)
 	// Opacity of the heatmap in the overlays (default 0.5).
 	Opacity float64
+	// MapLo..MapHi is the anomaly-map range coloured blue to red (the
+	// model's, so that shards and runs agree); when empty, the range of the
+	// items' maps.
+	MapLo, MapHi float64
+}
+
+// ThresholdOf is the decision threshold of category.
+func (r *Report) ThresholdOf(category string) float64 {
+	if t, ok := r.CategoryThresholds[category]; ok {
+		return t
+	}
+	return r.Threshold
 }
 
 // Files written into the output folder.
 const (
-	CSVName      = "scores.csv"
+	CSVName      = inspection.ScoresName
+	SummaryName  = inspection.SummaryName
 	HTMLName     = "report.html"
+	PDFName      = "report.pdf"
 	ROCName      = "roc.png"
 	PRName       = "pr.png"
-	OverlayDir   = "overlays"
+	LegendName   = "legend.png"
+	OverlayDir   = inspection.OverlayDir
 	overlaySufix = "_overlay.png"
 )
 
-// Write writes the report into dir (created if needed). report, when not
-// nil, gets a progress.Report event after each overlay.
+// Decision is "fail" when score is at or above the threshold, else "pass".
+func Decision(score, threshold float64) string { return inspection.Decision(score, threshold) }
+
+// Write writes the report into dir (created if needed): overlays (when
+// LoadImage is set), scores.csv, the curves, report.html, report.pdf and,
+// last, summary.json. Items are numbered from 1 in (category, path) order. report,
+// when not nil, gets a progress.Report event after each overlay.
 func Write(ctx context.Context, dir string, r Report, report progress.Func) error {
 	if err := os.MkdirAll(filepath.Join(dir, OverlayDir), 0o755); err != nil {
 		return fmt.Errorf("report: create %s: %w", dir, err)
@@ -91,66 +133,177 @@ func Write(ctx context.Context, dir string, r Report, report progress.Func) erro
 	if r.Opacity == 0 {
 		r.Opacity = 0.5
 	}
-	// Overlays colour only what is above each image's threshold, in
-	// threshold units shared by the whole report (as the GUI does).
-	topNorm := 1.25
-	for _, it := range r.Items {
-		topNorm = math.Max(topNorm, heatmap.Normalise(it.Score, r.threshold(it)))
-	}
-	overlays := make([]string, len(r.Items))
+	r.Items = append([]Item(nil), r.Items...)
+	sort.SliceStable(r.Items, func(a, b int) bool {
+		if r.Items[a].Category != r.Items[b].Category {
+			return r.Items[a].Category < r.Items[b].Category
+		}
+		return r.Items[a].Path < r.Items[b].Path
+	})
+	lo, hi := r.mapRange()
 	if r.LoadImage != nil {
-		for i, it := range r.Items {
+		fonts, err := newFaces()
+		if err != nil {
+			return err
+		}
+		for i := range r.Items {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("report: %w", err)
 			}
-			img, err := r.LoadImage(it)
+			it := &r.Items[i]
+			img, err := r.LoadImage(*it)
 			if err != nil {
 				return fmt.Errorf("report: load %s: %w", it.Path, err)
 			}
-			t := r.threshold(it)
-			top := t * topNorm
-			if t <= 0 {
-				top = topNorm + t - 1
-			}
-			ov := heatmap.OverlayAbove(img, heatmap.PeakCalibrated(it.Map, it.Score), it.MapW, it.MapH, t, top, r.Opacity)
+			var mask *image.Gray
 			if r.LoadMask != nil {
-				mask, err := r.LoadMask(it)
-				if err != nil {
+				if mask, err = r.LoadMask(*it); err != nil {
 					return fmt.Errorf("report: mask of %s: %w", it.Path, err)
 				}
-				if mask != nil && mask.Bounds().Size() == ov.Bounds().Size() {
-					assets.DrawContour(ov, mask, color.RGBA{R: 0, G: 255, B: 0, A: 255})
-				}
 			}
-			name := fmt.Sprintf("%04d_%s%s", i, strings.TrimSuffix(filepath.Base(it.Path), filepath.Ext(it.Path)), overlaySufix)
-			if err := writePNG(filepath.Join(dir, OverlayDir, name), ov); err != nil {
+			ov := overlay(fonts, img, mask, *it, i+1, r.ThresholdOf(it.Category), lo, hi, r.Opacity)
+			name := filepath.ToSlash(filepath.Join(OverlayDir, inspection.OverlayName(i+1, it.Path)))
+			if err := writePNG(filepath.Join(dir, filepath.FromSlash(name)), ov); err != nil {
 				return err
 			}
-			overlays[i] = filepath.ToSlash(filepath.Join(OverlayDir, name))
+			it.Overlay = name
 			report.Send(progress.Event{Stage: progress.Report, Done: i + 1, Total: len(r.Items)})
 		}
 	}
-	if err := writeCSV(filepath.Join(dir, CSVName), r, overlays); err != nil {
+	rows := r.Rows()
+	if err := inspection.WriteScores(filepath.Join(dir, CSVName), rows); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if err := WriteDocuments(dir, r); err != nil {
 		return err
 	}
-	var rocPNG, prPNG []byte
+	// summary.json last: its presence says the output is complete (the
+	// Kubernetes merge job waits for each shard's).
+	if err := inspection.WriteSummary(dir, r.Summary(rows)); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	return nil
+}
+
+// WriteDocuments writes the curves, the legend, report.html and report.pdf
+// of r into dir, using the overlays the items name (Item.Overlay): what a
+// merge of shard outputs adds to the merged scores.csv and summary.json.
+func WriteDocuments(dir string, r Report) error {
+	rows := r.Rows()
+	d := newDoc(r, rows)
 	if rocImg, prImg, err := Curves(r.Items, 480, 360); err != nil {
 		return fmt.Errorf("report: curves: %w", err)
 	} else if rocImg != nil {
-		if rocPNG, err = encodePNG(rocImg); err != nil {
+		if d.roc, err = encodePNG(rocImg); err != nil {
 			return err
 		}
-		if prPNG, err = encodePNG(prImg); err != nil {
+		if d.pr, err = encodePNG(prImg); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, ROCName), rocPNG, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, ROCName), d.roc, 0o644); err != nil {
 			return fmt.Errorf("report: write %s: %w", ROCName, err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, PRName), prPNG, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, PRName), d.pr, 0o644); err != nil {
 			return fmt.Errorf("report: write %s: %w", PRName, err)
 		}
 	}
-	return writeHTML(filepath.Join(dir, HTMLName), r, overlays, rocPNG, prPNG)
+	fonts, err := newFaces()
+	if err != nil {
+		return err
+	}
+	lo, hi := r.mapRange()
+	if d.legend, err = encodePNG(legendImage(fonts, 640, lo, hi, r.Threshold)); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, LegendName), d.legend, 0o644); err != nil {
+		return fmt.Errorf("report: write %s: %w", LegendName, err)
+	}
+	if err := writeHTML(filepath.Join(dir, HTMLName), d); err != nil {
+		return err
+	}
+	return writePDF(filepath.Join(dir, PDFName), dir, d)
+}
+
+// Rows are the report's rows as scores.csv holds them, numbered from 1 in
+// the order of r.Items.
+func (r *Report) Rows() []inspection.Row {
+	rows := make([]inspection.Row, len(r.Items))
+	for i, it := range r.Items {
+		thr := r.ThresholdOf(it.Category)
+		row := inspection.Row{Item: strconv.Itoa(i + 1), Path: it.Path, Category: it.Category, DefectType: it.DefectType,
+			Label: it.Label, Score: inspection.FormatFloat(it.Score), Threshold: inspection.FormatFloat(thr),
+			Decision: inspection.Decision(it.Score, thr), Overlay: it.Overlay}
+		if o := it.Override; o != nil {
+			row.Override, row.OverrideBy = o.Verdict, o.By
+			if !o.At.IsZero() {
+				row.OverrideAt = o.At.Format(time.RFC3339)
+			}
+		}
+		rows[i] = row
+	}
+	return rows
+}
+
+// Summary is summary.json of the report with rows (see Rows).
+func (r *Report) Summary(rows []inspection.Row) inspection.Summary {
+	s := inspection.Summary{Title: r.Title, Project: r.Project, Input: r.Input, ModelVersion: r.ModelVersion,
+		ModelMethod: r.Method, ModelRegime: r.Regime, Backbone: r.Backbone, Threshold: r.Threshold,
+		CategoryThresholds: r.CategoryThresholds, Created: r.Created, Operator: r.Operator,
+		WorkstationVersion: workstation.Version(), Shard: r.Shard, MergedFrom: r.MergedFrom}
+	s.SetCounts(rows)
+	if len(r.PerCategory) > 0 {
+		s.PerCategory = map[string]inspection.Metrics{}
+		for c, m := range r.PerCategory {
+			s.PerCategory[c] = inspection.Metrics{Summary: m, PixelReason: r.PixelReason}
+		}
+	}
+	return s
+}
+
+// FromOutput is the report of an inspection output folder's summary and
+// rows (a merge of shard outputs): the items keep their overlays; there
+// are no anomaly maps.
+func FromOutput(s inspection.Summary, rows []inspection.Row) (Report, error) {
+	r := Report{Title: s.Title, Created: s.Created, Project: s.Project, Input: s.Input, ModelVersion: s.ModelVersion,
+		Method: s.ModelMethod, Regime: s.ModelRegime, Backbone: s.Backbone, Operator: s.Operator,
+		Threshold: s.Threshold, CategoryThresholds: s.CategoryThresholds, Shard: s.Shard, MergedFrom: s.MergedFrom}
+	for _, row := range rows {
+		score, err := strconv.ParseFloat(row.Score, 64)
+		if err != nil {
+			return Report{}, fmt.Errorf("report: score %q of %s: %w", row.Score, row.Path, err)
+		}
+		it := Item{Path: row.Path, Category: row.Category, DefectType: row.DefectType, Score: score, Label: row.Label, Overlay: row.Overlay}
+		if row.Override != "" {
+			o := &Override{Verdict: row.Override, By: row.OverrideBy}
+			if row.OverrideAt != "" {
+				if o.At, err = time.Parse(time.RFC3339, row.OverrideAt); err != nil {
+					return Report{}, fmt.Errorf("report: override time %q of %s: %w", row.OverrideAt, row.Path, err)
+				}
+			}
+			it.Override = o
+		}
+		r.Items = append(r.Items, it)
+	}
+	if len(s.PerCategory) > 0 {
+		r.PerCategory = map[string]Metrics{}
+		for c, m := range s.PerCategory {
+			r.PerCategory[c] = m.Summary
+			if m.PixelReason != "" {
+				r.PixelReason = m.PixelReason
+			}
+		}
+		if r.PixelReason == "" && len(s.MergedFrom) > 0 {
+			r.PixelReason = inspection.ReasonNoMaps
+		}
+	}
+	return r, nil
+}
+
+func (r *Report) mapRange() (lo, hi float64) {
+	if r.MapHi > r.MapLo {
+		return r.MapLo, r.MapHi
+	}
+	return scoreRange(r.Items)
 }
 
 // Curves draws the image-level ROC and PR curves, one series per category
@@ -172,7 +325,7 @@ func Curves(items []Item, w, h int) (roc, pr image.Image, err error) {
 		scores := make([]float64, len(byCat[c]))
 		labels := make([]bool, len(byCat[c]))
 		for i, it := range byCat[c] {
-			scores[i], labels[i] = it.Score, it.Label == "defect"
+			scores[i], labels[i] = it.Score, it.Label == inspection.LabelDefect
 		}
 		fpr, tpr, _ := curve.ROC(scores, labels)
 		if fpr == nil {
@@ -194,33 +347,17 @@ func Curves(items []Item, w, h int) (roc, pr image.Image, err error) {
 	return roc, pr, nil
 }
 
-func writeCSV(path string, r Report, overlays []string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("report: create %s: %w", path, err)
+func scoreRange(items []Item) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, it := range items {
+		for _, v := range it.Map {
+			lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
+		}
 	}
-	w := csv.NewWriter(f)
-	_ = w.Write([]string{"path", "category", "score", "decision", "label", "overlay"})
-	for i, it := range r.Items {
-		_ = w.Write([]string{it.Path, it.Category, strconv.FormatFloat(it.Score, 'g', 8, 64), Decision(it.Score, r.threshold(it)), it.Label, overlays[i]})
+	if lo > hi {
+		return 0, 1
 	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return fmt.Errorf("report: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("report: close %s: %w", path, err)
-	}
-	return nil
-}
-
-// Decision is "fail" when score is at or above the threshold, else "pass".
-func Decision(score, threshold float64) string {
-	if score >= threshold {
-		return "fail"
-	}
-	return "pass"
+	return lo, hi
 }
 
 func writePNG(path string, img image.Image) error {
@@ -236,82 +373,16 @@ func writePNG(path string, img image.Image) error {
 
 func encodePNG(img image.Image) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
+	// Fastest deflate: overlays are photos, where the best level saves
+	// little and costs most of a report's time.
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(&buf, img); err != nil {
 		return nil, fmt.Errorf("report: encode png: %w", err)
 	}
 	return buf.Bytes(), nil
 }
 
-var page = template.Must(template.New("report").Funcs(template.FuncMap{"metric": metricText}).Parse(`<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{{.Title}}</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#eee}.fail{color:#b00;font-weight:bold}.pass{color:#070}img.o{width:160px}</style></head><body>
-<h1>{{.Title}}</h1>
-<p>Created {{.Created}} · {{.N}} images · threshold {{printf "%.4g" .Threshold}} · <b>{{.Fail}}</b> fail, <b>{{.Pass}}</b> pass</p>
-{{if .Metrics}}<h2>Metrics</h2><table><tr><th>category</th><th>image AUROC</th><th>image AP</th><th>image F1max</th><th>pixel AUROC</th><th>pixel AP</th><th>PRO</th></tr>
-{{range .Metrics}}<tr><td style="text-align:left">{{.Name}}</td><td>{{metric .M.ImageAUROC}}</td><td>{{metric .M.ImageAP}}</td><td>{{metric .M.ImageF1Max}}</td><td>{{metric .M.PixelAUROC}}</td><td>{{metric .M.PixelAP}}</td><td>{{metric .M.PRO}}</td></tr>
-{{end}}</table>{{end}}
-{{if .ROC}}<h2>Curves</h2><img alt="ROC" src="{{.ROC}}"> <img alt="PR" src="{{.PR}}">{{end}}
-<h2>Images (highest score first)</h2><table><tr><th>#</th><th>image</th><th>category</th><th>score</th><th>decision</th><th>label</th><th>overlay</th></tr>
-{{range $i, $r := .Rows}}<tr><td>{{$i}}</td><td style="text-align:left">{{$r.Path}}</td><td>{{$r.Category}}</td><td>{{printf "%.4g" $r.Score}}</td><td class="{{$r.Decision}}">{{$r.Decision}}</td><td>{{$r.Label}}</td><td>{{if $r.Overlay}}<a href="{{$r.Overlay}}"><img class="o" src="{{$r.Overlay}}"></a>{{end}}</td></tr>
-{{end}}</table>
-<footer><p style="color:#666;font-size:small">Written by {{.Generator}}</p></footer></body></html>
-`))
-
-type htmlRow struct {
-	Path, Category, Decision, Label, Overlay string
-	Score                                    float64
-}
-
-type htmlMetric struct {
-	Name string
-	M    Metrics
-}
-
-func writeHTML(path string, r Report, overlays []string, roc, pr []byte) error {
-	rows := make([]htmlRow, len(r.Items))
-	pass, fail := 0, 0
-	for i, it := range r.Items {
-		d := Decision(it.Score, r.threshold(it))
-		if d == "fail" {
-			fail++
-		} else {
-			pass++
-		}
-		rows[i] = htmlRow{Path: it.Path, Category: it.Category, Decision: d, Label: it.Label, Overlay: overlays[i], Score: it.Score}
-	}
-	sort.SliceStable(rows, func(a, b int) bool { return rows[a].Score > rows[b].Score })
-	var ms []htmlMetric
-	for name, m := range r.PerCategory {
-		ms = append(ms, htmlMetric{name, m})
-	}
-	sort.Slice(ms, func(a, b int) bool { return ms[a].Name < ms[b].Name })
-	data := map[string]any{
-		"Title": r.Title, "Created": r.Created.Format(time.RFC3339), "N": len(r.Items),
-		"Threshold": r.Threshold, "Pass": pass, "Fail": fail, "Metrics": ms, "Rows": rows,
-		"ROC": template.URL(""), "PR": template.URL(""),
-		"Generator": workstation.NameVersion(),
-	}
-	if len(roc) > 0 {
-		// Safe: the URLs are data URIs of PNGs this package encoded.
-		data["ROC"] = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(roc))
-		data["PR"] = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(pr))
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("report: create %s: %w", path, err)
-	}
-	if err := page.Execute(f, data); err != nil {
-		f.Close()
-		return fmt.Errorf("report: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("report: close %s: %w", path, err)
-	}
-	return nil
-}
-
-// metricText formats a metric for the HTML report: three decimals, or "n/a"
+// metricText formats a metric for the reports: three decimals, or "n/a"
 // for one that is undefined (NaN: a test set of one class), as summary.json
 // writes null.
 func metricText(v float64) string {
@@ -319,4 +390,16 @@ func metricText(v float64) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.3f", v)
+}
+
+// relPath is path relative to the input folder when it lies inside it.
+func relPath(input, path string) string {
+	if input == "" {
+		return filepath.ToSlash(path)
+	}
+	rel, err := filepath.Rel(input, path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return filepath.ToSlash(path)
+	}
+	return filepath.ToSlash(rel)
 }
