@@ -12,6 +12,7 @@ import (
 	"fyne.io/fyne/v2/test"
 
 	"github.com/dmad/workstation/core/encoder/encodertest"
+	"github.com/dmad/workstation/core/inspection"
 	"github.com/dmad/workstation/core/ort"
 	"github.com/dmad/workstation/core/project"
 	"github.com/dmad/workstation/core/synth"
@@ -254,12 +255,35 @@ func TestRealEngineWorkflow(t *testing.T) {
 	if ov, _ := filepath.Glob(filepath.Join(out, "overlays", "*.png")); len(ov) != 7 {
 		t.Errorf("%d overlay PNGs, want 7", len(ov))
 	}
-	csv, err := os.ReadFile(filepath.Join(out, "scores.csv"))
+	rows, err := inspection.ReadScores(filepath.Join(out, "scores.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Count(string(csv), ",fail,"); got != fail {
-		t.Errorf("csv has %d fail rows, the view shows %d", got, fail)
+	// The model's verdicts agree with the view; the images reviewed on
+	// Results (the batch holds project images) carry their decisions.
+	csvFail, csvOverrides := 0, 0
+	for _, row := range rows {
+		if row.Decision == inspection.Fail {
+			csvFail++
+		}
+		if row.Override != "" {
+			csvOverrides++
+			if row.OverrideBy != project.ReviewerName() || row.OverrideAt == "" {
+				t.Errorf("scores.csv override %+v", row)
+			}
+		}
+	}
+	if csvFail != fail {
+		t.Errorf("csv has %d fail rows, the view shows %d", csvFail, fail)
+	}
+	want := 0
+	for _, s := range ws.InspectReview().Shown() {
+		if k := ui.OverrideKey(s); k == accepted || k == rejected {
+			want++
+		}
+	}
+	if csvOverrides != want {
+		t.Errorf("scores.csv carries %d overrides, the batch holds %d reviewed images", csvOverrides, want)
 	}
 
 	// Everything is in the file: reopened elsewhere, the model and run are there.
