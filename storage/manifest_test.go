@@ -57,6 +57,11 @@ func TestManifestStaysExact(t *testing.T) {
 		{"SaveModel", func() error { model, _ = saveTestModel(t, p, 7, [3]int{3000, 10, 1}, true); return nil }},
 		{"AppendTrainingLog", func() error { return p.AppendTrainingLog(model.Version, map[string]int{"epoch": 1}) }},
 		{"SetActiveModel", func() error { return p.SetActiveModel(model.Version) }},
+		{"PutReview", func() error {
+			return p.PutReview(model.Version, Review{Image: ImageKey(1), ModelVerdict: VerdictFail, Accepted: false, Who: "t"})
+		}},
+		{"SetModelThresholds", func() error { return p.SetModelThresholds(model.Version, map[string]float64{"image": 0.5}) }},
+		{"DeleteReview", func() error { return p.DeleteReview(model.Version, ImageKey(1)) }},
 		{"SaveRun", func() error {
 			run = &RunRecord{ModelVersion: model.Version, Name: "eval", PerImage: []ImageResult{{ImageID: 1, Category: "bottle", Score: 1}}}
 			return p.SaveRun(run)

@@ -154,6 +154,10 @@ func verifyContent(ctx context.Context, rep *CheckReport, b *bolt.Bucket, where 
 			if len(v) < 4 || binary.BigEndian.Uint32(v[:4]) != crc32.Checksum(v[4:], castagnoli) {
 				rep.add("mask of image %s: checksum mismatch", keyID(k))
 			}
+		case isReviewBucket(top, where):
+			if len(v) < 4 || binary.BigEndian.Uint32(v[:4]) != crc32.Checksum(v[4:], castagnoli) {
+				rep.add("%s/%s: review checksum mismatch", where, printable(k))
+			}
 		case bytes.Equal(top, bktFeatures):
 			rep.Features++
 			if _, err := decodeFeatures(v); err != nil {

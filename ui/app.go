@@ -105,6 +105,7 @@ func New(a fyne.App, deps Deps) *Workstation {
 	w.keepWindowSize()
 	w.win.SetOnDropped(w.data.onDropped)
 	w.annotate.registerShortcuts(w.win.Canvas())
+	w.win.Canvas().SetOnTypedKey(w.typedKey) // review keys (reviewkeys.go)
 	w.showStart()
 	return w
 }

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"math"
 	"path/filepath"
+	"strconv"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -76,7 +76,7 @@ func (v *inspectView) reload() {}
 
 func (v *inspectView) clear() {
 	v.run = nil
-	v.browser.setRun(Run{}, 0)
+	v.browser.setRun(Run{})
 	v.exportBtn.Disable()
 	v.status.SetText("")
 }
@@ -135,11 +135,7 @@ func (v *inspectView) score() {
 					run.Name = "batch " + filepath.Base(dir)
 				}
 				v.run = &run
-				t := math.NaN()
-				if s, err := p.Settings(); err == nil && s.Threshold != 0 {
-					t = s.Threshold
-				}
-				v.browser.setRun(run, t)
+				v.browser.setRun(run)
 				v.bar.SetValue(1)
 				v.status.SetText(fmt.Sprintf("%d images scored.", len(run.Images)))
 				v.exportBtn.Enable()
@@ -153,8 +149,12 @@ func (v *inspectView) export(dir string) {
 	if v.run == nil {
 		return
 	}
-	run, threshold, p := *v.run, v.browser.threshold, v.w.project
-	r := report.Report{Title: "Inspection report — " + run.Name, Created: run.Created, Threshold: threshold,
+	// Each image is decided at its category's threshold and carries its
+	// reviewer's decision, as in the view.
+	run, th, p := *v.run, v.browser.th.Clone(), v.w.project
+	overrides, types := v.browser.overrides, v.browser.types
+	r := report.Report{Title: "Inspection report — " + run.Name, Created: run.Created, Threshold: th.Global,
+		CategoryThresholds: th.PerCategory, Project: p.Name(), Input: v.dir,
 		PerCategory: map[string]report.Metrics{},
 		LoadImage: func(it report.Item) (image.Image, error) {
 			for _, s := range run.Images {
@@ -165,8 +165,16 @@ func (v *inspectView) export(dir string) {
 			}
 			return decodeFile(it.Path)
 		}}
+	if mv, err := strconv.Atoi(run.ModelID); err == nil {
+		r.ModelVersion = mv
+	}
 	for _, s := range run.Images {
-		r.Items = append(r.Items, report.Item{Path: s.Path, Category: s.Category, Score: s.Score, Label: string(s.Label), Map: s.Map, MapW: s.MapW, MapH: s.MapH})
+		it := report.Item{Path: s.Path, Category: s.Category, DefectType: defectType(s, types), Score: s.Score,
+			Label: string(s.Label), Map: s.Map, MapW: s.MapW, MapH: s.MapH}
+		if o, ok := overrides[OverrideKey(s)]; ok {
+			it.Override = &report.Override{Verdict: o.Final(), By: o.Who, At: o.When}
+		}
+		r.Items = append(r.Items, it)
 	}
 	for c, m := range run.PerCategory {
 		r.PerCategory[c] = m

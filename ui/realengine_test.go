@@ -3,7 +3,6 @@ package ui_test
 import (
 	"errors"
 	"image"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +12,9 @@ import (
 	"fyne.io/fyne/v2/test"
 
 	"github.com/dmad/workstation/core/encoder/encodertest"
+	"github.com/dmad/workstation/core/inspection"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/project"
 	"github.com/dmad/workstation/core/synth"
 	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui"
@@ -184,10 +185,10 @@ func TestRealEngineWorkflow(t *testing.T) {
 	if n := ws.ResultsCurvesDrawn(); n != 4 {
 		t.Errorf("%d of 4 curves drawn", n)
 	}
-	// The slider starts at the model's threshold (to a slider step); moving it to each score
-	// fails exactly the images scoring at or above it.
+	// The slider starts exactly at the model's threshold; moving it to each
+	// score fails exactly the images scoring at or above it.
 	slider := ws.ResultsThreshold()
-	if math.Abs(slider.Value-max(slider.Min, min(slider.Max, run.Threshold))) > slider.Step {
+	if slider.Value != run.Threshold {
 		t.Errorf("slider at %v, model threshold %v", slider.Value, run.Threshold)
 	}
 	for _, s := range run.Images {
@@ -207,11 +208,29 @@ func TestRealEngineWorkflow(t *testing.T) {
 	if _, fail := ws.ResultsCounts(); fail != 0 {
 		t.Errorf("threshold at maximum fails %d images", fail)
 	}
-	if s, _ := p.Settings(); s.Threshold != slider.Max {
-		t.Errorf("threshold not saved to the project: %v", s.Threshold)
+	if th, _ := p.(ui.Reviewer).Thresholds(run.ModelID); th.Global != slider.Max || th.For("tile") != slider.Max {
+		t.Errorf("threshold not saved with the model: %+v, slider at %v", th, slider.Max)
 	}
 	ws.ResultsSelect(0)
 	ws.Wait()
+
+	// Keyboard review: accept the first image, reject the second; then a
+	// threshold typed for the tile category only.
+	rb := ws.ResultsReview()
+	global := slider.Value
+	ws.TypeKey(fyne.KeyHome)
+	ws.TypeKey(fyne.KeyA)
+	ws.TypeKey(fyne.KeyR)
+	accepted, rejected := ui.OverrideKey(rb.Shown()[0]), ui.OverrideKey(rb.Shown()[1])
+	rb.Scope().SetSelected("tile")
+	entry := rb.ThresholdEntry()
+	entry.SetText("")
+	test.Type(entry, "0.4321")
+	entry.TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
+	if th := rb.Thresholds(); th.For("tile") != 0.4321 || th.Global != global {
+		t.Errorf("thresholds after typing for tile: %+v", th)
+	}
+	rb.Scope().SetSelected("every category")
 
 	// Score one category folder as a batch and export its report.
 	ws.ShowScreen(ui.ScreenInspect)
@@ -220,6 +239,10 @@ func TestRealEngineWorkflow(t *testing.T) {
 	pass, fail := ws.InspectCounts()
 	if pass+fail != 7 {
 		t.Fatalf("inspect scored %d images, want 7", pass+fail)
+	}
+	// One model, one set of thresholds, one number on both screens.
+	if ir := ws.InspectReview(); !ir.Thresholds().Equal(rb.Thresholds()) || ir.ThresholdText() != rb.ThresholdText() {
+		t.Errorf("Inspect decides at %+v (%s), Results at %+v (%s)", ir.Thresholds(), ir.ThresholdText(), rb.Thresholds(), rb.ThresholdText())
 	}
 	out := filepath.Join(t.TempDir(), "report")
 	ws.InspectExport(out)
@@ -232,12 +255,35 @@ func TestRealEngineWorkflow(t *testing.T) {
 	if ov, _ := filepath.Glob(filepath.Join(out, "overlays", "*.png")); len(ov) != 7 {
 		t.Errorf("%d overlay PNGs, want 7", len(ov))
 	}
-	csv, err := os.ReadFile(filepath.Join(out, "scores.csv"))
+	rows, err := inspection.ReadScores(filepath.Join(out, "scores.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Count(string(csv), ",fail,"); got != fail {
-		t.Errorf("csv has %d fail rows, the view shows %d", got, fail)
+	// The model's verdicts agree with the view; the images reviewed on
+	// Results (the batch holds project images) carry their decisions.
+	csvFail, csvOverrides := 0, 0
+	for _, row := range rows {
+		if row.Decision == inspection.Fail {
+			csvFail++
+		}
+		if row.Override != "" {
+			csvOverrides++
+			if row.OverrideBy != project.ReviewerName() || row.OverrideAt == "" {
+				t.Errorf("scores.csv override %+v", row)
+			}
+		}
+	}
+	if csvFail != fail {
+		t.Errorf("csv has %d fail rows, the view shows %d", csvFail, fail)
+	}
+	want := 0
+	for _, s := range ws.InspectReview().Shown() {
+		if k := ui.OverrideKey(s); k == accepted || k == rejected {
+			want++
+		}
+	}
+	if csvOverrides != want {
+		t.Errorf("scores.csv carries %d overrides, the batch holds %d reviewed images", csvOverrides, want)
 	}
 
 	// Everything is in the file: reopened elsewhere, the model and run are there.
@@ -246,12 +292,39 @@ func TestRealEngineWorkflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close()
 	if ms, _ := q.Models(); len(ms) != 1 || ms[0].Epochs != 2 {
 		t.Errorf("reopened models %+v", ms)
 	}
 	if rs, _ := q.Runs(); len(rs) != 1 || len(rs[0].Images) != 13 || rs[0].Images[0].MapW != 64 {
 		t.Errorf("reopened runs: %d", len(rs))
+	}
+	// The reviews and the tile threshold are in the file, under model 1.
+	ov, err := q.Overrides(run.ModelID)
+	if err != nil || len(ov) != 2 {
+		t.Fatalf("reopened overrides %v: %v", ov, err)
+	}
+	if a, r := ov[accepted], ov[rejected]; !a.Accepted || r.Accepted || a.Who != project.ReviewerName() || r.When.IsZero() {
+		t.Errorf("reopened overrides: accepted %+v, rejected %+v", a, r)
+	}
+	if th, _ := q.Thresholds(run.ModelID); th.For("tile") != 0.4321 {
+		t.Errorf("reopened thresholds %+v", th)
+	}
+	if ms, _ := q.Models(); len(ms) != 1 {
+		t.Errorf("editing thresholds made %d model versions", len(ms))
+	}
+	q.Close()
+	// A new window on the file shows them in the gallery.
+	deps := eng.Deps()
+	deps.Recent, deps.DataDir = &memRecent{}, t.TempDir()
+	ws2 := ui.New(fyne.CurrentApp(), deps)
+	defer ws2.Close()
+	if err := ws2.OpenProject(path); err != nil {
+		t.Fatal(err)
+	}
+	ws2.ShowScreen(ui.ScreenResults)
+	rb2 := ws2.ResultsReview()
+	if !strings.Contains(rb2.Summary(), "2 reviewed (1 overridden)") || rb2.Thresholds().For("tile") != 0.4321 {
+		t.Errorf("reopened gallery: %q, thresholds %+v", rb2.Summary(), rb2.Thresholds())
 	}
 }
 

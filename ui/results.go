@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"math"
 	"slices"
 	"sort"
 
@@ -30,6 +29,7 @@ type resultsView struct {
 	bar     *widget.ProgressBar
 	status  *widget.Label
 	browser *runBrowser
+	compare *compareView
 	tabs    *container.AppTabs
 
 	metricRows [][]string
@@ -65,15 +65,11 @@ func newResultsView(w *Workstation) *resultsView {
 	v.bar = widget.NewProgressBar()
 	v.bar.Hide()
 	v.status = widget.NewLabel("")
+	// The gallery decides with the run's model's thresholds, kept with the
+	// model in the project (Reviewer), so Results, Inspect, the CLI and the
+	// report show one value; Settings.Threshold is no longer read.
 	v.browser = newRunBrowser(w)
-	v.browser.onThreshold = func(t float64) {
-		if p := w.project; p != nil {
-			if s, err := p.Settings(); err == nil && s.Threshold != t {
-				s.Threshold = t
-				_ = p.SaveSettings(s) // best effort: the threshold is a view preference
-			}
-		}
-	}
+	v.compare = newCompareView(w)
 	v.table = widget.NewTable(func() (int, int) { return len(v.metricRows) + 1, len(metricHeader) },
 		func() fyne.CanvasObject { return widget.NewLabel("pixel AUROC 0.000") },
 		func(id widget.TableCellID, o fyne.CanvasObject) {
@@ -102,6 +98,7 @@ func newResultsView(w *Workstation) *resultsView {
 		container.NewTabItem("Gallery", v.browser.content),
 		container.NewTabItem("Metrics", container.NewBorder(metricsNote, nil, nil, nil, v.table)),
 		container.NewTabItem("Curves", container.NewVScroll(grid)),
+		container.NewTabItem("Compare versions", v.compare.content),
 	)
 	top := container.NewBorder(nil, nil, container.NewHBox(widget.NewLabel("Run"), container.NewGridWrap(fyne.NewSize(340, 36), v.runSel), v.evalBtn),
 		container.NewGridWrap(fyne.NewSize(160, 36), v.bar), v.status)
@@ -113,7 +110,8 @@ func (v *resultsView) clear() {
 	v.runs, v.current = nil, -1
 	v.runSel.SetOptions(nil)
 	v.runSel.ClearSelected()
-	v.browser.setRun(Run{}, 0)
+	v.browser.setRun(Run{})
+	v.compare.setRuns(nil)
 	v.metricRows = nil
 	v.table.Refresh()
 	for _, c := range v.curves {
@@ -145,6 +143,7 @@ func (v *resultsView) reload() {
 	v.ignoreSel = true
 	v.runSel.SetOptions(opts)
 	v.ignoreSel = false
+	v.compare.setRuns(runs)
 	if len(runs) == 0 {
 		v.status.SetText("No runs yet: train a model, then evaluate it.")
 		return
@@ -158,11 +157,7 @@ func (v *resultsView) showRun(i int) {
 	v.runSel.SetSelectedIndex(i)
 	v.ignoreSel = false
 	run := v.runs[i]
-	t := math.NaN()
-	if s, err := v.w.project.Settings(); err == nil && s.Threshold != 0 {
-		t = s.Threshold
-	}
-	v.browser.setRun(run, t)
+	v.browser.setRun(run)
 	v.metricRows = metricRows(run.PerCategory)
 	v.table.Refresh()
 	v.status.SetText(fmt.Sprintf("%s: %d images, model %s", run.Name, len(run.Images), run.ModelID))

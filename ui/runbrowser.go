@@ -10,43 +10,85 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/dmad/workstation/assets"
+	"github.com/dmad/workstation/core/heatmap"
+	"github.com/dmad/workstation/core/review"
 )
 
-// runBrowser lists a run's images by score with pass/fail badges at a
-// threshold, and shows one image with its heatmap overlay.
+// runBrowser reviews a run (Results and Inspect share it): a filtered,
+// sorted list of the images with thumbnails and pass/fail badges at the
+// model version's thresholds (global and per category), a score histogram
+// with the threshold line, the selected image beside its heatmap, and
+// keyboard review (see reviewKeys) with accept/reject overrides.
 type runBrowser struct {
 	w       *Workstation
 	content fyne.CanvasObject
 
-	run       Run
-	sorted    []ScoredImage
+	run Run
+	// sorted are the images shown: filtered, then sorted.
+	sorted []ScoredImage
+	// th are the run's model's thresholds; threshold is the one of the
+	// scope being edited (the slider's value).
+	th        review.Thresholds
 	threshold float64
-	lo, hi    float64
+	// topNorm is the highest score of the run in threshold units (the
+	// legend's right end).
+	topNorm   float64
+	overrides map[string]Override
+	types     map[string]string // project image id → defect type
 
-	thr     *widget.Slider
-	thrText *widget.Label
-	summary *widget.Label
-	list    *widget.List
+	scope    *widget.Select
+	thr      *widget.Slider
+	thrEntry *widget.Entry
+	thrText  *widget.Label
+	summary  *widget.Label
+	filter   *widget.Select
+	catSel   *widget.Select
+	typeSel  *widget.Select
+	sortSel  *widget.Select
+	list     *widget.List
+	hist     *scoreHistogram
+	histText *widget.Label
+	status   *widget.Label
 
-	viewer   *ZoomImage
-	opacity  *widget.Slider
-	contour  *widget.Check
-	info     *widget.Label
-	legendLo *widget.Label
-	legendHi *widget.Label
+	viewer     *ZoomImage
+	opacity    *widget.Slider
+	contour    *widget.Check
+	thrContour *widget.Check
+	sideBySide *widget.Check
+	info       *lineLabels
+	legend     *canvas.Image
+	legendHi   *widget.Label
+	acceptBtn  *widget.Button
+	rejectBtn  *widget.Button
+	clearBtn   *widget.Button
 
 	selected int
 	base     *image.RGBA
 	mask     *image.Gray
-	// onThreshold is called when the user moves the threshold.
-	onThreshold func(float64)
+	baseKey  string // OverrideKey of the image in base
+	// updating is set while the view moves the slider itself, so that
+	// showing a run never writes a threshold back.
+	updating bool
+
+	thumbs *thumbLoader
+	keyMu  sync.Mutex
+	byKey  map[string]thumbSource // read by the thumbnail workers
+}
+
+type thumbSource struct {
+	p Project
+	s ScoredImage
 }
 
 var (
@@ -54,122 +96,344 @@ var (
 	passColor = color.NRGBA{40, 160, 70, 255}
 )
 
+// Choices of the browser's selects.
+const (
+	scopeAll = "every category"
+
+	filterImages      = "all images"
+	filterFails       = "fails"
+	filterPasses      = "passes"
+	filterMisses      = "missed defects"
+	filterFalseAlarms = "false alarms"
+	filterUnreviewed  = "not reviewed"
+	filterReviewed    = "reviewed"
+	filterOverridden  = "overridden"
+
+	anyChoice = "any"
+
+	sortScoreDown = "score, highest first"
+	sortScoreUp   = "score, lowest first"
+	sortName      = "name"
+
+	rowThumb = 40
+)
+
 func newRunBrowser(w *Workstation) *runBrowser {
-	b := &runBrowser{w: w, selected: -1}
+	b := &runBrowser{w: w, selected: -1, topNorm: 1.5, byKey: map[string]thumbSource{}}
+	b.updating = true // nothing reacts to the widgets' set-up
+	defer func() { b.updating = false }()
+	b.thumbs = newThumbLoader(w.ctx, 2, rowThumb*2, 400, b.loadThumb, &w.workers)
+
+	b.scope = widget.NewSelect([]string{scopeAll}, func(string) { b.scopeChanged() })
+	b.scope.SetSelectedIndex(0)
 	b.thr = widget.NewSlider(0, 1)
-	b.thr.Step = 0.001
+	b.thr.Step = 0 // no snapping: the slider shows the stored threshold exactly
 	b.thr.OnChanged = func(t float64) {
-		b.setThreshold(t)
-		if b.onThreshold != nil {
-			b.onThreshold(t)
+		if !b.updating {
+			b.applyThreshold(t)
 		}
 	}
+	b.thr.OnChangeEnded = func(float64) {
+		if !b.updating {
+			b.saveThresholds()
+		}
+	}
+	b.thrEntry = widget.NewEntry()
+	b.thrEntry.SetPlaceHolder("type a value")
+	b.thrEntry.OnSubmitted = func(s string) { b.typeThreshold(s) }
 	b.thrText = widget.NewLabel("")
+	b.thrText.Truncation = fyne.TextTruncateEllipsis
 	b.summary = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	b.list = widget.NewList(func() int { return len(b.sorted) }, func() fyne.CanvasObject {
-		badge := canvas.NewRectangle(passColor)
-		badge.SetMinSize(fyne.NewSize(44, 20))
-		badge.CornerRadius = 4
-		txt := canvas.NewText("PASS", color.White)
-		txt.TextStyle.Bold = true
-		txt.TextSize = 11
-		txt.Alignment = fyne.TextAlignCenter
-		return container.NewBorder(nil, nil, container.NewCenter(container.NewStack(badge, txt)), nil, widget.NewLabel("0.000  category/image.png  (defect)"))
-	}, b.updateRow)
+	b.status = widget.NewLabel("")
+
+	refilter := func(string) { b.applyFilter() }
+	b.filter = widget.NewSelect([]string{filterImages, filterFails, filterPasses, filterMisses, filterFalseAlarms,
+		filterUnreviewed, filterReviewed, filterOverridden}, refilter)
+	b.catSel = widget.NewSelect([]string{anyChoice}, refilter)
+	b.typeSel = widget.NewSelect([]string{anyChoice}, refilter)
+	b.sortSel = widget.NewSelect([]string{sortScoreDown, sortScoreUp, sortName}, refilter)
+	for _, s := range []*widget.Select{b.filter, b.catSel, b.typeSel, b.sortSel} {
+		s.SetSelectedIndex(0)
+	}
+
+	b.list = widget.NewList(func() int { return len(b.sorted) }, b.newRow, b.updateRow)
 	b.list.OnSelected = func(i widget.ListItemID) { b.show(i) }
+
+	b.hist = newScoreHistogram(func(v float64) { b.setThresholdValue(v, true) })
+	b.histText = widget.NewLabel("")
+	b.histText.Truncation = fyne.TextTruncateEllipsis
 
 	b.viewer = NewZoomImage()
 	b.opacity = widget.NewSlider(0, 1)
 	b.opacity.Step = 0.05
-	b.opacity.SetValue(0.5)
+	b.opacity.SetValue(0.6)
 	b.opacity.OnChanged = func(float64) { b.recompose() }
-	b.contour = widget.NewCheck("Ground-truth contour", func(bool) { b.recompose() })
+	b.contour = widget.NewCheck("Ground truth", func(bool) { b.recompose() })
 	b.contour.SetChecked(true)
-	b.info = widget.NewLabel("Select an image.")
-	b.info.Wrapping = fyne.TextWrapWord
-	legend := canvas.NewImageFromImage(assets.Legend(256, 12))
-	legend.FillMode = canvas.ImageFillStretch
-	legend.SetMinSize(fyne.NewSize(160, 12))
-	b.legendLo, b.legendHi = widget.NewLabel("0"), widget.NewLabel("1")
-	legendBox := container.NewHBox(widget.NewLabel("Anomaly map"), b.legendLo, container.NewCenter(legend), b.legendHi)
+	b.thrContour = widget.NewCheck("Above-threshold outline", func(bool) { b.recompose() })
+	b.thrContour.SetChecked(true)
+	b.sideBySide = widget.NewCheck("Side by side", func(bool) { b.recompose() })
+	b.sideBySide.SetChecked(true)
+	b.info = newLineLabels(3)
+	b.info.SetText("Select an image.")
+	b.legend = canvas.NewImageFromImage(heatmap.Legend(256, 12, b.topNorm))
+	b.legend.FillMode = canvas.ImageFillStretch
+	b.legend.SetMinSize(fyne.NewSize(200, 12))
+	b.legendHi = widget.NewLabel("")
+	legendBox := container.NewBorder(nil, nil, widget.NewLabel("Score ÷ threshold (white mark = 1.0, no colour below):  0"), b.legendHi,
+		container.NewCenter(b.legend))
+
+	b.acceptBtn = widget.NewButtonWithIcon("Accept (A)", theme.ConfirmIcon(), func() { b.decide(true) })
+	b.rejectBtn = widget.NewButtonWithIcon("Reject (R)", theme.CancelIcon(), func() { b.decide(false) })
+	b.clearBtn = widget.NewButtonWithIcon("Undo (U)", theme.ContentUndoIcon(), func() { b.clearDecision() })
+	nav := container.NewHBox(
+		widget.NewButtonWithIcon("", theme.MoveUpIcon(), func() { b.step(-1) }),
+		widget.NewButtonWithIcon("", theme.MoveDownIcon(), func() { b.step(1) }),
+		widget.NewButton("Next fail (F)", func() { b.jump(filterFails) }),
+		widget.NewButton("Next miss (M)", func() { b.jump(filterMisses) }),
+		widget.NewButton("Next false alarm (L)", func() { b.jump(filterFalseAlarms) }),
+		b.acceptBtn, b.rejectBtn, b.clearBtn)
+	keysHelp := widget.NewLabelWithStyle("Keys: ↓/J next · ↑/K previous · A accept · R reject · U undo · F fail · M miss · L false alarm",
+		fyne.TextAlignLeading, fyne.TextStyle{Italic: true})
+	keysHelp.Truncation = fyne.TextTruncateEllipsis
+
 	controls := container.NewVBox(
-		container.NewHBox(zoomControls(b.viewer), widget.NewLabel("Heatmap opacity"), container.NewGridWrap(fyne.NewSize(140, 36), b.opacity), b.contour),
+		container.NewHBox(zoomControls(b.viewer), widget.NewLabel("Heatmap"), container.NewGridWrap(fyne.NewSize(110, 36), b.opacity),
+			b.sideBySide, b.thrContour, b.contour),
 		legendBox)
-	detail := container.NewBorder(controls, b.info, nil, nil, b.viewer)
-	top := container.NewBorder(nil, nil, widget.NewLabel("Threshold"), container.NewHBox(b.thrText, b.summary), b.thr)
-	split := container.NewHSplit(b.list, detail)
-	split.Offset = 0.38
+	detail := container.NewBorder(controls, container.NewVBox(nav, b.info.box), nil, nil, b.viewer)
+
+	thrRow := container.NewBorder(nil, nil,
+		container.NewHBox(widget.NewLabel("Threshold for"), container.NewGridWrap(fyne.NewSize(170, 36), b.scope)),
+		container.NewHBox(container.NewGridWrap(fyne.NewSize(110, 36), b.thrEntry), b.summary), b.thr)
+	filterRow := container.NewBorder(nil, nil, container.NewHBox(widget.NewLabel("Show"), b.filter, widget.NewLabel("Category"), b.catSel,
+		widget.NewLabel("Defect type"), b.typeSel, widget.NewLabel("Sort"), container.NewGridWrap(fyne.NewSize(190, 36), b.sortSel)), nil, keysHelp)
+	histBox := container.NewBorder(nil, b.histText, nil, nil, b.hist)
+	left := container.NewBorder(nil, container.NewVBox(histBox, b.thrText, b.status), nil, nil, b.list)
+	split := container.NewHSplit(left, detail)
+	split.Offset = 0.4
+	top := container.NewVBox(thrRow, filterRow)
 	b.content = container.NewBorder(top, nil, nil, nil, split)
 	return b
 }
 
-// setRun shows run at threshold t (NaN keeps the run's own threshold).
-func (b *runBrowser) setRun(run Run, t float64) {
+// reviewer is the open project's review store, or nil.
+func (b *runBrowser) reviewer() Reviewer {
+	r, _ := b.w.project.(Reviewer)
+	return r
+}
+
+// setRun shows run at its model's thresholds (from the project when it
+// keeps them, else the run's own) and with its overrides.
+func (b *runBrowser) setRun(run Run) {
 	b.run = run
-	b.sorted = slices.Clone(run.Images)
-	slices.SortStableFunc(b.sorted, func(x, y ScoredImage) int {
-		switch {
-		case x.Score > y.Score:
-			return -1
-		case x.Score < y.Score:
-			return 1
+	b.th = review.Thresholds{Global: run.Threshold}
+	b.overrides = map[string]Override{}
+	b.types = map[string]string{}
+	if r := b.reviewer(); r != nil && run.ModelID != "" {
+		if t, err := r.Thresholds(run.ModelID); err == nil {
+			b.th = t
+		} else {
+			b.w.showError(fmt.Errorf("thresholds of model %s: %w", run.ModelID, err), "the run's model may have been deleted; its own threshold is used")
 		}
-		return 0
-	})
-	lo, hi := math.Inf(1), math.Inf(-1)
-	mlo, mhi := math.Inf(1), math.Inf(-1)
+		if o, err := r.Overrides(run.ModelID); err == nil {
+			b.overrides = o
+		} else {
+			b.w.showError(fmt.Errorf("reviews of model %s: %w", run.ModelID, err), "run `workstation check` on the project")
+		}
+	}
+	if p := b.w.project; p != nil && len(run.Images) > 0 {
+		if recs, err := p.Images(); err == nil {
+			for _, r := range recs {
+				b.types[r.ID] = r.DefectType
+			}
+		}
+	}
+	b.keyMu.Lock()
+	clear(b.byKey)
 	for _, s := range run.Images {
-		lo, hi = math.Min(lo, s.Score), math.Max(hi, s.Score)
-		for _, v := range s.Map {
-			mlo, mhi = math.Min(mlo, float64(v)), math.Max(mhi, float64(v))
+		b.byKey[OverrideKey(s)] = thumbSource{b.w.project, s}
+	}
+	b.keyMu.Unlock()
+
+	cats, types := []string{anyChoice}, []string{anyChoice}
+	for _, s := range run.Images {
+		if s.Category != "" && !slices.Contains(cats, s.Category) {
+			cats = append(cats, s.Category)
+		}
+		if t := defectType(s, b.types); t != "" && !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+	}
+	slices.Sort(cats[1:])
+	slices.Sort(types[1:])
+	b.updating = true
+	b.catSel.Options, b.typeSel.Options = cats, types
+	b.catSel.SetSelectedIndex(0)
+	b.typeSel.SetSelectedIndex(0)
+	b.scope.Options = append([]string{scopeAll}, cats[1:]...)
+	b.scope.SetSelectedIndex(0)
+	b.updating = false
+
+	b.selected = -1
+	b.base, b.mask, b.baseKey = nil, nil, ""
+	b.viewer.SetImage(nil, false)
+	b.info.SetText("Select an image.")
+	b.list.UnselectAll()
+	b.scopeChanged()
+	b.applyFilter()
+}
+
+// scopeCategory is the category whose threshold the slider edits, "" for all.
+func (b *runBrowser) scopeCategory() string {
+	if s := b.scope.Selected; s != scopeAll {
+		return s
+	}
+	return ""
+}
+
+// scopeChanged puts the slider on the threshold of the chosen scope.
+func (b *runBrowser) scopeChanged() {
+	if b.updating {
+		return
+	}
+	t := b.th.Global
+	if c := b.scopeCategory(); c != "" {
+		t = b.th.For(c)
+	}
+	b.setSlider(t)
+	b.refreshDecisions()
+}
+
+// setSlider moves the slider to t without storing anything, its range
+// covering the scope's scores and t.
+func (b *runBrowser) setSlider(t float64) {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	c := b.scopeCategory()
+	for _, s := range b.run.Images {
+		if c == "" || s.Category == c {
+			lo, hi = math.Min(lo, s.Score), math.Max(hi, s.Score)
 		}
 	}
 	if lo > hi {
 		lo, hi = 0, 1
 	}
+	lo, hi = math.Min(lo, t), math.Max(hi, t)
 	if hi == lo {
 		hi = lo + 1
 	}
-	if mlo > mhi {
-		mlo, mhi = lo, hi
-	}
-	b.lo, b.hi = mlo, mhi
-	b.legendLo.SetText(fmt.Sprintf("%.3g", mlo))
-	b.legendHi.SetText(fmt.Sprintf("%.3g", mhi))
-	if math.IsNaN(t) {
-		t = run.Threshold
-	}
 	// A margin lets the slider pass every image or fail every image.
 	pad := (hi - lo) * 0.01
+	b.updating = true
 	b.thr.Min, b.thr.Max = lo-pad, hi+pad
-	b.thr.Step = (b.thr.Max - b.thr.Min) / 1000
-	b.selected = -1
-	b.base, b.mask = nil, nil
-	b.viewer.SetImage(nil, false)
-	b.info.SetText("Select an image.")
-	b.list.UnselectAll()
-	b.thr.SetValue(math.Max(b.thr.Min, math.Min(b.thr.Max, t)))
-	b.setThreshold(b.thr.Value)
-	b.list.Refresh()
-}
-
-// setThreshold re-decides every image at t.
-func (b *runBrowser) setThreshold(t float64) {
+	b.thr.Value = math.NaN() // SetValue ignores an unchanged value
+	b.thr.SetValue(t)
+	b.updating = false
 	b.threshold = t
-	pass, fail := b.counts()
-	b.thrText.SetText(fmt.Sprintf("%.4g", t))
-	txt := fmt.Sprintf("%d fail · %d pass", fail, pass)
-	if fp, fn, ok := b.errors(); ok {
-		txt += fmt.Sprintf(" · %d false alarms · %d missed defects", fp, fn)
-	}
-	b.summary.SetText(txt)
-	b.list.Refresh()
+	b.thrEntry.SetText(formatThreshold(t))
 }
 
-// counts returns the pass and fail counts at the current threshold.
+// formatThreshold is how every screen writes a threshold.
+func formatThreshold(t float64) string { return strconv.FormatFloat(t, 'f', 4, 64) }
+
+// applyThreshold makes t the threshold of the scope (every category when
+// the scope is all) and re-decides.
+func (b *runBrowser) applyThreshold(t float64) {
+	b.threshold = t
+	b.th.Set(b.scopeCategory(), t)
+	b.thrEntry.SetText(formatThreshold(t))
+	b.refreshDecisions()
+}
+
+// setThresholdValue sets the scope's threshold to t (moving the slider's
+// range if needed); save stores it with the model.
+func (b *runBrowser) setThresholdValue(t float64, save bool) {
+	b.setSlider(t)
+	b.applyThreshold(t)
+	if save {
+		b.saveThresholds()
+	}
+}
+
+func (b *runBrowser) typeThreshold(s string) {
+	t, err := strconv.ParseFloat(strings.TrimSpace(strings.ReplaceAll(s, ",", ".")), 64)
+	if err != nil || math.IsNaN(t) || math.IsInf(t, 0) {
+		b.w.showError(fmt.Errorf("threshold %q is not a number", s), "type a decimal number such as 0.65")
+		b.thrEntry.SetText(formatThreshold(b.threshold))
+		return
+	}
+	b.setThresholdValue(t, true)
+	b.w.win.Canvas().Unfocus() // the review keys work again
+}
+
+// saveThresholds stores the thresholds with the run's model.
+func (b *runBrowser) saveThresholds() {
+	r := b.reviewer()
+	if r == nil || b.run.ModelID == "" {
+		return
+	}
+	if err := r.SetThresholds(b.run.ModelID, b.th); err != nil {
+		b.w.showError(fmt.Errorf("save the thresholds of model %s: %w", b.run.ModelID, err), "check that the project file is writable")
+	}
+}
+
+// refreshDecisions re-decides every image and redraws what depends on it.
+func (b *runBrowser) refreshDecisions() {
+	b.topNorm = 1.25
+	for _, s := range b.run.Images {
+		b.topNorm = math.Max(b.topNorm, heatmap.Normalise(s.Score, b.th.For(s.Category)))
+	}
+	b.legend.Image = heatmap.Legend(256, 12, b.topNorm)
+	b.legend.Refresh()
+	b.legendHi.SetText(fmt.Sprintf("%.2f", b.topNorm))
+	b.thrText.SetText(b.thresholdsText())
+	b.updateSummary()
+	b.updateHistogram()
+	if b.filter.Selected != filterImages && b.filter.Selected != "" {
+		b.applyFilter() // the verdicts decide what the filter shows
+	} else {
+		b.list.Refresh()
+	}
+	b.showInfo()
+	b.recompose()
+}
+
+// thresholdsText lists the thresholds in force.
+func (b *runBrowser) thresholdsText() string {
+	cats := make([]string, 0, len(b.th.PerCategory))
+	for c := range b.th.PerCategory {
+		cats = append(cats, c)
+	}
+	slices.Sort(cats)
+	var parts []string
+	for _, c := range cats {
+		parts = append(parts, c+" "+formatThreshold(b.th.PerCategory[c]))
+	}
+	txt := "Model " + orDash(b.run.ModelID) + " decides at " + formatThreshold(b.th.Global)
+	if len(parts) > 0 {
+		txt += " (per category: " + strings.Join(parts, " · ") + ")"
+	}
+	if b.reviewer() != nil && b.run.ModelID != "" {
+		txt += "; changes are saved with the model"
+	}
+	return txt
+}
+
+// verdict is the model's verdict on s at its category's threshold.
+func (b *runBrowser) verdict(s ScoredImage) string { return b.th.Verdict(s.Category, s.Score) }
+
+func (b *runBrowser) isMiss(s ScoredImage) bool {
+	return s.Label == LabelDefect && b.verdict(s) == VerdictPass
+}
+
+func (b *runBrowser) isFalseAlarm(s ScoredImage) bool {
+	return s.Label == LabelGood && b.verdict(s) == VerdictFail
+}
+
+// counts returns the pass and fail counts of the whole run.
 func (b *runBrowser) counts() (pass, fail int) {
-	for _, s := range b.sorted {
-		if s.Score >= b.threshold {
+	for _, s := range b.run.Images {
+		if b.verdict(s) == VerdictFail {
 			fail++
 		} else {
 			pass++
@@ -180,40 +444,126 @@ func (b *runBrowser) counts() (pass, fail int) {
 
 // errors counts false alarms and missed defects among labelled images.
 func (b *runBrowser) errors() (fp, fn int, labelled bool) {
-	for _, s := range b.sorted {
-		switch s.Label {
-		case LabelGood:
-			labelled = true
-			if s.Score >= b.threshold {
-				fp++
-			}
-		case LabelDefect:
-			labelled = true
-			if s.Score < b.threshold {
-				fn++
-			}
+	for _, s := range b.run.Images {
+		labelled = labelled || s.Label != LabelUnknown
+		if b.isFalseAlarm(s) {
+			fp++
+		}
+		if b.isMiss(s) {
+			fn++
 		}
 	}
 	return fp, fn, labelled
 }
 
-func (b *runBrowser) updateRow(i widget.ListItemID, o fyne.CanvasObject) {
-	s := b.sorted[i]
-	c := o.(*fyne.Container)
-	lbl := c.Objects[0].(*widget.Label)
-	stack := c.Objects[1].(*fyne.Container).Objects[0].(*fyne.Container)
-	rect, txt := stack.Objects[0].(*canvas.Rectangle), stack.Objects[1].(*canvas.Text)
-	if s.Score >= b.threshold {
-		rect.FillColor, txt.Text = failColor, "FAIL"
-	} else {
-		rect.FillColor, txt.Text = passColor, "PASS"
+func (b *runBrowser) updateSummary() {
+	pass, fail := b.counts()
+	txt := fmt.Sprintf("%d fail · %d pass", fail, pass)
+	if fp, fn, ok := b.errors(); ok {
+		txt += fmt.Sprintf(" · %d false alarms · %d missed defects", fp, fn)
 	}
-	rect.Refresh()
-	txt.Refresh()
-	label := ""
-	if s.Label != LabelUnknown {
-		label = "  (" + string(s.Label) + ")"
+	reviewed, overridden := 0, 0
+	for _, s := range b.run.Images {
+		if o, ok := b.overrides[OverrideKey(s)]; ok {
+			reviewed++
+			if !o.Accepted {
+				overridden++
+			}
+		}
 	}
+	if reviewed > 0 {
+		txt += fmt.Sprintf(" · %d reviewed (%d overridden)", reviewed, overridden)
+	}
+	b.summary.SetText(txt)
+}
+
+// applyFilter rebuilds the shown list from the filters and the sort,
+// keeping the selected image selected when it is still shown.
+func (b *runBrowser) applyFilter() {
+	if b.updating {
+		return
+	}
+	var keep string
+	if b.selected >= 0 && b.selected < len(b.sorted) {
+		keep = OverrideKey(b.sorted[b.selected])
+	}
+	b.sorted = b.sorted[:0]
+	for _, s := range b.run.Images {
+		if b.shows(s) {
+			b.sorted = append(b.sorted, s)
+		}
+	}
+	switch b.sortSel.Selected {
+	case sortScoreUp:
+		slices.SortStableFunc(b.sorted, func(x, y ScoredImage) int { return cmpFloat(x.Score, y.Score) })
+	case sortName:
+		slices.SortStableFunc(b.sorted, func(x, y ScoredImage) int { return strings.Compare(displayName(x), displayName(y)) })
+	default:
+		slices.SortStableFunc(b.sorted, func(x, y ScoredImage) int { return cmpFloat(y.Score, x.Score) })
+	}
+	b.selected = -1
+	b.list.UnselectAll()
+	for i, s := range b.sorted {
+		if keep != "" && OverrideKey(s) == keep {
+			b.selected = i
+			b.list.Select(i)
+			break
+		}
+	}
+	if b.selected < 0 && keep != "" {
+		b.base, b.mask, b.baseKey = nil, nil, ""
+		b.viewer.SetImage(nil, false)
+		b.info.SetText("Select an image.")
+	}
+	b.status.SetText(fmt.Sprintf("%d of %d images shown", len(b.sorted), len(b.run.Images)))
+	b.list.Refresh()
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// shows reports whether the filters let s through.
+func (b *runBrowser) shows(s ScoredImage) bool {
+	if c := b.catSel.Selected; c != anyChoice && c != "" && s.Category != c {
+		return false
+	}
+	if t := b.typeSel.Selected; t != anyChoice && t != "" && defectType(s, b.types) != t {
+		return false
+	}
+	return b.matches(s, b.filter.Selected)
+}
+
+// matches reports whether s is of the kind a filter names.
+func (b *runBrowser) matches(s ScoredImage, kind string) bool {
+	o, reviewed := b.overrides[OverrideKey(s)]
+	switch kind {
+	case filterFails:
+		return b.verdict(s) == VerdictFail
+	case filterPasses:
+		return b.verdict(s) == VerdictPass
+	case filterMisses:
+		return b.isMiss(s)
+	case filterFalseAlarms:
+		return b.isFalseAlarm(s)
+	case filterUnreviewed:
+		return !reviewed
+	case filterReviewed:
+		return reviewed
+	case filterOverridden:
+		return reviewed && !o.Accepted
+	}
+	return true
+}
+
+// displayName is category/[defect folder/]file, as the list shows it.
+func displayName(s ScoredImage) string {
 	// MVTec-style folders reuse file names across defect types: show the
 	// parent folder too when it is not the category itself.
 	where, parent := s.Category, filepath.Base(filepath.Dir(s.Path))
@@ -223,7 +573,101 @@ func (b *runBrowser) updateRow(i widget.ListItemID, o fyne.CanvasObject) {
 	case parent != where:
 		where += "/" + parent
 	}
-	lbl.SetText(fmt.Sprintf("%.4f  %s/%s%s", s.Score, where, filepath.Base(s.Path), label))
+	return where + "/" + filepath.Base(s.Path)
+}
+
+type rowParts struct {
+	thumb  *canvas.Image
+	badge  *canvas.Rectangle
+	badgeT *canvas.Text
+	text   *widget.Label
+	review *widget.Label
+}
+
+func (b *runBrowser) newRow() fyne.CanvasObject {
+	thumb := canvas.NewImageFromImage(nil)
+	thumb.FillMode = canvas.ImageFillContain
+	thumb.SetMinSize(fyne.NewSize(rowThumb, rowThumb))
+	badge := canvas.NewRectangle(passColor)
+	badge.SetMinSize(fyne.NewSize(44, 20))
+	badge.CornerRadius = 4
+	txt := canvas.NewText("PASS", color.White)
+	txt.TextStyle.Bold = true
+	txt.TextSize = 11
+	txt.Alignment = fyne.TextAlignCenter
+	label := widget.NewLabel("0.000  category/image.png  (defect)")
+	label.Truncation = fyne.TextTruncateEllipsis
+	rev := widget.NewLabel("")
+	return container.NewBorder(nil, nil, container.NewHBox(thumb, container.NewCenter(container.NewStack(badge, txt))), rev, label)
+}
+
+func (b *runBrowser) rowParts(o fyne.CanvasObject) rowParts {
+	c := o.(*fyne.Container)
+	left := c.Objects[1].(*fyne.Container)
+	stack := left.Objects[1].(*fyne.Container).Objects[0].(*fyne.Container)
+	return rowParts{thumb: left.Objects[0].(*canvas.Image), badge: stack.Objects[0].(*canvas.Rectangle),
+		badgeT: stack.Objects[1].(*canvas.Text), text: c.Objects[0].(*widget.Label), review: c.Objects[2].(*widget.Label)}
+}
+
+func (b *runBrowser) updateRow(i widget.ListItemID, o fyne.CanvasObject) {
+	if i < 0 || i >= len(b.sorted) {
+		return
+	}
+	s := b.sorted[i]
+	r := b.rowParts(o)
+	if b.verdict(s) == VerdictFail {
+		r.badge.FillColor, r.badgeT.Text = failColor, "FAIL"
+	} else {
+		r.badge.FillColor, r.badgeT.Text = passColor, "PASS"
+	}
+	r.badge.Refresh()
+	r.badgeT.Refresh()
+	label := ""
+	if s.Label != LabelUnknown {
+		label = "  (" + string(s.Label) + ")"
+	}
+	r.text.SetText(fmt.Sprintf("%.4f  %s%s", s.Score, displayName(s), label))
+	r.review.SetText(reviewTag(b.overrides[OverrideKey(s)]))
+	key := OverrideKey(s)
+	if img, ok := b.thumbs.cached(key); ok {
+		r.thumb.Image = img
+		r.thumb.Refresh()
+		return
+	}
+	r.thumb.Image = nil
+	r.thumb.Refresh()
+	b.thumbs.request(key, func(image.Image) {
+		fyne.Do(func() {
+			if i < len(b.sorted) && OverrideKey(b.sorted[i]) == key {
+				b.list.RefreshItem(i)
+			}
+		})
+	})
+}
+
+// reviewTag is the list's mark of a review: ✓ accepted, ✗ → final verdict.
+func reviewTag(o Override) string {
+	switch {
+	case o.Image == "":
+		return ""
+	case o.Accepted:
+		return "✓ " + o.Who
+	}
+	return "✗ " + strings.ToUpper(o.Final()) + " · " + o.Who
+}
+
+// loadThumb decodes a listed image for its thumbnail (worker goroutine).
+func (b *runBrowser) loadThumb(key string) (image.Image, error) {
+	b.keyMu.Lock()
+	src, ok := b.byKey[key]
+	b.keyMu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("thumbnail %s: no longer listed", key)
+	}
+	if src.s.ImageID != "" && src.p != nil {
+		return src.p.LoadImage(src.s.ImageID)
+	}
+	return decodeFile(src.s.Path)
 }
 
 func (b *runBrowser) show(i int) {
@@ -232,11 +676,12 @@ func (b *runBrowser) show(i int) {
 	}
 	b.selected = i
 	s := b.sorted[i]
-	decision := "PASS"
-	if s.Score >= b.threshold {
-		decision = "FAIL"
+	b.showInfo()
+	key := OverrideKey(s)
+	if b.base != nil && key == b.baseKey {
+		b.recompose() // re-selected after a filter or threshold change
+		return
 	}
-	b.info.SetText(fmt.Sprintf("%s\nscore %.4f → %s at threshold %.4g · category %s · label %s", s.Path, s.Score, decision, b.threshold, s.Category, orDash(string(s.Label))))
 	p := b.w.project
 	b.w.background(func(context.Context) {
 		img, mask, err := loadScored(p, s)
@@ -248,10 +693,30 @@ func (b *runBrowser) show(i int) {
 				b.w.showError(err, "check that the image file still exists")
 				return
 			}
-			b.base, b.mask = toRGBA(img), mask
+			b.base, b.mask, b.baseKey = toRGBA(img), mask, key
 			b.recompose()
 		})
 	})
+}
+
+// showInfo describes the selected image: verdict, threshold, review.
+func (b *runBrowser) showInfo() {
+	if b.selected < 0 || b.selected >= len(b.sorted) {
+		return
+	}
+	s := b.sorted[b.selected]
+	t := b.th.For(s.Category)
+	txt := fmt.Sprintf("%s\nscore %.4f (%.2f × threshold) → %s at %s (%s) · label %s · defect type %s", s.Path, s.Score,
+		heatmap.Normalise(s.Score, t), strings.ToUpper(b.verdict(s)), formatThreshold(t), orDash(s.Category),
+		orDash(string(s.Label)), orDash(defectType(s, b.types)))
+	if o, ok := b.overrides[OverrideKey(s)]; ok {
+		what := "accepted the model's " + strings.ToUpper(o.ModelVerdict)
+		if !o.Accepted {
+			what = "rejected the model's " + strings.ToUpper(o.ModelVerdict) + ": final verdict " + strings.ToUpper(o.Final())
+		}
+		txt += fmt.Sprintf("\nReviewed: %s %s on %s", o.Who, what, o.When.Local().Format("2006-01-02 15:04"))
+	}
+	b.info.SetText(txt)
 }
 
 // loadScored loads a scored image and its ground-truth mask (nil if none).
@@ -312,15 +777,73 @@ func toGray(img image.Image) *image.Gray {
 	return g
 }
 
-// recompose redraws the overlay of the selected image.
+// overlay draws the heatmap of s over base: colour only where the
+// (peak-calibrated) map is at or above the category's threshold, the
+// outline of that region, and the ground-truth contour.
+func (b *runBrowser) overlay(s ScoredImage, base *image.RGBA, mask *image.Gray) *image.RGBA {
+	t := b.th.For(s.Category)
+	n := s.MapW * s.MapH
+	if s.MapW <= 0 || s.MapH <= 0 || len(s.Map) < n {
+		return heatmap.OverlayAbove(base, nil, 0, 0, t, t, 0)
+	}
+	m := heatmap.PeakCalibrated(s.Map[:n], s.Score)
+	top := t * b.topNorm
+	if t <= 0 {
+		top = b.topNorm + t - 1
+	}
+	ov := heatmap.OverlayAbove(base, m, s.MapW, s.MapH, t, top, b.opacity.Value)
+	if b.thrContour.Checked {
+		width := math.Max(1.5, float64(ov.Bounds().Dx())/250)
+		heatmap.DrawSegments(ov, heatmap.Contour(m, s.MapW, s.MapH, t), s.MapW, s.MapH, color.RGBA{0, 220, 255, 255}, width)
+	}
+	if b.contour.Checked && mask != nil {
+		assets.DrawContour(ov, mask, color.RGBA{255, 255, 255, 255})
+	}
+	return ov
+}
+
+// recompose redraws the selected image (beside its heatmap when asked).
 func (b *runBrowser) recompose() {
-	if b.base == nil || b.selected < 0 {
+	if b.base == nil || b.selected < 0 || b.selected >= len(b.sorted) {
 		return
 	}
-	s := b.sorted[b.selected]
-	ov := assets.HeatmapOverlay(b.base, s.Map, s.MapW, s.MapH, b.lo, b.hi, b.opacity.Value)
-	if b.contour.Checked && b.mask != nil {
-		assets.DrawContour(ov, b.mask, color.RGBA{255, 255, 255, 255})
+	var img image.Image = b.overlay(b.sorted[b.selected], b.base, b.mask)
+	if b.sideBySide.Checked {
+		gap := max(4, b.base.Bounds().Dx()/40)
+		img = heatmap.SideBySide(b.base, img, gap, color.RGBA{40, 40, 44, 255})
 	}
-	b.viewer.SetImage(ov, true)
+	b.viewer.SetImage(img, true)
+}
+
+// lineLabels shows text one truncated label per line, so that its height
+// is fixed (a wrapped label under-reports its height in a Border's bottom).
+type lineLabels struct {
+	box   *fyne.Container
+	lines []*widget.Label
+	// Text is the whole text.
+	Text string
+}
+
+func newLineLabels(n int) *lineLabels {
+	l := &lineLabels{box: container.NewVBox()}
+	for range n {
+		lab := widget.NewLabel("")
+		lab.Truncation = fyne.TextTruncateEllipsis
+		l.lines = append(l.lines, lab)
+		l.box.Add(lab)
+	}
+	return l
+}
+
+// SetText shows s, line by line (lines beyond the labels are dropped).
+func (l *lineLabels) SetText(s string) {
+	l.Text = s
+	parts := strings.Split(s, "\n")
+	for i, lab := range l.lines {
+		if i < len(parts) {
+			lab.SetText(parts[i])
+		} else {
+			lab.SetText("")
+		}
+	}
 }

@@ -396,8 +396,8 @@ func TestTrainEvaluateThreshold(t *testing.T) {
 	if !strings.Contains(h.ws.ResultsSummary(), "0 fail") {
 		t.Errorf("summary %q", h.ws.ResultsSummary())
 	}
-	if s, _ := p.Settings(); s.Threshold != slider.Max {
-		t.Errorf("threshold not saved to settings: %v", s.Threshold)
+	if th, _ := p.(ui.Reviewer).Thresholds(runs[0].ModelID); th.Global != slider.Max {
+		t.Errorf("threshold not saved with the model: %+v, slider at %v", th, slider.Max)
 	}
 	// Opening an image shows its overlay.
 	h.ws.ResultsSelect(0)

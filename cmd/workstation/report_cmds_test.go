@@ -11,6 +11,8 @@ import (
 
 	"github.com/dmad/workstation"
 	"github.com/dmad/workstation/core/inspection"
+	"github.com/dmad/workstation/core/review"
+	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui/report"
 	"github.com/dmad/workstation/ui/report/reporttest"
 )
@@ -90,6 +92,41 @@ func TestThresholdAgreesAcrossCLIAndReport(t *testing.T) {
 	}
 	if sum.Operator != "Ana Lima" || sum.ModelVersion != 1 || sum.Backbone != "tiny" || sum.WorkstationVersion != workstation.Version() || sum.Misses == nil {
 		t.Errorf("summary.json header %+v", sum)
+	}
+
+	// A reviewer sets tile's threshold in the GUI (it goes into model 1's
+	// record): eval and inspect decide with it from then on.
+	st, err := storage.Open(proj, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := st.Model(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, _ := review.FromRecord(rec.Thresholds)
+	th.Set("tile", 0.4321)
+	if err := st.SetModelThresholds(1, th.Record()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if r := cli(t, env, "eval", "--project", proj, "--json", evalJSON, "--save=false", "--quiet", "--threads", "2"); r.code != 0 {
+		t.Fatalf("eval: exit %d\n%s", r.code, r.stderr)
+	}
+	if b, err = os.ReadFile(evalJSON); err != nil {
+		t.Fatal(err)
+	}
+	ev = evalReport{}
+	if err := json.Unmarshal(b, &ev); err != nil || ev.CategoryThresholds["tile"] != 0.4321 {
+		t.Errorf("eval JSON after the edit: tile %v (%v)", ev.CategoryThresholds["tile"], err)
+	}
+	out2 := filepath.Join(dir, "out2")
+	r = cli(t, env, "inspect", "--project", proj, "--input", filepath.Join(data, "tile"), "--out", out2, "--quiet", "--threads", "2")
+	if r.code != 0 || !strings.Contains(r.stdout, "thresholds tile 0.4321") {
+		t.Errorf("inspect after the edit: exit %d, %q", r.code, r.stdout)
+	}
+	if sum, err := inspection.ReadSummary(out2); err != nil || len(sum.Categories) != 1 || sum.Categories[0].Threshold != float64(float32(0.4321)) {
+		t.Errorf("summary.json after the edit: %+v (%v)", sum.Categories, err)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/dmad/workstation/core/ort"
 	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/progress"
+	"github.com/dmad/workstation/core/review"
 	"github.com/dmad/workstation/storage"
 )
 
@@ -324,6 +325,11 @@ func (s *Session) loadModel(version int) (*pipeline.Model, storage.ModelRecord, 
 	})
 	if err != nil {
 		return nil, rec, fmt.Errorf("model %d: %w", rec.Version, err)
+	}
+	// The record's thresholds (a reviewer may have edited them) decide;
+	// a record without them keeps the trained ones.
+	if t, ok := review.FromRecord(rec.Thresholds); ok {
+		applyThresholds(m, t)
 	}
 	return m, rec, nil
 }

@@ -150,6 +150,7 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 		t.Fatalf("inspect: %v", err)
 	}
 	checkImageScorer(t, s, ins, root)
+	checkReview(t, s)
 }
 
 // checkImageScorer scores inspected images one at a time with an

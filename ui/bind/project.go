@@ -17,6 +17,7 @@ import (
 	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/project"
+	"github.com/dmad/workstation/core/review"
 	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui"
 )
@@ -508,4 +509,69 @@ func (p *Project) SaveRun(r ui.Run) (ui.Run, error) {
 	r.ID = formatID(rec.ID)
 	p.cacheRun(rec.ID, r)
 	return r, nil
+}
+
+// modelVersion parses a ui model ID (the version).
+func modelVersion(id string) (int, error) {
+	v, err := strconv.Atoi(id)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("model %q: not a model version of this project", id)
+	}
+	return v, nil
+}
+
+// Thresholds implements ui.Reviewer with Session.Thresholds.
+func (p *Project) Thresholds(modelID string) (review.Thresholds, error) {
+	v, err := modelVersion(modelID)
+	if err != nil {
+		return review.Thresholds{}, err
+	}
+	return p.s.Thresholds(v)
+}
+
+// SetThresholds implements ui.Reviewer with Session.SetThresholds.
+func (p *Project) SetThresholds(modelID string, t review.Thresholds) error {
+	v, err := modelVersion(modelID)
+	if err != nil {
+		return err
+	}
+	return p.s.SetThresholds(v, t)
+}
+
+// Overrides implements ui.Reviewer with Session.Overrides.
+func (p *Project) Overrides(modelID string) (map[string]ui.Override, error) {
+	v, err := modelVersion(modelID)
+	if err != nil {
+		return nil, err
+	}
+	all, err := p.s.Overrides(v)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]ui.Override, len(all))
+	for k, o := range all {
+		out[k] = ui.Override{Image: o.Image, ModelVerdict: o.ModelVerdict, Accepted: o.Accepted, Score: o.Score,
+			Threshold: o.Threshold, Who: o.Who, When: o.When}
+	}
+	return out, nil
+}
+
+// SetOverride implements ui.Reviewer with Session.SetOverride (the
+// views' image keys are the project's: "id:<n>" or the path).
+func (p *Project) SetOverride(modelID string, o ui.Override) error {
+	v, err := modelVersion(modelID)
+	if err != nil {
+		return err
+	}
+	return p.s.SetOverride(v, project.Override{Image: o.Image, ModelVerdict: o.ModelVerdict, Accepted: o.Accepted,
+		Score: o.Score, Threshold: o.Threshold, Who: o.Who, When: o.When})
+}
+
+// ClearOverride implements ui.Reviewer.
+func (p *Project) ClearOverride(modelID, image string) error {
+	v, err := modelVersion(modelID)
+	if err != nil {
+		return err
+	}
+	return p.s.ClearOverride(v, image)
 }

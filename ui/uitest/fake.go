@@ -11,6 +11,7 @@ import (
 	"image/color"
 	_ "image/jpeg" // decode JPEG test images
 	"image/png"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/dmad/workstation/core/dataset"
+	"github.com/dmad/workstation/core/review"
 	"github.com/dmad/workstation/ui"
 	"github.com/dmad/workstation/ui/internal/curve"
 )
@@ -37,6 +39,68 @@ type Project struct {
 	models   []ui.ModelInfo
 	runs     []ui.Run
 	closed   bool
+	// thresholds and overrides by model ID (ui.Reviewer).
+	thresholds map[string]review.Thresholds
+	overrides  map[string]map[string]ui.Override
+}
+
+// DefaultThreshold is the toy engine's decision threshold of every model.
+const DefaultThreshold = 0.5
+
+// Thresholds implements ui.Reviewer: DefaultThreshold until set.
+func (p *Project) Thresholds(modelID string) (review.Thresholds, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok := p.thresholds[modelID]; ok {
+		return t.Clone(), nil
+	}
+	return review.Thresholds{Global: DefaultThreshold}, nil
+}
+
+// SetThresholds implements ui.Reviewer.
+func (p *Project) SetThresholds(modelID string, t review.Thresholds) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.thresholds == nil {
+		p.thresholds = map[string]review.Thresholds{}
+	}
+	p.thresholds[modelID] = t.Clone()
+	return nil
+}
+
+// Overrides implements ui.Reviewer.
+func (p *Project) Overrides(modelID string) (map[string]ui.Override, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.overrides[modelID]), nil
+}
+
+// SetOverride implements ui.Reviewer; Who defaults to "tester".
+func (p *Project) SetOverride(modelID string, o ui.Override) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if o.Who == "" {
+		o.Who = "tester"
+	}
+	if o.When.IsZero() {
+		o.When = time.Now()
+	}
+	if p.overrides == nil {
+		p.overrides = map[string]map[string]ui.Override{}
+	}
+	if p.overrides[modelID] == nil {
+		p.overrides[modelID] = map[string]ui.Override{}
+	}
+	p.overrides[modelID][o.Image] = o
+	return nil
+}
+
+// ClearOverride implements ui.Reviewer.
+func (p *Project) ClearOverride(modelID, image string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.overrides[modelID], image)
+	return nil
 }
 
 // NewProject returns an empty project.
@@ -393,7 +457,7 @@ func (e *Engine) Score(ctx context.Context, req ui.ScoreRequest, progress func(u
 			}
 		}
 	}
-	run := ui.Run{Name: "evaluation", ModelID: req.ModelID, Created: time.Now(), PerCategory: map[string]ui.Metrics{}, Threshold: 0.5}
+	run := ui.Run{Name: "evaluation", ModelID: req.ModelID, Created: time.Now(), PerCategory: map[string]ui.Metrics{}, Threshold: DefaultThreshold}
 	if req.Dir != "" {
 		run.Name = "batch " + filepath.Base(req.Dir)
 	}
