@@ -2,8 +2,8 @@ package ui
 
 import (
 	"fmt"
+	"github.com/dmad/workstation/core/review"
 	"math"
-	"path/filepath"
 	"slices"
 	"sort"
 
@@ -85,18 +85,19 @@ func newMetricsPanel(w *Workstation) *metricsPanel {
 		widget.NewCard("By category", "The last row is all categories: counts summed, metrics averaged.", m.categories),
 		m.typesCard,
 		widget.NewCard("What the numbers mean", "", help)))
-	m.show(Run{}, 0)
+	m.show(Run{}, review.Thresholds{})
 	return m
 }
 
-// show fills the panel for run at threshold t.
-func (m *metricsPanel) show(run Run, t float64) {
+// show fills the panel for run, each image decided at its category's
+// threshold in th (as the gallery decides it).
+func (m *metricsPanel) show(run Run, th review.Thresholds) {
 	var types map[string]string
 	if p := m.w.project; p != nil {
 		types = defectTypes(p)
 	}
-	m.catRows = categoryRows(run, t)
-	m.typeRows = defectTypeRows(run, t, types)
+	m.catRows = categoryRows(run, th)
+	m.typeRows = defectTypeRows(run, th, types)
 	fillTable(m.categories, categoryHeader, categoryWidths, m.catRows)
 	fillTable(m.types, typeHeader, typeWidths, m.typeRows)
 	if len(m.typeRows) == 0 {
@@ -106,16 +107,20 @@ func (m *metricsPanel) show(run Run, t float64) {
 	}
 	var all confusion
 	for _, s := range run.Images {
-		all.add(s.Label, s.Score, t)
+		all.add(s.Label, s.Score, th.For(s.Category))
+	}
+	at := "At threshold " + formatThreshold(th.Global)
+	if len(th.PerCategory) > 0 {
+		at = "At the categories' thresholds"
 	}
 	switch {
 	case len(run.Images) == 0:
 		m.summary.SetText("No run selected: evaluate a model to see its metrics.")
 	case all == confusion{}:
-		m.summary.SetText(fmt.Sprintf("%d images at threshold %.4g, none labelled: no metrics.", len(run.Images), t))
+		m.summary.SetText(fmt.Sprintf("%d images, none labelled: no metrics.", len(run.Images)))
 	default:
-		m.summary.SetText(fmt.Sprintf("At threshold %.4g: %d of %d defects caught, %d missed; %d false alarms among %d good parts.",
-			t, all.TP, all.TP+all.FN, all.FN, all.FP, all.FP+all.TN))
+		m.summary.SetText(fmt.Sprintf("%s: %d of %d defects caught, %d missed; %d false alarms among %d good parts.",
+			at, all.TP, all.TP+all.FN, all.FN, all.FP, all.FP+all.TN))
 	}
 }
 
@@ -140,15 +145,16 @@ func fillTable(box *fyne.Container, header []string, widths []float32, rows [][]
 }
 
 // categoryRows returns one row per category (sorted) and an "all" row:
-// image count, confusion counts at t and the run's metrics.
-func categoryRows(run Run, t float64) [][]string {
+// image count, confusion counts at the category's threshold in th and the
+// run's metrics.
+func categoryRows(run Run, th review.Thresholds) [][]string {
 	counts := map[string]*confusion{}
 	images := map[string]int{}
 	for _, s := range run.Images {
 		if counts[s.Category] == nil {
 			counts[s.Category] = &confusion{}
 		}
-		counts[s.Category].add(s.Label, s.Score, t)
+		counts[s.Category].add(s.Label, s.Score, th.For(s.Category))
 		images[s.Category]++
 	}
 	names := make([]string, 0, len(images))
@@ -223,23 +229,10 @@ func defectTypes(p Project) map[string]string {
 	return out
 }
 
-// defectType is the defect type of a scored defect: the project's record,
-// else the image's folder when it is not the category's own (MVTec
-// layouts: bottle/test/broken_large/000.png).
-func defectType(s ScoredImage, types map[string]string) string {
-	if t := types[s.ImageID]; t != "" {
-		return t
-	}
-	dir := filepath.Base(filepath.Dir(s.Path))
-	if dir == "." || dir == string(filepath.Separator) || dir == s.Category || dir == "test" {
-		return "unnamed"
-	}
-	return dir
-}
-
 // defectTypeRows returns one row per (category, defect type) of the run's
-// labelled defects: count, caught and missed at t, lowest and mean score.
-func defectTypeRows(run Run, t float64, types map[string]string) [][]string {
+// labelled defects: count, caught and missed at the category's threshold
+// in th, lowest and mean score.
+func defectTypeRows(run Run, th review.Thresholds, types map[string]string) [][]string {
 	type key struct{ cat, typ string }
 	type agg struct {
 		n, caught int
@@ -250,14 +243,18 @@ func defectTypeRows(run Run, t float64, types map[string]string) [][]string {
 		if s.Label != LabelDefect {
 			continue
 		}
-		k := key{s.Category, defectType(s, types)}
+		typ := defectType(s, types)
+		if typ == "" {
+			typ = "unnamed"
+		}
+		k := key{s.Category, typ}
 		g := groups[k]
 		if g == nil {
 			g = &agg{low: math.Inf(1)}
 			groups[k] = g
 		}
 		g.n++
-		if s.Score >= t {
+		if s.Score >= th.For(s.Category) {
 			g.caught++
 		}
 		g.low = math.Min(g.low, s.Score)
@@ -303,14 +300,8 @@ func (w *Workstation) installMetrics() {
 		}
 	}
 	r.tabs.Refresh()
-	refresh := func() { w.metrics.show(r.browser.run, r.browser.threshold) }
-	onThreshold := r.browser.onThreshold
-	r.browser.onThreshold = func(t float64) {
-		if onThreshold != nil {
-			onThreshold(t)
-		}
-		refresh()
-	}
+	refresh := func() { w.metrics.show(r.browser.run, r.browser.th) }
+	r.browser.onDecisions = refresh
 	onRun := r.runSel.OnChanged
 	r.runSel.OnChanged = func(s string) {
 		if onRun != nil {

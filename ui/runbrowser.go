@@ -80,6 +80,9 @@ type runBrowser struct {
 	// updating is set while the view moves the slider itself, so that
 	// showing a run never writes a threshold back.
 	updating bool
+	// onDecisions, when set, is called after the images were decided
+	// again (a threshold or the run changed): the Metrics tab follows.
+	onDecisions func()
 
 	thumbs *thumbLoader
 	keyMu  sync.Mutex
@@ -396,6 +399,9 @@ func (b *runBrowser) refreshDecisions() {
 	}
 	b.showInfo()
 	b.recompose()
+	if b.onDecisions != nil {
+		b.onDecisions()
+	}
 }
 
 // thresholdsText lists the thresholds in force.
