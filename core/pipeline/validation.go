@@ -53,7 +53,8 @@ func PickValidation(normal []Image, perCategory int, seed int64) []int {
 // NewValidation makes the validation split from training data only: for
 // each picked normal image (indices into normal, whose files are paths),
 // perImage synthetic defects are painted on it (core/synth) and encoded.
-// Nothing but normal training images goes in.
+// Nothing but normal training images goes in. report gets
+// progress.Features events counting the images encoded.
 func NewValidation(ctx context.Context, enc *encoder.Encoder, normal []Image, paths []string, picked []int, perImage int, seed int64, report progress.Func) (*Validation, error) {
 	if len(paths) != len(normal) {
 		return nil, fmt.Errorf("validation split: %d paths for %d normal images", len(paths), len(normal))
@@ -81,7 +82,8 @@ func NewValidation(ctx context.Context, enc *encoder.Encoder, normal []Image, pa
 		mu.Unlock()
 		return out, nil
 	}, func(e progress.Event) {
-		e.Stage = progress.Synthetic
+		// Reported as encoding: a retraining that reuses the anomaly
+		// bank's synthetic defects still makes its validation split.
 		report.Send(e)
 	})
 	if err != nil {
