@@ -51,6 +51,9 @@ type ImageRecord struct {
 	Label    int    `json:"label"`  // LabelNormal or LabelAnomalous
 	Defect   string `json:"defect"` // defect type, "" or "good" for normal images
 	Seen     bool   `json:"seen"`   // marked as a seen (annotated, training) anomaly
+	// Weak marks an anomaly known to be defective without a mask: the
+	// semi-supervised regime trains on its top-scoring patches.
+	Weak bool `json:"weak,omitempty"`
 }
 
 func idKey(id uint64) []byte {

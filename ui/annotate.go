@@ -28,6 +28,7 @@ type annotateView struct {
 	sizeLabel   *widget.Label
 	opacity     *widget.Slider
 	seen        *widget.Check
+	weak        *widget.Check // shown when the open project can mark weak anomalies
 	status      *widget.Label
 	current     string // image ID being edited
 	settingSeen bool
@@ -107,7 +108,19 @@ func newAnnotateView(w *Workstation) *annotateView {
 			container.NewGridWrap(fyne.NewSize(120, 36), v.size), v.sizeLabel, widget.NewLabel("Opacity"),
 			container.NewGridWrap(fyne.NewSize(100, 36), v.opacity)),
 		container.NewHBox(undo, redo, clearBtn, zoomControls(v.editor)))
-	bottom := container.NewHBox(v.seen, save, v.status)
+	v.weak = widget.NewCheck("Defective, no mask (weak)", func(on bool) {
+		wm, ok := v.w.project.(WeakMarker)
+		if v.settingSeen || v.current == "" || !ok {
+			return
+		}
+		if err := wm.SetWeakAnomaly(v.current, on); err != nil {
+			v.w.showError(fmt.Errorf("mark weak anomaly: %w", err), "reopen the project and try again")
+			return
+		}
+		v.refreshRecord()
+	})
+	v.weak.Hide()
+	bottom := container.NewHBox(v.seen, v.weak, save, v.status)
 	help := widget.NewLabelWithStyle("B brush · E eraser · P polygon (click points, double-click or Enter closes) · [ ] size · Ctrl+Z / Ctrl+Y · wheel zooms",
 		fyne.TextAlignLeading, fyne.TextStyle{Italic: true})
 	help.Wrapping = fyne.TextWrapWord
@@ -216,6 +229,12 @@ func (v *annotateView) open(r ImageRecord) {
 			v.editor.SetImage(img, mask)
 			v.settingSeen = true
 			v.seen.SetChecked(r.SeenAnomaly)
+			if _, ok := v.w.project.(WeakMarker); ok {
+				v.weak.SetChecked(r.WeakAnomaly)
+				v.weak.Show()
+			} else {
+				v.weak.Hide()
+			}
 			v.settingSeen = false
 			v.syncControls()
 			if c := fyne.CurrentApp().Driver().CanvasForObject(v.editor); c != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
@@ -191,15 +192,17 @@ func badgeText(r ImageRecord) (string, fyne.ThemeColorName) {
 
 // marksText lists an image's annotations: "mask", "seen anomaly".
 func marksText(r ImageRecord) string {
-	switch {
-	case r.HasMask && r.SeenAnomaly:
-		return "mask · seen anomaly"
-	case r.HasMask:
-		return "mask"
-	case r.SeenAnomaly:
-		return "seen anomaly"
+	var marks []string
+	if r.HasMask {
+		marks = append(marks, "mask")
 	}
-	return ""
+	if r.SeenAnomaly {
+		marks = append(marks, "seen anomaly")
+	}
+	if r.WeakAnomaly {
+		marks = append(marks, "weak")
+	}
+	return strings.Join(marks, " · ")
 }
 
 // imageName is an image's file name with its defect type in front

@@ -85,6 +85,9 @@ type ImageRecord struct {
 	HasMask bool
 	// SeenAnomaly marks an annotated defect the semi-supervised regime may train on.
 	SeenAnomaly bool
+	// WeakAnomaly marks an image known to be defective without a mask: the
+	// semi-supervised regime trains on its top-scoring patches.
+	WeakAnomaly bool
 }
 
 // FolderScan is what the engine found in a folder chosen for import.
@@ -260,6 +263,13 @@ type Project interface {
 // projects without it keep compiling.
 type ImageRemover interface {
 	RemoveImage(id string) error
+}
+
+// WeakMarker is implemented by projects that can mark images as weak
+// anomalies (defective, no mask); the Annotate view offers the mark when
+// the open project has it. Separate so that projects without it compile.
+type WeakMarker interface {
+	SetWeakAnomaly(id string, weak bool) error
 }
 
 // RecentStore remembers recently opened project files.

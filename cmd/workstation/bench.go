@@ -80,7 +80,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	out := fs.String("json", "", "write the report to `FILE`")
 	cats := fs.String("categories", "", "comma-separated categories (default: all)")
 	methods := fs.String("methods", "patchcore,dmad", "methods to run: patchcore, dmad (dmad runs both regimes)")
-	runs := fs.String("runs", "", "explicit runs instead of --methods: patchcore, dmad-unsupervised, dmad-semi")
+	runs := fs.String("runs", "", "explicit runs instead of --methods: patchcore, dmad-unsupervised, dmad-semi, dmad-weak (the semi split's anomalies without masks)")
+	valImages := fs.Int("validation-images", 0, "normal training images per category held out for the validation split (0: default "+strconv.Itoa(pipeline.DefaultValidationImages)+", -1: none)")
+	mapWeight := fs.Float64("map-weight", -1, "mapper weight of the anomaly-map fusion in [0, 1] (-1: chosen on the validation split)")
+	fixedSchedule := fs.Bool("fixed-schedule", false, "train for all epochs instead of keeping the checkpoint the validation split rates best")
+	weakRounds := fs.Int("weak-rounds", 0, "dmad-weak: rounds of picking the weak images' top patches and refitting (0: default 1)")
 	seen := fs.Int("seen-anomalies", 10, "K: anomalous test images per category moved to training for the semi-supervised regime")
 	cache := fs.String("cache", "", "cache features in `DIR` between runs")
 	maxTrain := fs.Int("max-train", 0, "use at most N normal training images per category (0: all; a reduced protocol for quick checks)")
@@ -116,6 +120,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return flagError(err)
 	}
+	switch {
+	case *mapWeight > 1 || (*mapWeight < 0 && *mapWeight != -1):
+		return usagef("--map-weight %v is out of range: want 0 to 1, or -1", *mapWeight)
+	case *mapWeight >= 0:
+		opts.Fit.MapWeights = []float32{float32(*mapWeight)}
+	}
+	if *weakRounds < 0 {
+		return usagef("--weak-rounds %d is out of range: want ≥ 0", *weakRounds)
+	}
+	opts.Fit.WeakRounds, opts.Fit.FixedSchedule = *weakRounds, *fixedSchedule
 	card, model, err := backbone.Resolve(ef.backbone)
 	if err != nil {
 		return err
@@ -130,7 +144,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rep, err := pipeline.Bench(ctx, rt, pipeline.BenchOptions{
 		Data: *data, Categories: splitList(*cats), Runs: runList, Seen: *seen, Seed: ff.seed,
 		Card: card, Backbone: model, Encoder: ef.encoderConfig(), Fit: opts.Fit,
-		OODImages: opts.OODImages, CacheDir: *cache, MaxTrain: *maxTrain, Progress: pr.Report, Log: pr.Log,
+		OODImages: opts.OODImages, ValidationImages: *valImages, CacheDir: *cache, MaxTrain: *maxTrain, Progress: pr.Report, Log: pr.Log,
 	})
 	if err != nil {
 		return err

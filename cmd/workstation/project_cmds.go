@@ -79,6 +79,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	label := fs.String("label", "", "`LABEL` of a plain --data folder's images: good (the only label a plain folder can have)")
 	category := fs.String("category", "", "category `NAME` of a plain --data folder's images (default: the folder's name)")
 	seen := fs.Int("seen-anomalies", 0, "`K` anomalous images per category used as seen anomalies (0: unsupervised)")
+	weak := fs.String("weak", "", "`DIR` of images known to be defective but without masks (DIR/<category>/<image>): imported as weak anomalies, whose top-scoring patches the semi-supervised regime trains on")
 	method := fs.String("method", "dmad", "`METHOD`: dmad or patchcore")
 	skipBad := fs.Bool("skip-bad", false, "skip unreadable images and masks with a warning instead of stopping")
 	fullCheck := fs.Bool("full-check", false, "decode every image and mask completely before importing (slower; finds damage inside the data that the quick header-and-end check cannot, e.g. in a JPEG's compressed data)")
@@ -92,7 +93,10 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		return usageError{err.Error()}
 	}
 	c := ff.choices()
-	c.Method, c.Semi, c.Categories, c.FullRetrain = m, *seen > 0, splitList(*cats), *full
+	c.Method, c.Semi, c.Categories, c.FullRetrain = m, *seen > 0 || *weak != "", splitList(*cats), *full
+	if *weak != "" && m != pipeline.DMAD {
+		return usagef("--weak needs --method dmad (PatchCore has no use for anomalies)")
+	}
 	opts, err := project.NewTrainOptions(c)
 	if err == nil {
 		err = project.ValidateSeen(*seen)
@@ -124,14 +128,25 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 			return err
 		}
 	}
+	if *weak != "" {
+		recs, err := s.ImportWeak(ctx, *weak)
+		if err != nil {
+			return err
+		}
+		pr.Log("marked %d images of %s as weak anomalies (defective, no mask)", len(recs), *weak)
+	}
 	start := time.Now()
 	rec, model, err := s.Train(ctx, opts, pr.Report)
 	if err != nil {
 		return err
 	}
 	pr.Done()
-	fmt.Fprintf(stdout, "model %d (%s, %s, %d categories, %d seen anomalies) trained in %s; %s\n",
-		rec.Version, model.Meta.Method, model.Meta.Regime, len(model.Meta.Categories), model.Meta.SeenImages,
+	weakNote := ""
+	if model.Meta.WeakImages > 0 {
+		weakNote = fmt.Sprintf(", %d weak (%d patches)", model.Meta.WeakImages, model.Meta.WeakPatches)
+	}
+	fmt.Fprintf(stdout, "model %d (%s, %s, %d categories, %d seen anomalies%s) trained in %s; %s\n",
+		rec.Version, model.Meta.Method, model.Meta.Regime, len(model.Meta.Categories), model.Meta.SeenImages, weakNote,
 		time.Since(start).Round(time.Second), modelThresholds(model.Meta))
 	return nil
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,8 +27,14 @@ import (
 type BenchOptions struct {
 	Data       string
 	Categories []string
-	// Runs lists what to run: "patchcore", "dmad-unsupervised", "dmad-semi".
+	// Runs lists what to run: "patchcore", "dmad-unsupervised", "dmad-semi",
+	// "dmad-weak" (the same K anomalies per category as dmad-semi, masks
+	// withheld).
 	Runs []string
+	// ValidationImages is the number of normal training images per
+	// category held out for the validation split (0: the default, < 0:
+	// none).
+	ValidationImages int
 	// Seen is K, the anomalies per category moved to training (default 10).
 	Seen int
 	Seed int64
@@ -60,6 +67,23 @@ type BenchRun struct {
 	Timings       BenchTimings               `json:"timings"`
 	PeakRSSMB     float64                    `json:"peak_rss_mb"`
 	Threshold     float32                    `json:"threshold"`
+	// MapFusion is how the run's maps were made (DMAD), Validation how
+	// the candidate fusions did on the validation split.
+	MapFusion   *MapFusion        `json:"map_fusion,omitempty"`
+	Validation  []ValidationScore `json:"validation,omitempty"`
+	Checkpoints []ValidationScore `json:"checkpoints,omitempty"`
+	Epochs      int               `json:"epochs,omitempty"`
+	// MapVariants are the test pixel metrics of the maps every candidate
+	// mapper weight would have given (DMAD; a measurement, never used to
+	// choose).
+	MapVariants []MapVariant `json:"map_variants,omitempty"`
+}
+
+// MapVariant is the test pixel metrics of one map fusion weight.
+type MapVariant struct {
+	MapperWeight float32                    `json:"mapper_weight"`
+	PerCategory  map[string]metrics.Summary `json:"per_category"`
+	Mean         metrics.Summary            `json:"mean"`
 }
 
 // BenchTimings are wall-clock seconds of each stage. FeaturesS (encoding
@@ -152,8 +176,8 @@ type bench struct {
 	logf func(format string, args ...any)
 
 	normal, test []dataset.Sample
-	set          TrainSet // normal images and OOD patches
-	seen         []Image  // the seen anomalies, for dmad-semi
+	set          TrainSet // normal images, OOD patches and the validation split
+	seen         []Image  // the seen anomalies, for dmad-semi and (without masks) dmad-weak
 	testFeats    []*mat.Matrix
 	featS, encMS float64 // feature time (s), encoding cost per image (ms)
 
@@ -191,17 +215,31 @@ func (b *bench) encode(ctx context.Context, split *dataset.Dataset, moved []data
 	if err != nil {
 		return err
 	}
-	ood, err := OODPatches(ctx, b.enc, paths(b.normal), b.o.OODImages, b.o.Seed, b.prog)
-	if err != nil {
+	for i, s := range b.normal {
+		b.set.Normal = append(b.set.Normal, Image{ID: int32(i), Category: s.Category, Features: feats[i]})
+	}
+	// The validation split: held-out normal training images with synthetic
+	// defects; the OOD patches come from the other normal images only.
+	var picked []int
+	if b.o.ValidationImages >= 0 {
+		picked = PickValidation(b.set.Normal, cmp.Or(b.o.ValidationImages, DefaultValidationImages), b.o.Seed)
+	}
+	if b.set.Validation, err = NewValidation(ctx, b.enc, b.set.Normal, paths(b.normal), picked, DefaultValidationDefects, b.o.Seed, b.prog); err != nil {
+		return err
+	}
+	held := b.set.Validation.HeldOut()
+	var oodPaths []string
+	for i, s := range b.normal {
+		if !held[int32(i)] {
+			oodPaths = append(oodPaths, s.Path)
+		}
+	}
+	if b.set.OOD, err = OODPatches(ctx, b.enc, oodPaths, b.o.OODImages, b.o.Seed, b.prog); err != nil {
 		return err
 	}
 	b.featS = time.Since(t0).Seconds()
 	// Encoding cost per image, measured now (uncached) on a few test images.
 	b.encMS = measureEncode(ctx, b.enc, paths(b.test))
-	b.set = TrainSet{OOD: ood}
-	for i, s := range b.normal {
-		b.set.Normal = append(b.set.Normal, Image{ID: int32(i), Category: s.Category, Features: feats[i]})
-	}
 	for i, s := range moved {
 		m, err := loadMask(s.MaskPath)
 		if err != nil {
@@ -255,17 +293,23 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 	switch run {
 	case "patchcore":
 		m = b.pc
-	case "dmad-unsupervised", "dmad-semi":
+	case "dmad-unsupervised", "dmad-semi", "dmad-weak":
 		s := b.set
-		if run == "dmad-semi" {
+		switch run {
+		case "dmad-semi":
 			s.Seen = b.seen
+		case "dmad-weak":
+			for _, im := range b.seen {
+				im.Mask = nil
+				s.Weak = append(s.Weak, im)
+			}
 		}
 		var err error
 		if m, err = Fit(ctx, b.rt, s, withMethod(b.base, DMAD), inRun(b.prog, run)); err != nil {
 			return BenchRun{}, fmt.Errorf("%s: %w", run, err)
 		}
 	default:
-		return BenchRun{}, fmt.Errorf("unknown bench run %q (want %s)", run, strings.Join(DefaultBenchRuns, ", "))
+		return BenchRun{}, fmt.Errorf("unknown bench run %q (want %s or dmad-weak)", run, strings.Join(DefaultBenchRuns, ", "))
 	}
 	trainS := time.Since(t).Seconds()
 	if run == "patchcore" {
@@ -291,9 +335,49 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 	if err != nil {
 		return BenchRun{}, err
 	}
-	return BenchRun{Method: string(m.Meta.Method), Regime: m.Meta.Regime, SeenAnomalies: m.Meta.SeenImages,
+	br := BenchRun{Method: string(m.Meta.Method), Regime: m.Meta.Regime, SeenAnomalies: m.Meta.SeenImages + m.Meta.WeakImages,
 		PerCategory: per, Mean: mean, PeakRSSMB: PeakRSSMB(), Threshold: m.Meta.Threshold,
-		Timings: BenchTimings{FeaturesS: b.featS, BanksS: b.banksS, TrainS: trainS, InferMSPerImage: b.encMS + scoreMS}}, nil
+		MapFusion: m.Meta.MapFusion, Validation: m.Meta.Validation, Checkpoints: m.Meta.Checkpoints, Epochs: m.Meta.Epochs,
+		Timings: BenchTimings{FeaturesS: b.featS, BanksS: b.banksS, TrainS: trainS, InferMSPerImage: b.encMS + scoreMS}}
+	if m.Meta.MapFusion != nil {
+		for _, v := range m.Meta.Checkpoints {
+			b.logf("%s checkpoint: epoch %d  mapper weight %.2f  P-AUROC %.4f  PRO %.4f  I-AUROC %.4f", run, v.Epoch, v.MapperWeight, v.PixelAUROC, v.PRO, v.ImageAUROC)
+		}
+		b.logf("%s: mapper of epoch %d kept, map fusion mapper weight %.2f", run, m.Meta.Epochs, m.Meta.MapFusion.MapperWeight)
+		for _, v := range m.Meta.Validation {
+			b.logf("%s validation: mapper weight %.2f  P-AUROC %.4f  PRO %.4f  I-AUROC %.4f", run, v.MapperWeight, v.PixelAUROC, v.PRO, v.ImageAUROC)
+		}
+		if br.MapVariants, err = b.mapVariants(ctx, run, items, *m.Meta.MapFusion); err != nil {
+			return BenchRun{}, err
+		}
+	}
+	return br, nil
+}
+
+// mapVariants measures, on the test images, the maps of every candidate
+// fusion weight (1 = the mapper's scores, 0 = the calibrated distance). It
+// only reports; the model's weight was fixed on the validation split.
+func (b *bench) mapVariants(ctx context.Context, run string, items []Scored, cal MapFusion) ([]MapVariant, error) {
+	h0, w0 := b.enc.Grid()
+	var out []MapVariant
+	for _, w := range FusionWeights() {
+		alt := make([]Scored, len(items))
+		for i, it := range items {
+			alt[i] = it
+			alt[i].Result.Patches = cal.WithWeight(w).Fuse(nil, it.Result.Mapper, it.Result.Distance)
+		}
+		per, mean, err := Evaluate(ctx, alt, h0, w0, b.enc.Config())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, MapVariant{MapperWeight: w, PerCategory: per, Mean: mean})
+		line := fmt.Sprintf("%s test maps at mapper weight %.2f: P-AUROC %.4f PRO %.4f", run, w, mean.PixelAUROC, mean.PRO)
+		for _, c := range b.set.categories() {
+			line += fmt.Sprintf(" | %s %.4f %.4f", c, per[c].PixelAUROC, per[c].PRO)
+		}
+		b.logf("%s", line)
+	}
+	return out, nil
 }
 
 // bankCacheFile names a cached normal bank by everything it depends on.

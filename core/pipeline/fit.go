@@ -28,6 +28,9 @@ type Image struct {
 	Features *mat.Matrix
 	// Mask marks the defect of a seen anomaly (nil for normal images).
 	Mask *image.Gray
+	// Flags, when Mask is nil, mark the seen-anomaly patches directly
+	// (the patches picked from a weakly labelled image).
+	Flags []bool
 }
 
 // TrainSet is what a model is fitted on.
@@ -39,6 +42,13 @@ type TrainSet struct {
 	// OOD holds out-of-distribution patches from synthetic defects
 	// (see OODPatches); DMAD only.
 	OOD *mat.Matrix
+	// Weak are anomalies known to be defective but without a mask (DMAD
+	// only; see Options.WeakRounds).
+	Weak []Image
+	// Validation, when set, is the validation split that chooses the map
+	// fusion (see NewValidation); its source images are held out of the
+	// mapper's training patches.
+	Validation *Validation
 }
 
 // Options configure Fit. Zero values take the defaults in brackets.
@@ -68,6 +78,21 @@ type Options struct {
 	ThresholdImages int
 	// ThresholdQuantile is the quantile of those scores used [0.99].
 	ThresholdQuantile float64
+	// MapWeights are the candidate mapper weights of the map fusion; the
+	// validation split picks one [FusionWeights]. Without a validation
+	// split the first is used [DefaultMapperWeight].
+	MapWeights []float32
+	// WeakRounds is how many times the weak images' patches are picked
+	// and the model refitted [1].
+	WeakRounds int
+	// WeakFraction caps the patches taken from one weak image as seen
+	// anomalies: its top-scoring WeakFraction of patches, at least one
+	// [DefaultWeakFraction].
+	WeakFraction float64
+	// FixedSchedule trains for all of Train.Epochs even with a validation
+	// split (otherwise the split rates a checkpoint every
+	// Train.CheckpointEvery epochs and the best one is kept).
+	FixedSchedule bool
 	// Search configures nearest-neighbour search.
 	Search banks.SearchOptions
 	Seed   int64
@@ -101,6 +126,12 @@ func (o Options) withDefaults(c int) Options {
 	if o.ThresholdImages <= 0 {
 		o.ThresholdImages = DefaultThresholdImages
 	}
+	if o.WeakRounds <= 0 {
+		o.WeakRounds = 1
+	}
+	if o.WeakFraction <= 0 {
+		o.WeakFraction = DefaultWeakFraction
+	}
 	if o.ThresholdQuantile <= 0 {
 		o.ThresholdQuantile = DefaultThresholdQuantile
 	}
@@ -132,8 +163,11 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 		if err := fitDMAD(ctx, rt, m, set, opts, c, report); err != nil {
 			return nil, err
 		}
+		if err := fitWeak(ctx, rt, m, set, opts, c, report); err != nil {
+			return nil, err
+		}
 	}
-	if err := setThreshold(ctx, rt, m, set.Normal, opts, report); err != nil {
+	if err := setThreshold(ctx, rt, m, set, opts, report); err != nil {
 		return nil, err
 	}
 	m.Meta.TrainSeconds = time.Since(start).Seconds()
@@ -157,8 +191,11 @@ func newModel(set TrainSet, opts Options, c int) (*Model, error) {
 		m.Meta.Categories = append(m.Meta.Categories, cat)
 	}
 	sort.Strings(m.Meta.Categories)
-	if len(set.Seen) > 0 {
+	if len(set.Seen) > 0 || (len(set.Weak) > 0 && opts.Method == DMAD) {
 		m.Meta.Regime = Semi
+	}
+	if opts.Method == DMAD {
+		m.Meta.WeakImages = len(set.Weak)
 	}
 	return m, nil
 }
@@ -194,7 +231,11 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 	m.Meta.Attention = opts.Attention && len(set.Seen) == 0
 	rng := rand.New(rand.NewSource(opts.Seed + 7))
 	// Sampled normal training patches (rows across all images, all categories).
-	normQ, normSrc, normCat := samplePatches(set.Normal, opts.TrainPatches, rng, m.Meta.Categories)
+	trainImgs, err := trainingImages(set)
+	if err != nil {
+		return err
+	}
+	normQ, normSrc, normCat := samplePatches(trainImgs, opts.TrainPatches, rng, m.Meta.Categories)
 	// Seen-anomaly patches: Filter by their masks.
 	seenQ, seenSrc, seenCat, err := filterSeen(set.Seen, opts.Encoder, m.Meta.Categories)
 	if err != nil {
@@ -236,13 +277,45 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 
 	tc := opts.Train
 	tc.Mapper.C = c
-	model, _, err := train.Train(ctx, rt, data, tc, report)
+	if set.Validation != nil && len(set.Validation.Defects) > 0 && !opts.FixedSchedule {
+		m.Meta.Checkpoints = nil
+		tc.Checkpoint = func(ctx context.Context, epoch int, mm *mapper.Model) (float64, error) {
+			v, err := rateCheckpoint(ctx, rt, m, mm, set, opts)
+			if err != nil {
+				return 0, err
+			}
+			v.Epoch = epoch
+			m.Meta.Checkpoints = append(m.Meta.Checkpoints, v)
+			return v.Criterion() + v.ImageAUROC, nil
+		}
+	}
+	model, lg, err := train.Train(ctx, rt, data, tc, report)
 	if err != nil {
 		return err // the errors of train.Train say "train"
 	}
+	m.Meta.Epochs = lg.BestEpoch
 	model.Backbone = opts.EncoderID
 	m.Mapper = model
 	return nil
+}
+
+// trainingImages are the normal images the mapper trains on: all but the
+// validation split's held-out ones.
+func trainingImages(set TrainSet) ([]Image, error) {
+	held := set.Validation.HeldOut()
+	if len(held) == 0 {
+		return set.Normal, nil
+	}
+	out := make([]Image, 0, len(set.Normal))
+	for _, im := range set.Normal {
+		if !held[im.ID] {
+			out = append(out, im)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("fit: the validation split holds out every normal image")
+	}
+	return out, nil
 }
 
 // knowledgePatches computes knowledge for q in slices so progress shows.
@@ -319,11 +392,14 @@ func filterSeen(seen []Image, cfg encoder.Config, cats []string) (*mat.Matrix, [
 	q := mat.WithCapacity(0, c)
 	var src, cat []int32
 	for _, im := range seen {
-		if im.Mask == nil {
+		flags := im.Flags
+		switch {
+		case im.Mask != nil:
+			h0, w0 := gridOf(im.Features.Rows())
+			flags = encoder.Filter(im.Mask, h0, w0, cfg)
+		case len(flags) != im.Features.Rows():
 			return nil, nil, nil, fmt.Errorf("seen anomaly %d (%s) has no mask", im.ID, im.Category)
 		}
-		h0, w0 := gridOf(im.Features.Rows())
-		flags := encoder.Filter(im.Mask, h0, w0, cfg)
 		for i, f := range flags {
 			if f {
 				q.AppendRow(im.Features.Row(i))
@@ -347,7 +423,10 @@ func gridOf(rows int) (int, int) {
 // setThreshold scores a sample of normal training images with their own
 // bank entries excluded — a fair stand-in for unseen normal images — and
 // sets the decision threshold at a high quantile of their image scores.
-func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image, opts Options, report progress.Func) error {
+// For DMAD the same patches calibrate the map fusion, whose weight the
+// validation split then picks (see chooseFusion).
+func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts Options, report progress.Func) error {
+	normal := set.Normal
 	sc, err := NewScorer(rt, m, opts.Search)
 	if err != nil {
 		return err
@@ -357,29 +436,17 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image
 	order := rng.Perm(len(normal))
 	n := min(len(normal), opts.ThresholdImages)
 	byCat := map[string][]float32{}
-	var all []float32
-	lo, hi := float32(0), float32(0)
+	var all, allS, allD []float32
 	for k := range n {
 		im := normal[order[k]]
-		src := make([]int32, im.Features.Rows())
-		for i := range src {
-			src[i] = im.ID
-		}
-		patch, err := sc.PatchScores(ctx, im.Features, src)
+		patch, dist, err := sc.PatchParts(ctx, im.Features, sourceOf(im))
 		if err != nil {
 			return fmt.Errorf("threshold: %w", err)
 		}
 		_, s := heatmap.ImageScore(patch)
 		all = append(all, s)
 		byCat[im.Category] = append(byCat[im.Category], s)
-		for _, v := range patch {
-			if k == 0 || v < lo {
-				lo = v
-			}
-			if k == 0 || v > hi {
-				hi = v
-			}
-		}
+		allS, allD = append(allS, patch...), append(allD, dist...)
 		report(progress.Event{Stage: progress.Threshold, Done: k + 1, Total: n})
 	}
 	m.Meta.Threshold = quantile(all, opts.ThresholdQuantile)
@@ -387,8 +454,100 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image
 	for cat, s := range byCat {
 		m.Meta.CategoryThresholds[cat] = quantile(s, opts.ThresholdQuantile)
 	}
-	m.Meta.MapLo, m.Meta.MapHi = lo, hi
+	if opts.Method == DMAD {
+		if err := chooseFusion(ctx, sc, m, set, opts, allS, allD); err != nil {
+			return err
+		}
+	}
+	fused := m.Meta.MapFusion.Fuse(nil, allS, allD)
+	m.Meta.MapLo, m.Meta.MapHi = 0, 0
+	for i, v := range fused {
+		if i == 0 || v < m.Meta.MapLo {
+			m.Meta.MapLo = v
+		}
+		if i == 0 || v > m.Meta.MapHi {
+			m.Meta.MapHi = v
+		}
+	}
 	return nil
+}
+
+// sourceOf gives every patch of a training image the image's id, so its own
+// bank entries are skipped.
+func sourceOf(im Image) []int32 {
+	src := make([]int32, im.Features.Rows())
+	for i := range src {
+		src[i] = im.ID
+	}
+	return src
+}
+
+// chooseFusion calibrates the map fusion on the normal patches s, d and
+// picks its mapper weight: the candidate with the best validation criterion
+// (ValidationScore.Criterion) when there is a validation split, else the
+// first candidate.
+func chooseFusion(ctx context.Context, sc *Scorer, m *Model, set TrainSet, opts Options, s, d []float32) error {
+	weights := opts.MapWeights
+	if len(weights) == 0 {
+		weights = FusionWeights()
+		if set.Validation == nil || len(set.Validation.Defects) == 0 {
+			weights = []float32{DefaultMapperWeight}
+		}
+	}
+	cal, err := CalibrateFusion(s, d, weights[0])
+	if err != nil {
+		return err
+	}
+	m.Meta.MapFusion = &cal
+	if set.Validation == nil || len(set.Validation.Defects) == 0 {
+		return nil
+	}
+	items, err := scoreValidation(ctx, sc, set)
+	if err != nil {
+		return err
+	}
+	h0, w0 := gridOf(set.Normal[0].Features.Rows())
+	enc := opts.Encoder.WithDefaults()
+	res, err := scoreMaps(ctx, items, cal, weights, h0, w0, enc.InputSize, func(g *image.Gray) []bool { return MaskAt(g, enc) })
+	if err != nil {
+		return err
+	}
+	m.Meta.Validation = res
+	m.Meta.MapFusion = cal.WithWeight(bestScore(res).MapperWeight)
+	return nil
+}
+
+// scoreValidation scores the validation split: every synthetic-defect image
+// and, as clean counterparts, the normal images they were made from, all
+// without their own bank entries.
+func scoreValidation(ctx context.Context, sc *Scorer, set TrainSet) ([]valScored, error) {
+	byID := map[int32]Image{}
+	for _, im := range set.Normal {
+		byID[im.ID] = im
+	}
+	var items []valScored
+	seen := map[int32]bool{}
+	for _, im := range set.Validation.Defects {
+		s, d, err := sc.PatchParts(ctx, im.Features, sourceOf(im))
+		if err != nil {
+			return nil, fmt.Errorf("validation: %w", err)
+		}
+		items = append(items, valScored{score: s, dist: d, mask: im.Mask})
+		if seen[im.ID] {
+			continue
+		}
+		seen[im.ID] = true
+		clean, ok := byID[im.ID]
+		if !ok {
+			return nil, fmt.Errorf("validation: image %d is not a normal training image", im.ID)
+		}
+		s, d, err = sc.PatchParts(ctx, clean.Features, sourceOf(clean))
+		if err != nil {
+			return nil, fmt.Errorf("validation: %w", err)
+		}
+		items = append(items, valScored{score: s, dist: d})
+	}
+	return items, nil
 }
 
 func quantile(v []float32, q float64) float32 {
@@ -399,4 +558,41 @@ func quantile(v []float32, q float64) float32 {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	i := int(q * float64(len(s)-1))
 	return s[i]
+}
+
+// rateCheckpoint scores a training checkpoint mm (with m's banks) on the
+// validation split: the fusion is calibrated on the split's clean images
+// and the best candidate weight's scores are returned.
+func rateCheckpoint(ctx context.Context, rt *ort.Runtime, m *Model, mm *mapper.Model, set TrainSet, opts Options) (ValidationScore, error) {
+	tmp := &Model{Meta: m.Meta, Normal: m.Normal, Anomaly: m.Anomaly, Mapper: mm}
+	sc, err := NewScorer(rt, tmp, opts.Search)
+	if err != nil {
+		return ValidationScore{}, err
+	}
+	defer sc.Close()
+	items, err := scoreValidation(ctx, sc, set)
+	if err != nil {
+		return ValidationScore{}, err
+	}
+	var s, d []float32
+	for _, it := range items {
+		if it.mask == nil {
+			s, d = append(s, it.score...), append(d, it.dist...)
+		}
+	}
+	weights := opts.MapWeights
+	if len(weights) == 0 {
+		weights = FusionWeights()
+	}
+	cal, err := CalibrateFusion(s, d, weights[0])
+	if err != nil {
+		return ValidationScore{}, err
+	}
+	h0, w0 := gridOf(set.Normal[0].Features.Rows())
+	enc := opts.Encoder.WithDefaults()
+	res, err := scoreMaps(ctx, items, cal, weights, h0, w0, enc.InputSize, func(g *image.Gray) []bool { return MaskAt(g, enc) })
+	if err != nil {
+		return ValidationScore{}, err
+	}
+	return bestScore(res), nil
 }

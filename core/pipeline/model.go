@@ -64,8 +64,25 @@ type Meta struct {
 	// normal images, coreset settings), so a retraining with the same
 	// normal images can reuse it (see core/project).
 	NormalBankKey string `json:"normal_bank_key,omitempty"`
+	// MapFusion makes DMAD's anomaly maps from the mapper's scores and the
+	// nearest-neighbour distances (nil: the mapper's scores, as models
+	// trained before it had).
+	MapFusion *MapFusion `json:"map_fusion,omitempty"`
+	// Validation records how the candidates did on the validation split
+	// (synthetic defects on held-out normal training images).
+	Validation []ValidationScore `json:"validation,omitempty"`
+	// Checkpoints are the training checkpoints' ratings on the validation
+	// split (best fusion weight of each); Epochs is the epoch of the
+	// mapper kept.
+	Checkpoints []ValidationScore `json:"checkpoints,omitempty"`
+	Epochs      int               `json:"epochs,omitempty"`
 	// SeenImages is the number of seen anomalies used.
-	SeenImages   int     `json:"seen_images"`
+	SeenImages int `json:"seen_images"`
+	// WeakImages is the number of weakly labelled anomalies (defective,
+	// no mask) used; WeakPatches the patches taken from them as seen
+	// anomalies in the last round.
+	WeakImages   int     `json:"weak_images,omitempty"`
+	WeakPatches  int     `json:"weak_patches,omitempty"`
 	TrainSeconds float64 `json:"train_seconds"`
 }
 

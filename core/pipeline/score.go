@@ -68,31 +68,44 @@ func (s *Scorer) Close() error {
 // nil, gives each row's image id so bank entries of the same image are
 // skipped (used for training images only).
 func (s *Scorer) PatchScores(ctx context.Context, q *mat.Matrix, source []int32) ([]float32, error) {
+	score, _, err := s.PatchParts(ctx, q, source)
+	return score, err
+}
+
+// PatchParts returns every row's anomaly score and its distance to the
+// nearest normal-bank entry (for PatchCore the two are the same slice).
+// source is as for PatchScores.
+func (s *Scorer) PatchParts(ctx context.Context, q *mat.Matrix, source []int32) (score, dist []float32, err error) {
 	if s.normal != nil {
-		var dist []float32
-		var err error
 		if source != nil {
 			dist, _, err = s.normal.SearchExcluding(ctx, q, source, 1)
 		} else {
 			dist, _, err = s.normal.Search(ctx, q, 1)
 		}
-		return dist, err
+		return dist, dist, err
 	}
 	r, err := s.kn.Compute(ctx, q, source, s.m.Meta.Attention)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return s.ms.Score(ctx, q, r.KN, r.KA, r.DN, r.DA)
+	score, err = s.ms.Score(ctx, q, r.KN, r.KA, r.DN, r.DA)
+	return score, r.DN, err
 }
 
 // ImageResult is one scored image.
 type ImageResult struct {
-	// Score is the image score: mean of the top-5 patch scores (METHOD.md §5).
+	// Score is the image score: mean of the top-5 mapper patch scores
+	// (METHOD.md §5).
 	Score float32
-	// Max is the largest patch score.
+	// Max is the largest mapper patch score.
 	Max float32
-	// Patches are the patch scores on the H0×W0 grid, row-major.
+	// Patches are the anomaly map's patch scores on the H0×W0 grid,
+	// row-major: for DMAD the fusion of the mapper's scores and the
+	// calibrated distance (Meta.MapFusion), for PatchCore the distance.
 	Patches []float32
+	// Mapper and Distance are DMAD's two per-patch signals (nil for
+	// PatchCore): the mapper's scores and the distances to the normal bank.
+	Mapper, Distance []float32
 }
 
 // ScoreImages scores many images, concatenating several per search run for
@@ -106,7 +119,7 @@ func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, report pr
 		if err != nil {
 			return nil, err
 		}
-		scores, err := s.PatchScores(ctx, q, nil)
+		scores, dists, err := s.PatchParts(ctx, q, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -114,9 +127,14 @@ func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, report pr
 		for i := from; i < to; i++ {
 			n := feats[i].Rows()
 			p := scores[off : off+n : off+n]
+			d := dists[off : off+n : off+n]
 			off += n
 			mx, top := heatmap.ImageScore(p)
 			out[i] = ImageResult{Score: top, Max: mx, Patches: p}
+			if s.normal == nil {
+				out[i].Mapper, out[i].Distance = p, d
+				out[i].Patches = s.m.Meta.MapFusion.Fuse(nil, p, d)
+			}
 		}
 		report.Send(progress.Event{Stage: progress.Score, Done: to, Total: len(feats)})
 	}

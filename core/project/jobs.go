@@ -87,14 +87,14 @@ func (o TrainOptions) withDefaults() TrainOptions {
 // trainingImages are the normal training images and (for semi-supervised
 // DMAD) the seen anomalies of the selected categories; it settles whether
 // the run is semi-supervised.
-func (s *Session) trainingImages(o *TrainOptions) (normal, seen []storage.ImageRecord, err error) {
+func (s *Session) trainingImages(o *TrainOptions) (normal, seen, weak []storage.ImageRecord, err error) {
 	want := map[string]bool{}
 	for _, c := range o.Categories {
 		want[c] = true
 	}
 	all, err := s.Store.Images(storage.ImageFilter{})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	semi := (o.Semi || o.SemiIfAny) && o.Method == pipeline.DMAD
 	for _, r := range all {
@@ -106,21 +106,23 @@ func (s *Session) trainingImages(o *TrainOptions) (normal, seen []storage.ImageR
 			normal = append(normal, r)
 		case semi && r.Seen && r.Label == storage.LabelAnomalous:
 			seen = append(seen, r)
+		case semi && r.Weak && r.Label == storage.LabelAnomalous:
+			weak = append(weak, r)
 		}
 	}
 	if len(normal) == 0 {
-		return nil, nil, errors.New("the project has no normal training images: import a dataset or mark good images as training images")
+		return nil, nil, nil, errors.New("the project has no normal training images: import a dataset or mark good images as training images")
 	}
 	if o.SemiIfAny && !o.Semi {
-		o.Semi = len(seen) > 0
+		o.Semi = len(seen)+len(weak) > 0
 		if !o.Semi {
 			s.log.Info("no seen anomalies: training unsupervised", "project", s.Store.Path())
 		}
 	}
-	if o.Semi && o.Method == pipeline.DMAD && len(seen) == 0 {
-		return nil, nil, errors.New("semi-supervised training needs annotated defects: paint masks and mark images as seen anomalies, or train unsupervised")
+	if o.Semi && o.Method == pipeline.DMAD && len(seen)+len(weak) == 0 {
+		return nil, nil, nil, errors.New("semi-supervised training needs annotated defects: paint masks and mark images as seen anomalies, mark defective images without masks as weak anomalies, or train unsupervised")
 	}
-	return normal, seen, nil
+	return normal, seen, weak, nil
 }
 
 // Train fits a unified model on the project's training images and stores it
@@ -142,11 +144,11 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, report progress.Fun
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
 	}
-	normal, seen, err := s.trainingImages(&o)
+	normal, seen, weak, err := s.trainingImages(&o)
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
 	}
-	feats, err := s.Features(ctx, append(append([]storage.ImageRecord{}, normal...), seen...), report)
+	feats, err := s.Features(ctx, append(append(append([]storage.ImageRecord{}, normal...), seen...), weak...), report)
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
 	}
@@ -164,7 +166,7 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, report progress.Fun
 			fo = fineTune(fo, prev, o.FineTuneFraction)
 		}
 	}
-	set, err := s.trainSet(ctx, o, enc, normal, seen, feats, prev, report)
+	set, err := s.trainSet(ctx, o, enc, normal, seen, weak, feats, prev, report)
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
 	}
@@ -190,7 +192,7 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, report progress.Fun
 // trainSet gathers the training set: normal and seen images with their
 // features (and masks), and for DMAD the synthetic-defect patches, reused
 // from prev when it has them.
-func (s *Session) trainSet(ctx context.Context, o TrainOptions, enc *encoder.Encoder, normal, seen []storage.ImageRecord,
+func (s *Session) trainSet(ctx context.Context, o TrainOptions, enc *encoder.Encoder, normal, seen, weak []storage.ImageRecord,
 	feats []*mat.Matrix, prev *pipeline.Model, report progress.Func) (pipeline.TrainSet, error) {
 	set := pipeline.TrainSet{}
 	normalPaths := make([]string, len(normal))
@@ -208,12 +210,30 @@ func (s *Session) trainSet(ctx context.Context, o TrainOptions, enc *encoder.Enc
 	if o.Method != pipeline.DMAD {
 		return set, nil
 	}
+	off := len(normal) + len(seen)
+	for i, r := range weak {
+		set.Weak = append(set.Weak, pipeline.Image{ID: int32(off + i), Category: r.Category, Features: feats[off+i]})
+	}
+	// The validation split (synthetic defects on held-out normal training
+	// images) chooses the map fusion and the checkpoint; its images give
+	// no synthetic defects to the anomaly bank.
+	picked := pipeline.PickValidation(set.Normal, pipeline.DefaultValidationImages, o.Fit.Seed)
+	var err error
+	if set.Validation, err = pipeline.NewValidation(ctx, enc, set.Normal, normalPaths, picked, pipeline.DefaultValidationDefects, o.Fit.Seed, report); err != nil {
+		return set, err
+	}
 	if prev != nil && prev.Anomaly != nil && prev.Anomaly.Count(banks.KindOOD) > 0 {
 		set.OOD = oodRows(prev.Anomaly)
 		return set, nil
 	}
-	var err error
-	set.OOD, err = pipeline.OODPatches(ctx, enc, normalPaths, min(o.OODImages, 4*len(normalPaths)), o.Fit.Seed, report)
+	held := set.Validation.HeldOut()
+	var oodPaths []string
+	for i, p := range normalPaths {
+		if !held[int32(i)] {
+			oodPaths = append(oodPaths, p)
+		}
+	}
+	set.OOD, err = pipeline.OODPatches(ctx, enc, oodPaths, min(o.OODImages, 4*len(oodPaths)), o.Fit.Seed, report)
 	return set, err
 }
 
@@ -343,7 +363,7 @@ func (s *Session) testImages(categories []string) ([]storage.ImageRecord, error)
 	}
 	var test []storage.ImageRecord
 	for _, r := range all {
-		if cats[r.Category] && !r.Seen {
+		if cats[r.Category] && !r.Seen && !r.Weak {
 			test = append(test, r)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/dmad/workstation/core/backbone"
@@ -166,7 +167,7 @@ func (s *Session) ImportDataset(ctx context.Context, ds *dataset.Dataset, report
 		rec := &storage.ImageRecord{Path: smp.Path, Category: smp.Category, Width: smp.Width, Height: smp.Height,
 			Defect: smp.Defect, Split: storage.SplitTrain, Label: storage.LabelNormal}
 		if old, err := s.Store.ImageByPath(smp.Path); err == nil {
-			rec.ID, rec.Seen = old.ID, old.Seen
+			rec.ID, rec.Seen, rec.Weak = old.ID, old.Seen, old.Weak
 		}
 		if smp.Split == dataset.Test {
 			rec.Split = storage.SplitTest
@@ -234,6 +235,78 @@ func (s *Session) MarkSeen(ids []uint64, seen bool) error {
 		recs = append(recs, &r)
 	}
 	return s.Store.PutImages(recs)
+}
+
+// MarkWeak marks (or unmarks) images as weak anomalies: defective, without
+// a mask. Marking one also labels it anomalous; the semi-supervised regime
+// trains on its top-scoring patches (pipeline.TrainSet.Weak) and
+// evaluation leaves it out.
+func (s *Session) MarkWeak(ids []uint64, weak bool) error {
+	var recs []*storage.ImageRecord
+	for _, id := range ids {
+		r, err := s.Store.Image(id)
+		if err != nil {
+			return err
+		}
+		r.Weak = weak
+		if weak {
+			r.Label = storage.LabelAnomalous
+		}
+		recs = append(recs, &r)
+	}
+	return s.Store.PutImages(recs)
+}
+
+// ImportWeak adds the images under dir as weak anomalies (defective, no
+// mask) of the category named by their first folder below dir
+// (dir/<category>/…/image.png); images directly in dir are an error, as
+// is an empty dir. Images already in the project are marked, not
+// duplicated. It returns the records.
+func (s *Session) ImportWeak(ctx context.Context, dir string) ([]storage.ImageRecord, error) {
+	files, err := dataset.ListImages(ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("weak anomalies %s: %w", dir, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("weak anomalies %s: no images (want %s/<category>/<image>)", dir, dir)
+	}
+	recs := make([]*storage.ImageRecord, 0, len(files))
+	cats := map[string]bool{}
+	for _, f := range files {
+		rel, err := filepath.Rel(dir, f)
+		if err != nil {
+			return nil, fmt.Errorf("weak anomaly %s: %w", f, err)
+		}
+		parts := strings.Split(filepath.ToSlash(rel), "/")
+		if len(parts) < 2 {
+			return nil, fmt.Errorf("weak anomaly %s is not in a category folder (want %s/<category>/<image>)", f, dir)
+		}
+		rec := &storage.ImageRecord{Path: f, Category: parts[0], Split: storage.SplitTrain}
+		if old, err := s.Store.ImageByPath(f); err == nil {
+			rec = &old
+		}
+		rec.Label, rec.Weak = storage.LabelAnomalous, true
+		sha, w, h, err := storage.HashImageFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("weak anomaly: %w", err)
+		}
+		rec.SHA256, rec.Width, rec.Height = sha, w, h
+		recs = append(recs, rec)
+		cats[rec.Category] = true
+	}
+	if err := s.Store.PutImages(recs); err != nil {
+		return nil, err
+	}
+	for c := range cats {
+		if err := s.Store.PutCategory(storage.Category{Name: c}); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]storage.ImageRecord, len(recs))
+	for i, r := range recs {
+		out[i] = *r
+	}
+	return out, nil
 }
 
 // featureCache adapts the project's feature cache (keyed by image id) to the

@@ -70,8 +70,8 @@ type Config struct {
 	// annotated defects arrive); its standardisation is kept. It is not
 	// modified.
 	Start *mapper.Model
-	// Epochs is the fixed number of passes over the normal patches (no
-	// model selection).
+	// Epochs is the number of passes over the normal patches (with a
+	// Checkpoint, the most: an earlier checkpoint may be returned).
 	Epochs int
 	// BatchSize is the number of normal patches per step; each also yields
 	// one pseudo-negative, so Ψ sees 2·BatchSize (+ SeenPerBatch) rows.
@@ -101,6 +101,13 @@ type Config struct {
 	Seed uint64
 	// Logger receives one line per epoch; nil uses slog.Default.
 	Logger *slog.Logger
+	// Checkpoint, when set, rates the model every CheckpointEvery epochs
+	// and after the last one (e.g. on a validation split; never on test
+	// data), and Train returns the best-rated model instead of the last
+	// (the earliest on ties). It gets a copy it may keep.
+	Checkpoint func(ctx context.Context, epoch int, m *mapper.Model) (float64, error)
+	// CheckpointEvery is the spacing of checkpoints in epochs (0: 4).
+	CheckpointEvery int
 }
 
 // DefaultConfig is the workstation's training configuration for features
@@ -131,7 +138,11 @@ type EpochLog struct {
 
 // Log is the record of a training run.
 type Log struct {
-	Epochs        []EpochLog
+	Epochs []EpochLog
+	// BestEpoch is the epoch of the returned model (the last one without
+	// a Checkpoint); Ratings are the checkpoints' ratings by epoch.
+	BestEpoch     int
+	Ratings       map[int]float64
 	Steps         int
 	BatchSize     int // normal patches per step
 	SeenPerBatch  int
@@ -209,6 +220,14 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report p
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x747261696e))
 	bat := newBatcher(data, mc, bn, bs, cfg.NoiseStd/model.Std.KScale, rng)
 
+	every := cfg.CheckpointEvery
+	if every <= 0 {
+		every = 4
+	}
+	var best *mapper.Model
+	var bestR float64
+	lg.Ratings = map[int]float64{}
+	lg.BestEpoch = cfg.Epochs
 	start := time.Now()
 	step := 0
 	rows := float64(2*bn + bs)
@@ -260,18 +279,39 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report p
 		lg.Epochs = append(lg.Epochs, el)
 		log.Info("mapper training", "epoch", epoch, "of", cfg.Epochs, "loss", el.Loss,
 			"normal_above", el.NormalAbove, "neg_below", el.NegBelow, "anom_below", el.AnomBelow, "s", el.Seconds)
+		if cfg.Checkpoint != nil && (epoch%every == 0 || epoch == cfg.Epochs) {
+			snap := snapshot(model, ps, state, runMean, runVar)
+			r, err := cfg.Checkpoint(ctx, epoch, snap.Clone())
+			if err != nil {
+				return nil, lg, fmt.Errorf("train: checkpoint at epoch %d: %w", epoch, err)
+			}
+			lg.Ratings[epoch] = r
+			log.Info("mapper checkpoint", "epoch", epoch, "rating", r)
+			if best == nil || r > bestR {
+				best, bestR, lg.BestEpoch = snap, r, epoch
+			}
+		}
 	}
 	lg.Seconds = time.Since(start).Seconds()
 	if lg.Seconds > 0 {
 		lg.StepsPerSec = float64(total) / lg.Seconds
 		lg.PatchesPerSec = float64(total) * rows / lg.Seconds
 	}
+	if best != nil {
+		return best, lg, nil
+	}
+	return snapshot(model, ps, state, runMean, runVar), lg, nil
+}
+
+// snapshot writes the training state (parameters and BatchNorm running
+// statistics) into model and returns it; ps alias model's tensors.
+func snapshot(model *mapper.Model, ps []mapper.Tensor, state [][3][]float32, runMean, runVar []float32) *mapper.Model {
 	for i, p := range ps {
 		copy(p.Data, state[i][0])
 	}
 	copy(model.RunMean, runMean)
 	copy(model.RunVar, runVar)
-	return model, lg, nil
+	return model.Clone()
 }
 
 // startModel validates data and returns the model training starts from:

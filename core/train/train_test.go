@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/dmad/workstation/core/mapper"
@@ -338,5 +339,55 @@ func TestTrainContinues(t *testing.T) {
 	}
 	if m2.W1.RawData()[5] == m.W1.RawData()[5] && m2.W2[3] == m.W2[3] {
 		t.Error("continued training changed nothing")
+	}
+}
+
+// TestTrainCheckpoints: a Checkpoint rates the model every CheckpointEvery
+// epochs and after the last; Train returns the best-rated one, exactly as
+// it stood at that epoch, and an error from the rating stops training.
+func TestTrainCheckpoints(t *testing.T) {
+	rt := openRT(t, 1)
+	p := makeProblem(7, 6, false)
+	cfg := smallConfig(6, true)
+	cfg.Epochs, cfg.CheckpointEvery = 5, 2
+	rating := map[int]float64{2: 0.5, 4: 0.9, 5: 0.7}
+	seen := map[int][]byte{}
+	cfg.Checkpoint = func(_ context.Context, epoch int, m *mapper.Model) (float64, error) {
+		b, err := m.MarshalBinary()
+		if err != nil {
+			return 0, err
+		}
+		seen[epoch] = b
+		return rating[epoch], nil
+	}
+	m, lg, err := train.Train(context.Background(), rt, p.data, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 3 || seen[2] == nil || seen[4] == nil || seen[5] == nil {
+		t.Fatalf("checkpoints at %v, want 2, 4, 5", lg.Ratings)
+	}
+	if lg.BestEpoch != 4 || lg.Ratings[4] != 0.9 {
+		t.Fatalf("best epoch %d, ratings %v", lg.BestEpoch, lg.Ratings)
+	}
+	got, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, seen[4]) || bytes.Equal(got, seen[5]) {
+		t.Fatal("returned model is not the epoch-4 checkpoint")
+	}
+	// Without a Checkpoint the last epoch's model comes back.
+	cfg.Checkpoint = nil
+	last, lg2, err := train.Train(context.Background(), rt, p.data, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := last.MarshalBinary(); !bytes.Equal(b, seen[5]) || lg2.BestEpoch != 5 {
+		t.Fatalf("without checkpoints: not the last epoch's model (best epoch %d)", lg2.BestEpoch)
+	}
+	cfg.Checkpoint = func(context.Context, int, *mapper.Model) (float64, error) { return 0, errors.New("rating broke") }
+	if _, _, err := train.Train(context.Background(), rt, p.data, cfg, nil); err == nil || !strings.Contains(err.Error(), "rating broke") {
+		t.Fatalf("rating error gave %v", err)
 	}
 }

@@ -167,6 +167,20 @@ func TestAddImagesMasksAndSeen(t *testing.T) {
 	if r := all[1]; !r.HasMask || !r.SeenAnomaly || r.Label != ui.LabelDefect {
 		t.Errorf("after mask + seen: %+v", r)
 	}
+	// A weak anomaly needs no mask; marking relabels the image a defect.
+	if err := p.SetWeakAnomaly(got[0].ID, true); err != nil {
+		t.Fatal(err)
+	}
+	all, _ = p.Images()
+	if r := all[0]; !r.WeakAnomaly || r.HasMask || r.Label != ui.LabelDefect {
+		t.Errorf("after weak: %+v", r)
+	}
+	if err := p.SetWeakAnomaly(got[0].ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ = p.Images(); all[0].WeakAnomaly {
+		t.Errorf("after unmarking weak: %+v", all[0])
+	}
 	// Deleting the mask unmarks the seen anomaly.
 	if err := p.SaveMask(got[1].ID, nil); err != nil {
 		t.Fatal(err)

@@ -80,7 +80,7 @@ func (p *Project) record(id string) (storage.ImageRecord, error) {
 
 func (p *Project) uiRecord(r storage.ImageRecord) ui.ImageRecord {
 	out := ui.ImageRecord{ID: formatID(r.ID), Path: r.Path, Category: r.Category, Split: ui.Split(r.Split),
-		Label: ui.LabelGood, HasMask: p.s.Store.HasMask(r.ID), SeenAnomaly: r.Seen}
+		Label: ui.LabelGood, HasMask: p.s.Store.HasMask(r.ID), SeenAnomaly: r.Seen, WeakAnomaly: r.Weak}
 	if r.Label == storage.LabelAnomalous {
 		out.Label = ui.LabelDefect
 	}
@@ -212,6 +212,16 @@ func (p *Project) SetSeenAnomaly(id string, seen bool) error {
 		r.Label = storage.LabelAnomalous
 	}
 	return p.s.Store.PutImage(&r)
+}
+
+// SetWeakAnomaly implements ui.WeakMarker: the image is defective, without
+// a mask (marking relabels it a defect).
+func (p *Project) SetWeakAnomaly(id string, weak bool) error {
+	r, err := p.record(id)
+	if err != nil {
+		return err
+	}
+	return p.s.MarkWeak([]uint64{r.ID}, weak)
 }
 
 // RemoveImage implements ui.ImageRemover: the image's record, mask and

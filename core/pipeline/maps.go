@@ -1,0 +1,211 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"math"
+	"sort"
+
+	"github.com/dmad/workstation/core/heatmap"
+	"github.com/dmad/workstation/core/metrics"
+)
+
+// MapFusion turns DMAD's two per-patch signals into the anomaly map: the
+// mapper's score S and the nearest-neighbour distance d = ‖k·n‖ to the
+// normal bank. The hinge loss stops pushing a patch once it is past the
+// margin, so inside and around a defect the mapper's scores flatten out
+// (they rank images well but say little about where the defect ends),
+// while d keeps growing with the defect. The distance is calibrated onto
+// the mapper's scale from normal training patches (same mean and spread),
+// and the map is the weighted sum
+//
+//	map = w·S + (1−w)·(μ_S + σ_S·(d − μ_d)/σ_d),
+//
+// with the mapper weight w chosen on the validation split (see Validation);
+// the image score stays the mapper's. Keeping the map on the mapper's scale
+// keeps the decision threshold and the heatmap colour range meaningful.
+type MapFusion struct {
+	// MapperWeight is w: 1 gives the mapper's scores, 0 the calibrated
+	// distance alone.
+	MapperWeight float32 `json:"mapper_weight"`
+	// ScoreMean and ScoreStd are μ_S, σ_S over normal training patches
+	// (scored without their own bank entries); DistMean and DistStd the
+	// same for d.
+	ScoreMean float32 `json:"score_mean"`
+	ScoreStd  float32 `json:"score_std"`
+	DistMean  float32 `json:"dist_mean"`
+	DistStd   float32 `json:"dist_std"`
+}
+
+// DefaultMapperWeight is the fusion weight used when a model is fitted
+// without a validation split (too few normal images to hold any out).
+const DefaultMapperWeight = 0.5
+
+// FusionWeights are the mapper weights the validation split chooses among.
+func FusionWeights() []float32 { return []float32{0, 0.25, 0.5, 0.75, 1} }
+
+// Fuse writes the map's patch scores for mapper scores s and distances d
+// into dst (allocated when too short) and returns it. A nil fusion returns
+// the mapper's scores.
+func (f *MapFusion) Fuse(dst, s, d []float32) []float32 {
+	if cap(dst) < len(s) {
+		dst = make([]float32, len(s))
+	}
+	dst = dst[:len(s)]
+	if f == nil {
+		copy(dst, s)
+		return dst
+	}
+	w := f.MapperWeight
+	k := f.ScoreStd / f.DistStd
+	for i := range s {
+		dst[i] = w*s[i] + (1-w)*(f.ScoreMean+k*(d[i]-f.DistMean))
+	}
+	return dst
+}
+
+// WithWeight returns a copy with mapper weight w.
+func (f MapFusion) WithWeight(w float32) *MapFusion {
+	f.MapperWeight = w
+	return &f
+}
+
+// CalibrateFusion measures the calibration of a fusion from the patch
+// scores s and distances d of normal training patches; the weight is w.
+func CalibrateFusion(s, d []float32, w float32) (MapFusion, error) {
+	if len(s) < 2 || len(s) != len(d) {
+		return MapFusion{}, fmt.Errorf("calibrate map fusion: %d scores and %d distances", len(s), len(d))
+	}
+	sm, ss := meanStd(s)
+	dm, ds := meanStd(d)
+	if ss <= 0 || ds <= 0 {
+		return MapFusion{}, fmt.Errorf("calibrate map fusion: normal patch scores have no spread (σ %g, distance σ %g)", ss, ds)
+	}
+	return MapFusion{MapperWeight: w, ScoreMean: sm, ScoreStd: ss, DistMean: dm, DistStd: ds}, nil
+}
+
+func meanStd(v []float32) (float32, float32) {
+	var m float64
+	for _, x := range v {
+		m += float64(x)
+	}
+	m /= float64(len(v))
+	var s float64
+	for _, x := range v {
+		s += (float64(x) - m) * (float64(x) - m)
+	}
+	return float32(m), float32(math.Sqrt(s / float64(len(v))))
+}
+
+// Validation is the validation split, made from training data only:
+// synthetic defects (core/synth) painted on normal training images that are
+// held out of the mapper's training patches and the anomaly bank's noisy
+// normals. They stay in the normal bank but are scored without their own
+// bank entries, like the threshold images, so they behave as unseen images.
+// No test image enters it.
+type Validation struct {
+	// Defects are the synthetic-defect images: ID is the source normal
+	// image's ID, Mask the painted defect.
+	Defects []Image
+}
+
+// HeldOut returns the IDs of the normal images the split was made from.
+func (v *Validation) HeldOut() map[int32]bool {
+	out := map[int32]bool{}
+	if v == nil {
+		return out
+	}
+	for _, im := range v.Defects {
+		out[im.ID] = true
+	}
+	return out
+}
+
+// ValidationScore is how one candidate did on the validation split.
+type ValidationScore struct {
+	Epoch        int     `json:"epoch,omitempty"`
+	MapperWeight float32 `json:"mapper_weight"`
+	PixelAUROC   float64 `json:"pixel_auroc"`
+	PRO          float64 `json:"pro"`
+	ImageAUROC   float64 `json:"image_auroc"`
+}
+
+// Criterion is what the validation split maximises for the maps: the mean
+// of pixel AUROC and PRO (one measures per-pixel ranking, the other
+// whether every defect region is found).
+func (v ValidationScore) Criterion() float64 { return (v.PixelAUROC + v.PRO) / 2 }
+
+// valScored is one validation image's patch signals.
+type valScored struct {
+	score, dist []float32
+	mask        *image.Gray // nil for a clean (normal) image
+}
+
+// scoreMaps evaluates candidate fusions on scored validation images: the
+// pixel metrics of each weight's maps and the image AUROC of the mapper's
+// image score.
+func scoreMaps(ctx context.Context, items []valScored, cal MapFusion, weights []float32, h0, w0 int, size int, maskAt func(*image.Gray) []bool) ([]ValidationScore, error) {
+	scores := make([]float32, len(items))
+	labels := make([]bool, len(items))
+	masks := make([][]bool, len(items))
+	for i, it := range items {
+		_, scores[i] = heatmap.ImageScore(it.score)
+		labels[i] = it.mask != nil
+		if it.mask != nil {
+			masks[i] = maskAt(it.mask)
+		}
+	}
+	imAUROC := metrics.AUROC(scores, labels)
+	out := make([]ValidationScore, 0, len(weights))
+	var buf []float32
+	for _, w := range weights {
+		maps := make([][]float32, len(items))
+		for i, it := range items {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			buf = cal.WithWeight(w).Fuse(buf, it.score, it.dist)
+			maps[i] = Map(buf, h0, w0, size, size)
+		}
+		lo, hi := metrics.Range(maps...)
+		acc, err := metrics.NewPixelAccumulator(lo, hi, 0)
+		if err != nil {
+			return nil, fmt.Errorf("validation maps: %w", err)
+		}
+		for i := range items {
+			if err := acc.Add(maps[i], masks[i], size, size); err != nil {
+				return nil, fmt.Errorf("validation maps: %w", err)
+			}
+		}
+		px := acc.Scores()
+		out = append(out, ValidationScore{MapperWeight: w, PixelAUROC: px.AUROC, PRO: px.PRO, ImageAUROC: imAUROC})
+	}
+	return out, nil
+}
+
+// bestScore returns the candidate with the highest criterion (the first
+// on ties, so the earlier epoch and the smaller mapper weight win).
+func bestScore(s []ValidationScore) ValidationScore {
+	best := s[0]
+	for _, v := range s[1:] {
+		if v.Criterion() > best.Criterion() {
+			best = v
+		}
+	}
+	return best
+}
+
+// categories lists the normal images' categories, sorted.
+func (t TrainSet) categories() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, im := range t.Normal {
+		if !seen[im.Category] {
+			seen[im.Category] = true
+			out = append(out, im.Category)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

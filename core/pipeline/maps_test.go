@@ -1,0 +1,336 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/dmad/workstation/core/banks"
+	"github.com/dmad/workstation/core/dataset"
+	"github.com/dmad/workstation/core/heatmap"
+	"github.com/dmad/workstation/core/mat"
+)
+
+func TestMapFusion(t *testing.T) {
+	// Normal patches: mapper scores around −2 (σ 1), distances around 3 (σ 0.5).
+	s := []float32{-3, -2, -1, -2}
+	d := []float32{2.5, 3, 3.5, 3}
+	cal, err := CalibrateFusion(s, d, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm, ss := meanStd(s)
+	if cal.ScoreMean != sm || cal.ScoreStd != ss || cal.DistMean != 3 || math.Abs(float64(cal.DistStd)-math.Sqrt(0.125)) > 1e-6 {
+		t.Fatalf("calibration %+v", cal)
+	}
+	for _, c := range []struct {
+		name string
+		w    float32
+		s, d []float32
+		want []float32
+	}{
+		{"mapper only", 1, []float32{-2, 5}, []float32{100, -100}, []float32{-2, 5}},
+		// d = μ_d maps to μ_S; d one σ_d above maps to one σ_S above.
+		{"distance only", 0, []float32{9, 9}, []float32{3, 3 + float32(math.Sqrt(0.125))}, []float32{sm, sm + ss}},
+		{"half and half", 0.5, []float32{1}, []float32{3}, []float32{(1 + sm) / 2}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := cal.WithWeight(c.w).Fuse(nil, c.s, c.d)
+			for i := range c.want {
+				if math.Abs(float64(got[i]-c.want[i])) > 1e-5 {
+					t.Fatalf("fused %v, want %v", got, c.want)
+				}
+			}
+		})
+	}
+	// The calibrated distance has the mapper's mean and spread on the
+	// calibration patches.
+	z := cal.WithWeight(0).Fuse(nil, s, d)
+	if m, sd := meanStd(z); math.Abs(float64(m-sm)) > 1e-5 || math.Abs(float64(sd-ss)) > 1e-5 {
+		t.Fatalf("calibrated distance mean %v σ %v, mapper %v σ %v", m, sd, sm, ss)
+	}
+	var none *MapFusion
+	if got := none.Fuse(nil, []float32{1, 2}, []float32{7, 7}); !slices.Equal(got, []float32{1, 2}) {
+		t.Fatalf("nil fusion gave %v", got)
+	}
+	for _, bad := range [][2][]float32{{{1}, {1}}, {{1, 2}, {1}}, {{1, 1}, {1, 2}}, {{1, 2}, {3, 3}}} {
+		if _, err := CalibrateFusion(bad[0], bad[1], 1); err == nil {
+			t.Errorf("calibration on %v accepted", bad)
+		}
+	}
+}
+
+func TestBestScore(t *testing.T) {
+	s := []ValidationScore{
+		{MapperWeight: 0, PixelAUROC: 0.9, PRO: 0.7},
+		{MapperWeight: 0.5, PixelAUROC: 0.95, PRO: 0.8},
+		{MapperWeight: 1, PixelAUROC: 0.97, PRO: 0.78}, // same criterion: the first wins
+	}
+	if b := bestScore(s); b.MapperWeight != 0.5 {
+		t.Fatalf("best %+v", b)
+	}
+}
+
+func TestPickValidation(t *testing.T) {
+	var normal []Image
+	for i := range 50 {
+		cat := "a"
+		if i%4 == 0 {
+			cat = "b" // 13 images of b, 37 of a
+		}
+		normal = append(normal, Image{ID: int32(100 + i), Category: cat})
+	}
+	got := PickValidation(normal, 8, 1)
+	n := map[string]int{}
+	for _, i := range got {
+		n[normal[i].Category]++
+	}
+	// 8 of a; b has 13 images, so at most a quarter of them (3).
+	if n["a"] != 8 || n["b"] != 3 || len(got) != 11 {
+		t.Fatalf("picked %v: %v", got, n)
+	}
+	if again := PickValidation(normal, 8, 1); !slices.Equal(got, again) {
+		t.Fatalf("not deterministic: %v then %v", got, again)
+	}
+	if !slices.IsSorted(got) {
+		t.Fatalf("not sorted: %v", got)
+	}
+}
+
+// The validation split is made from normal training images only: every
+// image in it comes from a picked normal training image (its ID and its
+// file), none from the test set or the seen anomalies, and the held-out
+// images are left out of the mapper's training images.
+func TestValidationFromTrainingDataOnly(t *testing.T) {
+	rt := runtimeFor(t)
+	f := newFixture(t, rt)
+	ctx := context.Background()
+	var normalPaths []string
+	for _, s := range f.split.Train() {
+		if s.Label == dataset.Good {
+			normalPaths = append(normalPaths, s.Path)
+		}
+	}
+	picked := PickValidation(f.set.Normal, 2, 1)
+	if len(picked) != 4 {
+		t.Fatalf("picked %v", picked)
+	}
+	v, err := NewValidation(ctx, f.enc, f.set.Normal, normalPaths, picked, 2, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Defects) != 8 {
+		t.Fatalf("%d validation images", len(v.Defects))
+	}
+	testPaths := map[string]bool{}
+	for _, s := range f.split.Test() {
+		testPaths[s.Path] = true
+	}
+	for _, s := range f.moved {
+		testPaths[s.Path] = true
+	}
+	normalIDs := map[int32]int{}
+	for i, im := range f.set.Normal {
+		normalIDs[im.ID] = i
+	}
+	for k, im := range v.Defects {
+		i, ok := normalIDs[im.ID]
+		if !ok || !slices.Contains(picked, i) || normalPaths[i] != normalPaths[picked[k/2]] {
+			t.Fatalf("validation image %d comes from image %d, not a picked normal image", k, im.ID)
+		}
+		if testPaths[normalPaths[i]] {
+			t.Fatalf("validation image %d made from test image %s", k, normalPaths[i])
+		}
+		if im.Mask == nil || im.Features.Rows() != f.set.Normal[i].Features.Rows() {
+			t.Fatalf("validation image %d has no mask or wrong features", k)
+		}
+		if same(im.Features, f.set.Normal[i].Features) {
+			t.Fatalf("validation image %d has no defect painted", k)
+		}
+	}
+	set := f.set
+	set.Validation = v
+	imgs, err := trainingImages(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs) != len(f.set.Normal)-4 {
+		t.Fatalf("%d training images of %d, 4 held out", len(imgs), len(f.set.Normal))
+	}
+	held := v.HeldOut()
+	for _, im := range imgs {
+		if held[im.ID] {
+			t.Fatalf("held-out image %d trains the mapper", im.ID)
+		}
+	}
+	// Holding out everything is refused.
+	all := make([]int, len(f.set.Normal))
+	for i := range all {
+		all[i] = i
+	}
+	everything, err := NewValidation(ctx, f.enc, f.set.Normal, normalPaths, all, 1, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Validation = everything
+	if _, err := trainingImages(set); err == nil {
+		t.Fatal("a validation split holding out every image accepted")
+	}
+}
+
+func same(a, b *mat.Matrix) bool { return slices.Equal(a.RawData(), b.RawData()) }
+
+// Fit with a validation split chooses the map fusion weight and the
+// checkpoint on it and records how every candidate did.
+func TestFitChoosesOnValidation(t *testing.T) {
+	rt := runtimeFor(t)
+	f := newFixture(t, rt)
+	ctx := context.Background()
+	var normalPaths []string
+	for _, s := range f.split.Train() {
+		if s.Label == dataset.Good {
+			normalPaths = append(normalPaths, s.Path)
+		}
+	}
+	v, err := NewValidation(ctx, f.enc, f.set.Normal, normalPaths, PickValidation(f.set.Normal, 2, 1), 2, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := f.set
+	set.Seen, set.Validation = nil, v
+	opts := smallFit(DMAD, f.enc)
+	opts.Train.Epochs, opts.Train.CheckpointEvery = 4, 2
+	m, err := Fit(ctx, rt, set, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fu := m.Meta.MapFusion
+	if fu == nil || len(m.Meta.Validation) != len(FusionWeights()) || fu.DistStd <= 0 || fu.ScoreStd <= 0 {
+		t.Fatalf("fusion %+v, validation %+v", fu, m.Meta.Validation)
+	}
+	best := bestScore(m.Meta.Validation)
+	if fu.MapperWeight != best.MapperWeight {
+		t.Fatalf("fusion weight %v, validation's best %v", fu.MapperWeight, best.MapperWeight)
+	}
+	if len(m.Meta.Checkpoints) != 2 || m.Meta.Checkpoints[0].Epoch != 2 || m.Meta.Checkpoints[1].Epoch != 4 {
+		t.Fatalf("checkpoints %+v", m.Meta.Checkpoints)
+	}
+	if m.Meta.Epochs != 2 && m.Meta.Epochs != 4 {
+		t.Fatalf("kept epoch %d", m.Meta.Epochs)
+	}
+	// Maps are the fusion of the mapper's scores and the distances; the
+	// image score stays the mapper's.
+	sc, err := NewScorer(rt, m, bankSearch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	res, err := sc.ScoreImages(ctx, f.tfeats[:2], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		want := fu.Fuse(nil, r.Mapper, r.Distance)
+		if !slices.Equal(r.Patches, want) {
+			t.Fatal("map patches are not the fusion")
+		}
+		if _, top := heatmap.ImageScore(r.Mapper); top != r.Score {
+			t.Fatalf("image score %v, mapper's top-5 mean %v", r.Score, top)
+		}
+	}
+	// Without a validation split the default weight is used.
+	set.Validation = nil
+	m2, err := Fit(ctx, rt, set, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.Meta.MapFusion == nil || m2.Meta.MapFusion.MapperWeight != DefaultMapperWeight || m2.Meta.Validation != nil || m2.Meta.Checkpoints != nil {
+		t.Fatalf("without validation: fusion %+v, validation %v", m2.Meta.MapFusion, m2.Meta.Validation)
+	}
+}
+
+func TestTopPatches(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		f    float64
+		want int
+	}{{784, 0.01, 7}, {1600, 0.01, 16}, {50, 0.01, 1}, {3, 2, 3}} {
+		if got := WeakPatchCount(c.n, c.f); got != c.want {
+			t.Errorf("WeakPatchCount(%d, %v) = %d, want %d", c.n, c.f, got, c.want)
+		}
+	}
+	scores := []float32{0.1, 5, -3, 4, 4.5, 0}
+	got := TopPatches(scores, 3)
+	want := []bool{false, true, false, true, true, false}
+	if !slices.Equal(got, want) {
+		t.Fatalf("top 3 of %v: %v", scores, got)
+	}
+	if got := TopPatches(scores, 10); slices.Contains(got, false) {
+		t.Fatalf("cap above the patch count: %v", got)
+	}
+}
+
+// Weakly labelled images (no masks) contribute their top-scoring patches,
+// capped, as seen anomalies.
+func TestFitWeak(t *testing.T) {
+	rt := runtimeFor(t)
+	f := newFixture(t, rt)
+	ctx := context.Background()
+	set := f.set
+	set.Weak = nil
+	for _, im := range f.set.Seen {
+		im.Mask = nil
+		set.Weak = append(set.Weak, im)
+	}
+	set.Seen = nil
+	opts := smallFit(DMAD, f.enc)
+	opts.WeakRounds, opts.WeakFraction = 2, 0.05
+	m, err := Fit(ctx, rt, set, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perImage := WeakPatchCount(set.Weak[0].Features.Rows(), 0.05)
+	if m.Meta.Regime != Semi || m.Meta.WeakImages != len(set.Weak) || m.Meta.WeakPatches != perImage*len(set.Weak) || m.Meta.SeenImages != 0 {
+		t.Fatalf("meta %+v (want %d patches per image)", m.Meta, perImage)
+	}
+	// The picked patches went into the anomaly bank as seen anomalies:
+	// exactly the cap per image.
+	if got := m.Anomaly.Count(banks.KindSeen); got != perImage*len(set.Weak) {
+		t.Fatalf("%d seen-anomaly entries, want %d", got, perImage*len(set.Weak))
+	}
+	// pickWeak flags each image's top patches under the model.
+	picked, n, err := pickWeak(ctx, rt, m, set.Weak, opts)
+	if err != nil || n != perImage*len(set.Weak) {
+		t.Fatalf("picked %d patches: %v", n, err)
+	}
+	sc, err := NewScorer(rt, m, bankSearch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	for i, im := range picked {
+		s, err := sc.PatchScores(ctx, set.Weak[i].Features, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lowestPicked, highestLeft float32 = math.MaxFloat32, -math.MaxFloat32
+		for j, fl := range im.Flags {
+			if fl {
+				lowestPicked = min(lowestPicked, s[j])
+			} else {
+				highestLeft = max(highestLeft, s[j])
+			}
+		}
+		if lowestPicked < highestLeft {
+			t.Fatalf("image %d: a picked patch scores %v, below an unpicked %v", i, lowestPicked, highestLeft)
+		}
+	}
+	// A weak image without features is an error that names it.
+	bad := set
+	bad.Weak = append([]Image(nil), set.Weak...)
+	bad.Weak[0].Features = nil
+	if _, err := Fit(ctx, rt, bad, opts, nil); err == nil {
+		t.Fatal("weak image without features accepted")
+	}
+}
