@@ -1,0 +1,132 @@
+package banks
+
+import (
+	"context"
+	"errors"
+	"math/rand"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dmad/workstation/core/mat"
+)
+
+// failingSource fails its pass after failAt rows.
+type failingSource struct {
+	MatrixSource
+	failAt int
+}
+
+func (s failingSource) Each(ctx context.Context, fn func(int, *mat.Matrix) error) error {
+	return s.MatrixSource.Each(ctx, func(lo int, b *mat.Matrix) error {
+		if lo >= s.failAt {
+			return errors.New("disk read failed")
+		}
+		return fn(lo, b)
+	})
+}
+
+func TestCoresetSourceMatchesInMemory(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	feats, _, _ := clusters(rng, []int{4000, 3000, 2500, 1500}, 96, 6, 1)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		projDim int
+		n       int
+	}{
+		{"projected 32 dims", 32, 120},
+		{"projected 64 dims", 64, 40},
+		{"unprojected", -1, 60},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := CoresetOptions{ProjDim: tc.projDim, Seed: 7, Workers: 2}
+			want, err := Coreset(ctx, feats, tc.n, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantCover := coverRadius(feats, want)
+			for _, block := range []int{1, 97, 4096, feats.Rows()} {
+				got, err := CoresetSource(ctx, MatrixSource{M: feats, BlockRows: block}, tc.n, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != tc.n {
+					t.Fatalf("block %d: %d points, want %d", block, len(got), tc.n)
+				}
+				// The rotation is applied after the projection instead of
+				// before, so float32 rounding may flip a near tie: the
+				// selections must agree on nearly every point and cover the
+				// features as well.
+				same := 0
+				ws := slices.Clone(want)
+				slices.Sort(ws)
+				for _, g := range got {
+					if _, ok := slices.BinarySearch(ws, g); ok {
+						same++
+					}
+				}
+				if same < tc.n*95/100 {
+					t.Errorf("block %d: %d of %d points shared with the in-memory selection", block, same, tc.n)
+				}
+				if c := coverRadius(feats, got); c > 1.05*wantCover {
+					t.Errorf("block %d: cover radius %.4f, in-memory %.4f", block, c, wantCover)
+				}
+			}
+		})
+	}
+}
+
+func TestCoresetSourceBlockingDoesNotMatter(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	feats := gaussian(rng, 5000, 80)
+	ctx := context.Background()
+	opts := CoresetOptions{ProjDim: 24, Seed: 1, Workers: 2}
+	want, err := CoresetSource(ctx, MatrixSource{M: feats}, 100, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, block := range []int{1, 13, 999} {
+		got, err := CoresetSource(ctx, MatrixSource{M: feats, BlockRows: block}, 100, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("block %d: selection differs from one block", block)
+		}
+	}
+}
+
+func TestBuildNormalBankSource(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	feats := gaussian(rng, 3000, 48)
+	src := make([]int32, feats.Rows())
+	for i := range src {
+		src[i] = int32(i / 100)
+	}
+	ctx := context.Background()
+	opts := CoresetOptions{ProjDim: 16, Seed: 2, Workers: 2}
+	b, err := BuildNormalBankSource(ctx, MatrixSource{M: feats, BlockRows: 100}, src, 0.05, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := CoresetSource(ctx, MatrixSource{M: feats}, 150, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Len() != 150 {
+		t.Fatalf("bank of %d rows, want 150", b.Len())
+	}
+	for i, r := range idx {
+		if !slices.Equal(b.Features.Row(i), feats.Row(r)) || b.Source[i] != src[r] {
+			t.Fatalf("bank row %d is not feature row %d", i, r)
+		}
+	}
+	_, err = BuildNormalBankSource(ctx, failingSource{MatrixSource{M: feats, BlockRows: 100}, 1000}, src, 0.05, opts)
+	if err == nil || !strings.Contains(err.Error(), "disk read failed") {
+		t.Errorf("failing source: error %v, want the read error", err)
+	}
+	if _, err := BuildNormalBankSource(ctx, MatrixSource{M: feats}, src[:10], 0.05, opts); err == nil {
+		t.Error("source ids of the wrong length accepted")
+	}
+}
