@@ -19,13 +19,22 @@ import (
 	"github.com/dmad/workstation/core/train"
 )
 
-// Image is one training image with its cached patch features.
+// Image is one training image with its cached patch features: in memory
+// (Features) or read when needed (Load), so that a training set need not
+// fit in memory.
 type Image struct {
 	// ID is unique within the training set; bank entries remember it so a
 	// training patch never finds its own image (METHOD.md §3 [ours]).
 	ID       int32
 	Category string
+	// Features are the patch features when held in memory.
 	Features *mat.Matrix
+	// Load, when Features is nil, reads the features (from a cache on
+	// disk); Patches is then their row count. Fit streams such images a
+	// few times (coreset projection, the kept rows, the mapper's sample)
+	// and never holds more than one block of them.
+	Load    func() (*mat.Matrix, error)
+	Patches int
 	// Mask marks the defect of a seen anomaly (nil for normal images).
 	Mask *image.Gray
 }
@@ -112,7 +121,11 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 	if len(set.Normal) == 0 {
 		return nil, errors.New("fit: no normal training images")
 	}
-	c := set.Normal[0].Features.Cols()
+	first, err := set.Normal[0].features()
+	if err != nil {
+		return nil, fmt.Errorf("fit: %w", err)
+	}
+	c := first.Cols()
 	opts = opts.withDefaults(c)
 	if report == nil {
 		report = func(progress.Event) {}
@@ -144,7 +157,7 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 func newModel(set TrainSet, opts Options, c int) (*Model, error) {
 	cats := map[string]bool{}
 	for _, im := range set.Normal {
-		if im.Features == nil || im.Features.Cols() != c {
+		if (im.Features == nil || im.Features.Cols() != c) && (im.Load == nil || im.Patches <= 0) {
 			return nil, fmt.Errorf("fit: normal image %d has no features of dimension %d", im.ID, c)
 		}
 		cats[im.Category] = true
@@ -163,22 +176,18 @@ func newModel(set TrainSet, opts Options, c int) (*Model, error) {
 	return m, nil
 }
 
-// normalBank builds M_n from the patches of every normal image.
+// normalBank builds M_n from the patches of every normal image, streamed
+// image by image: the coreset holds only their projection.
 func normalBank(ctx context.Context, rt *ort.Runtime, normal []Image, opts Options, c int, report progress.Func) (*banks.NormalBank, error) {
 	report(progress.Event{Stage: progress.Bank})
-	rows := 0
+	feats := ImageRows{Images: normal, Dim: c}
+	src := make([]int32, 0, feats.Rows())
 	for _, im := range normal {
-		rows += im.Features.Rows()
-	}
-	all := mat.WithCapacity(rows, c)
-	src := make([]int32, 0, rows)
-	for _, im := range normal {
-		all.AppendRows(im.Features)
-		for range im.Features.Rows() {
+		for range im.rows() {
 			src = append(src, im.ID)
 		}
 	}
-	nb, err := banks.BuildNormalBankFrom(ctx, all, src, opts.CoresetRatio, banks.CoresetOptions{
+	nb, err := banks.BuildNormalBankSource(ctx, feats, src, opts.CoresetRatio, banks.CoresetOptions{
 		Seed: opts.Seed, Runtime: rt, Progress: report,
 	})
 	if err != nil {
@@ -194,7 +203,10 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 	m.Meta.Attention = opts.Attention && len(set.Seen) == 0
 	rng := rand.New(rand.NewSource(opts.Seed + 7))
 	// Sampled normal training patches (rows across all images, all categories).
-	normQ, normSrc, normCat := samplePatches(set.Normal, opts.TrainPatches, rng, m.Meta.Categories)
+	normQ, normSrc, normCat, err := samplePatches(set.Normal, opts.TrainPatches, rng, m.Meta.Categories)
+	if err != nil {
+		return err
+	}
 	// Seen-anomaly patches: Filter by their masks.
 	seenQ, seenSrc, seenCat, err := filterSeen(set.Seen, opts.Encoder, m.Meta.Categories)
 	if err != nil {
@@ -276,13 +288,13 @@ func catIndex(cats []string) map[string]int32 {
 
 // samplePatches draws n patch rows uniformly over all images (all rows when
 // there are fewer), returning them with their image ids and categories.
-func samplePatches(imgs []Image, n int, rng *rand.Rand, cats []string) (*mat.Matrix, []int32, []int32) {
+// Images are read one at a time.
+func samplePatches(imgs []Image, n int, rng *rand.Rand, cats []string) (*mat.Matrix, []int32, []int32, error) {
 	ci := catIndex(cats)
 	total := 0
 	for _, im := range imgs {
-		total += im.Features.Rows()
+		total += im.rows()
 	}
-	c := imgs[0].Features.Cols()
 	var picks []int
 	if n >= total {
 		picks = make([]int, total)
@@ -293,20 +305,31 @@ func samplePatches(imgs []Image, n int, rng *rand.Rand, cats []string) (*mat.Mat
 		picks = rng.Perm(total)[:n]
 		sort.Ints(picks)
 	}
-	q := mat.New(len(picks), c)
+	var q *mat.Matrix
 	src := make([]int32, len(picks))
 	cat := make([]int32, len(picks))
 	img, base := 0, 0
+	var f *mat.Matrix
 	for i, p := range picks {
-		for p >= base+imgs[img].Features.Rows() {
-			base += imgs[img].Features.Rows()
+		for p >= base+imgs[img].rows() {
+			base += imgs[img].rows()
 			img++
+			f = nil
 		}
-		copy(q.Row(i), imgs[img].Features.Row(p-base))
+		if f == nil {
+			var err error
+			if f, err = imgs[img].features(); err != nil {
+				return nil, nil, nil, fmt.Errorf("training sample: %w", err)
+			}
+			if q == nil {
+				q = mat.New(len(picks), f.Cols())
+			}
+		}
+		copy(q.Row(i), f.Row(p-base))
 		src[i] = imgs[img].ID
 		cat[i] = ci[imgs[img].Category]
 	}
-	return q, src, cat
+	return q, src, cat, nil
 }
 
 // filterSeen keeps the patches of seen anomalies that their masks flag.
@@ -315,18 +338,24 @@ func filterSeen(seen []Image, cfg encoder.Config, cats []string) (*mat.Matrix, [
 		return nil, nil, nil, nil
 	}
 	ci := catIndex(cats)
-	c := seen[0].Features.Cols()
-	q := mat.WithCapacity(0, c)
+	var q *mat.Matrix
 	var src, cat []int32
 	for _, im := range seen {
 		if im.Mask == nil {
 			return nil, nil, nil, fmt.Errorf("seen anomaly %d (%s) has no mask", im.ID, im.Category)
 		}
-		h0, w0 := gridOf(im.Features.Rows())
+		feats, err := im.features()
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("seen anomaly: %w", err)
+		}
+		if q == nil {
+			q = mat.WithCapacity(0, feats.Cols())
+		}
+		h0, w0 := gridOf(feats.Rows())
 		flags := encoder.Filter(im.Mask, h0, w0, cfg)
 		for i, f := range flags {
 			if f {
-				q.AppendRow(im.Features.Row(i))
+				q.AppendRow(feats.Row(i))
 				src = append(src, im.ID)
 				cat = append(cat, ci[im.Category])
 			}
@@ -361,11 +390,15 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, normal []Image
 	lo, hi := float32(0), float32(0)
 	for k := range n {
 		im := normal[order[k]]
-		src := make([]int32, im.Features.Rows())
+		feats, err := im.features()
+		if err != nil {
+			return fmt.Errorf("threshold: %w", err)
+		}
+		src := make([]int32, feats.Rows())
 		for i := range src {
 			src[i] = im.ID
 		}
-		patch, err := sc.PatchScores(ctx, im.Features, src)
+		patch, err := sc.PatchScores(ctx, feats, src)
 		if err != nil {
 			return fmt.Errorf("threshold: %w", err)
 		}
