@@ -130,3 +130,19 @@ func TestBuildNormalBankSource(t *testing.T) {
 		t.Error("source ids of the wrong length accepted")
 	}
 }
+
+func TestCompareGEMM(t *testing.T) {
+	rt := openRuntime(t)
+	rng := rand.New(rand.NewSource(4))
+	bank, q := gaussian(rng, 2000, 64), gaussian(rng, 100, 64)
+	c, err := CompareGEMM(context.Background(), rt, bank, q, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GEMMGFLOPS <= 0 || c.ExactGFLOPS <= 0 || c.Ratio != c.ExactGFLOPS/c.GEMMGFLOPS || c.Queries != 100 || c.BankRows != 2000 {
+		t.Fatalf("comparison %+v", c)
+	}
+	if _, err := CompareGEMM(context.Background(), rt, bank, gaussian(rng, 5, 32), 1); err == nil {
+		t.Fatal("queries of another dimension accepted")
+	}
+}
