@@ -36,6 +36,10 @@ type CoresetOptions struct {
 	// Progress, when set, gets a progress.Bank event as selections complete
 	// (about 100 times).
 	Progress progress.Func
+	// MaxPoints, when > 0, bounds the points [CoresetSource] selects over
+	// at once (memory ≈ 12·MaxPoints·ProjDim bytes): a larger source is
+	// selected in two stages, see CoresetSource. 0: no bound.
+	MaxPoints int
 
 	// disablePruning turns the triangle-inequality pruning off (tests and
 	// benchmarks compare against it).

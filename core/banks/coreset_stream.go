@@ -68,7 +68,16 @@ func (s MatrixSource) Each(ctx context.Context, fn func(lo int, block *mat.Matri
 // projection matrix, which changes no distance but float32 rounding.
 //
 // A negative ProjDim, or one not smaller than src.Cols(), selects on the
-// features themselves and so holds them all.
+// features themselves and so holds them all, unless MaxPoints bounds them.
+//
+// With MaxPoints > 0 and more rows than that, memory stays bounded
+// whatever the source's size (a composable coreset): the rows are taken in
+// consecutive parts of MaxPoints/3 rows, each part's projection is reduced
+// by the same greedy selection to twice its share of n, and the greedy
+// selection over the union of those picks gives the n indices. The
+// result covers the features about as well (k-center coresets compose
+// within a factor of 2; on the tests the cover radius stays within a few
+// per cent) but is not the same selection as the single-stage one.
 func CoresetSource(ctx context.Context, src RowSource, n int, opts CoresetOptions) ([]int, error) {
 	if src == nil || src.Rows() == 0 {
 		return nil, errors.New("coreset: no features")
@@ -86,6 +95,9 @@ func CoresetSource(ctx context.Context, src RowSource, n int, opts CoresetOption
 	}
 	if opts.ProjDim == 0 {
 		opts.ProjDim = 128
+	}
+	if opts.MaxPoints > 0 && N > opts.MaxPoints {
+		return coresetTwoStage(ctx, src, n, opts)
 	}
 	if opts.ProjDim <= 0 || opts.ProjDim >= src.Cols() {
 		all := mat.WithCapacity(N, src.Cols())
@@ -326,4 +338,106 @@ func BuildNormalBankSource(ctx context.Context, src RowSource, source []int32, r
 		b.Source[i] = source[r]
 	}
 	return b, nil
+}
+
+// coresetTwoStage is CoresetSource over parts of at most MaxPoints/3 rows
+// (see there). The projection is not rotated to principal axes (which only
+// speeds up the selection): each part would need its own sample.
+func coresetTwoStage(ctx context.Context, src RowSource, n int, opts CoresetOptions) ([]int, error) {
+	N, C := src.Rows(), src.Cols()
+	if opts.Start <= 0 {
+		opts.Start = 10
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.NumCPU()
+	}
+	dim := opts.ProjDim
+	var proj func(context.Context, *mat.Matrix, *mat.Matrix) error
+	if dim <= 0 || dim >= C {
+		dim = C
+		proj = func(_ context.Context, b, out *mat.Matrix) error { copy(out.RawData(), b.RawData()); return nil }
+	} else {
+		rng := rand.New(rand.NewSource(opts.Seed))
+		w := make([]float32, C*dim)
+		s := 1 / math.Sqrt(float64(dim))
+		for i := range w {
+			w[i] = float32(rng.NormFloat64() * s)
+		}
+		p, closeProj, err := newProjector(opts.Runtime, w, C, dim, opts.Workers)
+		if err != nil {
+			return nil, fmt.Errorf("coreset: project to %d dims: %w", dim, err)
+		}
+		defer closeProj()
+		proj = p
+	}
+	rng := rand.New(rand.NewSource(opts.Seed + 1))
+	partRows := max(1, opts.MaxPoints/3)
+	part := mat.WithCapacity(0, dim)
+	partLo := 0
+	union := mat.WithCapacity(0, dim)
+	var unionIdx []int
+	const oversample = 2
+	// reduce selects the current part's share and empties it.
+	reduce := func() error {
+		rows := part.Rows()
+		if rows == 0 {
+			return nil
+		}
+		k := min(rows, max(1, (oversample*n*rows+N-1)/N))
+		idx, err := selectCoreset(ctx, part.Clone(), k, rng, CoresetOptions{Start: min(opts.Start, rows), Workers: opts.Workers})
+		if err != nil {
+			return err
+		}
+		for _, i := range idx {
+			union.AppendRow(part.Row(i))
+			unionIdx = append(unionIdx, partLo+i)
+		}
+		partLo += rows
+		part = mat.WithCapacity(0, dim)
+		return nil
+	}
+	seen := 0
+	err := src.Each(ctx, func(lo int, b *mat.Matrix) error {
+		if b.Cols() != C || lo != seen {
+			return fmt.Errorf("block of %d×%d at row %d does not continue a %d×%d source at row %d", b.Rows(), b.Cols(), lo, N, C, seen)
+		}
+		seen += b.Rows()
+		pb := mat.New(b.Rows(), dim)
+		if err := proj(ctx, b, pb); err != nil {
+			return err
+		}
+		for r := 0; r < pb.Rows(); {
+			take := min(pb.Rows()-r, partRows-part.Rows())
+			part.AppendRows(pb.Slice(r, r+take))
+			r += take
+			if part.Rows() == partRows {
+				if err := reduce(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil && seen != N {
+		err = fmt.Errorf("source gave %d of its %d rows", seen, N)
+	}
+	if err == nil {
+		err = reduce()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("coreset of %d rows in parts of %d: %w", N, partRows, err)
+	}
+	if n >= union.Rows() {
+		return unionIdx, nil
+	}
+	opts.Start = min(opts.Start, union.Rows())
+	idx, err := selectCoreset(ctx, union, n, rng, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, len(idx))
+	for i, u := range idx {
+		out[i] = unionIdx[u]
+	}
+	return out, nil
 }

@@ -146,3 +146,43 @@ func TestCompareGEMM(t *testing.T) {
 		t.Fatal("queries of another dimension accepted")
 	}
 }
+
+func TestCoresetTwoStageBoundedCovers(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	sizes := []int{3000, 2500, 2000, 1200, 800, 400, 60, 20, 8}
+	feats, labels, _ := clusters(rng, sizes, 96, 8, 1)
+	ctx := context.Background()
+	for _, projDim := range []int{32, -1} {
+		opts := CoresetOptions{ProjDim: projDim, Seed: 3, Workers: 2}
+		const n = 150
+		one, err := CoresetSource(ctx, MatrixSource{M: feats, BlockRows: 300}, n, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.MaxPoints = feats.Rows() / 4
+		two, err := CoresetSource(ctx, MatrixSource{M: feats, BlockRows: 300}, n, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(two) != n {
+			t.Fatalf("proj %d: %d points, want %d", projDim, len(two), n)
+		}
+		seen := map[int]bool{}
+		hit := map[int]bool{}
+		for _, i := range two {
+			if i < 0 || i >= feats.Rows() || seen[i] {
+				t.Fatalf("proj %d: bad or repeated index %d", projDim, i)
+			}
+			seen[i] = true
+			hit[labels[i]] = true
+		}
+		if len(hit) != len(sizes) {
+			t.Errorf("proj %d: two-stage selection covers %d of %d clusters", projDim, len(hit), len(sizes))
+		}
+		r1, r2 := coverRadius(feats, one), coverRadius(feats, two)
+		t.Logf("proj %d: cover radius single-stage %.3f, two-stage (parts of %d) %.3f", projDim, r1, opts.MaxPoints/3, r2)
+		if r2 > 1.25*r1 {
+			t.Errorf("proj %d: two-stage cover radius %.3f, single-stage %.3f", projDim, r2, r1)
+		}
+	}
+}
