@@ -297,6 +297,7 @@ func (b *bench) encode(ctx context.Context, split *dataset.Dataset, moved []data
 func (b *bench) sharedBank(ctx context.Context) error {
 	t1 := time.Now()
 	b.base = b.o.Fit
+	b.base.Memory = b.o.Memory
 	b.base.EncoderID, b.base.Card, b.base.Encoder, b.base.Seed = b.enc.ID(), b.o.Card, b.enc.Config(), b.o.Seed
 	pcOpts := withMethod(b.base, PatchCore)
 	bankFile := ""
@@ -435,8 +436,9 @@ func (b *bench) compareGEMM(ctx context.Context) (banks.GEMMComparison, error) {
 func bankCacheFile(dir, encID string, o Options, float32Cache bool, normal []string) string {
 	h := sha256.New()
 	// "streamed": banks of the streaming coreset (rotation after the
-	// projection) are not mixed with earlier ones.
-	fmt.Fprintf(h, "%s\x00%g\x00%d\x00streamed\x00%v\x00", encID, o.withDefaults(1).CoresetRatio, o.Seed, float32Cache)
+	// projection) are not mixed with earlier ones; the memory budget may
+	// select in two stages.
+	fmt.Fprintf(h, "%s\x00%g\x00%d\x00streamed\x00%v\x00%d\x00", encID, o.withDefaults(1).CoresetRatio, o.Seed, float32Cache, o.Memory)
 	for _, p := range normal {
 		fmt.Fprintf(h, "%s\x00", p)
 	}

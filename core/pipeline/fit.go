@@ -79,6 +79,11 @@ type Options struct {
 	ThresholdQuantile float64
 	// Search configures nearest-neighbour search.
 	Search banks.SearchOptions
+	// Memory is the memory budget in bytes; 0 sets no bound. The normal
+	// bank's coreset selects over at most a third of it (at 128 dims and
+	// 8 bytes a value with its working copy, 1M patches per GiB) and in two
+	// stages beyond that (banks.CoresetOptions.MaxPoints).
+	Memory int64
 	Seed   int64
 	// EncoderID, Card and Encoder describe the features (recorded in Meta).
 	EncoderID string
@@ -188,13 +193,23 @@ func normalBank(ctx context.Context, rt *ort.Runtime, normal []Image, opts Optio
 		}
 	}
 	nb, err := banks.BuildNormalBankSource(ctx, feats, src, opts.CoresetRatio, banks.CoresetOptions{
-		Seed: opts.Seed, Runtime: rt, Progress: report,
+		Seed: opts.Seed, Runtime: rt, Progress: report, MaxPoints: coresetMaxPoints(opts.Memory, c),
 	})
 	if err != nil {
 		return nil, err // its errors say "build normal bank"
 	}
 	nb.Backbone = opts.EncoderID
 	return nb, nil
+}
+
+// coresetMaxPoints is how many patches the coreset may select over at once
+// within a third of budget: each holds a 128-dim projection (the feature
+// itself below 128 dims) and a working copy, 4 bytes a value.
+func coresetMaxPoints(budget int64, c int) int {
+	if budget <= 0 {
+		return 0
+	}
+	return int(budget / 3 / int64(8*min(c, 128)))
 }
 
 // fitDMAD builds M_a, computes the training patches' knowledge and trains

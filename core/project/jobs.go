@@ -160,6 +160,7 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, report progress.Fun
 		return storage.ModelRecord{}, nil, err
 	}
 	fo := o.Fit
+	fo.Memory = o.Memory
 	fo.Method, fo.EncoderID, fo.Card, fo.Encoder = o.Method, enc.ID(), enc.Card(), enc.Config()
 	key := normalBankKey(enc.ID(), fo, normal)
 	var prev *pipeline.Model
