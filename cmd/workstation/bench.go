@@ -93,7 +93,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	runs := fs.String("runs", "", "explicit runs instead of --methods: patchcore, dmad-unsupervised, dmad-semi")
 	seen := fs.Int("seen-anomalies", 10, "K: anomalous test images per category moved to training for the semi-supervised regime")
 	cache := fs.String("cache", "", "cache features in `DIR` between runs (default: a temporary folder, removed at the end)")
-	cache32 := fs.Bool("cache-float32", false, "cache new features as float32 instead of float16 (twice the disk and I/O; for comparing metrics)")
+	cache16 := fs.Bool("cache-float16", false, "cache new features as float16 instead of float32 (half the disk and I/O; moved image AUROC by about 0.001 on the benchmark)")
 	noFast := fs.Bool("no-fast", false, "do not score every run a second time with the fast search")
 	maxTrain := fs.Int("max-train", 0, "use at most N normal training images per category (0: all; a reduced protocol for quick checks)")
 	if err := parse(fs, args); err != nil {
@@ -142,7 +142,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Data: *data, Categories: splitList(*cats), Runs: runList, Seen: *seen, Seed: ff.seed,
 		Card: card, Backbone: model, Encoder: ef.encoderConfig(), Fit: opts.Fit,
 		OODImages: opts.OODImages, CacheDir: *cache, MaxTrain: *maxTrain, Progress: pr.Report, Log: pr.Log,
-		Float32Cache: *cache32, Memory: opts.Memory, NoFast: *noFast,
+		Float16Cache: *cache16, Memory: opts.Memory, NoFast: *noFast,
 	})
 	if err != nil {
 		return err

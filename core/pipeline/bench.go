@@ -43,14 +43,13 @@ type BenchOptions struct {
 	MaxTrain int
 	// OODImages is the number of synthetic-defect images for M_o (default 200).
 	OODImages int
-	// CacheDir, when set, caches features between runs (float16 files, see
-	// DirCache); otherwise they are cached in a temporary folder for the
+	// CacheDir, when set, caches features between runs (see DirCache); otherwise they are cached in a temporary folder for the
 	// benchmark's duration. Either way features are read from the cache as
 	// needed, never all held in memory.
 	CacheDir string
-	// Float32Cache stores newly cached features as float32 (the old
-	// format, for comparing metrics with float16).
-	Float32Cache bool
+	// Float16Cache stores newly cached features as float16 (half the disk
+	// and I/O; see DirCache for its effect on the metrics).
+	Float16Cache bool
 	// Memory is the memory budget in bytes (0: membudget.Default()); it
 	// sizes the groups of test images scored together.
 	Memory int64
@@ -171,7 +170,7 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 		defer os.RemoveAll(dir)
 		b.o.CacheDir = dir
 	}
-	b.cache = &DirCache{Dir: b.o.CacheDir, EncoderID: b.enc.ID(), Float32: o.Float32Cache}
+	b.cache = &DirCache{Dir: b.o.CacheDir, EncoderID: b.enc.ID(), Float16: o.Float16Cache}
 	PeakRSSReset()
 	if err := b.encode(ctx, split, moved); err != nil {
 		return nil, err
@@ -302,7 +301,7 @@ func (b *bench) sharedBank(ctx context.Context) error {
 	pcOpts := withMethod(b.base, PatchCore)
 	bankFile := ""
 	if b.o.CacheDir != "" {
-		bankFile = bankCacheFile(b.o.CacheDir, b.enc.ID(), b.base, b.o.Float32Cache, paths(b.normal))
+		bankFile = bankCacheFile(b.o.CacheDir, b.enc.ID(), b.base, b.o.Float16Cache, paths(b.normal))
 		if data, err := os.ReadFile(bankFile); err == nil {
 			nb := &banks.NormalBank{}
 			if err := nb.UnmarshalBinary(data); err == nil {
@@ -433,12 +432,12 @@ func (b *bench) compareGEMM(ctx context.Context) (banks.GEMMComparison, error) {
 }
 
 // bankCacheFile names a cached normal bank by everything it depends on.
-func bankCacheFile(dir, encID string, o Options, float32Cache bool, normal []string) string {
+func bankCacheFile(dir, encID string, o Options, float16Cache bool, normal []string) string {
 	h := sha256.New()
 	// "streamed": banks of the streaming coreset (rotation after the
 	// projection) are not mixed with earlier ones; the memory budget may
 	// select in two stages.
-	fmt.Fprintf(h, "%s\x00%g\x00%d\x00streamed\x00%v\x00%d\x00", encID, o.withDefaults(1).CoresetRatio, o.Seed, float32Cache, o.Memory)
+	fmt.Fprintf(h, "%s\x00%g\x00%d\x00streamed\x00%v\x00%d\x00", encID, o.withDefaults(1).CoresetRatio, o.Seed, float16Cache, o.Memory)
 	for _, p := range normal {
 		fmt.Fprintf(h, "%s\x00", p)
 	}

@@ -189,15 +189,16 @@ func CachedImages(cache FeatureCache, paths []string, ids []int32, cats []string
 // DirCache is a FeatureCache in a folder: one file per image and
 // encoder, named by a hash of the encoder id, the path, its size and its
 // modification time, so a changed file is encoded again. Features are
-// stored as IEEE float16 (".f16": half the disk and I/O of float32), or
-// float32 (".f32") with Float32 set. A cache of either kind is read
-// whatever the setting: features cached as float32 before float16 existed
-// are used as they are.
+// stored as float32 (".f32"), or as IEEE float16 (".f16": half the disk
+// and I/O) with Float16 set. A cache of either kind is read whatever the
+// setting. float16 is not the default: on the benchmark it moved PatchCore's
+// image AUROC by 0.0013 (magnetic_tile, 200 training images), more than the
+// 0.001 allowed.
 type DirCache struct {
 	Dir       string
 	EncoderID string
-	// Float32 stores new features at full precision.
-	Float32 bool
+	// Float16 stores new features as float16.
+	Float16 bool
 }
 
 // File encodings: a header of rows and cols (uint32 LE), then the values
@@ -223,9 +224,9 @@ func (c *DirCache) Get(path string) (*mat.Matrix, bool) {
 	if !ok {
 		return nil, false
 	}
-	exts := []string{extF16, extF32}
-	if c.Float32 {
-		exts[0], exts[1] = extF32, extF16
+	exts := []string{extF32, extF16}
+	if c.Float16 {
+		exts[0], exts[1] = extF16, extF32
 	}
 	for _, ext := range exts {
 		if m, err := readCacheFile(f + ext); err == nil {
@@ -276,9 +277,9 @@ func (c *DirCache) Put(path string, m *mat.Matrix) error {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return err
 	}
-	width, ext := 2, extF16
-	if c.Float32 {
-		width, ext = 4, extF32
+	width, ext := 4, extF32
+	if c.Float16 {
+		width, ext = 2, extF16
 	}
 	b := make([]byte, 8+width*len(m.RawData()))
 	binary.LittleEndian.PutUint32(b, uint32(m.Rows()))

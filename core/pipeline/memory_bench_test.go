@@ -82,7 +82,7 @@ func BenchmarkTrainMemory(b *testing.B) {
 			for _, s := range ds.Train() {
 				paths, cats, ids = append(paths, s.Path), append(cats, s.Category), append(ids, int32(len(ids)))
 			}
-			cache := &DirCache{Dir: filepath.Join(b.TempDir(), "features"), EncoderID: enc.ID()}
+			cache := &DirCache{Dir: filepath.Join(b.TempDir(), "features"), EncoderID: enc.ID(), Float16: true}
 			rows, err := EncodeToCache(ctx, enc, paths, cache, nil)
 			if err != nil {
 				b.Fatal(err)

@@ -243,13 +243,13 @@ func TestDirCache(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
-		float32 bool
+		float16 bool
 		ext     string
 		tol     float64 // relative error allowed (float16: 2^-11)
 		abs     float64 // absolute error allowed near zero
 	}{
-		{"float16", false, ".f16", 1.0 / 2048, 6e-8},
-		{"float32", true, ".f32", 0, 0},
+		{"float16", true, ".f16", 1.0 / 2048, 6e-8},
+		{"float32", false, ".f32", 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -257,7 +257,7 @@ func TestDirCache(t *testing.T) {
 			if err := os.WriteFile(img, []byte("x"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			c := &DirCache{Dir: filepath.Join(dir, "cache"), EncoderID: "enc", Float32: tc.float32}
+			c := &DirCache{Dir: filepath.Join(dir, "cache"), EncoderID: "enc", Float16: tc.float16}
 			if _, ok := c.Get(img); ok {
 				t.Fatal("empty cache hit")
 			}
@@ -268,11 +268,11 @@ func TestDirCache(t *testing.T) {
 			if len(files) != 1 {
 				t.Fatalf("cache files %v, want one %s", files, tc.ext)
 			}
-			if st, _ := os.Stat(files[0]); st.Size() != int64(8+len(m.RawData())*map[bool]int{true: 4, false: 2}[tc.float32]) {
+			if st, _ := os.Stat(files[0]); st.Size() != int64(8+len(m.RawData())*map[bool]int{true: 2, false: 4}[tc.float16]) {
 				t.Fatalf("cache file of %d bytes", st.Size())
 			}
 			// Both settings read both encodings (an old float32 cache stays usable).
-			for _, reader := range []*DirCache{c, {Dir: c.Dir, EncoderID: "enc", Float32: !tc.float32}} {
+			for _, reader := range []*DirCache{c, {Dir: c.Dir, EncoderID: "enc", Float16: !tc.float16}} {
 				got, ok := reader.Get(img)
 				if !ok || got.Rows() != 2 || got.Cols() != 3 {
 					t.Fatalf("cache miss or wrong shape: %v", got)
