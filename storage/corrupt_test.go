@@ -72,7 +72,13 @@ func TestCorruptionIsReportedAndContained(t *testing.T) {
 	if err := p.SaveModel(ctx, &ModelRecord{Version: 4}, map[string]io.Reader{PartMapper: bytes.NewReader(intact)}); err != nil {
 		t.Fatal(err)
 	}
-	// Features with a recognisable bit pattern, and a mask with a recognisable row.
+	// Features with a recognisable bit pattern (stored as float32, so the
+	// pattern is found in the file), and a mask with a recognisable row.
+	st := p.Settings()
+	st.FeatureCache = FeatureFloat32
+	if err := p.PutSettings(st); err != nil {
+		t.Fatal(err)
+	}
 	const bits = 0x3e1d2c4b
 	fm := mat.New(16, 16)
 	for i := range fm.RawData() {

@@ -71,7 +71,7 @@ func TestMigrateV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if p.Settings().InputSize != 256 || p.Settings().FeatureCache != "" && p.Settings().FeatureCache != FeatureFloat32 {
+	if p.Settings().InputSize != 256 || p.Settings().FeatureCache != FeatureFloat32 && p.Settings().FeatureCache != FeatureFloat16 {
 		t.Fatalf("settings %+v", p.Settings())
 	}
 	rec, err := p.ImageByPath(present)

@@ -226,16 +226,19 @@ func TestTrainEvalInspectExport(t *testing.T) {
 func TestBench(t *testing.T) {
 	data, bb, env := fixture(t)
 	out := filepath.Join(t.TempDir(), "bench.json")
-	args := append([]string{"bench", "--data", data, "--json", out, "--backbone", bb, "--seen-anomalies", "2"}, small...)
+	args := append([]string{"bench", "--data", data, "--json", out, "--backbone", bb, "--seen-anomalies", "2", "--memory", "300MiB"}, small...)
 	r := cli(t, env, args...)
 	if r.code != 0 {
 		t.Fatalf("bench: exit %d\n%s", r.code, r.stderr)
 	}
 	var rep struct {
-		Backbone  string `json:"backbone"`
-		Device    string `json:"device"`
-		ImageSize int    `json:"image_size"`
-		Runs      []struct {
+		Backbone       string             `json:"backbone"`
+		Device         string             `json:"device"`
+		ImageSize      int                `json:"image_size"`
+		MemoryBudgetMB float64            `json:"memory_budget_mb"`
+		PeakRSSMB      float64            `json:"peak_rss_mb"`
+		GEMM           map[string]float64 `json:"gemm"`
+		Runs           []struct {
 			Method        string                        `json:"method"`
 			Regime        string                        `json:"regime"`
 			SeenAnomalies int                           `json:"seen_anomalies"`
@@ -243,6 +246,12 @@ func TestBench(t *testing.T) {
 			Mean          map[string]float64            `json:"mean"`
 			Timings       map[string]float64            `json:"timings"`
 			PeakRSSMB     float64                       `json:"peak_rss_mb"`
+			ImagesPerS    float64                       `json:"images_per_s"`
+			Fast          *struct {
+				Mode       string             `json:"mode"`
+				Mean       map[string]float64 `json:"mean"`
+				ImagesPerS float64            `json:"images_per_s"`
+			} `json:"fast"`
 		} `json:"runs"`
 	}
 	b, err := os.ReadFile(out)
@@ -255,13 +264,19 @@ func TestBench(t *testing.T) {
 	if rep.Backbone != "tiny" || rep.Device != "cpu" || rep.ImageSize != 64 || len(rep.Runs) != 3 {
 		t.Fatalf("report header: %+v", rep)
 	}
+	if rep.MemoryBudgetMB != 300 || rep.PeakRSSMB <= 0 || rep.GEMM["gemm_gflops"] <= 0 || rep.GEMM["ratio"] <= 0 {
+		t.Fatalf("report memory and GEMM: budget %v MB, peak %v MB, gemm %v", rep.MemoryBudgetMB, rep.PeakRSSMB, rep.GEMM)
+	}
 	want := [][2]string{{"patchcore", "unsupervised"}, {"dmad", "unsupervised"}, {"dmad", "semi"}}
 	for i, run := range rep.Runs {
 		if run.Method != want[i][0] || run.Regime != want[i][1] {
 			t.Fatalf("run %d is %s/%s, want %v", i, run.Method, run.Regime, want[i])
 		}
-		if len(run.PerCategory) != 2 || run.PeakRSSMB <= 0 || run.Timings["infer_ms_per_image"] <= 0 {
+		if len(run.PerCategory) != 2 || run.PeakRSSMB <= 0 || run.Timings["infer_ms_per_image"] <= 0 || run.ImagesPerS <= 0 {
 			t.Fatalf("run %d incomplete: %+v", i, run)
+		}
+		if f := run.Fast; f == nil || f.Mode != "fast" || f.ImagesPerS <= 0 || f.Mean["image_auroc"] <= 0 {
+			t.Fatalf("run %d: fast search side by side missing: %+v", i, run.Fast)
 		}
 		for _, k := range []string{"image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pro"} {
 			if v, ok := run.Mean[k]; !ok || v < 0 || v > 1 {
@@ -293,6 +308,8 @@ func TestErrors(t *testing.T) {
 		{"missing backbone", []string{"bench", "--data", data, "--json", filepath.Join(dir, "b.json"), "--backbone", filepath.Join(dir, "none.onnx")}, 1, "none.onnx: no such file"},
 		{"corrupt project", []string{"eval", "--project", corrupt, "--json", filepath.Join(dir, "e.json")}, 1, "corrupt.db"},
 		{"missing project", []string{"eval", "--project", filepath.Join(dir, "absent.db"), "--json", filepath.Join(dir, "e.json")}, 1, "absent.db"},
+		{"bad memory", []string{"bench", "--data", data, "--json", filepath.Join(dir, "b.json"), "--backbone", bb, "--memory", "lots"}, 2, `memory size "lots"`},
+		{"small memory", []string{"bench", "--data", data, "--json", filepath.Join(dir, "b.json"), "--backbone", bb, "--memory", "1MiB"}, 2, "--memory 1MiB is out of range"},
 		{"bad device", []string{"bench", "--data", data, "--json", filepath.Join(dir, "b.json"), "--backbone", bb, "--device", "tpu"}, 2, "tpu"},
 		{"no model yet", []string{"inspect", "--project", filepath.Join(dir, "fresh.db"), "--input", data, "--out", dir}, 1, "fresh.db"},
 	} {

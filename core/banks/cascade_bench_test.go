@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/dmad/workstation/core/mat"
-	"github.com/dmad/workstation/core/onnxgraph"
 	"github.com/dmad/workstation/core/ort"
 )
 
@@ -101,25 +100,10 @@ func BenchmarkSearchModes(b *testing.B) {
 	}
 }
 
-// gemmSession is a bare q·B MatMul with B (C×rows) as an initializer: the
-// distance product of the search without anything around it.
+// gemmSession is newGEMMSession failing tb on error.
 func gemmSession(tb testing.TB, rt *ort.Runtime, bank *mat.Matrix) *ort.Session {
 	tb.Helper()
-	bt := make([]float32, bank.Rows()*bank.Cols())
-	for r := range bank.Rows() {
-		for c, v := range bank.Row(r) {
-			bt[c*bank.Rows()+r] = v
-		}
-	}
-	g := onnxgraph.New("gemm")
-	x := g.Input("q", onnxgraph.Float, -1, int64(bank.Cols()))
-	y := g.OpTo("y", "MatMul", []string{x, g.Const("bt", bt, int64(bank.Cols()), int64(bank.Rows()))})
-	g.Output(y, onnxgraph.Float)
-	model, err := g.Marshal()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sess, err := rt.NewSession(model, []string{x}, []string{y})
+	sess, err := newGEMMSession(rt, bank)
 	if err != nil {
 		tb.Fatal(err)
 	}

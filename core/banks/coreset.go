@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/dmad/workstation/core/onnxgraph"
 	"github.com/dmad/workstation/core/ort"
 	"github.com/dmad/workstation/core/progress"
-	gmat "gonum.org/v1/gonum/mat"
 )
 
 // CoresetOptions configure [Coreset]. The zero value gives PatchCore's
@@ -38,6 +36,10 @@ type CoresetOptions struct {
 	// Progress, when set, gets a progress.Bank event as selections complete
 	// (about 100 times).
 	Progress progress.Func
+	// MaxPoints, when > 0, bounds the points [CoresetSource] selects over
+	// at once (memory ≈ 12·MaxPoints·ProjDim bytes): a larger source is
+	// selected in two stages, see CoresetSource. 0: no bound.
+	MaxPoints int
 
 	// disablePruning turns the triangle-inequality pruning off (tests and
 	// benchmarks compare against it).
@@ -108,8 +110,14 @@ func Coreset(ctx context.Context, feats *mat.Matrix, n int, opts CoresetOptions)
 			return nil, fmt.Errorf("coreset: %w", err)
 		}
 	}
+	return selectCoreset(ctx, pts, n, rng, opts)
+}
+
+// selectCoreset runs the greedy selection of n points on the projected
+// points pts (which it takes over and reorders).
+func selectCoreset(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, opts CoresetOptions) ([]int, error) {
 	k := newKCenter(pts, opts.Workers, !opts.disablePruning)
-	if err := k.init(ctx, sampleDistinct(rng, N, opts.Start)); err != nil {
+	if err := k.init(ctx, sampleDistinct(rng, pts.Rows(), opts.Start)); err != nil {
 		return nil, fmt.Errorf("coreset: %w", err)
 	}
 	out := make([]int, 0, n)
@@ -201,46 +209,10 @@ func projectGo(ctx context.Context, feats *mat.Matrix, w []float32, dim, workers
 // rotateToPrincipal returns w·V, V the eigenvectors of the covariance of
 // the projected sample ps, in decreasing eigenvalue order.
 func rotateToPrincipal(ps *mat.Matrix, w []float32, C, dim int) []float32 {
-	mean := make([]float64, dim)
-	for r := range ps.Rows() {
-		for j, v := range ps.Row(r) {
-			mean[j] += float64(v)
-		}
-	}
-	for j := range mean {
-		mean[j] /= float64(ps.Rows())
-	}
-	cov := make([]float64, dim*dim)
-	x := make([]float64, dim)
-	for r := range ps.Rows() {
-		for j, v := range ps.Row(r) {
-			x[j] = float64(v) - mean[j]
-		}
-		for a := range dim {
-			xa := x[a]
-			row := cov[a*dim : (a+1)*dim]
-			for b := a; b < dim; b++ {
-				row[b] += xa * x[b]
-			}
-		}
-	}
-	for a := range dim {
-		for b := a + 1; b < dim; b++ {
-			cov[b*dim+a] = cov[a*dim+b]
-		}
-	}
-	var eig gmat.EigenSym
-	if !eig.Factorize(gmat.NewSymDense(dim, cov), true) {
+	vecs, order, ok := principalBasis(ps, dim)
+	if !ok {
 		return w // no rotation: distances are the same either way
 	}
-	vals := eig.Values(nil)
-	var vecs gmat.Dense
-	eig.VectorsTo(&vecs)
-	order := make([]int, dim)
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(a, b int) bool { return vals[order[a]] > vals[order[b]] })
 	out := make([]float32, C*dim)
 	for c := range C {
 		wr := w[c*dim : (c+1)*dim]

@@ -5,18 +5,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"path/filepath"
-
+	"errors"
 	"fmt"
-	"github.com/dmad/workstation/core/banks"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/membudget"
 	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/ort"
 	"github.com/dmad/workstation/core/progress"
@@ -49,8 +50,20 @@ type BenchOptions struct {
 	MaxTrain int
 	// OODImages is the number of synthetic-defect images for M_o (default 200).
 	OODImages int
-	// CacheDir, when set, caches features between runs (raw float32 files).
+	// CacheDir, when set, caches features between runs (see DirCache); otherwise they are cached in a temporary folder for the
+	// benchmark's duration. Either way features are read from the cache as
+	// needed, never all held in memory.
 	CacheDir string
+	// Float16Cache stores newly cached features as float16 (half the disk
+	// and I/O; see DirCache for its effect on the metrics).
+	Float16Cache bool
+	// Memory is the memory budget in bytes (0: membudget.Default()); it
+	// sizes the groups of test images scored together.
+	Memory int64
+	// NoFast skips scoring every run a second time with the fast search.
+	NoFast bool
+	// NoGEMM skips measuring exact search against the GEMM peak.
+	NoGEMM bool
 	// Progress receives stage progress (Event.Run names the run of the
 	// fitting and scoring stages); Log receives result lines.
 	Progress progress.Func
@@ -65,8 +78,16 @@ type BenchRun struct {
 	PerCategory   map[string]metrics.Summary `json:"per_category"`
 	Mean          metrics.Summary            `json:"mean"`
 	Timings       BenchTimings               `json:"timings"`
-	PeakRSSMB     float64                    `json:"peak_rss_mb"`
-	Threshold     float32                    `json:"threshold"`
+	// PeakRSSMB is the process's peak resident memory during this run
+	// (fitting and scoring; the high-water mark is reset before each run
+	// where Linux allows, see PeakRSSReset), or since the start otherwise.
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+	Threshold float32 `json:"threshold"`
+	// ImagesPerS is exact scoring's rate end to end (encode + score).
+	ImagesPerS float64 `json:"images_per_s"`
+	// Fast is the same model scored with the fast search (absent with
+	// NoFast).
+	Fast *BenchSearch `json:"fast,omitempty"`
 	// MapFusion is how the run's maps were made (DMAD), Validation how
 	// the candidate fusions did on the validation split.
 	MapFusion   *MapFusion        `json:"map_fusion,omitempty"`
@@ -86,6 +107,15 @@ type MapVariant struct {
 	Mean         metrics.Summary            `json:"mean"`
 }
 
+// BenchSearch is one run's model scored with another search mode.
+type BenchSearch struct {
+	Mode            string                     `json:"mode"`
+	PerCategory     map[string]metrics.Summary `json:"per_category"`
+	Mean            metrics.Summary            `json:"mean"`
+	InferMSPerImage float64                    `json:"infer_ms_per_image"`
+	ImagesPerS      float64                    `json:"images_per_s"`
+}
+
 // BenchTimings are wall-clock seconds of each stage. FeaturesS (encoding
 // every image once) and BanksS (the normal coreset) are shared by all runs
 // and reported in each; TrainS is the run's own fitting (anomaly bank,
@@ -100,14 +130,25 @@ type BenchTimings struct {
 
 // BenchReport is the benchmark's JSON document.
 type BenchReport struct {
-	Backbone   string     `json:"backbone"`
-	Device     string     `json:"device"`
-	Threads    int        `json:"threads"`
-	ImageSize  int        `json:"image_size"`
-	Categories []string   `json:"categories"`
-	TestImages int        `json:"test_images"`
-	Seed       int64      `json:"seed"`
-	Runs       []BenchRun `json:"runs"`
+	Backbone   string   `json:"backbone"`
+	Device     string   `json:"device"`
+	Threads    int      `json:"threads"`
+	ImageSize  int      `json:"image_size"`
+	Categories []string `json:"categories"`
+	TestImages int      `json:"test_images"`
+	Seed       int64    `json:"seed"`
+	// MemoryBudgetMB is the memory setting (BenchOptions.Memory) in MiB.
+	MemoryBudgetMB float64 `json:"memory_budget_mb"`
+	// SharedPeakRSSMB is the peak resident memory of the shared stages
+	// (features, synthetic defects, normal bank); PeakRSSMB the whole
+	// process's.
+	SharedPeakRSSMB float64 `json:"shared_peak_rss_mb"`
+	PeakRSSMB       float64 `json:"peak_rss_mb"`
+	// GEMM compares exact search (one test image's patches against the
+	// normal bank) with the GEMM peak of the same shape, measured in the
+	// same run (absent with NoGEMM).
+	GEMM *banks.GEMMComparison `json:"gemm,omitempty"`
+	Runs []BenchRun            `json:"runs"`
 }
 
 // DefaultBenchRuns are the runs of `workstation bench`.
@@ -126,6 +167,9 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 	if len(o.Runs) == 0 {
 		o.Runs = DefaultBenchRuns
 	}
+	if o.Memory <= 0 {
+		o.Memory = membudget.Default()
+	}
 	b := &bench{o: o, rt: rt, prog: o.Progress, logf: o.Log}
 	if b.prog == nil {
 		b.prog = func(progress.Event) {}
@@ -142,6 +186,16 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 		return nil, err
 	}
 	defer b.enc.Close()
+	if o.CacheDir == "" {
+		dir, err := os.MkdirTemp("", "dmad-bench-features-*")
+		if err != nil {
+			return nil, fmt.Errorf("bench: feature cache: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		b.o.CacheDir = dir
+	}
+	b.cache = &DirCache{Dir: b.o.CacheDir, EncoderID: b.enc.ID(), Float16: o.Float16Cache}
+	PeakRSSReset()
 	if err := b.encode(ctx, split, moved); err != nil {
 		return nil, err
 	}
@@ -149,20 +203,44 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 		return nil, err
 	}
 	rep := &BenchReport{Backbone: o.Card.Name, Device: string(rt.Provider()), Threads: rt.Threads(),
-		ImageSize: b.enc.Config().InputSize, Categories: split.Categories, TestImages: len(b.test), Seed: o.Seed}
+		ImageSize: b.enc.Config().InputSize, Categories: split.Categories, TestImages: len(b.test), Seed: o.Seed,
+		MemoryBudgetMB: float64(o.Memory) / (1 << 20), SharedPeakRSSMB: PeakRSSMB()}
+	b.logf("features and normal bank: peak RSS %.0f MB (memory budget %s)", rep.SharedPeakRSSMB, membudget.Format(o.Memory))
+	if !o.NoGEMM {
+		g, err := b.compareGEMM(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rep.GEMM = &g
+		b.logf("exact search %.1f GFLOP/s vs GEMM peak %.1f GFLOP/s: ratio %.2f (%d queries × %d bank rows)",
+			g.ExactGFLOPS, g.GEMMGFLOPS, g.Ratio, g.Queries, g.BankRows)
+	}
+	processPeak := rep.SharedPeakRSSMB
 	for _, run := range o.Runs {
+		PeakRSSReset()
 		br, err := b.run(ctx, run)
 		if err != nil {
 			return nil, err
 		}
+		processPeak = max(processPeak, br.PeakRSSMB)
 		rep.Runs = append(rep.Runs, br)
-		b.logf("%-18s I-AUROC %.4f  I-AP %.4f  P-AUROC %.4f  PRO %.4f  (train %.0fs, %.1f ms/img)",
-			run, br.Mean.ImageAUROC, br.Mean.ImageAP, br.Mean.PixelAUROC, br.Mean.PRO, br.Timings.TrainS, br.Timings.InferMSPerImage)
+		b.logf("%-18s I-AUROC %.4f  I-AP %.4f  P-AUROC %.4f  PRO %.4f  (train %.0fs, %.1f ms/img, %.1f img/s, peak RSS %.0f MB)",
+			run, br.Mean.ImageAUROC, br.Mean.ImageAP, br.Mean.PixelAUROC, br.Mean.PRO, br.Timings.TrainS, br.Timings.InferMSPerImage, br.ImagesPerS, br.PeakRSSMB)
+		if f := br.Fast; f != nil {
+			b.logf("%-18s I-AUROC %.4f  I-AP %.4f  P-AUROC %.4f  PRO %.4f  (%.1f ms/img, %.1f img/s)",
+				"  fast search", f.Mean.ImageAUROC, f.Mean.ImageAP, f.Mean.PixelAUROC, f.Mean.PRO, f.InferMSPerImage, f.ImagesPerS)
+		}
 		for _, c := range rep.Categories {
 			pm := br.PerCategory[c]
-			b.logf("    %-16s I-AUROC %.4f  P-AUROC %.4f  PRO %.4f", c, pm.ImageAUROC, pm.PixelAUROC, pm.PRO)
+			line := fmt.Sprintf("    %-16s I-AUROC %.4f  P-AUROC %.4f  PRO %.4f", c, pm.ImageAUROC, pm.PixelAUROC, pm.PRO)
+			if br.Fast != nil {
+				fm := br.Fast.PerCategory[c]
+				line += fmt.Sprintf("   fast: I-AUROC %.4f  P-AUROC %.4f", fm.ImageAUROC, fm.PixelAUROC)
+			}
+			b.logf("%s", line)
 		}
 	}
+	rep.PeakRSSMB = max(processPeak, PeakRSSMB())
 	return rep, nil
 }
 
@@ -176,9 +254,9 @@ type bench struct {
 	logf func(format string, args ...any)
 
 	normal, test []dataset.Sample
-	set          TrainSet // normal images, OOD patches and the validation split
+	set          TrainSet // normal images (read from cache), OOD patches and the validation split
 	seen         []Image  // the seen anomalies, for dmad-semi and (without masks) dmad-weak
-	testFeats    []*mat.Matrix
+	cache        *DirCache
 	featS, encMS float64 // feature time (s), encoding cost per image (ms)
 
 	base   Options // fit options of every run, with the shared normal bank
@@ -205,19 +283,18 @@ func (b *bench) encode(ctx context.Context, split *dataset.Dataset, moved []data
 		}
 	}
 	b.test = split.Test()
-	var cache FeatureCache
-	if b.o.CacheDir != "" {
-		cache = &DirCache{Dir: b.o.CacheDir, EncoderID: b.enc.ID()}
-	}
 	t0 := time.Now()
 	all := append(append(paths(b.normal), paths(moved)...), paths(b.test)...)
-	feats, err := Encode(ctx, b.enc, all, cache, b.prog)
+	rows, err := EncodeToCache(ctx, b.enc, all, b.cache, b.prog)
 	if err != nil {
 		return err
 	}
-	for i, s := range b.normal {
-		b.set.Normal = append(b.set.Normal, Image{ID: int32(i), Category: s.Category, Features: feats[i]})
+	ids, cats := make([]int32, len(all)), make([]string, len(all))
+	for i, s := range append(append(append([]dataset.Sample(nil), b.normal...), moved...), b.test...) {
+		ids[i], cats[i] = int32(i), s.Category
 	}
+	imgs := CachedImages(b.cache, all, ids, cats, rows)
+	b.set = TrainSet{Normal: imgs[:len(b.normal)]}
 	// The validation split: held-out normal training images with synthetic
 	// defects; the OOD patches come from the other normal images only.
 	var picked []int
@@ -245,9 +322,10 @@ func (b *bench) encode(ctx context.Context, split *dataset.Dataset, moved []data
 		if err != nil {
 			return err
 		}
-		b.seen = append(b.seen, Image{ID: int32(len(b.normal) + i), Category: s.Category, Features: feats[len(b.normal)+i], Mask: m})
+		im := imgs[len(b.normal)+i]
+		im.Mask = m
+		b.seen = append(b.seen, im)
 	}
-	b.testFeats = feats[len(b.normal)+len(moved):]
 	return nil
 }
 
@@ -256,11 +334,12 @@ func (b *bench) encode(ctx context.Context, split *dataset.Dataset, moved []data
 func (b *bench) sharedBank(ctx context.Context) error {
 	t1 := time.Now()
 	b.base = b.o.Fit
+	b.base.Memory = b.o.Memory
 	b.base.EncoderID, b.base.Card, b.base.Encoder, b.base.Seed = b.enc.ID(), b.o.Card, b.enc.Config(), b.o.Seed
 	pcOpts := withMethod(b.base, PatchCore)
 	bankFile := ""
 	if b.o.CacheDir != "" {
-		bankFile = bankCacheFile(b.o.CacheDir, b.enc.ID(), b.base, paths(b.normal))
+		bankFile = bankCacheFile(b.o.CacheDir, b.enc.ID(), b.base, b.o.Float16Cache, paths(b.normal))
 		if data, err := os.ReadFile(bankFile); err == nil {
 			nb := &banks.NormalBank{}
 			if err := nb.UnmarshalBinary(data); err == nil {
@@ -285,8 +364,7 @@ func (b *bench) sharedBank(ctx context.Context) error {
 	return nil
 }
 
-// run fits (DMAD) or takes (PatchCore) one run's model and scores the test
-// images with it.
+// run fits (or takes) the run's model and scores the test images.
 func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 	var m *Model
 	t := time.Now()
@@ -315,28 +393,14 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 	if run == "patchcore" {
 		trainS = b.banksS
 	}
-	sc, err := NewScorer(b.rt, m, b.base.Search)
-	if err != nil {
-		return BenchRun{}, err
-	}
-	t2 := time.Now()
-	res, err := sc.ScoreImages(ctx, b.testFeats, inRun(b.prog, run))
-	sc.Close()
-	if err != nil {
-		return BenchRun{}, err
-	}
-	scoreMS := 1000 * time.Since(t2).Seconds() / float64(max(1, len(b.test)))
-	items := make([]Scored, len(b.test))
-	for i, s := range b.test {
-		items[i] = Scored{Path: s.Path, Category: s.Category, Anomalous: s.Label == dataset.Defect, MaskPath: s.MaskPath, Result: res[i]}
-	}
-	h0, w0 := b.enc.Grid()
-	per, mean, err := Evaluate(ctx, items, h0, w0, b.enc.Config())
+	exact := b.base.Search
+	exact.Mode = banks.SearchExact
+	items, per, mean, scoreMS, err := b.score(ctx, m, exact, inRun(b.prog, run))
 	if err != nil {
 		return BenchRun{}, err
 	}
 	br := BenchRun{Method: string(m.Meta.Method), Regime: m.Meta.Regime, SeenAnomalies: m.Meta.SeenImages + m.Meta.WeakImages,
-		PerCategory: per, Mean: mean, PeakRSSMB: PeakRSSMB(), Threshold: m.Meta.Threshold,
+		PerCategory: per, Mean: mean, Threshold: m.Meta.Threshold, ImagesPerS: 1000 / (b.encMS + scoreMS),
 		MapFusion: m.Meta.MapFusion, Validation: m.Meta.Validation, Checkpoints: m.Meta.Checkpoints, Epochs: m.Meta.Epochs,
 		Timings: BenchTimings{FeaturesS: b.featS, BanksS: b.banksS, TrainS: trainS, InferMSPerImage: b.encMS + scoreMS}}
 	if m.Meta.MapFusion != nil {
@@ -351,7 +415,63 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 			return BenchRun{}, err
 		}
 	}
+	items = nil
+	if !b.o.NoFast {
+		fast := b.base.Search
+		fast.Mode = banks.SearchFast
+		_, fper, fmean, fastMS, err := b.score(ctx, m, fast, inRun(b.prog, run+" (fast)"))
+		if err != nil {
+			return BenchRun{}, err
+		}
+		br.Fast = &BenchSearch{Mode: fast.Mode.String(), PerCategory: fper, Mean: fmean,
+			InferMSPerImage: b.encMS + fastMS, ImagesPerS: 1000 / (b.encMS + fastMS)}
+	}
+	br.PeakRSSMB = PeakRSSMB()
 	return br, nil
+}
+
+// score scores the test images with m, features read from the cache in
+// groups sized by the memory budget, and evaluates them: the scored items,
+// the metrics and the scoring cost per image (ms).
+func (b *bench) score(ctx context.Context, m *Model, search banks.SearchOptions, report progress.Func) ([]Scored, map[string]metrics.Summary, metrics.Summary, float64, error) {
+	sc, err := NewScorer(b.rt, m, search)
+	if err != nil {
+		return nil, nil, metrics.Summary{}, 0, err
+	}
+	defer sc.Close()
+	h0, w0 := b.enc.Grid()
+	perImage := int64(h0*w0*b.enc.Dim()) * 4
+	group := int(max(16, min(int64(len(b.test)), b.o.Memory/16/max(1, perImage))))
+	items := make([]Scored, len(b.test))
+	var scoring time.Duration
+	for from := 0; from < len(b.test); from += group {
+		to := min(from+group, len(b.test))
+		feats := make([]*mat.Matrix, to-from)
+		for i := range feats {
+			f, ok := b.cache.Get(b.test[from+i].Path)
+			if !ok {
+				return nil, nil, metrics.Summary{}, 0, fmt.Errorf("features of test image %s are missing from the cache %s", b.test[from+i].Path, b.o.CacheDir)
+			}
+			feats[i] = f
+		}
+		t := time.Now()
+		res, err := sc.ScoreImages(ctx, feats, func(e progress.Event) {
+			e.Done, e.Total = from+e.Done, len(b.test)
+			report.Send(e)
+		})
+		scoring += time.Since(t)
+		if err != nil {
+			return nil, nil, metrics.Summary{}, 0, err
+		}
+		for i, s := range b.test[from:to] {
+			items[from+i] = Scored{Path: s.Path, Category: s.Category, Anomalous: s.Label == dataset.Defect, MaskPath: s.MaskPath, Result: res[i]}
+		}
+	}
+	per, mean, err := Evaluate(ctx, items, h0, w0, b.enc.Config())
+	if err != nil {
+		return nil, nil, metrics.Summary{}, 0, err
+	}
+	return items, per, mean, 1000 * scoring.Seconds() / float64(max(1, len(b.test))), nil
 }
 
 // mapVariants measures, on the test images, the maps of every candidate
@@ -380,10 +500,26 @@ func (b *bench) mapVariants(ctx context.Context, run string, items []Scored, cal
 	return out, nil
 }
 
+// compareGEMM measures exact search of one test image's patches against the
+// normal bank with the GEMM peak of the same shape (banks.CompareGEMM).
+func (b *bench) compareGEMM(ctx context.Context) (banks.GEMMComparison, error) {
+	if len(b.test) == 0 {
+		return banks.GEMMComparison{}, errors.New("bench: no test images to measure search with")
+	}
+	q, ok := b.cache.Get(b.test[0].Path)
+	if !ok {
+		return banks.GEMMComparison{}, fmt.Errorf("features of test image %s are missing from the cache %s", b.test[0].Path, b.o.CacheDir)
+	}
+	return banks.CompareGEMM(ctx, b.rt, b.base.NormalBank.Features, q, 5)
+}
+
 // bankCacheFile names a cached normal bank by everything it depends on.
-func bankCacheFile(dir, encID string, o Options, normal []string) string {
+func bankCacheFile(dir, encID string, o Options, float16Cache bool, normal []string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%g\x00%d\x00", encID, o.withDefaults(1).CoresetRatio, o.Seed)
+	// "streamed": banks of the streaming coreset (rotation after the
+	// projection) are not mixed with earlier ones; the memory budget may
+	// select in two stages.
+	fmt.Fprintf(h, "%s\x00%g\x00%d\x00streamed\x00%v\x00%d\x00", encID, o.withDefaults(1).CoresetRatio, o.Seed, float16Cache, o.Memory)
 	for _, p := range normal {
 		fmt.Fprintf(h, "%s\x00", p)
 	}
@@ -403,6 +539,13 @@ func measureEncode(ctx context.Context, enc *encoder.Encoder, paths []string) fl
 		return 0
 	}
 	return 1000 * time.Since(t).Seconds() / float64(n)
+}
+
+// PeakRSSReset resets the process's peak resident memory (VmHWM) to the
+// current resident memory (Linux ≥ 4.0: /proc/self/clear_refs), so that
+// PeakRSSMB measures from now; it reports whether it could.
+func PeakRSSReset() bool {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 }
 
 // PeakRSSMB reports the process's peak resident memory (VmHWM) in MiB, or 0

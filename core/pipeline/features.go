@@ -88,7 +88,12 @@ func OODPatches(ctx context.Context, enc *encoder.Encoder, paths []string, n int
 		seeds[i] = rng.Int63()
 	}
 	var mu sync.Mutex
-	feats, err := enc.EncodeFunc(ctx, n, func(i int) (image.Image, error) {
+	h0, w0 := enc.Grid()
+	q := mat.WithCapacity(0, enc.Dim())
+	done := 0
+	// Each image's defect patches are kept as it comes: the features of
+	// all n images are never held.
+	err := enc.Stream(ctx, n, func(i int) (image.Image, error) {
 		p := paths[order[i%len(order)]]
 		img, err := imageio.Load(p)
 		if err != nil {
@@ -99,33 +104,109 @@ func OODPatches(ctx context.Context, enc *encoder.Encoder, paths []string, n int
 		masks[i] = mask
 		mu.Unlock()
 		return out, nil
-	}, func(e progress.Event) {
-		// The encoder reports features; these images are synthetic defects.
-		e.Stage = progress.Synthetic
-		report.Send(e)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("synthetic defects: %w", err)
-	}
-	h0, w0 := enc.Grid()
-	q := mat.WithCapacity(0, enc.Dim())
-	for i, f := range feats {
-		for j, flag := range encoder.Filter(masks[i], h0, w0, enc.Config()) {
+	}, func(i int, f *mat.Matrix) error {
+		mu.Lock()
+		mask := masks[i]
+		masks[i] = nil
+		mu.Unlock()
+		for j, flag := range encoder.Filter(mask, h0, w0, enc.Config()) {
 			if flag {
 				q.AppendRow(f.Row(j))
 			}
 		}
+		// The encoder reports features; these images are synthetic defects.
+		if done++; done%enc.Config().Batch == 0 || done == n {
+			report.Send(progress.Event{Stage: progress.Synthetic, Done: done, Total: n})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("synthetic defects: %w", err)
 	}
 	return q, nil
 }
 
+// EncodeToCache makes sure cache holds the features of every image in
+// paths, encoding (and storing, image by image as they come) those it
+// lacks; nothing is kept in memory. It returns the patch count of each
+// image, as cached. report gets progress.Features events counting images.
+func EncodeToCache(ctx context.Context, enc *encoder.Encoder, paths []string, cache FeatureCache, report progress.Func) ([]int, error) {
+	rows := make([]int, len(paths))
+	var todo []int
+	for i, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if m, ok := cache.Get(p); ok && m.Cols() == enc.Dim() {
+			rows[i] = m.Rows()
+			continue
+		}
+		todo = append(todo, i)
+	}
+	cached := len(paths) - len(todo)
+	report.Send(progress.Event{Stage: progress.Features, Done: cached, Total: len(paths)})
+	if len(todo) == 0 {
+		return rows, nil
+	}
+	done := 0
+	err := enc.Stream(ctx, len(todo), func(k int) (image.Image, error) {
+		return imageio.Load(paths[todo[k]])
+	}, func(k int, f *mat.Matrix) error {
+		i := todo[k]
+		if err := cache.Put(paths[i], f); err != nil {
+			return fmt.Errorf("cache features of %s: %w", paths[i], err)
+		}
+		rows[i] = f.Rows()
+		done++
+		if done%enc.Config().Batch == 0 || done == len(todo) {
+			report.Send(progress.Event{Stage: progress.Features, Done: cached + done, Total: len(paths)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// CachedImages returns training images whose features are read from cache
+// when needed (Image.Load); paths[i] gets ID ids[i], category cats[i] and
+// rows[i] patches (as returned by EncodeToCache).
+func CachedImages(cache FeatureCache, paths []string, ids []int32, cats []string, rows []int) []Image {
+	out := make([]Image, len(paths))
+	for i, p := range paths {
+		out[i] = Image{ID: ids[i], Category: cats[i], Patches: rows[i], Load: func() (*mat.Matrix, error) {
+			m, ok := cache.Get(p)
+			if !ok {
+				return nil, fmt.Errorf("features of %s are no longer in the cache", p)
+			}
+			return m, nil
+		}}
+	}
+	return out
+}
+
 // DirCache is a FeatureCache in a folder: one file per image and
-// encoder (raw float32), named by a hash of the encoder id, the path, its size and its
-// modification time, so a changed file is encoded again.
+// encoder, named by a hash of the encoder id, the path, its size and its
+// modification time, so a changed file is encoded again. Features are
+// stored as float32 (".f32"), or as IEEE float16 (".f16": half the disk
+// and I/O) with Float16 set. A cache of either kind is read whatever the
+// setting. float16 is not the default: on the benchmark it moved PatchCore's
+// image AUROC by 0.0013 (magnetic_tile, 200 training images), more than the
+// 0.001 allowed.
 type DirCache struct {
 	Dir       string
 	EncoderID string
+	// Float16 stores new features as float16.
+	Float16 bool
 }
+
+// File encodings: a header of rows and cols (uint32 LE), then the values
+// (little-endian float32 or float16).
+const (
+	extF32 = ".f32"
+	extF16 = ".f16"
+)
 
 func (c *DirCache) file(path string) (string, bool) {
 	st, err := os.Stat(path)
@@ -134,29 +215,57 @@ func (c *DirCache) file(path string) (string, bool) {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%d", c.EncoderID, path, st.Size(), st.ModTime().UnixNano())
-	return filepath.Join(c.Dir, hex.EncodeToString(h.Sum(nil))[:32]+".f32"), true
+	return filepath.Join(c.Dir, hex.EncodeToString(h.Sum(nil))[:32]), true
 }
 
-// Get reads cached features of path.
+// Get reads cached features of path (either encoding, the preferred first).
 func (c *DirCache) Get(path string) (*mat.Matrix, bool) {
 	f, ok := c.file(path)
 	if !ok {
 		return nil, false
 	}
-	b, err := os.ReadFile(f)
-	if err != nil || len(b) < 8 {
-		return nil, false
+	exts := []string{extF32, extF16}
+	if c.Float16 {
+		exts[0], exts[1] = extF16, extF32
+	}
+	for _, ext := range exts {
+		if m, err := readCacheFile(f + ext); err == nil {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// readCacheFile decodes one cache file; its extension says the encoding.
+func readCacheFile(name string) (*mat.Matrix, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 8 {
+		return nil, fmt.Errorf("feature cache %s: truncated", name)
+	}
+	width := 4
+	if filepath.Ext(name) == extF16 {
+		width = 2
 	}
 	rows, cols := int(binary.LittleEndian.Uint32(b)), int(binary.LittleEndian.Uint32(b[4:]))
-	if len(b) != 8+4*rows*cols {
-		return nil, false
+	if cols <= 0 || (len(b)-8)%(width*cols) != 0 || (len(b)-8)/(width*cols) != rows {
+		return nil, fmt.Errorf("feature cache %s: %d bytes for %d×%d values", name, len(b), rows, cols)
 	}
 	m := mat.New(rows, cols)
 	data := m.RawData()
-	for i := range data {
-		data[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[8+4*i:]))
+	p := b[8:]
+	if width == 2 {
+		for i := range data {
+			data[i] = mat.Float32From16(binary.LittleEndian.Uint16(p[2*i:]))
+		}
+	} else {
+		for i := range data {
+			data[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
+		}
 	}
-	return m, true
+	return m, nil
 }
 
 // Put stores features of path (atomically: temp file + rename).
@@ -168,11 +277,20 @@ func (c *DirCache) Put(path string, m *mat.Matrix) error {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return err
 	}
-	b := make([]byte, 8+4*len(m.RawData()))
+	width, ext := 4, extF32
+	if c.Float16 {
+		width, ext = 2, extF16
+	}
+	b := make([]byte, 8+width*len(m.RawData()))
 	binary.LittleEndian.PutUint32(b, uint32(m.Rows()))
 	binary.LittleEndian.PutUint32(b[4:], uint32(m.Cols()))
+	p := b[8:]
 	for i, v := range m.RawData() {
-		binary.LittleEndian.PutUint32(b[8+4*i:], math.Float32bits(v))
+		if width == 2 {
+			binary.LittleEndian.PutUint16(p[2*i:], mat.Float16(v))
+		} else {
+			binary.LittleEndian.PutUint32(p[4*i:], math.Float32bits(v))
+		}
 	}
 	tmp, err := os.CreateTemp(c.Dir, "tmp-*")
 	if err != nil {
@@ -187,5 +305,5 @@ func (c *DirCache) Put(path string, m *mat.Matrix) error {
 		os.Remove(tmp.Name())
 		return err
 	}
-	return os.Rename(tmp.Name(), f)
+	return os.Rename(tmp.Name(), f+ext)
 }

@@ -19,13 +19,22 @@ import (
 	"github.com/dmad/workstation/core/train"
 )
 
-// Image is one training image with its cached patch features.
+// Image is one training image with its cached patch features: in memory
+// (Features) or read when needed (Load), so that a training set need not
+// fit in memory.
 type Image struct {
 	// ID is unique within the training set; bank entries remember it so a
 	// training patch never finds its own image (METHOD.md §3 [ours]).
 	ID       int32
 	Category string
+	// Features are the patch features when held in memory.
 	Features *mat.Matrix
+	// Load, when Features is nil, reads the features (from a cache on
+	// disk); Patches is then their row count. Fit streams such images a
+	// few times (coreset projection, the kept rows, the mapper's sample)
+	// and never holds more than one block of them.
+	Load    func() (*mat.Matrix, error)
+	Patches int
 	// Mask marks the defect of a seen anomaly (nil for normal images).
 	Mask *image.Gray
 	// Flags, when Mask is nil, mark the seen-anomaly patches directly
@@ -95,6 +104,11 @@ type Options struct {
 	FixedSchedule bool
 	// Search configures nearest-neighbour search.
 	Search banks.SearchOptions
+	// Memory is the memory budget in bytes; 0 sets no bound. The normal
+	// bank's coreset selects over at most a third of it (at 128 dims and
+	// 8 bytes a value with its working copy, 1M patches per GiB) and in two
+	// stages beyond that (banks.CoresetOptions.MaxPoints).
+	Memory int64
 	Seed   int64
 	// EncoderID, Card and Encoder describe the features (recorded in Meta).
 	EncoderID string
@@ -143,7 +157,11 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 	if len(set.Normal) == 0 {
 		return nil, errors.New("fit: no normal training images")
 	}
-	c := set.Normal[0].Features.Cols()
+	first, err := set.Normal[0].features()
+	if err != nil {
+		return nil, fmt.Errorf("fit: %w", err)
+	}
+	c := first.Cols()
 	opts = opts.withDefaults(c)
 	if report == nil {
 		report = func(progress.Event) {}
@@ -178,7 +196,7 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 func newModel(set TrainSet, opts Options, c int) (*Model, error) {
 	cats := map[string]bool{}
 	for _, im := range set.Normal {
-		if im.Features == nil || im.Features.Cols() != c {
+		if (im.Features == nil || im.Features.Cols() != c) && (im.Load == nil || im.Patches <= 0) {
 			return nil, fmt.Errorf("fit: normal image %d has no features of dimension %d", im.ID, c)
 		}
 		cats[im.Category] = true
@@ -200,29 +218,35 @@ func newModel(set TrainSet, opts Options, c int) (*Model, error) {
 	return m, nil
 }
 
-// normalBank builds M_n from the patches of every normal image.
+// normalBank builds M_n from the patches of every normal image, streamed
+// image by image: the coreset holds only their projection.
 func normalBank(ctx context.Context, rt *ort.Runtime, normal []Image, opts Options, c int, report progress.Func) (*banks.NormalBank, error) {
 	report(progress.Event{Stage: progress.Bank})
-	rows := 0
+	feats := ImageRows{Images: normal, Dim: c}
+	src := make([]int32, 0, feats.Rows())
 	for _, im := range normal {
-		rows += im.Features.Rows()
-	}
-	all := mat.WithCapacity(rows, c)
-	src := make([]int32, 0, rows)
-	for _, im := range normal {
-		all.AppendRows(im.Features)
-		for range im.Features.Rows() {
+		for range im.rows() {
 			src = append(src, im.ID)
 		}
 	}
-	nb, err := banks.BuildNormalBankFrom(ctx, all, src, opts.CoresetRatio, banks.CoresetOptions{
-		Seed: opts.Seed, Runtime: rt, Progress: report,
+	nb, err := banks.BuildNormalBankSource(ctx, feats, src, opts.CoresetRatio, banks.CoresetOptions{
+		Seed: opts.Seed, Runtime: rt, Progress: report, MaxPoints: coresetMaxPoints(opts.Memory, c),
 	})
 	if err != nil {
 		return nil, err // its errors say "build normal bank"
 	}
 	nb.Backbone = opts.EncoderID
 	return nb, nil
+}
+
+// coresetMaxPoints is how many patches the coreset may select over at once
+// within a third of budget: each holds a 128-dim projection (the feature
+// itself below 128 dims) and a working copy, 4 bytes a value.
+func coresetMaxPoints(budget int64, c int) int {
+	if budget <= 0 {
+		return 0
+	}
+	return int(budget / 3 / int64(8*min(c, 128)))
 }
 
 // fitDMAD builds M_a, computes the training patches' knowledge and trains
@@ -235,7 +259,10 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 	if err != nil {
 		return err
 	}
-	normQ, normSrc, normCat := samplePatches(trainImgs, opts.TrainPatches, rng, m.Meta.Categories)
+	normQ, normSrc, normCat, err := samplePatches(trainImgs, opts.TrainPatches, rng, m.Meta.Categories)
+	if err != nil {
+		return err
+	}
 	// Seen-anomaly patches: Filter by their masks.
 	seenQ, seenSrc, seenCat, err := filterSeen(set.Seen, opts.Encoder, m.Meta.Categories)
 	if err != nil {
@@ -349,13 +376,13 @@ func catIndex(cats []string) map[string]int32 {
 
 // samplePatches draws n patch rows uniformly over all images (all rows when
 // there are fewer), returning them with their image ids and categories.
-func samplePatches(imgs []Image, n int, rng *rand.Rand, cats []string) (*mat.Matrix, []int32, []int32) {
+// Images are read one at a time.
+func samplePatches(imgs []Image, n int, rng *rand.Rand, cats []string) (*mat.Matrix, []int32, []int32, error) {
 	ci := catIndex(cats)
 	total := 0
 	for _, im := range imgs {
-		total += im.Features.Rows()
+		total += im.rows()
 	}
-	c := imgs[0].Features.Cols()
 	var picks []int
 	if n >= total {
 		picks = make([]int, total)
@@ -366,20 +393,31 @@ func samplePatches(imgs []Image, n int, rng *rand.Rand, cats []string) (*mat.Mat
 		picks = rng.Perm(total)[:n]
 		sort.Ints(picks)
 	}
-	q := mat.New(len(picks), c)
+	var q *mat.Matrix
 	src := make([]int32, len(picks))
 	cat := make([]int32, len(picks))
 	img, base := 0, 0
+	var f *mat.Matrix
 	for i, p := range picks {
-		for p >= base+imgs[img].Features.Rows() {
-			base += imgs[img].Features.Rows()
+		for p >= base+imgs[img].rows() {
+			base += imgs[img].rows()
 			img++
+			f = nil
 		}
-		copy(q.Row(i), imgs[img].Features.Row(p-base))
+		if f == nil {
+			var err error
+			if f, err = imgs[img].features(); err != nil {
+				return nil, nil, nil, fmt.Errorf("training sample: %w", err)
+			}
+			if q == nil {
+				q = mat.New(len(picks), f.Cols())
+			}
+		}
+		copy(q.Row(i), f.Row(p-base))
 		src[i] = imgs[img].ID
 		cat[i] = ci[imgs[img].Category]
 	}
-	return q, src, cat
+	return q, src, cat, nil
 }
 
 // filterSeen keeps the patches of seen anomalies that their masks flag.
@@ -388,21 +426,27 @@ func filterSeen(seen []Image, cfg encoder.Config, cats []string) (*mat.Matrix, [
 		return nil, nil, nil, nil
 	}
 	ci := catIndex(cats)
-	c := seen[0].Features.Cols()
-	q := mat.WithCapacity(0, c)
+	var q *mat.Matrix
 	var src, cat []int32
 	for _, im := range seen {
+		feats, err := im.features()
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("seen anomaly: %w", err)
+		}
+		if q == nil {
+			q = mat.WithCapacity(0, feats.Cols())
+		}
 		flags := im.Flags
 		switch {
 		case im.Mask != nil:
-			h0, w0 := gridOf(im.Features.Rows())
+			h0, w0 := gridOf(feats.Rows())
 			flags = encoder.Filter(im.Mask, h0, w0, cfg)
-		case len(flags) != im.Features.Rows():
+		case len(flags) != feats.Rows():
 			return nil, nil, nil, fmt.Errorf("seen anomaly %d (%s) has no mask", im.ID, im.Category)
 		}
 		for i, f := range flags {
 			if f {
-				q.AppendRow(im.Features.Row(i))
+				q.AppendRow(feats.Row(i))
 				src = append(src, im.ID)
 				cat = append(cat, ci[im.Category])
 			}
@@ -439,7 +483,11 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, 
 	var all, allS, allD []float32
 	for k := range n {
 		im := normal[order[k]]
-		patch, dist, err := sc.PatchParts(ctx, im.Features, sourceOf(im))
+		feats, err := im.features()
+		if err != nil {
+			return fmt.Errorf("threshold: %w", err)
+		}
+		patch, dist, err := sc.PatchParts(ctx, feats, sourceOf(im))
 		if err != nil {
 			return fmt.Errorf("threshold: %w", err)
 		}
@@ -475,11 +523,19 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, 
 // sourceOf gives every patch of a training image the image's id, so its own
 // bank entries are skipped.
 func sourceOf(im Image) []int32 {
-	src := make([]int32, im.Features.Rows())
+	src := make([]int32, patchesOf(im))
 	for i := range src {
 		src[i] = im.ID
 	}
 	return src
+}
+
+// patchesOf is the number of patches of im, in memory or streamed.
+func patchesOf(im Image) int {
+	if im.Features != nil {
+		return im.Features.Rows()
+	}
+	return im.Patches
 }
 
 // chooseFusion calibrates the map fusion on the normal patches s, d and
@@ -506,7 +562,7 @@ func chooseFusion(ctx context.Context, sc *Scorer, m *Model, set TrainSet, opts 
 	if err != nil {
 		return err
 	}
-	h0, w0 := gridOf(set.Normal[0].Features.Rows())
+	h0, w0 := gridOf(patchesOf(set.Normal[0]))
 	enc := opts.Encoder.WithDefaults()
 	res, err := scoreMaps(ctx, items, cal, weights, h0, w0, enc.InputSize, func(g *image.Gray) []bool { return MaskAt(g, enc) })
 	if err != nil {
@@ -541,7 +597,11 @@ func scoreValidation(ctx context.Context, sc *Scorer, set TrainSet) ([]valScored
 		if !ok {
 			return nil, fmt.Errorf("validation: image %d is not a normal training image", im.ID)
 		}
-		s, d, err = sc.PatchParts(ctx, clean.Features, sourceOf(clean))
+		cf, err := clean.features()
+		if err != nil {
+			return nil, fmt.Errorf("validation: %w", err)
+		}
+		s, d, err = sc.PatchParts(ctx, cf, sourceOf(clean))
 		if err != nil {
 			return nil, fmt.Errorf("validation: %w", err)
 		}
@@ -588,7 +648,7 @@ func rateCheckpoint(ctx context.Context, rt *ort.Runtime, m *Model, mm *mapper.M
 	if err != nil {
 		return ValidationScore{}, err
 	}
-	h0, w0 := gridOf(set.Normal[0].Features.Rows())
+	h0, w0 := gridOf(patchesOf(set.Normal[0]))
 	enc := opts.Encoder.WithDefaults()
 	res, err := scoreMaps(ctx, items, cal, weights, h0, w0, enc.InputSize, func(g *image.Gray) []bool { return MaskAt(g, enc) })
 	if err != nil {

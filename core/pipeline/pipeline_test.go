@@ -6,6 +6,7 @@ import (
 	"errors"
 	"github.com/dmad/workstation/core/ort/orttest"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -236,34 +237,64 @@ func TestFitErrorsAndCancel(t *testing.T) {
 }
 
 func TestDirCache(t *testing.T) {
-	dir := t.TempDir()
-	img := filepath.Join(dir, "a.png")
-	if err := os.WriteFile(img, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c := &DirCache{Dir: filepath.Join(dir, "cache"), EncoderID: "enc"}
-	if _, ok := c.Get(img); ok {
-		t.Fatal("empty cache hit")
-	}
-	m, err := mat.FromData(2, 3, []float32{1, -2, 3.5, 0, 1e-8, 7})
+	m, err := mat.FromData(2, 3, []float32{1, -2, 3.5, 0, 1e-8, 7.001})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Put(img, m); err != nil {
-		t.Fatal(err)
-	}
-	got, ok := c.Get(img)
-	if !ok || got.Rows() != 2 || got.Cols() != 3 {
-		t.Fatalf("cache miss or wrong shape: %v", got)
-	}
-	for i := range m.RawData() {
-		if got.RawData()[i] != m.RawData()[i] {
-			t.Fatalf("value %d: %v != %v", i, got.RawData()[i], m.RawData()[i])
-		}
-	}
-	other := &DirCache{Dir: c.Dir, EncoderID: "other"}
-	if _, ok := other.Get(img); ok {
-		t.Fatal("features of another encoder returned")
+	for _, tc := range []struct {
+		name    string
+		float16 bool
+		ext     string
+		tol     float64 // relative error allowed (float16: 2^-11)
+		abs     float64 // absolute error allowed near zero
+	}{
+		{"float16", true, ".f16", 1.0 / 2048, 6e-8},
+		{"float32", false, ".f32", 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			img := filepath.Join(dir, "a.png")
+			if err := os.WriteFile(img, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c := &DirCache{Dir: filepath.Join(dir, "cache"), EncoderID: "enc", Float16: tc.float16}
+			if _, ok := c.Get(img); ok {
+				t.Fatal("empty cache hit")
+			}
+			if err := c.Put(img, m); err != nil {
+				t.Fatal(err)
+			}
+			files, _ := filepath.Glob(filepath.Join(c.Dir, "*"+tc.ext))
+			if len(files) != 1 {
+				t.Fatalf("cache files %v, want one %s", files, tc.ext)
+			}
+			if st, _ := os.Stat(files[0]); st.Size() != int64(8+len(m.RawData())*map[bool]int{true: 2, false: 4}[tc.float16]) {
+				t.Fatalf("cache file of %d bytes", st.Size())
+			}
+			// Both settings read both encodings (an old float32 cache stays usable).
+			for _, reader := range []*DirCache{c, {Dir: c.Dir, EncoderID: "enc", Float16: !tc.float16}} {
+				got, ok := reader.Get(img)
+				if !ok || got.Rows() != 2 || got.Cols() != 3 {
+					t.Fatalf("cache miss or wrong shape: %v", got)
+				}
+				for i, want := range m.RawData() {
+					if d := math.Abs(float64(got.RawData()[i] - want)); d > tc.tol*math.Abs(float64(want))+tc.abs {
+						t.Fatalf("value %d: %v, stored %v", i, got.RawData()[i], want)
+					}
+				}
+			}
+			other := &DirCache{Dir: c.Dir, EncoderID: "other"}
+			if _, ok := other.Get(img); ok {
+				t.Fatal("features of another encoder returned")
+			}
+			// A truncated file is a miss (encoded again), not bad features.
+			if err := os.Truncate(files[0], 13); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := c.Get(img); ok {
+				t.Fatal("truncated cache file read")
+			}
+		})
 	}
 }
 

@@ -73,16 +73,17 @@ func pickWeak(ctx context.Context, rt *ort.Runtime, m *Model, weak []Image, opts
 	out := make([]Image, len(weak))
 	total := 0
 	for i, im := range weak {
-		if im.Features == nil {
-			return nil, 0, fmt.Errorf("weak image %d (%s) has no features", im.ID, im.Category)
+		feats, err := im.features()
+		if err != nil {
+			return nil, 0, fmt.Errorf("weak image: %w", err)
 		}
 		// Weak images are not in the normal bank: nothing to exclude.
-		s, err := sc.PatchScores(ctx, im.Features, nil)
+		s, err := sc.PatchScores(ctx, feats, nil)
 		if err != nil {
 			return nil, 0, err
 		}
 		k := WeakPatchCount(len(s), opts.WeakFraction)
-		out[i] = Image{ID: im.ID, Category: im.Category, Features: im.Features, Flags: TopPatches(s, k)}
+		out[i] = Image{ID: im.ID, Category: im.Category, Features: feats, Flags: TopPatches(s, k)}
 		total += k
 	}
 	return out, total, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/mat"
+	"github.com/dmad/workstation/core/membudget"
 	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/progress"
@@ -52,6 +53,11 @@ type TrainOptions struct {
 	// FineTuneFraction is the share of the epochs a fine-tune runs
 	// [DefaultFineTuneFraction].
 	FineTuneFraction float64
+	// Memory is the memory budget in bytes [membudget.Default(): an eighth
+	// of the machine's RAM, 1–4 GiB]. Training holds the features in memory
+	// when they take at most a quarter of it and otherwise streams them
+	// from the project's feature cache.
+	Memory int64
 }
 
 // withDefaults fills the zero values from DefaultTrainOptions.
@@ -65,6 +71,9 @@ func (o TrainOptions) withDefaults() TrainOptions {
 	}
 	if o.FineTuneFraction == 0 {
 		o.FineTuneFraction = d.FineTuneFraction
+	}
+	if o.Memory == 0 {
+		o.Memory = d.Memory
 	}
 	f := &o.Fit
 	if f.CoresetRatio == 0 {
@@ -148,11 +157,12 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, report progress.Fun
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
 	}
-	feats, err := s.Features(ctx, append(append(append([]storage.ImageRecord{}, normal...), seen...), weak...), report)
+	imgs, err := s.trainingFeatures(ctx, enc, append(append(append([]storage.ImageRecord{}, normal...), seen...), weak...), o.Memory, report)
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
 	}
 	fo := o.Fit
+	fo.Memory = o.Memory
 	fo.Method, fo.EncoderID, fo.Card, fo.Encoder = o.Method, enc.ID(), enc.Card(), enc.Config()
 	key := normalBankKey(enc.ID(), fo, normal)
 	var prev *pipeline.Model
@@ -166,7 +176,7 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, report progress.Fun
 			fo = fineTune(fo, prev, o.FineTuneFraction)
 		}
 	}
-	set, err := s.trainSet(ctx, o, enc, normal, seen, weak, feats, prev, report)
+	set, err := s.trainSet(ctx, o, enc, normal, seen, weak, imgs, prev, report)
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
 	}
@@ -189,15 +199,53 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, report progress.Fun
 	return rec, m, nil
 }
 
+// trainingFeatures makes sure the project caches the features of recs
+// (encoding what it lacks, stored as it goes) and returns them as training
+// images with IDs 0, 1, …: held in memory when their float32 size is at
+// most a quarter of the memory budget, otherwise read from the project's
+// cache when Fit needs them.
+func (s *Session) trainingFeatures(ctx context.Context, enc *encoder.Encoder, recs []storage.ImageRecord, budget int64, report progress.Func) ([]pipeline.Image, error) {
+	cache := &featureCache{p: s.Store, encID: enc.ID(), ids: map[string]uint64{}, ctx: ctx, flushEvery: 32}
+	paths, ids, cats := make([]string, len(recs)), make([]int32, len(recs)), make([]string, len(recs))
+	for i, r := range recs {
+		paths[i], ids[i], cats[i] = r.Path, int32(i), r.Category
+		cache.ids[r.Path] = r.ID
+	}
+	rows, err := pipeline.EncodeToCache(ctx, enc, paths, cache, report)
+	if err == nil {
+		err = cache.flush(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cache features: %w", err)
+	}
+	imgs := pipeline.CachedImages(cache, paths, ids, cats, rows)
+	total := int64(0)
+	for _, n := range rows {
+		total += int64(n) * int64(enc.Dim()) * 4
+	}
+	if total > budget/4 {
+		s.log.Info("streaming features from the project", "features", membudget.Format(total), "memory", membudget.Format(budget))
+		return imgs, nil
+	}
+	for i := range imgs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if imgs[i].Features, err = imgs[i].Load(); err != nil {
+			return nil, err
+		}
+	}
+	return imgs, nil
+}
+
 // trainSet gathers the training set: normal and seen images with their
-// features (and masks), and for DMAD the synthetic-defect patches, reused
-// from prev when it has them.
+// features (imgs: normal, seen, weak, in that order) and masks, and for
+// DMAD the synthetic-defect patches, reused from prev when it has them.
 func (s *Session) trainSet(ctx context.Context, o TrainOptions, enc *encoder.Encoder, normal, seen, weak []storage.ImageRecord,
-	feats []*mat.Matrix, prev *pipeline.Model, report progress.Func) (pipeline.TrainSet, error) {
-	set := pipeline.TrainSet{}
+	imgs []pipeline.Image, prev *pipeline.Model, report progress.Func) (pipeline.TrainSet, error) {
+	set := pipeline.TrainSet{Normal: imgs[:len(normal)]}
 	normalPaths := make([]string, len(normal))
 	for i, r := range normal {
-		set.Normal = append(set.Normal, pipeline.Image{ID: int32(i), Category: r.Category, Features: feats[i]})
 		normalPaths[i] = r.Path
 	}
 	for i, r := range seen {
@@ -205,14 +253,16 @@ func (s *Session) trainSet(ctx context.Context, o TrainOptions, enc *encoder.Enc
 		if err != nil {
 			return set, fmt.Errorf("mask of seen anomaly %s: %w", r.Path, err)
 		}
-		set.Seen = append(set.Seen, pipeline.Image{ID: int32(len(normal) + i), Category: r.Category, Features: feats[len(normal)+i], Mask: m})
+		im := imgs[len(normal)+i]
+		im.Mask = m
+		set.Seen = append(set.Seen, im)
 	}
 	if o.Method != pipeline.DMAD {
 		return set, nil
 	}
 	off := len(normal) + len(seen)
-	for i, r := range weak {
-		set.Weak = append(set.Weak, pipeline.Image{ID: int32(off + i), Category: r.Category, Features: feats[off+i]})
+	for i := range weak {
+		set.Weak = append(set.Weak, imgs[off+i])
 	}
 	// The validation split (synthetic defects on held-out normal training
 	// images) chooses the map fusion and the checkpoint; its images give

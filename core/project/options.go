@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/dmad/workstation/core/membudget"
 	"github.com/dmad/workstation/core/pipeline"
 )
 
@@ -43,6 +44,8 @@ type Choices struct {
 
 	FullRetrain bool
 	Notes       string
+	// Memory is the memory budget in bytes [membudget.Default()].
+	Memory int64
 	// Logger receives one line per training epoch [the session's logger].
 	Logger *slog.Logger
 }
@@ -61,7 +64,7 @@ const DefaultFineTuneFraction = 0.25
 // out.
 func DefaultTrainOptions() TrainOptions {
 	return TrainOptions{Method: pipeline.DMAD, Fit: pipeline.DefaultOptions(),
-		OODImages: pipeline.DefaultOODImages, FineTuneFraction: DefaultFineTuneFraction}
+		OODImages: pipeline.DefaultOODImages, FineTuneFraction: DefaultFineTuneFraction, Memory: membudget.Default()}
 }
 
 // NewTrainOptions returns the defaults with c's choices applied, checked
@@ -73,6 +76,9 @@ func NewTrainOptions(c Choices) (TrainOptions, error) {
 	}
 	o.Semi, o.SemiIfAny, o.Categories = c.Semi, c.SemiIfAny, c.Categories
 	o.FullRetrain, o.Notes = c.FullRetrain, c.Notes
+	if c.Memory != 0 {
+		o.Memory = c.Memory
+	}
 	fit, tc := &o.Fit, &o.Fit.Train
 	if c.Seed != 0 {
 		fit.Seed = c.Seed
@@ -147,6 +153,7 @@ func (o TrainOptions) Validate() error {
 		{tc.Margin >= 0, "margin", tc.Margin, "≥ 0"},
 		{tc.LR > 0, "lr", tc.LR, "> 0"},
 		{o.FineTuneFraction >= 0 && o.FineTuneFraction <= 1, "fine-tune-fraction", o.FineTuneFraction, "in [0, 1]"},
+		{membudget.Check(o.Memory) == nil, "memory", membudget.Format(o.Memory), "≥ " + membudget.Format(membudget.Min)},
 	}
 	for _, c := range checks {
 		if !c.ok {

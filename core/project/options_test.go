@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmad/workstation/core/membudget"
 	"github.com/dmad/workstation/core/pipeline"
 )
 
@@ -17,6 +18,12 @@ func TestNewTrainOptions(t *testing.T) {
 	}
 	if o.Fit.CoresetRatio != pipeline.DefaultCoresetRatio || o.OODImages != pipeline.DefaultOODImages || o.Method != pipeline.DMAD {
 		t.Errorf("defaults %+v", o)
+	}
+	if o.Memory != membudget.Default() {
+		t.Errorf("memory %s, want the default %s", membudget.Format(o.Memory), membudget.Format(membudget.Default()))
+	}
+	if m, err := NewTrainOptions(Choices{Memory: 3 << 30}); err != nil || m.Memory != 3<<30 {
+		t.Errorf("memory 3GiB: %v, %v", m.Memory, err)
 	}
 	q, err := NewTrainOptions(Choices{Quick: true, Epochs: 3, BatchSize: 64, Seed: 7})
 	if err != nil {
@@ -37,6 +44,8 @@ func TestNewTrainOptions(t *testing.T) {
 		{Choices{Hidden: -1}, "hidden"},
 		{Choices{TrainPatches: -2}, "train-patches"},
 		{Choices{OODImages: -1}, "ood-images"},
+		{Choices{Memory: 100 << 20}, "memory"},
+		{Choices{Memory: -1}, "memory"},
 		{Choices{NoiseStd: -1}, "noise-std"},
 		{Choices{LR: -1}, "lr"},
 	} {

@@ -316,6 +316,10 @@ type featureCache struct {
 	encID string
 	ids   map[string]uint64
 	put   []storage.FeatureEntry
+	// With flushEvery > 0, Put writes every flushEvery images (in ctx), so
+	// that features streamed into the cache are not all held.
+	flushEvery int
+	ctx        context.Context
 }
 
 func (c *featureCache) Get(path string) (*mat.Matrix, bool) {
@@ -336,6 +340,9 @@ func (c *featureCache) Put(path string, m *mat.Matrix) error {
 		return nil
 	}
 	c.put = append(c.put, storage.FeatureEntry{ImageID: id, Features: m})
+	if c.flushEvery > 0 && len(c.put) >= c.flushEvery {
+		return c.flush(c.ctx)
+	}
 	return nil
 }
 
