@@ -270,11 +270,16 @@ func TestWatchMQTT(t *testing.T) {
 	if filepath.Base(v.Path) != "m.png" || m.Topic != "dmad/test/"+cat+"/fail" || v.Decision != verdict.Fail || m.QoS != 1 {
 		t.Fatalf("MQTT message on %s (QoS %d): %+v", m.Topic, m.QoS, v)
 	}
-	if st, err := os.Stat(v.Overlay); err != nil || st.Size() == 0 || !strings.HasPrefix(v.Overlay, out) {
-		t.Fatalf("overlay of the fail %q: %v", v.Overlay, err)
+	if !strings.HasPrefix(v.Overlay, out) {
+		t.Fatalf("the verdict names overlay %q, outside %s", v.Overlay, out)
 	}
+	// The verdict is published before its overlay is written; stopping
+	// waits for the overlay queue.
 	if code := w.stop(t); code != exitCanceled {
 		t.Fatalf("watch: exit %d\n%s", code, w.err.String())
+	}
+	if st, err := os.Stat(v.Overlay); err != nil || st.Size() == 0 {
+		t.Fatalf("overlay of the fail %q after stop: %v", v.Overlay, err)
 	}
 	if !strings.Contains(w.out.String(), "watch polling: 1 scored (1 fail)") {
 		t.Fatalf("summary:\n%s\nlog:\n%s", w.out.String(), w.err.String())
