@@ -85,6 +85,8 @@ type runBrowser struct {
 	onDecisions func()
 
 	thumbs *thumbLoader
+	rowMu  sync.Mutex
+	rowKey map[*canvas.Image]string // the image each list row's thumbnail shows
 	keyMu  sync.Mutex
 	byKey  map[string]thumbSource // read by the thumbnail workers
 }
@@ -126,6 +128,7 @@ func newRunBrowser(w *Workstation) *runBrowser {
 	b.updating = true // nothing reacts to the widgets' set-up
 	defer func() { b.updating = false }()
 	b.thumbs = newThumbLoader(w.ctx, 2, rowThumb*2, 400, b.loadThumb, &w.workers)
+	b.rowKey = map[*canvas.Image]string{}
 
 	b.scope = widget.NewSelect([]string{scopeAll}, func(string) { b.scopeChanged() })
 	b.scope.SetSelectedIndex(0)
@@ -635,6 +638,9 @@ func (b *runBrowser) updateRow(i widget.ListItemID, o fyne.CanvasObject) {
 	r.text.SetText(fmt.Sprintf("%.4f  %s%s", s.Score, displayName(s), label))
 	r.review.SetText(reviewTag(b.overrides[OverrideKey(s)]))
 	key := OverrideKey(s)
+	b.rowMu.Lock()
+	b.rowKey[r.thumb] = key
+	b.rowMu.Unlock()
 	if img, ok := b.thumbs.cached(key); ok {
 		r.thumb.Image = img
 		r.thumb.Refresh()
@@ -642,10 +648,18 @@ func (b *runBrowser) updateRow(i widget.ListItemID, o fyne.CanvasObject) {
 	}
 	r.thumb.Image = nil
 	r.thumb.Refresh()
-	b.thumbs.request(key, func(image.Image) {
+	thumb := r.thumb
+	b.thumbs.request(key, func(img image.Image) {
 		fyne.Do(func() {
-			if i < len(b.sorted) && OverrideKey(b.sorted[i]) == key {
-				b.list.RefreshItem(i)
+			// Only this row's image changes (a list relayout from here raced
+			// with the list's own under the test driver, which runs fyne.Do
+			// on the calling goroutine); a recycled row shows another key.
+			b.rowMu.Lock()
+			same := b.rowKey[thumb] == key
+			b.rowMu.Unlock()
+			if same {
+				thumb.Image = img
+				thumb.Refresh()
 			}
 		})
 	})
