@@ -15,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/dmad/workstation/core/progress"
+	"github.com/dmad/workstation/core/review"
 	"github.com/dmad/workstation/ui/report"
 )
 
@@ -167,7 +168,15 @@ func (v *inspectView) export(dir string) {
 		}}
 	if mv, err := strconv.Atoi(run.ModelID); err == nil {
 		r.ModelVersion = mv
+		if models, err := p.Models(); err == nil {
+			for _, m := range models {
+				if m.Version == mv {
+					r.Regime = string(m.Regime)
+				}
+			}
+		}
 	}
+	r.Operator = review.CurrentUser()
 	for _, s := range run.Images {
 		it := report.Item{Path: s.Path, Category: s.Category, DefectType: defectType(s, types), Score: s.Score,
 			Label: string(s.Label), Map: s.Map, MapW: s.MapW, MapH: s.MapH}

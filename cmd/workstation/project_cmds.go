@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"os/user"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/project"
+	"github.com/dmad/workstation/core/review"
 	"github.com/dmad/workstation/core/shard"
 	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui/report"
@@ -345,7 +345,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	input := fs.String("input", "", "`DIR` of images (a plain folder, or MVTec AD/VisA layout)")
 	outDir := fs.String("out", "", "output `DIR` (created)")
 	category := fs.String("category", "", "score a plain folder as category `NAME` (its threshold); in a dataset, only that category")
-	operator := fs.String("operator", defaultOperator(), "`NAME` of who runs the inspection, for the report (default: the user name)")
+	operator := fs.String("operator", review.CurrentUser(), "`NAME` of who runs the inspection, for the report (default: the user name)")
 	version := fs.Int("model", 0, "model `VERSION` (default: the active one)")
 	threshold := fs.Float64("threshold", -1, "decision threshold `T` for every image (default: each category's, from the model)")
 	opacity := fs.Float64("opacity", 0.5, "heatmap opacity in the overlays, 0 to 1")
@@ -513,14 +513,6 @@ func checkCategory(s *project.Session, version int, name string) error {
 		return usagef("--category %s: model %d knows %s", name, rec.Version, strings.Join(meta.Categories, ", "))
 	}
 	return nil
-}
-
-// defaultOperator is the user name of who runs the command ("" if unknown).
-func defaultOperator() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	return os.Getenv("USER")
 }
 
 // inspectReport translates an inspection into the report writer's terms:

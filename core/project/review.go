@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/user"
 
 	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/progress"
@@ -97,18 +95,9 @@ func (s *Session) TrainedThresholds(version int) (review.Thresholds, error) {
 // version (see storage.Review).
 type Override = storage.Review
 
-// ReviewerName is the name overrides are recorded under: the OS user.
-func ReviewerName() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	for _, k := range []string{"USER", "USERNAME", "LOGNAME"} {
-		if v := os.Getenv(k); v != "" {
-			return v
-		}
-	}
-	return "unknown"
-}
+// ReviewerName is the name overrides are recorded under: the OS user
+// (review.CurrentUser).
+func ReviewerName() string { return review.CurrentUser() }
 
 // OverrideKey is the key of an image in overrides: its project id when it
 // has one, its path otherwise.

@@ -8,6 +8,8 @@ package review
 import (
 	"maps"
 	"math"
+	"os"
+	"os/user"
 	"slices"
 	"sort"
 )
@@ -260,4 +262,19 @@ func Histogram(items []Item, lo, hi float64, n int) (good, defect, unknown []int
 		}
 	}
 	return good, defect, unknown
+}
+
+// CurrentUser is who runs the workstation, as reviews and reports name
+// them: the OS user name, else $USER, $USERNAME or $LOGNAME, else
+// "unknown".
+func CurrentUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	for _, k := range []string{"USER", "USERNAME", "LOGNAME"} {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+	}
+	return "unknown"
 }
