@@ -431,6 +431,11 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	if err := report.Write(ctx, *outDir, r, pr.Report); err != nil {
 		return err
 	}
+	if res.Maps != nil { // for 'report merge': the pixel metrics of the whole run
+		if err := inspection.WriteMaps(*outDir, *res.Maps); err != nil {
+			return err
+		}
+	}
 	pr.Done()
 	sum := r.Summary(r.Rows())
 	fmt.Fprintf(stdout, "%d images: %d fail, %d pass at %s; report in %s\n",

@@ -58,9 +58,9 @@ func runReportMerge(ctx context.Context, args []string, stdout, stderr io.Writer
 		"Combines the output folders of 'workstation inspect --shard I/N' (one per shard, all N of them)\n"+
 			"into the output an unsharded run writes: scores.csv with the same rows in the same order,\n"+
 			"overlays renamed to that order, summary.json with the same header, counts, per-category and\n"+
-			"per-defect-type tables and image metrics recomputed from the rows, and report.html,\n"+
-			"report.pdf and the curves written from them. Pixel metrics need every anomaly map and are\n"+
-			"left null (n/a in the reports, with the reason).\n\n"+
+			"per-defect-type tables and image metrics recomputed from the rows, pixel metrics from the\n"+
+			"shards' anomaly maps (maps.bin, written when every image is labelled), and report.html,\n"+
+			"report.pdf and the curves written from them.\n\n"+
 			"Example:\n  workstation report merge --out /out/merged /out/shard-0 /out/shard-1 /out/shard-2 /out/shard-3", stderr)
 	out := fs.String("out", "", "merged output `DIR` (created)")
 	if err := fs.Parse(args); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +37,7 @@ func readSummary(t *testing.T, dir string) inspection.Summary {
 
 // Three shard processes run at once on the same project file (opened
 // read-only by each), merged, give the unsharded run's scores.csv byte for
-// byte and its counts and image metrics.
+// byte and its counts, image and pixel metrics.
 func TestInspectShardsMergeToUnshardedRun(t *testing.T) {
 	data, bb, env := fixture(t)
 	proj := trainTiny(t, data, bb, env)
@@ -103,6 +104,16 @@ func TestInspectShardsMergeToUnshardedRun(t *testing.T) {
 		m := ms.PerCategory[c]
 		if m.ImageAUROC != w.ImageAUROC || m.ImageAP != w.ImageAP || m.ImageF1Max != w.ImageF1Max {
 			t.Errorf("category %s: merged image metrics %+v, unsharded %+v", c, m, w)
+		}
+		// The pixel metrics too, from the shards' maps.bin.
+		if math.IsNaN(w.PixelAUROC) || m.PixelAUROC != w.PixelAUROC || m.PixelAP != w.PixelAP || m.PRO != w.PRO {
+			t.Errorf("category %s: merged pixel metrics %v %v %v, unsharded %v %v %v", c,
+				m.PixelAUROC, m.PixelAP, m.PRO, w.PixelAUROC, w.PixelAP, w.PRO)
+		}
+	}
+	for _, d := range shardDirs {
+		if _, err := os.Stat(filepath.Join(d, inspection.MapsName)); err != nil {
+			t.Errorf("shard output without anomaly maps: %v", err)
 		}
 	}
 	// The merged report has the unsharded run's tables.

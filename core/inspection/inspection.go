@@ -236,8 +236,10 @@ func Tally(rows []Row) (all Counts, cats []CategoryCounts, types []DefectTypeCou
 	return all, cats, types
 }
 
-// ReasonNoMaps is why a merged output's pixel metrics are null.
-const ReasonNoMaps = "undefined: a merge of shard outputs has no anomaly maps (pixel metrics need them; run unsharded for them)"
+// ReasonNoMaps is why a merged output's pixel metrics are null: a shard
+// output without maps.bin (written by this version whenever every image is
+// labelled).
+const ReasonNoMaps = "undefined: a shard output has no anomaly maps (" + MapsName + "; inspect writes it when every image is labelled)"
 
 // Metrics are one category's metrics in summary.json: metrics.Summary's
 // keys, undefined ones null with the reason under "undefined".
@@ -311,6 +313,9 @@ type Summary struct {
 	Shard string `json:"shard,omitempty"`
 	// MergedFrom lists the shard folders of a merged output.
 	MergedFrom []string `json:"merged_from,omitempty"`
+	// HeatmapTop is the end of the overlays' colour ramp in threshold
+	// units (1 is the threshold; no colour below it).
+	HeatmapTop float64 `json:"heatmap_top,omitempty"`
 }
 
 // SetCounts fills the summary's counts and tables from rows, each

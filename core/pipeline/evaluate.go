@@ -62,25 +62,19 @@ func EvaluateMasks(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.
 			maps[k] = Map(items[i].Result.Patches, h0, w0, size, size)
 		}
 		im := metrics.Image(scores, labels)
-		lo, hi := metrics.Range(maps...)
-		acc, err := metrics.NewPixelAccumulator(lo, hi, 0)
-		if err != nil {
-			return nil, metrics.Summary{}, err
-		}
-		for k, i := range idx {
-			var mask []bool
-			g, err := maskOf(i)
+		px, err := CategoryPixels(ctx, maps, size, func(k int) ([]bool, error) {
+			g, err := maskOf(idx[k])
 			if err != nil {
-				return nil, metrics.Summary{}, fmt.Errorf("evaluate %s: %w", items[i].Path, err)
+				return nil, fmt.Errorf("%s: %w", items[idx[k]].Path, err)
 			}
-			if g != nil {
-				mask = MaskAt(g, cfg)
+			if g == nil {
+				return nil, nil
 			}
-			if err := acc.Add(maps[k], mask, size, size); err != nil {
-				return nil, metrics.Summary{}, fmt.Errorf("evaluate %s: %w", items[i].Path, err)
-			}
+			return MaskAt(g, cfg), nil
+		})
+		if err != nil {
+			return nil, metrics.Summary{}, fmt.Errorf("evaluate %s: %w", cat, err)
 		}
-		px := acc.Scores()
 		m := metrics.Summary{ImageAUROC: im.AUROC, ImageAP: im.AP, ImageF1Max: im.F1Max,
 			PixelAUROC: px.AUROC, PixelAP: px.AP, PRO: px.PRO}
 		per[cat] = m
@@ -92,6 +86,33 @@ func EvaluateMasks(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.
 		mean.PRO += nanZero(m.PRO) / float64(len(cats))
 	}
 	return per, mean, nil
+}
+
+// CategoryPixels computes the pixel metrics of one category's anomaly maps
+// (size×size each, see Map) against their masks (maskOf(k): the k-th map's
+// mask in the same geometry, nil when it has no defect pixels). The
+// histogram spans the category's score range, so the result depends on
+// the whole set of maps, not on their order: a merge of shard outputs that
+// calls it with the same maps gets the same metrics.
+func CategoryPixels(ctx context.Context, maps [][]float32, size int, maskOf func(k int) ([]bool, error)) (metrics.PixelScores, error) {
+	lo, hi := metrics.Range(maps...)
+	acc, err := metrics.NewPixelAccumulator(lo, hi, 0)
+	if err != nil {
+		return metrics.PixelScores{}, err
+	}
+	for k := range maps {
+		if err := ctx.Err(); err != nil {
+			return metrics.PixelScores{}, err
+		}
+		mask, err := maskOf(k)
+		if err != nil {
+			return metrics.PixelScores{}, err
+		}
+		if err := acc.Add(maps[k], mask, size, size); err != nil {
+			return metrics.PixelScores{}, err
+		}
+	}
+	return acc.Scores(), nil
 }
 
 func nanZero(v float64) float64 {

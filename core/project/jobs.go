@@ -16,6 +16,8 @@ import (
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/heatmap"
+	"github.com/dmad/workstation/core/imageio"
+	"github.com/dmad/workstation/core/inspection"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/membudget"
 	"github.com/dmad/workstation/core/metrics"
@@ -435,6 +437,10 @@ type InspectResult struct {
 	// or VisA test folder); PerCategory is nil otherwise.
 	PerCategory map[string]metrics.Summary
 	Mean        metrics.Summary
+	// Maps are the patch maps and masks of a run whose every image is
+	// labelled (nil otherwise), for inspection.MapsName: a merge of shard
+	// outputs computes the pixel metrics from them.
+	Maps *inspection.PixelMaps
 }
 
 // Inspect scores image files (inside or outside the project) with a stored
@@ -467,7 +473,7 @@ func (s *Session) Inspect(ctx context.Context, version int, samples []dataset.Sa
 		items[i] = pipeline.Scored{Path: sc.Record.Path, Category: sc.Record.Category,
 			Anomalous: samples[i].Label == dataset.Defect, MaskPath: sc.MaskPath, Result: sc.ImageResult}
 	}
-	if !labelled || !bothClasses(items) {
+	if !labelled {
 		return res, nil
 	}
 	enc, err := s.Encoder()
@@ -475,10 +481,38 @@ func (s *Session) Inspect(ctx context.Context, version int, samples []dataset.Sa
 		return nil, err
 	}
 	h0, w0 := enc.Grid()
+	if res.Maps, err = pixelMaps(ctx, items, h0, w0, enc.Config()); err != nil {
+		return nil, err
+	}
+	if !bothClasses(items) {
+		return res, nil
+	}
 	if res.PerCategory, res.Mean, err = pipeline.Evaluate(ctx, items, h0, w0, enc.Config()); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// pixelMaps are the patch maps of items and their masks in the encoder's
+// input geometry.
+func pixelMaps(ctx context.Context, items []pipeline.Scored, h0, w0 int, cfg encoder.Config) (*inspection.PixelMaps, error) {
+	cfg = cfg.WithDefaults()
+	m := &inspection.PixelMaps{GridH: h0, GridW: w0, Size: cfg.InputSize, Images: make([]inspection.ImageMap, len(items))}
+	for i, it := range items {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		im := inspection.ImageMap{Path: it.Path, Patches: it.Result.Patches}
+		if it.MaskPath != "" {
+			g, err := imageio.LoadMask(it.MaskPath)
+			if err != nil {
+				return nil, fmt.Errorf("mask of %s: %w", it.Path, err)
+			}
+			im.Mask = pipeline.MaskAt(g, cfg)
+		}
+		m.Images[i] = im
+	}
+	return m, nil
 }
 
 // bothClasses reports whether every category has normal and anomalous

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dmad/workstation/core/inspection"
 	"github.com/dmad/workstation/core/metrics"
+	"github.com/dmad/workstation/core/pipeline"
 )
 
 // Files of an inspection output folder (see `workstation inspect`).
@@ -29,6 +30,8 @@ type Output struct {
 	Dir     string
 	Rows    []inspection.Row
 	Summary inspection.Summary
+	// Maps are the run's anomaly maps (maps.bin), nil when it has none.
+	Maps *inspection.PixelMaps
 }
 
 // ReadOutput reads scores.csv and summary.json of the output folder dir.
@@ -41,17 +44,25 @@ func ReadOutput(dir string) (Output, error) {
 	if o.Rows, err = inspection.ReadScores(filepath.Join(dir, ScoresName)); err != nil {
 		return o, fmt.Errorf("read shard output: %w", err)
 	}
+	switch m, err := inspection.ReadMaps(dir); {
+	case err == nil:
+		o.Maps = &m
+	case !errors.Is(err, os.ErrNotExist):
+		return o, fmt.Errorf("read shard output: %w", err)
+	}
 	return o, nil
 }
 
 // Combine merges shard outputs into the output an unsharded run over the
 // same input writes: all rows, in the report's order (category, then path),
 // numbered from 1 in that order with overlay names to match; the counts,
-// tables and image metrics recomputed from the rows; the header (project,
+// tables and image metrics recomputed from the rows, the pixel metrics
+// from the shards' anomaly maps (null, with the reason, when a shard has
+// none); the header (project,
 // model, thresholds, operator) of the first shard. The shards must agree
 // on input, model and thresholds; no image may be in two shards; when the
 // shards name themselves (Summary.Shard), all n of them must be there.
-func Combine(parts []Output) (Output, error) {
+func Combine(ctx context.Context, parts []Output) (Output, error) {
 	if len(parts) == 0 {
 		return Output{}, errors.New("merge: no shard outputs")
 	}
@@ -60,7 +71,6 @@ func Combine(parts []Output) (Output, error) {
 	origin := map[string]string{}
 	shards := map[int]string{}
 	count := 0
-	labelled := false
 	for _, p := range parts {
 		s := p.Summary
 		if s.Input != first.Input || s.Threshold != first.Threshold || !maps.Equal(s.CategoryThresholds, first.CategoryThresholds) ||
@@ -86,7 +96,6 @@ func Combine(parts []Output) (Output, error) {
 			}
 			shards[sp.Index] = p.Dir
 		}
-		labelled = labelled || s.PerCategory != nil
 		for _, r := range p.Rows {
 			if prev, ok := origin[r.Path]; ok {
 				return Output{}, fmt.Errorf("merge: %s is in both %s and %s: overlapping shards", r.Path, prev, p.Dir)
@@ -124,9 +133,14 @@ func Combine(parts []Output) (Output, error) {
 		sum.MergedFrom = append(sum.MergedFrom, p.Dir)
 	}
 	sum.SetCounts(rows)
-	if labelled {
+	// The metrics exist where an unsharded run has them: every image
+	// labelled, every category with good and defective images.
+	if labelledBothClasses(rows) {
 		per, err := imageMetrics(rows)
 		if err != nil {
+			return Output{}, err
+		}
+		if err := pixelMetrics(ctx, parts, rows, per); err != nil {
 			return Output{}, err
 		}
 		sum.PerCategory = per
@@ -134,10 +148,90 @@ func Combine(parts []Output) (Output, error) {
 	return Output{Rows: rows, Summary: sum}, nil
 }
 
-// imageMetrics computes each category's image metrics from its rows, as
-// the engine does: float32 scores, "defect" rows positive. The pixel
-// metrics need the anomaly maps, which scores.csv does not hold: null, with
+// labelledBothClasses reports whether every row is labelled and every
+// category has good and defective rows.
+func labelledBothClasses(rows []inspection.Row) bool {
+	type count struct{ good, defect int }
+	per := map[string]count{}
+	for _, r := range rows {
+		c := per[r.Category]
+		switch r.Label {
+		case inspection.LabelGood:
+			c.good++
+		case inspection.LabelDefect:
+			c.defect++
+		default:
+			return false
+		}
+		per[r.Category] = c
+	}
+	for _, c := range per {
+		if c.good == 0 || c.defect == 0 {
+			return false
+		}
+	}
+	return len(per) > 0
+}
+
+// pixelMetrics fills the pixel metrics of per from the parts' anomaly maps,
+// category by category as the engine does (pipeline.CategoryPixels over
+// the same maps gives the same numbers). When a part has no maps, or they
+// do not cover its rows, the pixel metrics stay null with
 // inspection.ReasonNoMaps.
+func pixelMetrics(ctx context.Context, parts []Output, rows []inspection.Row, per map[string]inspection.Metrics) error {
+	byPath := map[string]*inspection.ImageMap{}
+	var geo *inspection.PixelMaps
+	complete := true
+	for _, p := range parts {
+		if p.Maps == nil {
+			complete = false
+			break
+		}
+		if geo == nil {
+			geo = p.Maps
+		} else if p.Maps.GridH != geo.GridH || p.Maps.GridW != geo.GridW || p.Maps.Size != geo.Size {
+			return fmt.Errorf("merge: %s has %d×%d anomaly maps at %d px, %s %d×%d at %d px: not shards of one run",
+				p.Dir, p.Maps.GridH, p.Maps.GridW, p.Maps.Size, parts[0].Dir, geo.GridH, geo.GridW, geo.Size)
+		}
+		for i := range p.Maps.Images {
+			byPath[p.Maps.Images[i].Path] = &p.Maps.Images[i]
+		}
+	}
+	for _, r := range rows {
+		if byPath[r.Path] == nil {
+			complete = false
+		}
+	}
+	if !complete {
+		for c, m := range per {
+			m.PixelReason = inspection.ReasonNoMaps
+			per[c] = m
+		}
+		return nil
+	}
+	byCat := map[string][]*inspection.ImageMap{}
+	for _, r := range rows {
+		byCat[r.Category] = append(byCat[r.Category], byPath[r.Path])
+	}
+	for c, ims := range byCat {
+		maps := make([][]float32, len(ims))
+		for k, im := range ims {
+			maps[k] = pipeline.Map(im.Patches, geo.GridH, geo.GridW, geo.Size, geo.Size)
+		}
+		px, err := pipeline.CategoryPixels(ctx, maps, geo.Size, func(k int) ([]bool, error) { return ims[k].Mask, nil })
+		if err != nil {
+			return fmt.Errorf("merge: pixel metrics of %s: %w", c, err)
+		}
+		m := per[c]
+		m.PixelAUROC, m.PixelAP, m.PRO = px.AUROC, px.AP, px.PRO
+		per[c] = m
+	}
+	return nil
+}
+
+// imageMetrics computes each category's image metrics from its rows, as
+// the engine does: float32 scores, "defect" rows positive; the pixel
+// metrics NaN until pixelMetrics sets them.
 func imageMetrics(rows []inspection.Row) (map[string]inspection.Metrics, error) {
 	scores := map[string][]float32{}
 	labels := map[string][]bool{}
@@ -157,7 +251,7 @@ func imageMetrics(rows []inspection.Row) (map[string]inspection.Metrics, error) 
 	for c := range scores {
 		m := metrics.Image(scores[c], labels[c])
 		per[c] = inspection.Metrics{Summary: metrics.Summary{ImageAUROC: m.AUROC, ImageAP: m.AP, ImageF1Max: m.F1Max,
-			PixelAUROC: nan, PixelAP: nan, PRO: nan}, PixelReason: inspection.ReasonNoMaps}
+			PixelAUROC: nan, PixelAP: nan, PRO: nan}}
 	}
 	return per, nil
 }
@@ -224,7 +318,7 @@ func Merge(ctx context.Context, out string, shardDirs []string) (Output, error) 
 		}
 		parts[i] = o
 	}
-	merged, err := Combine(parts)
+	merged, err := Combine(ctx, parts)
 	if err != nil {
 		return Output{}, err
 	}

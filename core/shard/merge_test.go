@@ -3,6 +3,7 @@ package shard
 import (
 	"context"
 	"fmt"
+	"image"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -12,15 +13,24 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/inspection"
-	"github.com/dmad/workstation/core/metrics"
+	"github.com/dmad/workstation/core/pipeline"
 )
 
 // scored is one synthetic scored image.
 type scored struct {
 	path, category, label string
 	score                 float32
+	patches               []float32 // mapGrid² patch scores
+	mask                  []bool    // mapSize² defect pixels, nil for good images
 }
+
+// The geometry of the synthetic anomaly maps.
+const (
+	mapGrid = 4
+	mapSize = 16
+)
 
 const inputRoot = "/data/input"
 
@@ -38,7 +48,24 @@ func synthetic(n int, seed uint64) []scored {
 		out[i] = scored{
 			path:     fmt.Sprintf("%s/%s/test/%s/%03d.png", inputRoot, c, label, i),
 			category: c, label: label,
-			score: float32(mean + 0.2*rng.NormFloat64()),
+			score:   float32(mean + 0.2*rng.NormFloat64()),
+			patches: make([]float32, mapGrid*mapGrid),
+		}
+		for k := range out[i].patches {
+			out[i].patches[k] = float32(0.3 + 0.1*rng.NormFloat64())
+		}
+		if label == "defect" {
+			// A defect of 2×2 patches, brighter in the map, marked in the mask.
+			px, py := rng.IntN(mapGrid-1), rng.IntN(mapGrid-1)
+			out[i].mask = make([]bool, mapSize*mapSize)
+			for y := py * mapSize / mapGrid; y < (py+2)*mapSize/mapGrid; y++ {
+				for x := px * mapSize / mapGrid; x < (px+2)*mapSize/mapGrid; x++ {
+					out[i].mask[y*mapSize+x] = true
+				}
+			}
+			for _, k := range []int{py*mapGrid + px, py*mapGrid + px + 1, (py+1)*mapGrid + px, (py+1)*mapGrid + px + 1} {
+				out[i].patches[k] += float32(0.2 + 0.1*rng.NormFloat64())
+			}
 		}
 	}
 	return out
@@ -48,8 +75,9 @@ func synthetic(n int, seed uint64) []scored {
 // the given order, through core/inspection as ui/report does: rows in
 // (category, path) order numbered from 1, overlays named to match, the
 // score with 8 significant digits, a per-category threshold for "screw",
-// metrics from the float32 scores.
-func writeInspectOutput(t *testing.T, dir string, items []scored, shard string) {
+// metrics from the float32 scores and (withMaps) the anomaly maps by the
+// engine's own evaluation, and maps.bin.
+func writeInspectOutput(t *testing.T, dir string, items []scored, shard string, withMaps bool) {
 	t.Helper()
 	items = append([]scored(nil), items...)
 	sortScored(items)
@@ -75,17 +103,39 @@ func writeInspectOutput(t *testing.T, dir string, items []scored, shard string) 
 	if err := inspection.WriteScores(filepath.Join(dir, ScoresName), rows); err != nil {
 		t.Fatal(err)
 	}
-	per := map[string]inspection.Metrics{}
-	for c, its := range byCat {
-		s := make([]float32, len(its))
-		l := make([]bool, len(its))
-		for i, it := range its {
-			s[i], l[i] = it.score, it.label == "defect"
+	// The metrics as the engine computes them (pipeline.Evaluate), with
+	// masks already in the input geometry.
+	cfg := encoder.Config{InputSize: mapSize}
+	ev := make([]pipeline.Scored, len(items))
+	pm := inspection.PixelMaps{GridH: mapGrid, GridW: mapGrid, Size: mapSize}
+	for i, it := range items {
+		ev[i] = pipeline.Scored{Path: it.path, Category: it.category, Anomalous: it.label == "defect",
+			Result: pipeline.ImageResult{Score: it.score, Patches: it.patches}}
+		pm.Images = append(pm.Images, inspection.ImageMap{Path: it.path, Patches: it.patches, Mask: it.mask})
+	}
+	evPer, _, err := pipeline.EvaluateMasks(context.Background(), ev, mapGrid, mapGrid, cfg, func(i int) (*image.Gray, error) {
+		if items[i].mask == nil {
+			return nil, nil
 		}
-		m := metrics.Image(s, l)
-		// Pixel metrics of a shard depend on the shard's maps only.
-		per[c] = inspection.Metrics{Summary: metrics.Summary{ImageAUROC: m.AUROC, ImageAP: m.AP, ImageF1Max: m.F1Max,
-			PixelAUROC: 0.9, PixelAP: 0.5, PRO: 0.8}}
+		g := image.NewGray(image.Rect(0, 0, mapSize, mapSize))
+		for k, on := range items[i].mask {
+			if on {
+				g.Pix[k] = 255
+			}
+		}
+		return g, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]inspection.Metrics{}
+	for c := range byCat {
+		per[c] = inspection.Metrics{Summary: evPer[c]}
+	}
+	if withMaps {
+		if err := inspection.WriteMaps(dir, pm); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sum := inspection.Summary{Title: "Inspection of " + inputRoot, Project: "line1", Input: inputRoot, ModelVersion: 3,
 		ModelMethod: "dmad", ModelRegime: "unsupervised", Backbone: "mobilenet_v2", Threshold: thr, CategoryThresholds: cats,
@@ -108,7 +158,7 @@ func sortScored(items []scored) {
 	}
 }
 
-func split(t *testing.T, items []scored, n int, base string) []string {
+func split(t *testing.T, items []scored, n int, base string, withMaps bool) []string {
 	parts := make([][]scored, n)
 	for _, it := range items {
 		rel, _ := filepath.Rel(inputRoot, it.path)
@@ -118,7 +168,7 @@ func split(t *testing.T, items []scored, n int, base string) []string {
 	dirs := make([]string, n)
 	for k := range parts {
 		dirs[k] = filepath.Join(base, fmt.Sprintf("shard-%d", k))
-		writeInspectOutput(t, dirs[k], parts[k], Spec{k, n}.String())
+		writeInspectOutput(t, dirs[k], parts[k], Spec{k, n}.String(), withMaps)
 	}
 	return dirs
 }
@@ -127,16 +177,20 @@ func TestMergeEqualsUnsharded(t *testing.T) {
 	items := synthetic(240, 7)
 	base := t.TempDir()
 	whole := filepath.Join(base, "unsharded")
-	writeInspectOutput(t, whole, items, "")
+	writeInspectOutput(t, whole, items, "", true)
 	want, err := ReadOutput(whole)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantCSV, _ := os.ReadFile(filepath.Join(whole, ScoresName))
-	for _, n := range []int{1, 2, 3, 5} {
-		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
+	for _, tc := range []struct {
+		n        int
+		withMaps bool
+	}{{1, true}, {2, true}, {3, true}, {5, true}, {3, false}} {
+		n := tc.n
+		t.Run(fmt.Sprintf("n=%d/maps=%v", n, tc.withMaps), func(t *testing.T) {
 			dir := t.TempDir()
-			dirs := split(t, items, n, dir)
+			dirs := split(t, items, n, dir, tc.withMaps)
 			out := filepath.Join(dir, "merged")
 			got, err := Merge(context.Background(), out, dirs)
 			if err != nil {
@@ -169,13 +223,24 @@ func TestMergeEqualsUnsharded(t *testing.T) {
 					t.Errorf("%s: merged image metrics %v %v %v, unsharded %v %v %v", c,
 						gm.ImageAUROC, gm.ImageAP, gm.ImageF1Max, wm.ImageAUROC, wm.ImageAP, wm.ImageF1Max)
 				}
-				if !math.IsNaN(gm.PixelAUROC) || !math.IsNaN(gm.PixelAP) || !math.IsNaN(gm.PRO) {
-					t.Errorf("%s: merged pixel metrics are set; they cannot be recomputed from rows", c)
+				if math.IsNaN(wm.PixelAUROC) || math.IsNaN(wm.PRO) || wm.PixelAUROC < 0.6 {
+					t.Fatalf("%s: the unsharded run's pixel metrics %+v: the synthetic maps do not work", c, wm)
+				}
+				if !tc.withMaps {
+					if !math.IsNaN(gm.PixelAUROC) || !math.IsNaN(gm.PixelAP) || !math.IsNaN(gm.PRO) {
+						t.Errorf("%s: merged pixel metrics are set without maps", c)
+					}
+				} else if gm.PixelAUROC != wm.PixelAUROC || gm.PixelAP != wm.PixelAP || gm.PRO != wm.PRO {
+					t.Errorf("%s: merged pixel metrics %v %v %v, unsharded %v %v %v", c,
+						gm.PixelAUROC, gm.PixelAP, gm.PRO, wm.PixelAUROC, wm.PixelAP, wm.PRO)
 				}
 			}
 			js, _ := os.ReadFile(filepath.Join(out, SummaryName))
-			if !strings.Contains(string(js), `"pixel_auroc": null`) || !strings.Contains(string(js), "no anomaly maps") {
+			if !tc.withMaps && (!strings.Contains(string(js), `"pixel_auroc": null`) || !strings.Contains(string(js), "no anomaly maps")) {
 				t.Errorf("merged summary.json does not say why the pixel metrics are null:\n%s", js)
+			}
+			if tc.withMaps && strings.Contains(string(js), "null") {
+				t.Errorf("merged summary.json has null metrics:\n%s", js)
 			}
 			// What was written reads back the same.
 			back, err := ReadOutput(out)
@@ -189,9 +254,9 @@ func TestMergeEqualsUnsharded(t *testing.T) {
 func TestMergeRefusesWhatIsNotOneRun(t *testing.T) {
 	items := synthetic(90, 3)
 	base := t.TempDir()
-	dirs := split(t, items, 3, base)
+	dirs := split(t, items, 3, base, true)
 	other := filepath.Join(base, "other")
-	writeInspectOutput(t, other, items[:10], "")
+	writeInspectOutput(t, other, items[:10], "", true)
 	b, _ := os.ReadFile(filepath.Join(other, SummaryName))
 	os.WriteFile(filepath.Join(other, SummaryName), []byte(strings.Replace(string(b), `"threshold": 0.45`, `"threshold": 0.5`, 1)), 0o644)
 	for _, tc := range []struct {
@@ -214,8 +279,8 @@ func TestMergeRefusesWhatIsNotOneRun(t *testing.T) {
 	}
 	// Unnamed outputs that overlap.
 	a, b2 := filepath.Join(base, "a"), filepath.Join(base, "b")
-	writeInspectOutput(t, a, items[:50], "")
-	writeInspectOutput(t, b2, items[40:], "")
+	writeInspectOutput(t, a, items[:50], "", true)
+	writeInspectOutput(t, b2, items[40:], "", true)
 	if _, err := Merge(context.Background(), filepath.Join(base, "out"), []string{a, b2}); err == nil || !strings.Contains(err.Error(), "overlapping") {
 		t.Errorf("Merge of overlapping outputs = %v", err)
 	}
