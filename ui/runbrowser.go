@@ -801,21 +801,8 @@ func toGray(img image.Image) *image.Gray {
 // (peak-calibrated) map is at or above the category's threshold, the
 // outline of that region, and the ground-truth contour.
 func (b *runBrowser) overlay(s ScoredImage, base *image.RGBA, mask *image.Gray) *image.RGBA {
-	t := b.th.For(s.Category)
-	n := s.MapW * s.MapH
-	if s.MapW <= 0 || s.MapH <= 0 || len(s.Map) < n {
-		return heatmap.OverlayAbove(base, nil, 0, 0, t, t, 0)
-	}
-	m := heatmap.PeakCalibrated(s.Map[:n], s.Score)
-	top := t * b.topNorm
-	if t <= 0 {
-		top = b.topNorm + t - 1
-	}
-	ov := heatmap.OverlayAbove(base, m, s.MapW, s.MapH, t, top, b.opacity.Value)
-	if b.thrContour.Checked {
-		width := math.Max(1.5, float64(ov.Bounds().Dx())/250)
-		heatmap.DrawSegments(ov, heatmap.Contour(m, s.MapW, s.MapH, t), s.MapW, s.MapH, color.RGBA{0, 220, 255, 255}, width)
-	}
+	ov := heatmap.Render(base, s.Map, s.MapW, s.MapH, s.Score,
+		heatmap.Style{Threshold: b.th.For(s.Category), Top: b.topNorm, Opacity: b.opacity.Value, Outline: b.thrContour.Checked})
 	if b.contour.Checked && mask != nil {
 		assets.DrawContour(ov, mask, color.RGBA{255, 255, 255, 255})
 	}

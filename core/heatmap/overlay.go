@@ -314,3 +314,43 @@ func ThresholdX(w int, top float64) int {
 	top = math.Max(top, 1.05)
 	return int(math.Round(float64(w) / top))
 }
+
+// Style is how Render draws an overlay.
+type Style struct {
+	// Threshold is the decision threshold (score units).
+	Threshold float64
+	// Top is where the colour ramp ends, in threshold units (see
+	// Normalise; values ≤ 1 are raised to 1.05 as in Legend).
+	Top float64
+	// Opacity in [0, 1] weighs the tint.
+	Opacity float64
+	// Outline traces the region at or above the threshold.
+	Outline bool
+}
+
+// OutlineColor is the colour of Render's threshold outline.
+var OutlineColor = color.RGBA{0, 220, 255, 255}
+
+// Render draws the overlay every view of a verdict shares (the desktop
+// application, the reports, live inspection): the map m (mapW×mapH) of an
+// image whose score is score, peak-calibrated so that a failing image shows
+// colour (PeakCalibrated), tinted only at or above the threshold
+// (OverlayAbove), with the outline of that region when asked. A missing map
+// gives the image unchanged.
+func Render(img image.Image, m []float32, mapW, mapH int, score float64, s Style) *image.RGBA {
+	if mapW <= 0 || mapH <= 0 || len(m) < mapW*mapH {
+		return OverlayAbove(img, nil, 0, 0, s.Threshold, s.Threshold, 0)
+	}
+	cm := PeakCalibrated(m[:mapW*mapH], score)
+	top := math.Max(s.Top, 1.05)
+	topScore := s.Threshold * top
+	if s.Threshold <= 0 {
+		topScore = top + s.Threshold - 1
+	}
+	ov := OverlayAbove(img, cm, mapW, mapH, s.Threshold, topScore, s.Opacity)
+	if s.Outline {
+		width := math.Max(1.5, float64(ov.Bounds().Dx())/250)
+		DrawSegments(ov, Contour(cm, mapW, mapH, s.Threshold), mapW, mapH, OutlineColor, width)
+	}
+	return ov
+}

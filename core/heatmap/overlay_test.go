@@ -157,3 +157,50 @@ func BenchmarkOverlayAbove(b *testing.B) {
 		DrawSegments(ov, Contour(m, 224, 224, 0.66), 224, 224, color.RGBA{0, 220, 255, 255}, 3.6)
 	}
 }
+
+// Render is what every view draws: a failing image shows colour at its
+// peak even when its smoothed map stays below the threshold, a passing one
+// none, and the outline only when asked.
+func TestRender(t *testing.T) {
+	white := color.RGBA{255, 255, 255, 255}
+	img := uniform(64, 64, white)
+	m := blob(16, 0.5) // the smoothed map peaks at 0.5, under the threshold
+	tinted := func(ov *image.RGBA) (colour, outline int) {
+		for y := range 64 {
+			for x := range 64 {
+				switch c := ov.RGBAAt(x, y); {
+				case c == OutlineColor:
+					outline++
+				case c != white:
+					colour++
+				}
+			}
+		}
+		return
+	}
+	for _, tc := range []struct {
+		name        string
+		score       float64
+		outline     bool
+		wantColour  bool
+		wantOutline bool
+	}{
+		{"fail", 0.8, false, true, false},
+		{"fail with outline", 0.8, true, true, true},
+		{"pass", 0.5, true, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ov := Render(img, m, 16, 16, tc.score, Style{Threshold: 0.6, Top: 1.5, Opacity: 0.6, Outline: tc.outline})
+			colour, outline := tinted(ov)
+			if (colour > 0) != tc.wantColour || (outline > 0) != tc.wantOutline {
+				t.Errorf("%d tinted and %d outline pixels; want colour %v, outline %v", colour, outline, tc.wantColour, tc.wantOutline)
+			}
+			if ov.RGBAAt(0, 0) != white {
+				t.Errorf("the corner, far below the threshold, is %v", ov.RGBAAt(0, 0))
+			}
+		})
+	}
+	if ov := Render(img, nil, 0, 0, 0.9, Style{Threshold: 0.6, Top: 1.5, Opacity: 1, Outline: true}); ov.RGBAAt(32, 32) != white {
+		t.Error("Render without a map changed the image")
+	}
+}

@@ -21,7 +21,7 @@ func ExampleRun() {
 		// s, thr := model.ScoreFile(ctx, path)                // the engine
 		s, thr, cat := 0.12, 0.5, "bottle"
 		v := verdict.Verdict{Path: path, Category: cat, Score: s, Threshold: thr, Decision: verdict.Decide(s, thr)}
-		// if v.Decision == verdict.Fail { live.SaveOverlay(out, &v, img, heat, w, h, lo, hi) }
+		// if v.Decision == verdict.Fail { live.SaveOverlay(out, &v, img, heat, w, h, 1.5) }
 		return v, nil
 	}
 	mq, err := publish.DialMQTT(publish.MQTTOptions{Broker: "mqtt://broker.local:1883", Topic: "plant1/line3/{category}/{decision}", QoS: 1})

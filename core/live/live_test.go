@@ -57,7 +57,7 @@ func shadeScorer(out string) folderwatch.Scorer {
 		v := verdict.Verdict{Path: path, Category: "tile", Score: s, Threshold: 0.5, Decision: verdict.Decide(s, 0.5), ModelVersion: 1}
 		if v.Decision == verdict.Fail {
 			heat := []float32{0, 1, 1, 0}
-			if err := SaveOverlay(out, &v, img, heat, 2, 2, 0, 1); err != nil {
+			if err := SaveOverlay(out, &v, img, heat, 2, 2, 1.5); err != nil {
 				return v, err
 			}
 		}
@@ -303,7 +303,7 @@ func TestOverlayWriter(t *testing.T) {
 	var vs []verdict.Verdict
 	for i := range 5 {
 		v := verdict.Verdict{Path: fmt.Sprintf("/line/cam/%d.png", i), Decision: verdict.Fail, ScoredAt: time.Now()}
-		w.Queue(&v, img, heat, 2, 2, 0, 1)
+		w.Queue(&v, img, heat, 2, 2, 1.5)
 		if v.Overlay == "" || !strings.HasPrefix(v.Overlay, out) {
 			t.Fatalf("verdict %d names overlay %q", i, v.Overlay)
 		}
@@ -333,7 +333,7 @@ func TestOverlayWriter(t *testing.T) {
 	w = NewOverlayWriter(blocked, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for range 2 {
 		v := verdict.Verdict{Path: "/x.png", Decision: verdict.Fail}
-		w.Queue(&v, img, heat, 2, 2, 0, 1)
+		w.Queue(&v, img, heat, 2, 2, 1.5)
 	}
 	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "2 overlay(s) not written") {
 		t.Fatalf("want both lost overlays reported, got %v", err)

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dmad/workstation/assets"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/verdict"
 )
 
@@ -28,22 +28,23 @@ func OverlayPath(out string, v *verdict.Verdict) string {
 
 // SaveOverlay writes the heatmap overlay of a failed image to
 // OverlayPath(out, v) and sets v.Overlay to it. The map (mapW×mapH) is
-// normalised with lo..hi, as in the inspection report. The file appears
+// drawn as in the inspection report (heatmap.Render at the verdict's score
+// and threshold; the colour ramp ends at top threshold units). The file appears
 // complete or not at all: it is written under a temporary name and renamed.
-func SaveOverlay(out string, v *verdict.Verdict, img image.Image, heat []float32, mapW, mapH int, lo, hi float64) error {
+func SaveOverlay(out string, v *verdict.Verdict, img image.Image, heat []float32, mapW, mapH int, top float64) error {
 	path := OverlayPath(out, v)
-	if err := writeOverlay(path, img, heat, mapW, mapH, lo, hi); err != nil {
+	if err := writeOverlay(path, img, heat, mapW, mapH, v.Score, v.Threshold, top); err != nil {
 		return err
 	}
 	v.Overlay = path
 	return nil
 }
 
-func writeOverlay(path string, img image.Image, heat []float32, mapW, mapH int, lo, hi float64) error {
+func writeOverlay(path string, img image.Image, heat []float32, mapW, mapH int, score, threshold, top float64) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("live: create %s: %w", filepath.Dir(path), err)
 	}
-	ov := assets.HeatmapOverlay(img, heat, mapW, mapH, lo, hi, 0.5)
+	ov := heatmap.Render(img, heat, mapW, mapH, score, heatmap.Style{Threshold: threshold, Top: top, Opacity: 0.5, Outline: true})
 	tmp := path + ".part"
 	f, err := os.Create(tmp)
 	if err != nil {
@@ -86,7 +87,8 @@ type overlayJob struct {
 	img    image.Image
 	heat   []float32
 	mw, mh int
-	lo, hi float64
+	// score, threshold and top as heatmap.Render takes them.
+	score, threshold, top float64
 }
 
 // NewOverlayWriter starts a writer of overlays under out. Up to queue
@@ -101,7 +103,7 @@ func NewOverlayWriter(out string, queue int, log *slog.Logger) *OverlayWriter {
 	go func() {
 		defer w.done.Done()
 		for j := range w.jobs {
-			if err := writeOverlay(j.path, j.img, j.heat, j.mw, j.mh, j.lo, j.hi); err != nil {
+			if err := writeOverlay(j.path, j.img, j.heat, j.mw, j.mh, j.score, j.threshold, j.top); err != nil {
 				w.log.Warn("live: overlay not written", "path", j.path, "err", err)
 				w.mu.Lock()
 				w.failed++
@@ -117,9 +119,9 @@ func NewOverlayWriter(out string, queue int, log *slog.Logger) *OverlayWriter {
 
 // Queue sets v.Overlay to the overlay's path and queues it for writing.
 // heat is kept until it is written: the caller must not change it.
-func (w *OverlayWriter) Queue(v *verdict.Verdict, img image.Image, heat []float32, mapW, mapH int, lo, hi float64) {
+func (w *OverlayWriter) Queue(v *verdict.Verdict, img image.Image, heat []float32, mapW, mapH int, top float64) {
 	v.Overlay = OverlayPath(w.out, v)
-	w.jobs <- overlayJob{path: v.Overlay, img: img, heat: heat, mw: mapW, mh: mapH, lo: lo, hi: hi}
+	w.jobs <- overlayJob{path: v.Overlay, img: img, heat: heat, mw: mapW, mh: mapH, score: v.Score, threshold: v.Threshold, top: top}
 }
 
 // Close writes what is queued and stops the writer. It returns an error

@@ -18,7 +18,7 @@ import (
 // published before the PNG is written). `workstation watch` and the GUI's
 // live view share it.
 func (is *ImageScorer) VerdictScorer(overlays *live.OverlayWriter, category string, threshold float64) folderwatch.Scorer {
-	lo, hi := is.MapRange()
+	top := is.HeatmapTop()
 	return func(ctx context.Context, path string) (verdict.Verdict, error) {
 		sc, err := is.Score(ctx, path, category)
 		if err != nil {
@@ -31,7 +31,7 @@ func (is *ImageScorer) VerdictScorer(overlays *live.OverlayWriter, category stri
 		}
 		v.Decision = verdict.Decide(v.Score, v.Threshold)
 		if v.Decision == verdict.Fail {
-			overlays.Queue(&v, sc.Image, sc.Map, sc.MapSize, sc.MapSize, lo, hi)
+			overlays.Queue(&v, sc.Image, sc.Map, sc.MapSize, sc.MapSize, top)
 		}
 		return v, nil
 	}

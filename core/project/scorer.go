@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"image"
+	"math"
 	"sync"
 
 	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/pipeline"
 )
@@ -83,6 +85,14 @@ func (is *ImageScorer) Threshold(category string) float32 {
 func (is *ImageScorer) MapRange() (lo, hi float64) {
 	m := is.model.Meta
 	return float64(m.MapLo), float64(max(m.MapHi, m.Threshold*1.5, m.MapLo+1e-6))
+}
+
+// HeatmapTop is where overlays' colour ramp ends, in threshold units
+// (heatmap.Style.Top): the top of MapRange over the global threshold, at
+// least 1.25, as in the inspection report.
+func (is *ImageScorer) HeatmapTop() float64 {
+	_, hi := is.MapRange()
+	return math.Max(1.25, heatmap.Normalise(hi, float64(is.model.Meta.Threshold)))
 }
 
 // Score encodes and scores the image file at path; category selects the

@@ -31,7 +31,7 @@ img.o{width:200px}.gallery{display:flex;flex-wrap:wrap;gap:12px}.gallery figure{
 {{range .D.Metrics}}<tr><td class="l">{{.Name}}</td><td>{{metric .M.ImageAUROC}}</td><td>{{metric .M.ImageAP}}</td><td>{{metric .M.ImageF1Max}}</td><td>{{metric .M.PixelAUROC}}</td><td>{{metric .M.PixelAP}}</td><td>{{metric .M.PRO}}</td></tr>
 {{end}}</table>{{if .D.PixelNote}}<p style="font-size:small">n/a pixel metrics: {{.D.PixelNote}}</p>{{end}}{{end}}
 {{if .ROC}}<h2>Curves</h2><img alt="ROC" src="{{.ROC}}"> <img alt="PR" src="{{.PR}}">{{end}}
-<h2>Colour legend</h2><p><img alt="legend" src="{{.Legend}}"><br><span style="font-size:small">Overlays colour the anomaly map from blue (normal) to red (anomalous); the mark is the threshold; a green outline is the ground-truth defect where a mask exists. The banner gives the image's number, verdict, score and threshold.</span></p>
+<h2>Colour legend</h2><p><img alt="legend" src="{{.Legend}}"><br><span style="font-size:small">Overlays colour only what is at or above the threshold (the part stays visible below it), from yellow at the threshold to magenta at the top of the scale, in threshold units (1.0 is the threshold); a cyan outline traces the region above the threshold and a green one the ground-truth defect where a mask exists. The banner gives the image's number, verdict, score and threshold.</span></p>
 {{if .D.Attention}}<h2>Fails and missed defects ({{len .D.Attention}}, highest score first)</h2><div class="gallery">
 {{range .D.Attention}}{{if .Overlay}}<figure><a href="{{.Overlay}}"><img src="{{.Overlay}}" alt="#{{.N}}"></a><figcaption>#{{.N}} {{.Path}}</figcaption></figure>
 {{end}}{{end}}</div>{{end}}

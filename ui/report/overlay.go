@@ -8,6 +8,7 @@ import (
 	"math"
 
 	"github.com/dmad/workstation/assets"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/inspection"
 	xdraw "golang.org/x/image/draw"
 	"golang.org/x/image/font"
@@ -29,6 +30,8 @@ var (
 	passColour = color.RGBA{R: 20, G: 120, B: 50, A: 255}
 	ink        = color.RGBA{R: 20, G: 20, B: 20, A: 255}
 	paper      = color.RGBA{R: 255, G: 255, B: 255, A: 255}
+	// maskOutline is the ground-truth mask's contour.
+	maskOutline = color.RGBA{R: 0, G: 255, B: 0, A: 255}
 )
 
 // faces are the Go fonts (golang.org/x/image/font/gofont) at the sizes a
@@ -77,14 +80,17 @@ func text(dst draw.Image, fc font.Face, c color.Color, x, y int, s string) int {
 
 func textWidth(fc font.Face, s string) int { return font.MeasureString(fc, s).Round() }
 
-// overlay draws the heatmap over img (with the mask's contour), scaled so
-// its long side is between overlayMinSide and overlayMaxSide, under a
-// banner with the item's number, verdict, score and threshold, above a
-// colour legend.
-func overlay(fs *faces, img image.Image, mask *image.Gray, it Item, n int, thr, lo, hi, opacity float64) *image.RGBA {
-	ov := assets.HeatmapOverlay(img, it.Map, it.MapW, it.MapH, lo, hi, opacity)
+// overlay draws the heatmap over img as the desktop application does:
+// colour only where the (peak-calibrated) map is at or above the threshold
+// thr, on a ramp that ends at top (threshold units, see heatmap.Normalise),
+// with the outline of that region and the mask's contour. The result is
+// scaled so its long side is between overlayMinSide and overlayMaxSide,
+// under a banner with the item's number, verdict, score and threshold,
+// above a legend.
+func overlay(fs *faces, img image.Image, mask *image.Gray, it Item, n int, thr, top, opacity float64) *image.RGBA {
+	ov := heatmap.Render(img, it.Map, it.MapW, it.MapH, it.Score, heatmap.Style{Threshold: thr, Top: top, Opacity: opacity, Outline: true})
 	if mask != nil && mask.Bounds().Size() == ov.Bounds().Size() {
-		assets.DrawContour(ov, mask, color.RGBA{R: 0, G: 255, B: 0, A: 255})
+		assets.DrawContour(ov, mask, maskOutline)
 	}
 	w, h := ov.Bounds().Dx(), ov.Bounds().Dy()
 	long := max(w, h, 1)
@@ -135,40 +141,35 @@ func overlay(fs *faces, img image.Image, mask *image.Gray, it Item, n int, thr, 
 		}
 	}
 	text(out, regular, ink, size/2, line+size/4+size+size/8, desc)
-	drawLegend(out, small, image.Rect(size/2, banner+sh+size/4, sw-size/2, banner+sh+size/4+size), lo, hi, thr)
+	drawLegend(out, small, image.Rect(size/2, banner+sh+size/4, sw-size/2, banner+sh+size/4+size), top)
 	return out
 }
 
-// drawLegend draws the Turbo gradient in bar with lo and hi under its ends
-// and the threshold marked (when inside the range).
-func drawLegend(dst *image.RGBA, fc font.Face, bar image.Rectangle, lo, hi, thr float64) {
-	g := assets.Legend(bar.Dx(), bar.Dy())
+// drawLegend draws heatmap.Legend's scale in bar, 0 to top threshold
+// units, with the threshold marked and named.
+func drawLegend(dst *image.RGBA, fc font.Face, bar image.Rectangle, top float64) {
+	top = math.Max(top, 1.05) // as heatmap.Legend
+	g := heatmap.Legend(bar.Dx(), bar.Dy(), top)
 	draw.Draw(dst, bar, g, image.Point{}, draw.Src)
 	base := bar.Max.Y + fc.Metrics().Ascent.Round() + 2
-	text(dst, fc, ink, bar.Min.X, base, fmt.Sprintf("%.3g", lo))
-	hiText := fmt.Sprintf("%.3g", hi)
+	text(dst, fc, ink, bar.Min.X, base, "0")
+	hiText := fmt.Sprintf("%.2f× threshold", top)
 	text(dst, fc, ink, bar.Max.X-textWidth(fc, hiText), base, hiText)
-	if hi > lo && thr > lo && thr < hi {
-		x := bar.Min.X + int(math.Round((thr-lo)/(hi-lo)*float64(bar.Dx()-1)))
-		for y := bar.Min.Y - 3; y < bar.Max.Y+3; y++ {
-			dst.SetRGBA(x, y, ink)
-			dst.SetRGBA(x+1, y, paper)
-		}
-		label := fmt.Sprintf("threshold %.3g", thr)
-		lx := min(max(bar.Min.X+textWidth(fc, "0.000 "), x-textWidth(fc, label)/2), bar.Max.X-textWidth(fc, hiText+" ")-textWidth(fc, label))
-		text(dst, fc, ink, lx, base, label)
-	} else {
-		mid := "anomaly map: blue normal … red anomalous"
-		text(dst, fc, ink, bar.Min.X+(bar.Dx()-textWidth(fc, mid))/2, base, mid)
+	x := bar.Min.X + heatmap.ThresholdX(bar.Dx(), top)
+	for y := bar.Min.Y - 3; y < bar.Max.Y+3; y++ {
+		dst.SetRGBA(x, y, ink)
 	}
+	label := "threshold (1.0)"
+	lx := min(max(bar.Min.X+textWidth(fc, "0  "), x-textWidth(fc, label)/2), bar.Max.X-textWidth(fc, hiText+"  ")-textWidth(fc, label))
+	text(dst, fc, ink, lx, base, label)
 }
 
 // legendImage is the colour legend alone, w pixels wide, for the reports.
-func legendImage(fs *faces, w int, lo, hi, thr float64) *image.RGBA {
+func legendImage(fs *faces, w int, top float64) *image.RGBA {
 	fc := fs.face(14, false)
 	out := image.NewRGBA(image.Rect(0, 0, w, 48))
 	draw.Draw(out, out.Bounds(), image.NewUniform(paper), image.Point{}, draw.Src)
-	drawLegend(out, fc, image.Rect(8, 6, w-8, 22), lo, hi, thr)
+	drawLegend(out, fc, image.Rect(8, 6, w-8, 22), top)
 	return out
 }
 

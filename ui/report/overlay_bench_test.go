@@ -25,7 +25,7 @@ func BenchmarkOverlay(b *testing.B) {
 	it := Item{Path: "x.png", Category: "bottle", DefectType: "broken_large", Score: 0.8, Label: "defect", Map: m, MapW: 320, MapH: 320}
 	b.ResetTimer()
 	for range b.N {
-		ov := overlay(fs, img, nil, it, 12, 0.6, 0, 1, 0.5)
+		ov := overlay(fs, img, nil, it, 12, 0.6, 1.5, 0.5)
 		if _, err := encodePNG(ov); err != nil {
 			b.Fatal(err)
 		}

@@ -106,8 +106,10 @@ func writePDF(path, dir string, d *doc) error {
 	p.image("legend", d.legend, "PNG", 10, f.GetY(), 120)
 	f.SetY(f.GetY() + 120*48/640 + 1)
 	f.SetFont("Helvetica", "", 8)
-	f.MultiCell(0, 4, p.tr("Overlays colour the anomaly map from blue (normal) to red (anomalous); the mark is the threshold; "+
-		"a green outline is the ground-truth defect where a mask exists. Each overlay's banner gives the image's number, verdict, score and threshold."), "", "L", false)
+	f.MultiCell(0, 4, p.tr("Overlays colour only what is at or above the threshold (the part stays visible below it), from yellow at "+
+		"the threshold to magenta at the top of the scale, in threshold units (1.0 is the threshold); a cyan outline traces the region "+
+		"above the threshold and a green one the ground-truth defect where a mask exists. Each overlay's banner gives the image's number, "+
+		"verdict, score and threshold."), "", "L", false)
 
 	if err := p.gallery(dir, d.Attention); err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/dmad/workstation"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/inspection"
 	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/progress"
@@ -92,10 +93,14 @@ type Report struct {
 	LoadMask func(it Item) (*image.Gray, error)
 	// Opacity of the heatmap in the overlays (default 0.5).
 	Opacity float64
-	// MapLo..MapHi is the anomaly-map range coloured blue to red (the
-	// model's, so that shards and runs agree); when empty, the range of the
-	// items' maps.
+	// MapLo..MapHi is the model's anomaly-map range: the overlays' colour
+	// ramp ends at MapHi (at least 1.25× the threshold), so that shards
+	// and runs of one model agree. When empty, the ramp ends at the items'
+	// highest score.
 	MapLo, MapHi float64
+	// HeatmapTop, when set, is the end of the ramp in threshold units
+	// (summary.json's heatmap_top; a merge takes it from the shards).
+	HeatmapTop float64
 }
 
 // ThresholdOf is the decision threshold of category.
@@ -140,7 +145,7 @@ func Write(ctx context.Context, dir string, r Report, report progress.Func) erro
 		}
 		return r.Items[a].Path < r.Items[b].Path
 	})
-	lo, hi := r.mapRange()
+	r.HeatmapTop = r.heatmapTop()
 	if r.LoadImage != nil {
 		fonts, err := newFaces()
 		if err != nil {
@@ -161,7 +166,7 @@ func Write(ctx context.Context, dir string, r Report, report progress.Func) erro
 					return fmt.Errorf("report: mask of %s: %w", it.Path, err)
 				}
 			}
-			ov := overlay(fonts, img, mask, *it, i+1, r.ThresholdOf(it.Category), lo, hi, r.Opacity)
+			ov := overlay(fonts, img, mask, *it, i+1, r.ThresholdOf(it.Category), r.HeatmapTop, r.Opacity)
 			name := filepath.ToSlash(filepath.Join(OverlayDir, inspection.OverlayName(i+1, it.Path)))
 			if err := writePNG(filepath.Join(dir, filepath.FromSlash(name)), ov); err != nil {
 				return err
@@ -211,8 +216,7 @@ func WriteDocuments(dir string, r Report) error {
 	if err != nil {
 		return err
 	}
-	lo, hi := r.mapRange()
-	if d.legend, err = encodePNG(legendImage(fonts, 640, lo, hi, r.Threshold)); err != nil {
+	if d.legend, err = encodePNG(legendImage(fonts, 640, r.heatmapTop())); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, LegendName), d.legend, 0o644); err != nil {
@@ -249,7 +253,7 @@ func (r *Report) Summary(rows []inspection.Row) inspection.Summary {
 	s := inspection.Summary{Title: r.Title, Project: r.Project, Input: r.Input, ModelVersion: r.ModelVersion,
 		ModelMethod: r.Method, ModelRegime: r.Regime, Backbone: r.Backbone, Threshold: r.Threshold,
 		CategoryThresholds: r.CategoryThresholds, Created: r.Created, Operator: r.Operator,
-		WorkstationVersion: workstation.Version(), Shard: r.Shard, MergedFrom: r.MergedFrom}
+		WorkstationVersion: workstation.Version(), Shard: r.Shard, MergedFrom: r.MergedFrom, HeatmapTop: r.heatmapTop()}
 	s.SetCounts(rows)
 	if len(r.PerCategory) > 0 {
 		s.PerCategory = map[string]inspection.Metrics{}
@@ -260,13 +264,24 @@ func (r *Report) Summary(rows []inspection.Row) inspection.Summary {
 	return s
 }
 
+// anyNaNPixel reports whether a category's pixel metrics are undefined.
+func anyNaNPixel(per map[string]inspection.Metrics) bool {
+	for _, m := range per {
+		if math.IsNaN(m.PixelAUROC) || math.IsNaN(m.PRO) {
+			return true
+		}
+	}
+	return false
+}
+
 // FromOutput is the report of an inspection output folder's summary and
-// rows (a merge of shard outputs): the items keep their overlays; there
-// are no anomaly maps.
+// rows (a merge of shard outputs): the items keep their overlays and the
+// summary's metrics; there are no anomaly maps to draw.
 func FromOutput(s inspection.Summary, rows []inspection.Row) (Report, error) {
 	r := Report{Title: s.Title, Created: s.Created, Project: s.Project, Input: s.Input, ModelVersion: s.ModelVersion,
 		Method: s.ModelMethod, Regime: s.ModelRegime, Backbone: s.Backbone, Operator: s.Operator,
-		Threshold: s.Threshold, CategoryThresholds: s.CategoryThresholds, Shard: s.Shard, MergedFrom: s.MergedFrom}
+		Threshold: s.Threshold, CategoryThresholds: s.CategoryThresholds, Shard: s.Shard, MergedFrom: s.MergedFrom,
+		HeatmapTop: s.HeatmapTop}
 	for _, row := range rows {
 		score, err := strconv.ParseFloat(row.Score, 64)
 		if err != nil {
@@ -292,18 +307,30 @@ func FromOutput(s inspection.Summary, rows []inspection.Row) (Report, error) {
 				r.PixelReason = m.PixelReason
 			}
 		}
-		if r.PixelReason == "" && len(s.MergedFrom) > 0 {
+		if r.PixelReason == "" && len(s.MergedFrom) > 0 && anyNaNPixel(s.PerCategory) {
 			r.PixelReason = inspection.ReasonNoMaps
 		}
 	}
 	return r, nil
 }
 
-func (r *Report) mapRange() (lo, hi float64) {
-	if r.MapHi > r.MapLo {
-		return r.MapLo, r.MapHi
+// heatmapTop is where the overlays' colour ramp ends, in threshold units:
+// HeatmapTop when set; else the model's MapHi over its threshold; else the
+// items' highest score over their category's threshold; at least 1.25.
+func (r *Report) heatmapTop() float64 {
+	if r.HeatmapTop > 0 {
+		return r.HeatmapTop
 	}
-	return scoreRange(r.Items)
+	top := 1.25
+	if r.MapHi > r.MapLo {
+		return math.Max(top, heatmap.Normalise(r.MapHi, r.Threshold))
+	}
+	for _, it := range r.Items {
+		if n := heatmap.Normalise(it.Score, r.ThresholdOf(it.Category)); n > top && !math.IsInf(n, 0) {
+			top = n
+		}
+	}
+	return top
 }
 
 // Curves draws the image-level ROC and PR curves, one series per category
@@ -345,19 +372,6 @@ func Curves(items []Item, w, h int) (roc, pr image.Image, err error) {
 		return nil, nil, err
 	}
 	return roc, pr, nil
-}
-
-func scoreRange(items []Item) (lo, hi float64) {
-	lo, hi = math.Inf(1), math.Inf(-1)
-	for _, it := range items {
-		for _, v := range it.Map {
-			lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
-		}
-	}
-	if lo > hi {
-		return 0, 1
-	}
-	return lo, hi
 }
 
 func writePNG(path string, img image.Image) error {

@@ -19,9 +19,10 @@ import (
 // its report (FromOutput, WriteDocuments) the same header and tables.
 func TestShardMergeGivesTheUnshardedReport(t *testing.T) {
 	whole := testReport(0.5)
-	// Two categories.
-	for i := range whole.Items[3:] {
-		whole.Items[3+i].Category = "zeta"
+	// Two categories, each with good and defective images (a merge has
+	// metrics only then, as an unsharded run).
+	for _, i := range []int{0, 3, 4} {
+		whole.Items[i].Category = "zeta"
 	}
 	whole.CategoryThresholds = map[string]float64{"zeta": 0.7}
 	base := t.TempDir()
