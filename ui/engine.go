@@ -105,6 +105,10 @@ type Settings struct {
 	Epochs       int
 	InputSize    int
 	CoresetRatio float64
+	// Memory is the most memory training may use for features, in bytes;
+	// 0 means the engine's default (membudget.Default: an eighth of RAM,
+	// 1–4 GiB).
+	Memory int64
 	// Threshold is the last decision threshold chosen in Results.
 	Threshold float64
 }
@@ -141,6 +145,8 @@ type TrainRequest struct {
 	Epochs       int
 	InputSize    int
 	CoresetRatio float64
+	// Memory is Settings.Memory (0: the default).
+	Memory int64
 	// Categories restricts training to these categories; empty means all.
 	Categories []string
 	// Quick trades accuracy for time (fewer sampled patches and synthetic

@@ -50,6 +50,8 @@ func (w *Workstation) TrainForm() (epochs *widget.Entry, start, cancel *widget.B
 	return w.train.epochs, w.train.start, w.train.cancelBtn
 }
 
+func (w *Workstation) TrainMemory() *widget.Entry { return w.train.memory }
+
 func (w *Workstation) TrainStatus() (stage, result string, losses int) {
 	return w.train.stage.Text, w.train.result.Text, len(w.train.losses)
 }

@@ -15,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/dmad/workstation/core/membudget"
 	"github.com/dmad/workstation/ui/internal/plots"
 )
 
@@ -35,6 +36,7 @@ type trainView struct {
 	epochs   *widget.Entry
 	size     *widget.Select
 	coreset  *widget.Entry
+	memory   *widget.Entry
 
 	start, cancelBtn *widget.Button
 	stage, epoch     *widget.Label
@@ -71,6 +73,18 @@ func newTrainView(w *Workstation) *trainView {
 		}
 		return nil
 	}
+	v.memory = widget.NewEntry()
+	v.memory.SetPlaceHolder("default: " + membudget.Format(membudget.Default()))
+	v.memory.Validator = func(s string) error {
+		if strings.TrimSpace(s) == "" {
+			return nil
+		}
+		b, err := membudget.Parse(s)
+		if err == nil {
+			err = membudget.Check(b)
+		}
+		return err
+	}
 	// Each setting says in one line what it changes (Fyne has no tooltips).
 	item := func(name string, o fyne.CanvasObject, hint string) *widget.FormItem {
 		it := widget.NewFormItem(name, o)
@@ -88,6 +102,8 @@ func newTrainView(w *Workstation) *trainView {
 			"Pixels per side: larger finds smaller defects, runs slower."),
 		item("Coreset ratio", v.coreset,
 			"Share of normal patches remembered (0.1 = 10%); larger is slower."),
+		item("Memory", v.memory,
+			"Most RAM training may use, e.g. 2GiB; empty: an eighth of this machine's ("+membudget.Format(membudget.Default())+")."),
 	)
 	v.start = widget.NewButtonWithIcon("Train", theme.MediaPlayIcon(), v.startTraining)
 	v.start.Importance = widget.HighImportance
@@ -162,6 +178,10 @@ func (v *trainView) reload() {
 	v.epochs.SetText(strconv.Itoa(s.Epochs))
 	v.size.SetSelected(strconv.Itoa(s.InputSize))
 	v.coreset.SetText(strconv.FormatFloat(s.CoresetRatio, 'g', -1, 64))
+	v.memory.SetText("")
+	if s.Memory > 0 {
+		v.memory.SetText(membudget.Format(s.Memory))
+	}
 	seen, masks := 0, 0
 	if imgs, err := p.Images(); err == nil {
 		for _, r := range imgs {
@@ -206,6 +226,13 @@ func (v *trainView) settings() (Settings, error) {
 		return s, fmt.Errorf("coreset ratio %q: %w", v.coreset.Text, err)
 	}
 	s.CoresetRatio, _ = strconv.ParseFloat(strings.TrimSpace(v.coreset.Text), 64)
+	if err := v.memory.Validate(); err != nil {
+		return s, fmt.Errorf("memory %q: %w", v.memory.Text, err)
+	}
+	s.Memory = 0
+	if t := strings.TrimSpace(v.memory.Text); t != "" {
+		s.Memory, _ = membudget.Parse(t)
+	}
 	return s, nil
 }
 
@@ -233,7 +260,8 @@ func (v *trainView) startTraining() {
 	v.bar.SetValue(0)
 	v.lossImg.Image = nil
 	v.lossImg.Refresh()
-	req := TrainRequest{Project: p, Regime: s.Regime, Device: s.Device, Epochs: s.Epochs, InputSize: s.InputSize, CoresetRatio: s.CoresetRatio}
+	req := TrainRequest{Project: p, Regime: s.Regime, Device: s.Device, Epochs: s.Epochs, InputSize: s.InputSize,
+		CoresetRatio: s.CoresetRatio, Memory: s.Memory}
 	started := time.Now()
 	v.w.background(func(context.Context) {
 		defer cancel()

@@ -343,9 +343,34 @@ func TestTrainEvaluateThreshold(t *testing.T) {
 	} else {
 		h.ws.Window().Canvas().Overlays().Remove(top)
 	}
+	// The memory setting: a size with a unit, at least membudget.Min;
+	// empty is the default.
+	mem := h.ws.TrainMemory()
 	epochs.SetText("4")
+	for _, bad := range []string{"lots", "100MiB"} {
+		mem.SetText(bad)
+		test.Tap(start)
+		h.ws.Wait()
+		if top := h.ws.Window().Canvas().Overlays().Top(); top == nil {
+			t.Errorf("memory %q accepted without an error dialog", bad)
+		} else {
+			h.ws.Window().Canvas().Overlays().Remove(top)
+		}
+	}
+	if ms, _ := p.Models(); len(ms) != 0 {
+		t.Fatalf("a bad memory setting trained %d models", len(ms))
+	}
+	mem.SetText("1.5 GiB")
 	test.Tap(start)
 	h.ws.Wait()
+	if s, _ := p.Settings(); s.Memory != 3<<29 {
+		t.Errorf("saved memory setting %d, want 1.5 GiB", s.Memory)
+	}
+	h.ws.ShowScreen(ui.ScreenData)
+	h.ws.ShowScreen(ui.ScreenTrain)
+	if mem.Text != "1.50GiB" && mem.Text != "1.5GiB" {
+		t.Errorf("the Train screen shows the saved memory setting as %q", mem.Text)
+	}
 	stage, result, losses := h.ws.TrainStatus()
 	if stage != "Stage: done" || !strings.Contains(result, "Model v1 saved") || losses != 4 {
 		t.Fatalf("after training: %q %q, %d loss points", stage, result, losses)

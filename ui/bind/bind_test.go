@@ -207,7 +207,7 @@ func TestSettingsRoundTrip(t *testing.T) {
 		t.Errorf("new project settings %+v: want no threshold (the model's), 224 px, semi-supervised", s)
 	}
 	tests := []ui.Settings{
-		{Regime: ui.Unsupervised, Device: ui.DeviceCPU, Epochs: 7, InputSize: 320, CoresetRatio: 0.1, Threshold: 1.25},
+		{Regime: ui.Unsupervised, Device: ui.DeviceCPU, Epochs: 7, InputSize: 320, CoresetRatio: 0.1, Memory: 3 << 30, Threshold: 1.25},
 		{Regime: ui.SemiSupervised, Device: ui.DeviceGPU, Epochs: 1, InputSize: 224, CoresetRatio: 0.02, Threshold: -0.5},
 		{Regime: ui.SemiSupervised, Device: ui.DeviceAuto, Epochs: 20, InputSize: 256, CoresetRatio: 1, Threshold: 0},
 	}

@@ -241,6 +241,8 @@ type guiSettings struct {
 	Device       ui.Device `json:"device"`
 	Epochs       int       `json:"epochs"`
 	CoresetRatio float64   `json:"coreset_ratio"`
+	// Memory is the training memory budget in bytes; 0: the default.
+	Memory int64 `json:"memory,omitempty"`
 	// Threshold is the last threshold chosen in Results; 0: the model's.
 	Threshold float64 `json:"threshold"`
 }
@@ -265,7 +267,7 @@ func (p *Project) Settings() (ui.Settings, error) {
 		}
 	}
 	out := ui.Settings{Regime: g.Regime, Device: g.Device, Epochs: g.Epochs, InputSize: st.InputSize,
-		CoresetRatio: g.CoresetRatio, Threshold: g.Threshold}
+		CoresetRatio: g.CoresetRatio, Memory: g.Memory, Threshold: g.Threshold}
 	if out.InputSize <= 0 {
 		out.InputSize = d.InputSize
 	}
@@ -278,7 +280,7 @@ func (p *Project) SaveSettings(s ui.Settings) error {
 	st := p.s.Store.Settings()
 	fields := trainingFields(st)
 	raw, err := json.Marshal(guiSettings{Regime: s.Regime, Device: s.Device, Epochs: s.Epochs,
-		CoresetRatio: s.CoresetRatio, Threshold: s.Threshold})
+		CoresetRatio: s.CoresetRatio, Memory: s.Memory, Threshold: s.Threshold})
 	if err != nil {
 		return err
 	}
