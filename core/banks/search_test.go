@@ -195,7 +195,7 @@ func BenchmarkSearch(b *testing.B) {
 	defer rt.Close()
 	rng := rand.New(rand.NewSource(1))
 	bank, q := gaussian(rng, 20000, 768), gaussian(rng, 784, 768)
-	for _, cfg := range []struct{ chunk, batch int }{{0, 0}, {20000, 0}, {10000, 0}, {20000, 256}, {20000, 784}} {
+	for _, cfg := range []struct{ chunk, batch int }{{0, 0}, {20000, 0}, {10000, 0}, {20000, 64}, {20000, 128}, {20000, 256}, {20000, 784}} {
 		b.Run(fmt.Sprintf("chunk=%d/batch=%d", cfg.chunk, cfg.batch), func(b *testing.B) {
 			s, err := NewSearcher(rt, bank, SearchOptions{ChunkRows: cfg.chunk, QueryBatch: cfg.batch})
 			if err != nil {
@@ -213,5 +213,27 @@ func BenchmarkSearch(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*q.Rows())/b.Elapsed().Seconds(), "queries/s")
 		})
+	}
+}
+
+// The query batch a searcher chooses keeps its distance matrices within
+// the buffer, whatever the bank's size, inside the batch bounds.
+func TestQueryBatch(t *testing.T) {
+	for _, tc := range []struct {
+		opts SearchOptions
+		rows int
+		want int
+	}{
+		{SearchOptions{}, 1000, MaxQueryBatch},
+		{SearchOptions{}, 20000, 419},
+		{SearchOptions{}, 80000, 104},
+		{SearchOptions{}, 2000000, MinQueryBatch},
+		{SearchOptions{BufferBytes: 8 << 20}, 80000, 64},
+		{SearchOptions{BufferBytes: 64 << 20}, 80000, 209},
+		{SearchOptions{QueryBatch: 700}, 80000, 700},
+	} {
+		if got := tc.opts.queryBatch(tc.rows); got != tc.want {
+			t.Errorf("%+v over %d rows: query batch %d, want %d", tc.opts, tc.rows, got, tc.want)
+		}
 	}
 }

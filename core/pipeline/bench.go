@@ -434,6 +434,9 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 // groups sized by the memory budget, and evaluates them: the scored items,
 // the metrics and the scoring cost per image (ms).
 func (b *bench) score(ctx context.Context, m *Model, search banks.SearchOptions, report progress.Func) ([]Scored, map[string]metrics.Summary, metrics.Summary, float64, error) {
+	if b.o.Memory > 0 && search.BufferBytes == 0 {
+		search.BufferBytes = searchBuffer(b.o.Memory)
+	}
 	sc, err := NewScorer(b.rt, m, search)
 	if err != nil {
 		return nil, nil, metrics.Summary{}, 0, err

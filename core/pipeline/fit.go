@@ -107,7 +107,8 @@ type Options struct {
 	// Memory is the memory budget in bytes; 0 sets no bound. The normal
 	// bank's coreset selects over at most a third of it (at 128 dims and
 	// 8 bytes a value with its working copy, 1M patches per GiB) and in two
-	// stages beyond that (banks.CoresetOptions.MaxPoints).
+	// stages beyond that (banks.CoresetOptions.MaxPoints); each search's
+	// distance matrices take at most a 64th (searchBuffer).
 	Memory int64
 	Seed   int64
 	// EncoderID, Card and Encoder describe the features (recorded in Meta).
@@ -149,8 +150,19 @@ func (o Options) withDefaults(c int) Options {
 	if o.ThresholdQuantile <= 0 {
 		o.ThresholdQuantile = DefaultThresholdQuantile
 	}
+	if o.Memory > 0 && o.Search.BufferBytes == 0 {
+		o.Search.BufferBytes = searchBuffer(o.Memory)
+	}
 	return o
 }
+
+// searchBuffer is the share of a memory budget one nearest-neighbour
+// search's distance matrices may take (banks.SearchOptions.BufferBytes):
+// ONNX Runtime keeps each graph's buffers between runs, and a training
+// holds four such searchers (both banks, then the scorer's), with room for
+// the arena's rounding. 3 GiB gives 48 MiB, ~150 queries a run over an
+// 80,000-row bank.
+func searchBuffer(budget int64) int64 { return budget / 64 }
 
 // Fit builds the banks and, for DMAD, trains the mapper.
 func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, report progress.Func) (*Model, error) {
