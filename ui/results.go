@@ -7,6 +7,7 @@ import (
 	"image"
 	"slices"
 	"sort"
+	"strings"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
@@ -138,7 +139,7 @@ func (v *resultsView) reload() {
 	v.runs = runs
 	opts := make([]string, len(runs))
 	for i, r := range runs {
-		opts[i] = fmt.Sprintf("%d. %s — %s (%d images)", i+1, r.Name, r.Created.Format("2006-01-02 15:04"), len(r.Images))
+		opts[i] = runOption(i, r)
 	}
 	v.ignoreSel = true
 	v.runSel.SetOptions(opts)
@@ -328,4 +329,13 @@ func (v *resultsView) evaluate(m ModelInfo) {
 			v.reload()
 		})
 	})
+}
+
+// runOption is a run's line in the Results run list: number, name, date
+// and size. Runs stored before names stopped carrying their date are not
+// dated twice.
+func runOption(i int, r Run) string {
+	when := r.Created.Format("2006-01-02 15:04")
+	name := strings.TrimSpace(strings.Replace(r.Name, when, "", 1))
+	return fmt.Sprintf("%d. %s — %s (%d images)", i+1, name, when, len(r.Images))
 }

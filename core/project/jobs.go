@@ -10,7 +10,6 @@ import (
 	"image"
 	"math"
 	"sort"
-	"time"
 
 	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/dataset"
@@ -386,7 +385,7 @@ func (s *Session) Evaluate(ctx context.Context, o EvalOptions, report progress.F
 	if o.NoSave {
 		return res, nil
 	}
-	run := &storage.RunRecord{ModelVersion: rec.Version, Name: "evaluation " + time.Now().Format("2006-01-02 15:04"),
+	run := &storage.RunRecord{ModelVersion: rec.Version, Name: fmt.Sprintf("evaluation of model v%d", rec.Version),
 		Metrics: map[string]float64{}}
 	mean.Put(run.Metrics, "")
 	for c, pm := range per {
