@@ -514,6 +514,14 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, 
 	for cat, s := range byCat {
 		m.Meta.CategoryThresholds[cat] = quantile(s, opts.ThresholdQuantile)
 	}
+	// The mapper trained on the sampled images' patches, so it scores them
+	// lower than parts it never saw (the demo's first evaluation had one
+	// false alarm in six good parts per category). The validation split's
+	// held-out normal images are such parts: no threshold is set below
+	// their scores.
+	if err := raiseToHeldOut(ctx, sc, m, set); err != nil {
+		return err
+	}
 	if opts.Method == DMAD {
 		if err := chooseFusion(ctx, sc, m, set, opts, allS, allD); err != nil {
 			return err
@@ -582,6 +590,35 @@ func chooseFusion(ctx context.Context, sc *Scorer, m *Model, set TrainSet, opts 
 	}
 	m.Meta.Validation = res
 	m.Meta.MapFusion = cal.WithWeight(bestScore(res).MapperWeight)
+	return nil
+}
+
+// raiseToHeldOut raises each category's threshold (and the global one) to
+// the highest image score of the category's held-out validation images,
+// scored without their own bank entries, where that is higher.
+func raiseToHeldOut(ctx context.Context, sc *Scorer, m *Model, set TrainSet) error {
+	held := set.Validation.HeldOut()
+	if len(held) == 0 || m.Meta.Method != DMAD {
+		return nil
+	}
+	for _, im := range set.Normal {
+		if !held[im.ID] {
+			continue
+		}
+		feats, err := im.features()
+		if err != nil {
+			return fmt.Errorf("threshold: %w", err)
+		}
+		patch, _, err := sc.PatchParts(ctx, feats, sourceOf(im))
+		if err != nil {
+			return fmt.Errorf("threshold: %w", err)
+		}
+		_, s := heatmap.ImageScore(patch)
+		if t, ok := m.Meta.CategoryThresholds[im.Category]; !ok || s > t {
+			m.Meta.CategoryThresholds[im.Category] = s
+		}
+		m.Meta.Threshold = max(m.Meta.Threshold, s)
+	}
 	return nil
 }
 

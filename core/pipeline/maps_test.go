@@ -201,6 +201,9 @@ func TestFitChoosesOnValidation(t *testing.T) {
 	set.Seen, set.Validation = nil, v
 	opts := smallFit(DMAD, f.enc)
 	opts.Train.Epochs, opts.Train.CheckpointEvery = 4, 2
+	// A low quantile puts the sample's threshold under most normal images,
+	// so the held-out images must raise it (checked below).
+	opts.ThresholdQuantile = 0.05
 	m, err := Fit(ctx, rt, set, opts, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -226,6 +229,23 @@ func TestFitChoosesOnValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sc.Close()
+	// The thresholds are at least every held-out normal image's score
+	// (the mapper never trained on those images).
+	held := v.HeldOut()
+	for _, im := range set.Normal {
+		if !held[im.ID] {
+			continue
+		}
+		patch, _, err := sc.PatchParts(ctx, im.Features, sourceOf(im))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, s := heatmap.ImageScore(patch)
+		if s > m.Meta.CategoryThresholds[im.Category] || s > m.Meta.Threshold {
+			t.Errorf("held-out normal image %d scores %v above its category's threshold %v (global %v)",
+				im.ID, s, m.Meta.CategoryThresholds[im.Category], m.Meta.Threshold)
+		}
+	}
 	res, err := sc.ScoreImages(ctx, f.tfeats[:2], nil)
 	if err != nil {
 		t.Fatal(err)
