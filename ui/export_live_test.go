@@ -1,5 +1,7 @@
 package ui
 
+import "image"
+
 // Test hooks of the live view.
 
 func (w *Workstation) LiveStart(input string, poll bool) {
@@ -11,6 +13,8 @@ func (w *Workstation) LiveStart(input string, poll bool) {
 func (w *Workstation) LiveStop() { w.live.stop() }
 
 func (w *Workstation) LiveOut() string { return w.live.out }
+
+func (w *Workstation) LiveImage() image.Image { return w.live.latestImg.Image }
 
 func (w *Workstation) LiveText() (status, latest, counts, fails, bads string) {
 	v := w.live

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
@@ -63,6 +64,8 @@ type liveView struct {
 	stopBtn     *widget.Button
 	status      *widget.Label
 	latest      *widget.Label
+	latestImg   *canvas.Image
+	shown       string // the file latestImg shows (or is loading)
 	counts      *widget.Label
 	fails, bads *widget.Label
 	board       *live.Board
@@ -89,6 +92,9 @@ func newLiveView(w *Workstation) *liveView {
 	v.status = widget.NewLabel("")
 	v.latest = widget.NewLabel("No verdict yet.")
 	v.latest.TextStyle = fyne.TextStyle{Bold: true}
+	v.latestImg = canvas.NewImageFromImage(nil)
+	v.latestImg.FillMode = canvas.ImageFillContain
+	v.latestImg.SetMinSize(fyne.NewSize(280, 280))
 	v.counts = widget.NewLabel("")
 	v.fails = widget.NewLabel("")
 	v.bads = widget.NewLabel("")
@@ -100,7 +106,8 @@ func newLiveView(w *Workstation) *liveView {
 	top := container.NewVBox(
 		container.NewBorder(nil, nil, container.NewHBox(pick, v.poll, v.startBtn, v.stopBtn), nil, v.inputLabel),
 		v.status, v.latest, v.counts)
-	lists := container.NewGridWithColumns(2,
+	lists := container.NewGridWithColumns(3,
+		widget.NewCard("Latest image", "", v.latestImg),
 		widget.NewCard("Last fails", "", container.NewVScroll(v.fails)),
 		widget.NewCard("Unreadable files", "", container.NewVScroll(v.bads)))
 	v.content = container.NewBorder(container.NewVBox(top, v.outputsForm()), nil, nil, nil, lists)
@@ -218,12 +225,47 @@ func (v *liveView) stopAndWait() {
 	<-v.done
 }
 
+// showImage shows the latest scored image: a fail's overlay (its heatmap,
+// written just after the verdict is published, so it is waited for up to a
+// second), else the image itself (a pass has nothing above the threshold
+// to colour). Files are decoded off the UI thread.
+func (v *liveView) showImage(path, overlay string) {
+	want := path
+	if overlay != "" {
+		want = overlay
+	}
+	if want == v.shown {
+		return
+	}
+	v.shown = want
+	go func() {
+		img, err := decodeFile(want)
+		for wait := 0; err != nil && overlay != "" && wait < 20; wait++ {
+			time.Sleep(50 * time.Millisecond)
+			img, err = decodeFile(want)
+		}
+		if err != nil && overlay != "" {
+			img, err = decodeFile(path)
+		}
+		if err != nil {
+			return // the verdict line says what happened; the last image stays
+		}
+		fyne.Do(func() {
+			if v.shown == want {
+				v.latestImg.Image = img
+				v.latestImg.Refresh()
+			}
+		})
+	}()
+}
+
 // show renders a snapshot of the board.
 func (v *liveView) show(s live.Snapshot) {
 	if s.Latest != nil {
 		l := s.Latest
 		v.latest.SetText(fmt.Sprintf("%s  %s  score %.4f (threshold %.4f)  %s",
 			strings.ToUpper(l.Decision), filepath.Base(l.Path), l.Score, l.Threshold, l.Latency().Round(time.Millisecond)))
+		v.showImage(l.Path, l.Overlay)
 	}
 	v.counts.SetText(fmt.Sprintf("%d scored, %d fail, %d unreadable · yield %.1f%% over the last %d · latency p50 %s, max %s",
 		s.Total, s.Failed, s.Bad, 100*s.Yield, s.Window, s.LatencyP50.Round(time.Millisecond), s.LatencyMax.Round(time.Millisecond)))

@@ -1,7 +1,12 @@
 package ui_test
 
 import (
+	"bytes"
 	"context"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
 	"github.com/dmad/workstation/core/live"
@@ -41,13 +47,30 @@ func waitLive(t *testing.T, ws *ui.Workstation, what string, cond func(status, l
 func TestLiveViewShowsBoard(t *testing.T) {
 	a := env(t)
 	var got ui.LiveRequest
+	// The fail's overlay (red) is what the view shows of it, not the image (grey).
+	cam := t.TempDir()
+	writePNG := func(name string, c color.Color) string {
+		img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+		draw.Draw(img, img.Bounds(), image.NewUniform(c), image.Point{}, draw.Src)
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(cam, name)
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	grey, red := color.RGBA{128, 128, 128, 255}, color.RGBA{255, 0, 0, 255}
+	aPath, bPath, bOverlay := writePNG("a.png", grey), writePNG("b.png", grey), writePNG("b_overlay.png", red)
 	deps := ui.Deps{Recent: &memRecent{}, DataDir: t.TempDir(),
 		CreateProject: func(path, name string) (ui.Project, error) { return uitest.NewProject(path, name), nil },
 		Live: func(ctx context.Context, req ui.LiveRequest, b *live.Board) error {
 			got = req
 			now := time.Now()
-			b.Publish(ctx, verdict.Verdict{Path: "/cam/a.png", Score: 0.2, Threshold: 0.5, Decision: verdict.Pass, FileClosed: now.Add(-80 * time.Millisecond), ScoredAt: now})
-			b.Publish(ctx, verdict.Verdict{Path: "/cam/b.png", Score: 0.9, Threshold: 0.5, Decision: verdict.Fail, FileClosed: now.Add(-120 * time.Millisecond), ScoredAt: now})
+			b.Publish(ctx, verdict.Verdict{Path: aPath, Score: 0.2, Threshold: 0.5, Decision: verdict.Pass, FileClosed: now.Add(-80 * time.Millisecond), ScoredAt: now})
+			b.Publish(ctx, verdict.Verdict{Path: bPath, Score: 0.9, Threshold: 0.5, Decision: verdict.Fail, Overlay: bOverlay, FileClosed: now.Add(-120 * time.Millisecond), ScoredAt: now})
 			b.AddBad("/cam/c.png", os.ErrInvalid)
 			<-ctx.Done()
 			return ctx.Err()
@@ -67,6 +90,21 @@ func TestLiveViewShowsBoard(t *testing.T) {
 		!strings.Contains(counts, "2 scored, 1 fail, 1 unreadable · yield 50.0% over the last 2") ||
 		!strings.Contains(fails, "b.png") || strings.Contains(fails, "a.png") || !strings.Contains(bads, "c.png") {
 		t.Fatalf("live view: latest %q, counts %q, fails %q, bad %q", latest, counts, fails, bads)
+	}
+	for i := 0; ; i++ {
+		var c color.Color
+		fyne.DoAndWait(func() {
+			if img := ws.LiveImage(); img != nil {
+				c = img.At(4, 4)
+			}
+		})
+		if c != nil && color.RGBAModel.Convert(c) == red {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("the latest image shows %v, want the fail's overlay (red)", c)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if got.Input != in || got.Out != in+"-verdicts" || !got.Poll || got.Project == nil {
 		t.Fatalf("live request %+v", got)
