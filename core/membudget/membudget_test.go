@@ -1,6 +1,10 @@
 package membudget
 
-import "testing"
+import (
+	"math"
+	"runtime/debug"
+	"testing"
+)
 
 func TestParse(t *testing.T) {
 	for _, tc := range []struct {
@@ -77,5 +81,30 @@ func TestParseMeminfo(t *testing.T) {
 	}
 	if _, ok := parseMeminfo("MemFree: 10 kB\n"); ok {
 		t.Error("parseMeminfo found MemTotal where there is none")
+	}
+}
+
+// LimitGo sets a soft Go memory limit of GoShare of the budget for the
+// job's duration and restores the previous one; it never loosens a tighter
+// limit already in place.
+func TestLimitGo(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	debug.SetMemoryLimit(math.MaxInt64)
+	restore := LimitGo(4 * GiB)
+	if got := debug.SetMemoryLimit(-1); got != 3*GiB {
+		t.Errorf("limit during the job %d, want %d", got, 3*GiB)
+	}
+	restore()
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("limit after the job %d, want it restored", got)
+	}
+	debug.SetMemoryLimit(1 * GiB)
+	LimitGo(4 * GiB)()
+	if got := debug.SetMemoryLimit(-1); got != 1*GiB {
+		t.Errorf("a tighter limit became %d", got)
+	}
+	LimitGo(0)()
+	if got := debug.SetMemoryLimit(-1); got != 1*GiB {
+		t.Errorf("budget 0 changed the limit to %d", got)
 	}
 }

@@ -170,6 +170,7 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 	if o.Memory <= 0 {
 		o.Memory = membudget.Default()
 	}
+	defer membudget.LimitGo(o.Memory)()
 	b := &bench{o: o, rt: rt, prog: o.Progress, logf: o.Log}
 	if b.prog == nil {
 		b.prog = func(progress.Event) {}

@@ -150,6 +150,7 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, report progress.Fun
 	if o.Fit.Train.Logger == nil {
 		o.Fit.Train.Logger = s.log
 	}
+	defer membudget.LimitGo(o.Memory)()
 	enc, err := s.Encoder()
 	if err != nil {
 		return storage.ModelRecord{}, nil, err
