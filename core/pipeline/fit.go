@@ -514,16 +514,20 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, 
 	for cat, s := range byCat {
 		m.Meta.CategoryThresholds[cat] = quantile(s, opts.ThresholdQuantile)
 	}
-	// The mapper trained on the sampled images' patches, so it scores them
-	// lower than parts it never saw (the demo's first evaluation had one
-	// false alarm in six good parts per category). The validation split's
-	// held-out normal images are such parts: no threshold is set below
-	// their scores.
-	if err := raiseToHeldOut(ctx, sc, m, set); err != nil {
-		return err
-	}
 	if opts.Method == DMAD {
-		if err := chooseFusion(ctx, sc, m, set, opts, allS, allD); err != nil {
+		var val []valScored // the validation split, scored once for both uses
+		if set.Validation != nil && len(set.Validation.Defects) > 0 {
+			if val, err = scoreValidation(ctx, sc, set); err != nil {
+				return err
+			}
+		}
+		// The mapper trained on the sampled images' patches, so it scores
+		// them lower than parts it never saw (the demo's first evaluation
+		// had one false alarm in six good parts per category). The
+		// validation split's held-out normal images are such parts: no
+		// threshold is set below their scores.
+		raiseToHeldOut(m, val)
+		if err := chooseFusion(ctx, m, opts, allS, allD, val); err != nil {
 			return err
 		}
 	}
@@ -560,13 +564,13 @@ func patchesOf(im Image) int {
 
 // chooseFusion calibrates the map fusion on the normal patches s, d and
 // picks its mapper weight: the candidate with the best validation criterion
-// (ValidationScore.Criterion) when there is a validation split, else the
-// first candidate.
-func chooseFusion(ctx context.Context, sc *Scorer, m *Model, set TrainSet, opts Options, s, d []float32) error {
+// (ValidationScore.Criterion) on the scored validation split items, else
+// (no split) the first candidate.
+func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, items []valScored) error {
 	weights := opts.MapWeights
 	if len(weights) == 0 {
 		weights = FusionWeights()
-		if set.Validation == nil || len(set.Validation.Defects) == 0 {
+		if len(items) == 0 {
 			weights = []float32{DefaultMapperWeight}
 		}
 	}
@@ -575,14 +579,10 @@ func chooseFusion(ctx context.Context, sc *Scorer, m *Model, set TrainSet, opts 
 		return err
 	}
 	m.Meta.MapFusion = &cal
-	if set.Validation == nil || len(set.Validation.Defects) == 0 {
+	if len(items) == 0 {
 		return nil
 	}
-	items, err := scoreValidation(ctx, sc, set)
-	if err != nil {
-		return err
-	}
-	h0, w0 := gridOf(patchesOf(set.Normal[0]))
+	h0, w0 := gridOf(len(items[0].score))
 	enc := opts.Encoder.WithDefaults()
 	res, err := scoreMaps(ctx, items, cal, weights, h0, w0, enc.InputSize, func(g *image.Gray) []bool { return MaskAt(g, enc) })
 	if err != nil {
@@ -594,32 +594,19 @@ func chooseFusion(ctx context.Context, sc *Scorer, m *Model, set TrainSet, opts 
 }
 
 // raiseToHeldOut raises each category's threshold (and the global one) to
-// the highest image score of the category's held-out validation images,
-// scored without their own bank entries, where that is higher.
-func raiseToHeldOut(ctx context.Context, sc *Scorer, m *Model, set TrainSet) error {
-	held := set.Validation.HeldOut()
-	if len(held) == 0 || m.Meta.Method != DMAD {
-		return nil
-	}
-	for _, im := range set.Normal {
-		if !held[im.ID] {
+// the highest image score of the validation split's clean held-out images
+// (items without a mask), where that is higher.
+func raiseToHeldOut(m *Model, items []valScored) {
+	for _, it := range items {
+		if it.mask != nil {
 			continue
 		}
-		feats, err := im.features()
-		if err != nil {
-			return fmt.Errorf("threshold: %w", err)
-		}
-		patch, _, err := sc.PatchParts(ctx, feats, sourceOf(im))
-		if err != nil {
-			return fmt.Errorf("threshold: %w", err)
-		}
-		_, s := heatmap.ImageScore(patch)
-		if t, ok := m.Meta.CategoryThresholds[im.Category]; !ok || s > t {
-			m.Meta.CategoryThresholds[im.Category] = s
+		_, s := heatmap.ImageScore(it.score)
+		if t, ok := m.Meta.CategoryThresholds[it.category]; !ok || s > t {
+			m.Meta.CategoryThresholds[it.category] = s
 		}
 		m.Meta.Threshold = max(m.Meta.Threshold, s)
 	}
-	return nil
 }
 
 // scoreValidation scores the validation split: every synthetic-defect image
@@ -637,7 +624,7 @@ func scoreValidation(ctx context.Context, sc *Scorer, set TrainSet) ([]valScored
 		if err != nil {
 			return nil, fmt.Errorf("validation: %w", err)
 		}
-		items = append(items, valScored{score: s, dist: d, mask: im.Mask})
+		items = append(items, valScored{score: s, dist: d, mask: im.Mask, category: im.Category})
 		if seen[im.ID] {
 			continue
 		}
@@ -654,7 +641,7 @@ func scoreValidation(ctx context.Context, sc *Scorer, set TrainSet) ([]valScored
 		if err != nil {
 			return nil, fmt.Errorf("validation: %w", err)
 		}
-		items = append(items, valScored{score: s, dist: d})
+		items = append(items, valScored{score: s, dist: d, category: clean.Category})
 	}
 	return items, nil
 }

@@ -140,6 +140,7 @@ func (v ValidationScore) Criterion() float64 { return (v.PixelAUROC + v.PRO) / 2
 type valScored struct {
 	score, dist []float32
 	mask        *image.Gray // nil for a clean (normal) image
+	category    string
 }
 
 // scoreMaps evaluates candidate fusions on scored validation images: the
