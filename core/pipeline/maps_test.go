@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/dmad/workstation/core/banks"
-	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/mat"
 )
@@ -106,12 +105,7 @@ func TestValidationFromTrainingDataOnly(t *testing.T) {
 	rt := runtimeFor(t)
 	f := newFixture(t, rt)
 	ctx := context.Background()
-	var normalPaths []string
-	for _, s := range f.split.Train() {
-		if s.Label == dataset.Good {
-			normalPaths = append(normalPaths, s.Path)
-		}
-	}
+	normalPaths := f.normalPaths
 	picked := PickValidation(f.set.Normal, 2, 1)
 	if len(picked) != 4 {
 		t.Fatalf("picked %v", picked)
@@ -187,12 +181,7 @@ func TestFitChoosesOnValidation(t *testing.T) {
 	rt := runtimeFor(t)
 	f := newFixture(t, rt)
 	ctx := context.Background()
-	var normalPaths []string
-	for _, s := range f.split.Train() {
-		if s.Label == dataset.Good {
-			normalPaths = append(normalPaths, s.Path)
-		}
-	}
+	normalPaths := f.normalPaths
 	v, err := NewValidation(ctx, f.enc, f.set.Normal, normalPaths, PickValidation(f.set.Normal, 2, 1), 2, 1, nil)
 	if err != nil {
 		t.Fatal(err)

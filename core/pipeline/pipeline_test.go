@@ -29,13 +29,15 @@ func runtimeFor(t testing.TB) *ort.Runtime {
 
 // synthetic builds a dataset, the tiny encoder, and everyone's features.
 type fixture struct {
-	ds     *dataset.Dataset
-	split  *dataset.Dataset
-	moved  []dataset.Sample
-	enc    *encoder.Encoder
-	set    TrainSet
-	test   []dataset.Sample
-	tfeats []*mat.Matrix
+	ds    *dataset.Dataset
+	split *dataset.Dataset
+	moved []dataset.Sample
+	enc   *encoder.Encoder
+	set   TrainSet
+	// normalPaths are the files of set.Normal, in its order.
+	normalPaths []string
+	test        []dataset.Sample
+	tfeats      []*mat.Matrix
 }
 
 func newFixture(t *testing.T, rt *ort.Runtime) *fixture {
@@ -73,7 +75,8 @@ func newFixture(t *testing.T, rt *ort.Runtime) *fixture {
 		}
 		return p
 	}
-	nf, err := Encode(ctx, enc, paths(normal), nil, nil)
+	f.normalPaths = paths(normal)
+	nf, err := Encode(ctx, enc, f.normalPaths, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,11 +20,16 @@ import (
 	"github.com/dmad/workstation/storage"
 )
 
-func TestTrainRetrainEvaluateInspect(t *testing.T) {
-	root := t.TempDir()
+// newTestSession writes the synthetic dataset opts into a temporary folder
+// (root), opens a new project there on the tiny test backbone at input size
+// opts.Size, and opens the dataset for import; the session and its runtime
+// are closed when the test ends.
+func newTestSession(t *testing.T, opts synth.DatasetOptions) (s *Session, ds *dataset.Dataset, root string) {
+	t.Helper()
+	root = t.TempDir()
 	t.Setenv("XDG_DATA_HOME", filepath.Join(root, "xdg"))
 	data := filepath.Join(root, "data")
-	if err := synth.WriteDataset(data, synth.DatasetOptions{Categories: 2, TrainPerCategory: 10, TestGoodPerCategory: 4, TestDefectPerCategory: 6, Size: 64, Seed: 4}); err != nil {
+	if err := synth.WriteDataset(data, opts); err != nil {
 		t.Fatal(err)
 	}
 	bb, err := encodertest.Write(filepath.Join(root, "bb"), 3)
@@ -35,23 +40,27 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Close()
-	s, _, err := Open(filepath.Join(root, "p.db"), OpenOptions{Create: true}, rt, nil)
+	t.Cleanup(func() { rt.Close() })
+	s, _, err = Open(filepath.Join(root, "p.db"), OpenOptions{Create: true}, rt, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	if err := s.SetBackbone(bb, 64); err != nil {
+	t.Cleanup(func() { s.Close() })
+	if err := s.SetBackbone(bb, opts.Size); err != nil {
 		t.Fatal(err)
 	}
+	if ds, err = dataset.Open(data, dataset.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return s, ds, root
+}
+
+func TestTrainRetrainEvaluateInspect(t *testing.T) {
+	s, ds, root := newTestSession(t, synth.DatasetOptions{Categories: 2, TrainPerCategory: 10, TestGoodPerCategory: 4, TestDefectPerCategory: 6, Size: 64, Seed: 4})
 	if got := s.Store.Settings().Backbone; got != "tiny" {
 		t.Fatalf("project backbone %q, want the card name", got)
 	}
 	ctx := context.Background()
-	ds, err := dataset.Open(data, dataset.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	recs, err := s.ImportDataset(ctx, ds, nil)
 	if err != nil || len(recs) != len(ds.Samples) {
 		t.Fatalf("import: %v (%d records)", err, len(recs))

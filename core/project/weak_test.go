@@ -2,12 +2,8 @@ package project
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
-	"github.com/dmad/workstation/core/dataset"
-	"github.com/dmad/workstation/core/encoder/encodertest"
-	"github.com/dmad/workstation/core/ort"
 	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/synth"
 	"github.com/dmad/workstation/core/train"
@@ -17,34 +13,8 @@ import (
 // Images marked defective without a mask (weak anomalies) make training
 // semi-supervised through their top patches, and evaluation leaves them out.
 func TestWeakAnomalies(t *testing.T) {
-	root := t.TempDir()
-	t.Setenv("XDG_DATA_HOME", filepath.Join(root, "xdg"))
-	data := filepath.Join(root, "data")
-	if err := synth.WriteDataset(data, synth.DatasetOptions{Categories: 2, TrainPerCategory: 10, TestGoodPerCategory: 4, TestDefectPerCategory: 6, Size: 64, Seed: 5}); err != nil {
-		t.Fatal(err)
-	}
-	bb, err := encodertest.Write(filepath.Join(root, "bb"), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := ort.Open(ort.Options{Threads: 2, Device: ort.DeviceCPU})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
-	s, _, err := Open(filepath.Join(root, "p.db"), OpenOptions{Create: true}, rt, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.SetBackbone(bb, 64); err != nil {
-		t.Fatal(err)
-	}
+	s, ds, _ := newTestSession(t, synth.DatasetOptions{Categories: 2, TrainPerCategory: 10, TestGoodPerCategory: 4, TestDefectPerCategory: 6, Size: 64, Seed: 5})
 	ctx := context.Background()
-	ds, err := dataset.Open(data, dataset.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := s.ImportDataset(ctx, ds, nil); err != nil {
 		t.Fatal(err)
 	}
