@@ -73,19 +73,12 @@ type CoresetOptions struct {
 //
 // If n ≥ feats.Rows() every index is returned.
 func Coreset(ctx context.Context, feats *mat.Matrix, n int, opts CoresetOptions) ([]int, error) {
-	if feats == nil || feats.Rows() == 0 {
+	if feats == nil {
 		return nil, errors.New("coreset: no features")
 	}
-	if n <= 0 {
-		return nil, fmt.Errorf("coreset: asked for %d points", n)
-	}
 	N := feats.Rows()
-	if n >= N {
-		all := make([]int, N)
-		for i := range all {
-			all[i] = i
-		}
-		return all, nil
+	if all, done, err := coresetOfAll(N, n); done {
+		return all, err
 	}
 	if opts.ProjDim == 0 {
 		opts.ProjDim = 128
@@ -334,4 +327,23 @@ func parallelFor(ctx context.Context, n, workers, minChunk int, fn func(lo, hi, 
 	run(0)
 	wg.Wait()
 	return ctx.Err()
+}
+
+// coresetOfAll handles the requests that need no selection: no rows or a
+// count below 1 (an error), and n ≥ rows (every index). done reports
+// whether it answered.
+func coresetOfAll(rows, n int) (all []int, done bool, err error) {
+	switch {
+	case rows == 0:
+		return nil, true, errors.New("coreset: no features")
+	case n <= 0:
+		return nil, true, fmt.Errorf("coreset: asked for %d points", n)
+	case n >= rows:
+		all = make([]int, rows)
+		for i := range all {
+			all[i] = i
+		}
+		return all, true, nil
+	}
+	return nil, false, nil
 }

@@ -79,19 +79,12 @@ func (s MatrixSource) Each(ctx context.Context, fn func(lo int, block *mat.Matri
 // within a factor of 2; on the tests the cover radius stays within a few
 // per cent) but is not the same selection as the single-stage one.
 func CoresetSource(ctx context.Context, src RowSource, n int, opts CoresetOptions) ([]int, error) {
-	if src == nil || src.Rows() == 0 {
+	if src == nil {
 		return nil, errors.New("coreset: no features")
 	}
-	if n <= 0 {
-		return nil, fmt.Errorf("coreset: asked for %d points", n)
-	}
 	N := src.Rows()
-	if n >= N {
-		all := make([]int, N)
-		for i := range all {
-			all[i] = i
-		}
-		return all, nil
+	if all, done, err := coresetOfAll(N, n); done {
+		return all, err
 	}
 	if opts.ProjDim == 0 {
 		opts.ProjDim = 128
