@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"cmp"
 	"fmt"
 	"github.com/dmad/workstation/core/review"
 	"math"
@@ -266,9 +267,9 @@ func defectTypeRows(run Run, th review.Thresholds, types map[string]string) [][]
 	}
 	slices.SortFunc(keys, func(a, b key) int {
 		if a.cat != b.cat {
-			return compareStrings(a.cat, b.cat)
+			return cmp.Compare(a.cat, b.cat)
 		}
-		return compareStrings(a.typ, b.typ)
+		return cmp.Compare(a.typ, b.typ)
 	})
 	rows := make([][]string, 0, len(keys))
 	for _, k := range keys {
@@ -277,16 +278,6 @@ func defectTypeRows(run Run, th review.Thresholds, types map[string]string) [][]
 			fmt.Sprintf("%.4f", g.low), fmt.Sprintf("%.4f", g.sum/float64(g.n))})
 	}
 	return rows
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // installMetrics puts the metrics panel into Results' Metrics tab and keeps

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -504,11 +505,11 @@ func (b *runBrowser) applyFilter() {
 	}
 	switch b.sortSel.Selected {
 	case sortScoreUp:
-		slices.SortStableFunc(b.sorted, func(x, y ScoredImage) int { return cmpFloat(x.Score, y.Score) })
+		slices.SortStableFunc(b.sorted, func(x, y ScoredImage) int { return cmp.Compare(x.Score, y.Score) })
 	case sortName:
 		slices.SortStableFunc(b.sorted, func(x, y ScoredImage) int { return strings.Compare(displayName(x), displayName(y)) })
 	default:
-		slices.SortStableFunc(b.sorted, func(x, y ScoredImage) int { return cmpFloat(y.Score, x.Score) })
+		slices.SortStableFunc(b.sorted, func(x, y ScoredImage) int { return cmp.Compare(y.Score, x.Score) })
 	}
 	b.selected = -1
 	b.list.UnselectAll()
@@ -526,16 +527,6 @@ func (b *runBrowser) applyFilter() {
 	}
 	b.status.SetText(fmt.Sprintf("%d of %d images shown", len(b.sorted), len(b.run.Images)))
 	b.list.Refresh()
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // shows reports whether the filters let s through.
