@@ -94,13 +94,7 @@ func TestTrainEvalInspectExport(t *testing.T) {
 		t.Fatalf("eval: exit %d\n%s", r.code, r.stderr)
 	}
 	var ev evalReport
-	b, err := os.ReadFile(evalJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &ev); err != nil {
-		t.Fatal(err)
-	}
+	readJSON(t, evalJSON, &ev)
 	// 2 categories × (4 good + 6 defect) test images, minus the 4 seen ones.
 	if len(ev.Images) != 16 || len(ev.PerCategory) != 2 || ev.ModelVersion != 1 || ev.Regime != "semi" {
 		t.Fatalf("eval report: %d images, %d categories, model %d, regime %s", len(ev.Images), len(ev.PerCategory), ev.ModelVersion, ev.Regime)
@@ -254,13 +248,7 @@ func TestBench(t *testing.T) {
 			} `json:"fast"`
 		} `json:"runs"`
 	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	readJSON(t, out, &rep)
 	if rep.Backbone != "tiny" || rep.Device != "cpu" || rep.ImageSize != 64 || len(rep.Runs) != 3 {
 		t.Fatalf("report header: %+v", rep)
 	}
@@ -429,5 +417,18 @@ func TestFailuresLeaveNothing(t *testing.T) {
 		if st, err := os.Stat(empty); err != nil || st.Size() != 0 {
 			t.Fatalf("%v rewrote the empty file", args)
 		}
+	}
+}
+
+// readJSON decodes the JSON file at path into v, failing the test when it
+// cannot.
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }

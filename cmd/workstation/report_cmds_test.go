@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,13 +28,7 @@ func TestThresholdAgreesAcrossCLIAndReport(t *testing.T) {
 		t.Fatalf("eval: exit %d\n%s", r.code, r.stderr)
 	}
 	var ev evalReport
-	b, err := os.ReadFile(evalJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &ev); err != nil {
-		t.Fatal(err)
-	}
+	readJSON(t, evalJSON, &ev)
 	if ev.WorkstationVersion != workstation.Version() {
 		t.Errorf("eval JSON version %q, want %q", ev.WorkstationVersion, workstation.Version())
 	}
@@ -113,12 +106,10 @@ func TestThresholdAgreesAcrossCLIAndReport(t *testing.T) {
 	if r := cli(t, env, "eval", "--project", proj, "--json", evalJSON, "--save=false", "--quiet", "--threads", "2"); r.code != 0 {
 		t.Fatalf("eval: exit %d\n%s", r.code, r.stderr)
 	}
-	if b, err = os.ReadFile(evalJSON); err != nil {
-		t.Fatal(err)
-	}
 	ev = evalReport{}
-	if err := json.Unmarshal(b, &ev); err != nil || ev.CategoryThresholds["tile"] != 0.4321 {
-		t.Errorf("eval JSON after the edit: tile %v (%v)", ev.CategoryThresholds["tile"], err)
+	readJSON(t, evalJSON, &ev)
+	if ev.CategoryThresholds["tile"] != 0.4321 {
+		t.Errorf("eval JSON after the edit: tile %v", ev.CategoryThresholds["tile"])
 	}
 	out2 := filepath.Join(dir, "out2")
 	r = cli(t, env, "inspect", "--project", proj, "--input", filepath.Join(data, "tile"), "--out", out2, "--quiet", "--threads", "2")

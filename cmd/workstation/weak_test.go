@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,13 +112,7 @@ func TestBenchWeak(t *testing.T) {
 			} `json:"map_variants"`
 		} `json:"runs"`
 	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	readJSON(t, out, &rep)
 	if len(rep.Runs) != 2 {
 		t.Fatalf("%d runs", len(rep.Runs))
 	}
