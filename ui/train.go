@@ -74,7 +74,8 @@ func newTrainView(w *Workstation) *trainView {
 		return nil
 	}
 	v.memory = widget.NewEntry()
-	v.memory.SetPlaceHolder("default: " + membudget.Format(membudget.Default()))
+	defaultMemory := membudget.Format(membudget.Default())
+	v.memory.SetPlaceHolder("default: " + defaultMemory)
 	v.memory.Validator = func(s string) error {
 		if strings.TrimSpace(s) == "" {
 			return nil
@@ -103,7 +104,7 @@ func newTrainView(w *Workstation) *trainView {
 		item("Coreset ratio", v.coreset,
 			"Share of normal patches remembered (0.1 = 10%); larger is slower."),
 		item("Memory", v.memory,
-			"Most RAM training may use, e.g. 2GiB; empty: an eighth of this machine's ("+membudget.Format(membudget.Default())+")."),
+			"Most RAM training may use, e.g. 2GiB; empty: an eighth of this machine's ("+defaultMemory+")."),
 	)
 	v.start = widget.NewButtonWithIcon("Train", theme.MediaPlayIcon(), v.startTraining)
 	v.start.Importance = widget.HighImportance
