@@ -428,13 +428,19 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	if sh != nil {
 		r.Shard = sh.String()
 	}
-	if err := report.Write(ctx, *outDir, r, pr.Report); err != nil {
-		return err
-	}
-	if res.Maps != nil { // for 'report merge': the pixel metrics of the whole run
+	// maps.bin (for 'report merge': the pixel metrics of the whole run)
+	// goes first: report.Write writes summary.json last, the sign that
+	// the output is complete.
+	if res.Maps != nil {
+		if err := os.MkdirAll(*outDir, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", *outDir, err)
+		}
 		if err := inspection.WriteMaps(*outDir, *res.Maps); err != nil {
 			return err
 		}
+	}
+	if err := report.Write(ctx, *outDir, r, pr.Report); err != nil {
+		return err
 	}
 	pr.Done()
 	sum := r.Summary(r.Rows())

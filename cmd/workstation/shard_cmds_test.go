@@ -112,8 +112,14 @@ func TestInspectShardsMergeToUnshardedRun(t *testing.T) {
 		}
 	}
 	for _, d := range shardDirs {
-		if _, err := os.Stat(filepath.Join(d, inspection.MapsName)); err != nil {
+		// maps.bin is complete before summary.json, which a merge job waits for.
+		maps, err := os.Stat(filepath.Join(d, inspection.MapsName))
+		if err != nil {
 			t.Errorf("shard output without anomaly maps: %v", err)
+			continue
+		}
+		if sum, err := os.Stat(filepath.Join(d, shard.SummaryName)); err != nil || maps.ModTime().After(sum.ModTime()) {
+			t.Errorf("%s: %s written after %s (%v)", d, inspection.MapsName, shard.SummaryName, err)
 		}
 	}
 	// The merged report has the unsharded run's tables.
