@@ -9,6 +9,7 @@ import (
 	"github.com/dmad/workstation/core/backbone"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -99,6 +100,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cache := fs.String("cache", "", "cache features in `DIR` between runs (default: a temporary folder, removed at the end)")
 	cache16 := fs.Bool("cache-float16", false, "cache new features as float16 instead of float32 (half the disk and I/O; moved image AUROC by about 0.001 on the benchmark)")
 	noFast := fs.Bool("no-fast", false, "do not score every run a second time with the fast search")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE` (for go tool pprof)")
 	maxTrain := fs.Int("max-train", 0, "use at most N normal training images per category (0: all; a reduced protocol for quick checks)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -151,6 +153,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer rt.Close()
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	pr := newProgress(stderr, ef.quiet)
 	defer pr.Done()
 	rep, err := pipeline.Bench(ctx, rt, pipeline.BenchOptions{
@@ -171,6 +180,19 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", *out)
 	return nil
+}
+
+// startCPUProfile profiles the process's CPU into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func splitList(s string) []string {

@@ -108,6 +108,19 @@ type Config struct {
 	Checkpoint func(ctx context.Context, epoch int, m *mapper.Model) (float64, error)
 	// CheckpointEvery is the spacing of checkpoints in epochs (0: 4).
 	CheckpointEvery int
+	// Patience stops training early, with a Checkpoint: once this many
+	// checkpoints in a row have not bettered the best rating by more than
+	// MinImprovement, the remaining epochs are skipped. The learning-rate
+	// schedule still spans all Epochs, so every model trained is the one a
+	// full run has at that epoch, and the one returned is the one a full
+	// run would return whenever the later checkpoints would not have rated
+	// better either. 0 trains every epoch.
+	Patience int
+	// MinImprovement is how much a checkpoint's rating must exceed the
+	// best so far to count as better (ratings closer than this are ties,
+	// and ties keep the earlier model); 0 means 1e-4, negative means any
+	// increase.
+	MinImprovement float64
 }
 
 // DefaultConfig is the workstation's training configuration for features
@@ -124,6 +137,7 @@ func DefaultConfig(c int) Config {
 		Epochs: 16, BatchSize: 2048,
 		LR: 2e-4, LRProj: 1e-4, WeightDecay: 1e-5, WeightDecayProj: 1e-2,
 		Margin: 0.5, Lambda1: 1, Lambda2: 10, NoiseStd: 1, Seed: 1,
+		Patience: 1,
 	}
 }
 
@@ -141,7 +155,10 @@ type Log struct {
 	Epochs []EpochLog
 	// BestEpoch is the epoch of the returned model (the last one without
 	// a Checkpoint); Ratings are the checkpoints' ratings by epoch.
-	BestEpoch     int
+	BestEpoch int
+	// StoppedEpoch is the last epoch trained: Epochs, or fewer when
+	// Patience stopped training early.
+	StoppedEpoch  int
 	Ratings       map[int]float64
 	Steps         int
 	BatchSize     int // normal patches per step
@@ -226,6 +243,15 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report p
 	}
 	var best *mapper.Model
 	var bestR float64
+	var last progress.Event
+	stale := 0 // checkpoints in a row that did not better the best
+	minGain := cfg.MinImprovement
+	switch {
+	case minGain == 0:
+		minGain = 1e-4
+	case minGain < 0:
+		minGain = 0
+	}
 	lg.Ratings = map[int]float64{}
 	lg.BestEpoch = cfg.Epochs
 	start := time.Now()
@@ -269,6 +295,7 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report p
 			el.NegBelow += ev.NegBelow
 			el.AnomBelow += ev.AnomBelow
 			report.Send(ev)
+			last = ev
 		}
 		n := float64(stepsPerEpoch)
 		el.Loss /= n
@@ -287,15 +314,24 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report p
 			}
 			lg.Ratings[epoch] = r
 			log.Info("mapper checkpoint", "epoch", epoch, "rating", r)
-			if best == nil || r > bestR {
-				best, bestR, lg.BestEpoch = snap, r, epoch
+			if best == nil || r > bestR+minGain {
+				best, bestR, lg.BestEpoch, stale = snap, r, epoch, 0
+			} else if stale++; cfg.Patience > 0 && stale >= cfg.Patience && epoch < cfg.Epochs {
+				log.Info("mapper training stopped early", "epoch", epoch, "of", cfg.Epochs, "best_epoch", lg.BestEpoch)
+				break
 			}
 		}
 	}
+	lg.Steps, lg.StoppedEpoch = step, len(lg.Epochs)
+	if step < total {
+		// Stopped early: the last event completes the progress bar.
+		last.Done, last.Total = total, total
+		report.Send(last)
+	}
 	lg.Seconds = time.Since(start).Seconds()
 	if lg.Seconds > 0 {
-		lg.StepsPerSec = float64(total) / lg.Seconds
-		lg.PatchesPerSec = float64(total) * rows / lg.Seconds
+		lg.StepsPerSec = float64(step) / lg.Seconds
+		lg.PatchesPerSec = float64(step) * rows / lg.Seconds
 	}
 	if best != nil {
 		return best, lg, nil

@@ -391,3 +391,69 @@ func TestTrainCheckpoints(t *testing.T) {
 		t.Fatalf("rating error gave %v", err)
 	}
 }
+
+// TestTrainPatience: with Patience, training stops once that many
+// checkpoints in a row fail to better the best rating by MinImprovement,
+// and the model returned is bit-identical to the one a full run returns
+// (the learning-rate schedule spans all epochs either way).
+func TestTrainPatience(t *testing.T) {
+	rt := openRT(t, 1)
+	p := makeProblem(7, 6, false)
+	tests := []struct {
+		name      string
+		patience  int
+		minGain   float64
+		ratings   map[int]float64 // by epoch; checkpoints every 2 of 8 epochs
+		stopped   int
+		bestEpoch int
+	}{
+		{"no patience trains all", 0, 0, map[int]float64{2: 0.9, 4: 0.8, 6: 0.8, 8: 0.8}, 8, 2},
+		{"stops after one stale checkpoint", 1, 0, map[int]float64{2: 0.5, 4: 0.9, 6: 0.8, 8: 0.95}, 6, 4},
+		{"gain below the tolerance is a tie", 1, 0.01, map[int]float64{2: 0.9, 4: 0.905, 6: 1, 8: 1}, 4, 2},
+		{"any increase counts when negative", 1, -1, map[int]float64{2: 0.9, 4: 0.905, 6: 0.9, 8: 1}, 6, 4},
+		{"two stale in a row", 2, 0, map[int]float64{2: 0.5, 4: 0.4, 6: 0.6, 8: 0.6}, 8, 6},
+		{"improving keeps going", 1, 0, map[int]float64{2: 0.1, 4: 0.2, 6: 0.3, 8: 0.4}, 8, 8},
+	}
+	full := map[int][]byte{} // the models a full run rates, by epoch
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := smallConfig(6, true)
+			cfg.Epochs, cfg.CheckpointEvery = 8, 2
+			cfg.Patience, cfg.MinImprovement = tc.patience, tc.minGain
+			var rated []int
+			cfg.Checkpoint = func(_ context.Context, epoch int, m *mapper.Model) (float64, error) {
+				b, err := m.MarshalBinary()
+				if err != nil {
+					return 0, err
+				}
+				if want, ok := full[epoch]; ok && !bytes.Equal(b, want) {
+					t.Errorf("epoch %d's model differs from the same epoch of another run", epoch)
+				}
+				full[epoch] = b
+				rated = append(rated, epoch)
+				return tc.ratings[epoch], nil
+			}
+			var events []progress.Event
+			m, lg, err := train.Train(context.Background(), rt, p.data, cfg, func(e progress.Event) { events = append(events, e) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lg.StoppedEpoch != tc.stopped || lg.BestEpoch != tc.bestEpoch {
+				t.Fatalf("stopped after epoch %d with best %d (rated %v), want %d and %d", lg.StoppedEpoch, lg.BestEpoch, rated, tc.stopped, tc.bestEpoch)
+			}
+			if steps := tc.stopped * (p.data.Normal.Len() / cfg.BatchSize); len(lg.Epochs) != tc.stopped || lg.Steps != steps || steps == 0 {
+				t.Errorf("log has %d epochs and %d steps for %d epochs trained", len(lg.Epochs), lg.Steps, tc.stopped)
+			}
+			if last := events[len(events)-1]; last.Done != last.Total {
+				t.Errorf("last progress event %d/%d: the bar does not complete", last.Done, last.Total)
+			}
+			got, err := m.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, full[tc.bestEpoch]) {
+				t.Errorf("returned model is not epoch %d's checkpoint", tc.bestEpoch)
+			}
+		})
+	}
+}
