@@ -86,6 +86,7 @@ func (k *Knowledge) Close() error {
 // Compute returns the knowledge of the query patches q. source gives each
 // row's image id for training patches (bank entries of the same image are
 // then skipped in both banks, METHOD.md §3 [ours]); pass nil at test time.
+// It is Residuals of Neighbours.
 //
 // Distance knowledge: KN = q − n, KA = q − a with n, a the nearest entries.
 //
@@ -100,26 +101,54 @@ func (k *Knowledge) Close() error {
 // mapper already sees as P(q); the normalisation of METHOD.md §3
 // (BatchNorm(q − n + Attn)) is left to the mapper, which learns it.
 func (k *Knowledge) Compute(ctx context.Context, q *mat.Matrix, source []int32, attention bool) (*Result, error) {
+	nb, err := k.Neighbours(ctx, q, source, attention)
+	if err != nil {
+		return nil, err
+	}
+	return k.Residuals(q, nb)
+}
+
+// Nearest is one bank's search result for a batch of queries: each row's K
+// nearest entries, row-major, nearest first (index −1 where none was
+// eligible).
+type Nearest struct {
+	K    int
+	Dist []float32
+	Idx  []int64
+}
+
+// Neighbours are what knowledge is computed from: the nearest entries of
+// both banks. They depend on the banks and the queries only, not on the
+// mapper, so a caller scoring the same patches with several mappers (the
+// checkpoints of one training) searches once.
+type Neighbours struct {
+	Normal, Anomaly Nearest
+	// Attention records whether the search was for attention knowledge
+	// (AttnK entries per bank) or distance knowledge (one).
+	Attention bool
+}
+
+// Neighbours searches both banks for the query patches q (source as for
+// Compute): the nearest entry of each, or the AttnK nearest with attention.
+func (k *Knowledge) Neighbours(ctx context.Context, q *mat.Matrix, source []int32, attention bool) (*Neighbours, error) {
 	if q == nil || q.Rows() == 0 {
 		return nil, errors.New("knowledge: no query patches")
 	}
 	if source != nil && len(source) != q.Rows() {
 		return nil, fmt.Errorf("knowledge: %d source ids for %d patches", len(source), q.Rows())
 	}
-	res := &Result{}
+	nb := &Neighbours{Attention: attention}
 	var err error
-	res.KN, res.DN, res.IN, err = k.side(ctx, k.Normal, q, source, attention)
-	if err != nil {
+	if nb.Normal, err = k.search(ctx, k.Normal, q, source, attention); err != nil {
 		return nil, fmt.Errorf("knowledge against the normal bank: %w", err)
 	}
-	res.KA, res.DA, res.IA, err = k.side(ctx, k.Anomaly, q, source, attention)
-	if err != nil {
+	if nb.Anomaly, err = k.search(ctx, k.Anomaly, q, source, attention); err != nil {
 		return nil, fmt.Errorf("knowledge against the anomaly bank: %w", err)
 	}
-	return res, nil
+	return nb, nil
 }
 
-func (k *Knowledge) side(ctx context.Context, s NeighbourSearcher, q *mat.Matrix, source []int32, attention bool) (*mat.Matrix, []float32, []int64, error) {
+func (k *Knowledge) search(ctx context.Context, s NeighbourSearcher, q *mat.Matrix, source []int32, attention bool) (Nearest, error) {
 	kk := 1
 	if attention {
 		kk = min(k.AttnK, s.Bank().Rows())
@@ -132,18 +161,38 @@ func (k *Knowledge) side(ctx context.Context, s NeighbourSearcher, q *mat.Matrix
 	} else {
 		dist, idx, err = s.Search(ctx, q, kk)
 	}
-	if err != nil {
-		return nil, nil, nil, err
+	return Nearest{K: kk, Dist: dist, Idx: idx}, err
+}
+
+// Residuals computes the knowledge of q from its neighbours nb, found by
+// Neighbours for the same q on these banks.
+func (k *Knowledge) Residuals(q *mat.Matrix, nb *Neighbours) (*Result, error) {
+	for _, n := range []Nearest{nb.Normal, nb.Anomaly} {
+		if n.K < 1 || len(n.Dist) != q.Rows()*n.K || len(n.Idx) != len(n.Dist) {
+			return nil, fmt.Errorf("knowledge: neighbours of %d slots for %d patches", len(n.Idx), q.Rows())
+		}
 	}
-	bank := s.Bank()
+	res := &Result{}
+	var err error
+	if res.KN, res.DN, res.IN, err = k.residuals(k.Normal.Bank(), q, nb.Normal, nb.Attention); err != nil {
+		return nil, fmt.Errorf("knowledge against the normal bank: %w", err)
+	}
+	if res.KA, res.DA, res.IA, err = k.residuals(k.Anomaly.Bank(), q, nb.Anomaly, nb.Attention); err != nil {
+		return nil, fmt.Errorf("knowledge against the anomaly bank: %w", err)
+	}
+	return res, nil
+}
+
+func (k *Knowledge) residuals(bank, q *mat.Matrix, n Nearest, attention bool) (*mat.Matrix, []float32, []int64, error) {
+	kk, dist, idx := n.K, n.Dist, n.Idx
 	kn := mat.New(q.Rows(), q.Cols())
 	dn := make([]float32, q.Rows())
 	in := make([]int64, q.Rows())
 	w := make([]float64, kk)
 	for r := range q.Rows() {
 		nearest := idx[r*kk]
-		if nearest < 0 {
-			return nil, nil, nil, fmt.Errorf("patch %d (source %d) has no neighbour outside its own image", r, source[r])
+		if nearest < 0 || nearest >= int64(bank.Rows()) {
+			return nil, nil, nil, fmt.Errorf("patch %d has no neighbour outside its own image", r)
 		}
 		dn[r], in[r] = dist[r*kk], nearest
 		out, qr, nr := kn.Row(r), q.Row(r), bank.Row(int(nearest))

@@ -318,8 +318,15 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 	tc.Mapper.C = c
 	if set.Validation != nil && len(set.Validation.Defects) > 0 && !opts.FixedSchedule {
 		m.Meta.Checkpoints = nil
+		var val []valItem // searched at the first checkpoint, shared by all
 		tc.Checkpoint = func(ctx context.Context, epoch int, mm *mapper.Model) (float64, error) {
-			v, err := rateCheckpoint(ctx, rt, m, mm, set, opts)
+			if val == nil {
+				var err error
+				if val, err = validationItems(ctx, kn, set, m.Meta.Attention); err != nil {
+					return 0, err
+				}
+			}
+			v, err := rateCheckpoint(ctx, rt, kn, val, mm, set, opts)
 			if err != nil {
 				return 0, err
 			}
@@ -609,22 +616,51 @@ func raiseToHeldOut(m *Model, items []valScored) {
 	}
 }
 
-// scoreValidation scores the validation split: every synthetic-defect image
-// and, as clean counterparts, the normal images they were made from, all
-// without their own bank entries.
+// scoreValidation scores the validation split with sc (see validationItems).
 func scoreValidation(ctx context.Context, sc *Scorer, set TrainSet) ([]valScored, error) {
+	items, err := validationItems(ctx, sc.kn, set, sc.m.Meta.Attention)
+	if err != nil {
+		return nil, err
+	}
+	return scoreValidationItems(ctx, sc.kn, sc.ms, items)
+}
+
+// valItem is one image of the validation split with its neighbours in the
+// banks: what scoring it with any mapper over those banks needs.
+type valItem struct {
+	im       Image // features in memory (synthetic defects) or streamed (clean)
+	nb       *banks.Neighbours
+	mask     *image.Gray // nil for a clean image
+	category string
+}
+
+// validationItems searches kn's banks for the validation split: every
+// synthetic-defect image and, as clean counterparts, the normal images they
+// were made from, all without their own bank entries. Only the neighbours
+// are kept (clean images' features are read again when scored).
+func validationItems(ctx context.Context, kn *banks.Knowledge, set TrainSet, attention bool) ([]valItem, error) {
 	byID := map[int32]Image{}
 	for _, im := range set.Normal {
 		byID[im.ID] = im
 	}
-	var items []valScored
+	var items []valItem
+	add := func(im Image, mask *image.Gray) error {
+		f, err := im.features()
+		if err != nil {
+			return fmt.Errorf("validation: %w", err)
+		}
+		nb, err := kn.Neighbours(ctx, f, sourceOf(im), attention)
+		if err != nil {
+			return fmt.Errorf("validation: %w", err)
+		}
+		items = append(items, valItem{im: im, nb: nb, mask: mask, category: im.Category})
+		return nil
+	}
 	seen := map[int32]bool{}
 	for _, im := range set.Validation.Defects {
-		s, d, err := sc.PatchParts(ctx, im.Features, sourceOf(im))
-		if err != nil {
-			return nil, fmt.Errorf("validation: %w", err)
+		if err := add(im, im.Mask); err != nil {
+			return nil, err
 		}
-		items = append(items, valScored{score: s, dist: d, mask: im.Mask, category: im.Category})
 		if seen[im.ID] {
 			continue
 		}
@@ -633,17 +669,29 @@ func scoreValidation(ctx context.Context, sc *Scorer, set TrainSet) ([]valScored
 		if !ok {
 			return nil, fmt.Errorf("validation: image %d is not a normal training image", im.ID)
 		}
-		cf, err := clean.features()
-		if err != nil {
-			return nil, fmt.Errorf("validation: %w", err)
+		if err := add(clean, nil); err != nil {
+			return nil, err
 		}
-		s, d, err = sc.PatchParts(ctx, cf, sourceOf(clean))
-		if err != nil {
-			return nil, fmt.Errorf("validation: %w", err)
-		}
-		items = append(items, valScored{score: s, dist: d, category: clean.Category})
 	}
 	return items, nil
+}
+
+// scoreValidationItems scores the validation items with the mapper ms over
+// kn's banks.
+func scoreValidationItems(ctx context.Context, kn *banks.Knowledge, ms *mapper.Scorer, items []valItem) ([]valScored, error) {
+	out := make([]valScored, len(items))
+	for i, it := range items {
+		f, err := it.im.features()
+		if err != nil {
+			return nil, fmt.Errorf("validation: %w", err)
+		}
+		s, d, err := partsFrom(ctx, kn, ms, f, it.nb)
+		if err != nil {
+			return nil, fmt.Errorf("validation: %w", err)
+		}
+		out[i] = valScored{score: s, dist: d, mask: it.mask, category: it.category}
+	}
+	return out, nil
 }
 
 func quantile(v []float32, q float64) float32 {
@@ -656,17 +704,17 @@ func quantile(v []float32, q float64) float32 {
 	return s[i]
 }
 
-// rateCheckpoint scores a training checkpoint mm (with m's banks) on the
-// validation split: the fusion is calibrated on the split's clean images
-// and the best candidate weight's scores are returned.
-func rateCheckpoint(ctx context.Context, rt *ort.Runtime, m *Model, mm *mapper.Model, set TrainSet, opts Options) (ValidationScore, error) {
-	tmp := &Model{Meta: m.Meta, Normal: m.Normal, Anomaly: m.Anomaly, Mapper: mm}
-	sc, err := NewScorer(rt, tmp, opts.Search)
+// rateCheckpoint scores a training checkpoint mm on the validation split
+// items (searched once in kn's banks, the model's): the fusion is
+// calibrated on the split's clean images and the best candidate weight's
+// scores are returned.
+func rateCheckpoint(ctx context.Context, rt *ort.Runtime, kn *banks.Knowledge, val []valItem, mm *mapper.Model, set TrainSet, opts Options) (ValidationScore, error) {
+	ms, err := mapper.NewScorer(rt, mm)
 	if err != nil {
 		return ValidationScore{}, err
 	}
-	defer sc.Close()
-	items, err := scoreValidation(ctx, sc, set)
+	defer ms.Close()
+	items, err := scoreValidationItems(ctx, kn, ms, val)
 	if err != nil {
 		return ValidationScore{}, err
 	}

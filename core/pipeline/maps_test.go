@@ -257,6 +257,41 @@ func TestFitChoosesOnValidation(t *testing.T) {
 	if m2.Meta.MapFusion == nil || m2.Meta.MapFusion.MapperWeight != DefaultMapperWeight || m2.Meta.Validation != nil || m2.Meta.Checkpoints != nil {
 		t.Fatalf("without validation: fusion %+v, validation %v", m2.Meta.MapFusion, m2.Meta.Validation)
 	}
+	// The checkpoints share one search of the validation split: its
+	// neighbours give every mapper over the same banks (here m's and the
+	// second fit's) exactly the scores of a full scoring.
+	set.Validation = v
+	items, err := validationItems(ctx, sc.kn, set, m.Meta.Attention)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2*len(held)+len(held) {
+		t.Fatalf("%d validation items for %d held-out images with 2 defects each", len(items), len(held))
+	}
+	for _, mm := range []*Model{m, {Meta: m.Meta, Normal: m.Normal, Anomaly: m.Anomaly, Mapper: m2.Mapper}} {
+		full, err := NewScorer(rt, mm, bankSearch())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := scoreValidationItems(ctx, sc.kn, full.ms, items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, it := range items {
+			f, err := it.im.features()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, d, err := full.PatchParts(ctx, f, sourceOf(it.im))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got[i].score, s) || !slices.Equal(got[i].dist, d) || (got[i].mask == nil) != (it.mask == nil) {
+				t.Fatalf("validation item %d: scores from shared neighbours differ from a full scoring", i)
+			}
+		}
+		full.Close()
+	}
 }
 
 func TestTopPatches(t *testing.T) {

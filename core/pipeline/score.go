@@ -84,11 +84,23 @@ func (s *Scorer) PatchParts(ctx context.Context, q *mat.Matrix, source []int32) 
 		}
 		return dist, dist, err
 	}
-	r, err := s.kn.Compute(ctx, q, source, s.m.Meta.Attention)
+	nb, err := s.kn.Neighbours(ctx, q, source, s.m.Meta.Attention)
 	if err != nil {
 		return nil, nil, err
 	}
-	score, err = s.ms.Score(ctx, q, r.KN, r.KA, r.DN, r.DA)
+	return partsFrom(ctx, s.kn, s.ms, q, nb)
+}
+
+// partsFrom is DMAD's PatchParts from neighbours already searched: the
+// knowledge residuals and the mapper ms's scores. The banks' searches
+// cost most of a scoring and do not depend on the mapper, so the
+// checkpoints of one training share them (see validationItems).
+func partsFrom(ctx context.Context, kn *banks.Knowledge, ms *mapper.Scorer, q *mat.Matrix, nb *banks.Neighbours) (score, dist []float32, err error) {
+	r, err := kn.Residuals(q, nb)
+	if err != nil {
+		return nil, nil, err
+	}
+	score, err = ms.Score(ctx, q, r.KN, r.KA, r.DN, r.DA)
 	return score, r.DN, err
 }
 
