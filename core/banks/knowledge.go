@@ -247,3 +247,54 @@ func (k *Knowledge) residualRow(bank *mat.Matrix, qr, out, dist []float32, idx [
 		}
 	}
 }
+
+// Append appends the neighbours of further queries (found by the same
+// Knowledge with the same attention setting) to nb.
+func (nb *Neighbours) Append(more *Neighbours) error {
+	if nb.Attention != more.Attention || nb.Normal.K != more.Normal.K || nb.Anomaly.K != more.Anomaly.K {
+		return errors.New("knowledge: appending neighbours of a different search")
+	}
+	nb.Normal.Dist, nb.Normal.Idx = append(nb.Normal.Dist, more.Normal.Dist...), append(nb.Normal.Idx, more.Normal.Idx...)
+	nb.Anomaly.Dist, nb.Anomaly.Idx = append(nb.Anomaly.Dist, more.Anomaly.Dist...), append(nb.Anomaly.Idx, more.Anomaly.Idx...)
+	return nil
+}
+
+// Check reports a query row of the n queries nb was found for that has no
+// eligible neighbour in a bank (every entry came from its own image).
+func (nb *Neighbours) Check(n int) error {
+	for _, s := range []struct {
+		name string
+		n    Nearest
+	}{{"normal", nb.Normal}, {"anomaly", nb.Anomaly}} {
+		if len(s.n.Idx) != n*s.n.K {
+			return fmt.Errorf("knowledge: %d %s-bank neighbour slots for %d patches", len(s.n.Idx), s.name, n)
+		}
+		for r := range n {
+			if s.n.Idx[r*s.n.K] < 0 {
+				return fmt.Errorf("knowledge against the %s bank: patch %d has no neighbour outside its own image", s.name, r)
+			}
+		}
+	}
+	return nil
+}
+
+// ResidualsInto writes the residuals k·n and k·a of the given rows of q
+// into kn and ka (len(rows)×C each, row-major), from nb, the neighbours of
+// all of q (checked with Check). It is Residuals for a few rows at a time:
+// a caller that needs rows in turn, such as training's batches, keeps
+// only the neighbours instead of every row's residuals.
+func (k *Knowledge) ResidualsInto(q *mat.Matrix, nb *Neighbours, rows []int, kn, ka []float32) {
+	c := q.Cols()
+	nbank, abank := k.Normal.Bank(), k.Anomaly.Bank()
+	// The error is only ctx's, and the context is never cancelled.
+	_ = parallelFor(context.Background(), len(rows), runtime.GOMAXPROCS(0), 256, func(lo, hi, _ int) {
+		wn, wa := make([]float64, nb.Normal.K), make([]float64, nb.Anomaly.K)
+		for i := lo; i < hi; i++ {
+			r := rows[i]
+			kk := nb.Normal.K
+			k.residualRow(nbank, q.Row(r), kn[i*c:(i+1)*c], nb.Normal.Dist[r*kk:(r+1)*kk], nb.Normal.Idx[r*kk:(r+1)*kk], wn, nb.Attention)
+			kk = nb.Anomaly.K
+			k.residualRow(abank, q.Row(r), ka[i*c:(i+1)*c], nb.Anomaly.Dist[r*kk:(r+1)*kk], nb.Anomaly.Idx[r*kk:(r+1)*kk], wa, nb.Attention)
+		}
+	})
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"math/rand"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dmad/workstation/core/mat"
@@ -136,4 +138,68 @@ func knowledgeBanks(t *testing.T, rng *rand.Rand, rows, dim int) (*NormalBank, *
 		t.Fatal(err)
 	}
 	return nb, ab
+}
+
+// TestKnowledgeResidualsInto: residuals computed a few rows at a time from
+// kept neighbours (appended over query blocks) equal Compute's, with and
+// without attention; Check names a patch with no eligible neighbour.
+func TestKnowledgeResidualsInto(t *testing.T) {
+	rt := openRuntime(t)
+	rng := rand.New(rand.NewSource(4))
+	const dim = 6
+	nb, ab := knowledgeBanks(t, rng, 120, dim)
+	k, err := NewKnowledge(rt, nb, ab, KnowledgeOptions{AttnK: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	ctx := context.Background()
+	q := gaussian(rng, 50, dim)
+	src := make([]int32, q.Rows())
+	for i := range src {
+		src[i] = int32(i % 6) // sources 0–5 have bank entries to skip
+	}
+	for _, attention := range []bool{false, true} {
+		want, err := k.Compute(ctx, q, src, attention)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := k.Neighbours(ctx, q.Slice(0, 20), src[:20], attention)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest, err := k.Neighbours(ctx, q.Slice(20, 50), src[20:], attention)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := all.Append(rest); err != nil {
+			t.Fatal(err)
+		}
+		if err := all.Check(q.Rows()); err != nil {
+			t.Fatal(err)
+		}
+		rows := []int{49, 0, 17, 20, 33}
+		kn, ka := make([]float32, len(rows)*dim), make([]float32, len(rows)*dim)
+		k.ResidualsInto(q, all, rows, kn, ka)
+		for i, r := range rows {
+			if !slices.Equal(kn[i*dim:(i+1)*dim], want.KN.Row(r)) || !slices.Equal(ka[i*dim:(i+1)*dim], want.KA.Row(r)) {
+				t.Fatalf("attention %v: row %d's residuals differ from Compute's", attention, r)
+			}
+		}
+		other, err := k.Neighbours(ctx, q.Slice(0, 2), nil, !attention)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if all.Append(other) == nil {
+			t.Errorf("attention %v: appending neighbours of the other setting succeeded", attention)
+		}
+	}
+	bad, err := k.Neighbours(ctx, q.Slice(0, 3), nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Anomaly.Idx[2] = -1
+	if err := bad.Check(3); err == nil || !strings.Contains(err.Error(), "patch 2") || !strings.Contains(err.Error(), "anomaly") {
+		t.Errorf("Check of a patch without neighbour: %v", err)
+	}
 }

@@ -100,6 +100,17 @@ func FitStandardization(q, kn *mat.Matrix, dn []float32) (Standardization, error
 	if q.Rows() == 0 || q.Rows() != kn.Rows() || q.Cols() != kn.Cols() || len(dn) != q.Rows() {
 		return Standardization{}, fmt.Errorf("fit standardisation: q %d×%d, k·n %d×%d, %d distances", q.Rows(), q.Cols(), kn.Rows(), kn.Cols(), len(dn))
 	}
+	return FitStandardizationFrom(q, func(lo, hi int) *mat.Matrix { return kn.Slice(lo, hi) }, dn)
+}
+
+// FitStandardizationFrom is FitStandardization with the residuals k·n
+// given a block of rows at a time: kn(lo, hi) returns rows [lo, hi), so
+// they need not all be held (it may reuse one buffer). The result is
+// bit-identical to FitStandardization's.
+func FitStandardizationFrom(q *mat.Matrix, kn func(lo, hi int) *mat.Matrix, dn []float32) (Standardization, error) {
+	if q.Rows() == 0 || len(dn) != q.Rows() {
+		return Standardization{}, fmt.Errorf("fit standardisation: q %d×%d, %d distances", q.Rows(), q.Cols(), len(dn))
+	}
 	c := q.Cols()
 	mean := make([]float64, c)
 	for i := range q.Rows() {
@@ -113,13 +124,21 @@ func FitStandardization(q, kn *mat.Matrix, dn []float32) (Standardization, error
 		s.QMean[j] = float32(mean[j])
 	}
 	var sq, sk float64
-	for i := range q.Rows() {
-		for j, v := range q.Row(i) {
-			d := float64(v) - mean[j]
-			sq += d * d
+	const block = 4096
+	for lo := 0; lo < q.Rows(); lo += block {
+		hi := min(lo+block, q.Rows())
+		k := kn(lo, hi)
+		if k == nil || k.Rows() != hi-lo || k.Cols() != c {
+			return Standardization{}, fmt.Errorf("fit standardisation: residual rows %d–%d are not %d×%d", lo, hi, hi-lo, c)
 		}
-		for _, v := range kn.Row(i) {
-			sk += float64(v) * float64(v)
+		for i := lo; i < hi; i++ {
+			for j, v := range q.Row(i) {
+				d := float64(v) - mean[j]
+				sq += d * d
+			}
+			for _, v := range k.Row(i - lo) {
+				sk += float64(v) * float64(v)
+			}
 		}
 	}
 	n := float64(q.Rows() * c)

@@ -364,23 +364,34 @@ func trainingImages(set TrainSet) ([]Image, error) {
 	return out, nil
 }
 
-// knowledgePatches computes knowledge for q in slices so progress shows.
+// knowledgePatches searches both banks for the training patches q (in
+// slices, so progress shows) and keeps only their neighbours and
+// distances: the residuals are computed from them a training step's rows
+// at a time (train.Patches.Residuals), which saves holding 2·N·C floats.
+// kn must stay open while the patches are used.
 func knowledgePatches(ctx context.Context, kn *banks.Knowledge, q *mat.Matrix, src, cat []int32, attention bool, report progress.Func) (train.Patches, error) {
-	c := q.Cols()
-	p := train.Patches{Q: q, KN: mat.New(q.Rows(), c), KA: mat.New(q.Rows(), c),
-		DN: make([]float32, q.Rows()), DA: make([]float32, q.Rows()), Category: cat}
+	var nb *banks.Neighbours
 	const step = 8192
 	for from := 0; from < q.Rows(); from += step {
 		to := min(from+step, q.Rows())
-		r, err := kn.Compute(ctx, q.Slice(from, to), src[from:to], attention)
+		part, err := kn.Neighbours(ctx, q.Slice(from, to), src[from:to], attention)
 		if err != nil {
-			return p, fmt.Errorf("knowledge: %w", err)
+			return train.Patches{}, fmt.Errorf("knowledge: %w", err)
 		}
-		copy(p.KN.RawData()[from*c:], r.KN.RawData())
-		copy(p.KA.RawData()[from*c:], r.KA.RawData())
-		copy(p.DN[from:], r.DN)
-		copy(p.DA[from:], r.DA)
+		if nb == nil {
+			nb = part
+		} else if err := nb.Append(part); err != nil {
+			return train.Patches{}, err
+		}
 		report(progress.Event{Stage: progress.Knowledge, Done: to, Total: q.Rows()})
+	}
+	if err := nb.Check(q.Rows()); err != nil {
+		return train.Patches{}, err
+	}
+	p := train.Patches{Q: q, DN: make([]float32, q.Rows()), DA: make([]float32, q.Rows()), Category: cat,
+		Residuals: func(rows []int, kN, kA []float32) { kn.ResidualsInto(q, nb, rows, kN, kA) }}
+	for r := range q.Rows() {
+		p.DN[r], p.DA[r] = nb.Normal.Dist[r*nb.Normal.K], nb.Anomaly.Dist[r*nb.Anomaly.K]
 	}
 	return p, nil
 }

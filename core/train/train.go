@@ -29,6 +29,38 @@ type Patches struct {
 	Q, KN, KA *mat.Matrix
 	DN, DA    []float32
 	Category  []int32
+	// Residuals, when set, stands in for KN and KA (then nil): it writes
+	// the residuals of the given rows into kn and ka (len(rows)×C each,
+	// row-major). Training gathers a step's rows at a time, so the
+	// residuals of every patch (2·N·C floats, 0.8 GB for the default
+	// 131,072 patches at C = 768) need not be held.
+	Residuals func(rows []int, kn, ka []float32)
+}
+
+// knRows returns the residuals k·n of rows [lo, hi): a view of KN, or
+// computed by Residuals into one reused buffer.
+func (p Patches) knRows(c int) func(lo, hi int) *mat.Matrix {
+	if p.KN != nil {
+		return func(lo, hi int) *mat.Matrix { return p.KN.Slice(lo, hi) }
+	}
+	var kn, ka []float32
+	var rows []int
+	return func(lo, hi int) *mat.Matrix {
+		n := hi - lo
+		if cap(kn) < n*c {
+			kn, ka = make([]float32, n*c), make([]float32, n*c)
+		}
+		kn, ka, rows = kn[:n*c], ka[:n*c], rows[:0]
+		for r := lo; r < hi; r++ {
+			rows = append(rows, r)
+		}
+		p.Residuals(rows, kn, ka)
+		m, err := mat.FromData(n, c, kn)
+		if err != nil {
+			return nil // FitStandardizationFrom reports the missing rows
+		}
+		return m
+	}
 }
 
 // Len is the number of patches (0 for an empty set).
@@ -43,6 +75,9 @@ func (p Patches) check(what string, c int, distances bool) error {
 	n := p.Len()
 	for name, x := range map[string]*mat.Matrix{"q": p.Q, "k·n": p.KN, "k·a": p.KA} {
 		if n == 0 && (x == nil || x.Rows() == 0) {
+			continue
+		}
+		if x == nil && name != "q" && p.Residuals != nil && p.KN == nil && p.KA == nil {
 			continue
 		}
 		if x == nil || x.Rows() != n || x.Cols() != c {
@@ -366,7 +401,7 @@ func startModel(cfg Config, data Data) (*mapper.Model, error) {
 	if err := checkData(mc, data); err != nil {
 		return nil, err
 	}
-	std, err := mapper.FitStandardization(data.Normal.Q, data.Normal.KN, data.Normal.DN)
+	std, err := mapper.FitStandardizationFrom(data.Normal.Q, data.Normal.knRows(mc.C), data.Normal.DN)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -460,8 +495,12 @@ func newPatchBuf(rows, c int) patchBuf {
 func (pb *patchBuf) put(f stepFeed, suffix string, p Patches, rows []int, c int, distances bool) {
 	n := int64(pb.rows)
 	gather(pb.q, p.Q, rows)
-	gather(pb.kn, p.KN, rows)
-	gather(pb.ka, p.KA, rows)
+	if p.KN == nil {
+		p.Residuals(rows, pb.kn, pb.ka)
+	} else {
+		gather(pb.kn, p.KN, rows)
+		gather(pb.ka, p.KA, rows)
+	}
 	f["q"+suffix] = ort.F32Tensor(pb.q, n, int64(c))
 	f["kn"+suffix] = ort.F32Tensor(pb.kn, n, int64(c))
 	f["ka"+suffix] = ort.F32Tensor(pb.ka, n, int64(c))

@@ -457,3 +457,44 @@ func TestTrainPatience(t *testing.T) {
 		})
 	}
 }
+
+// TestTrainResidualsOnDemand: patches whose residuals come from Residuals
+// a step's rows at a time train to the bit-identical model of the same
+// patches held as KN and KA matrices (standardisation included).
+func TestTrainResidualsOnDemand(t *testing.T) {
+	rt := openRT(t, 1)
+	p := makeProblem(7, 6, true)
+	cfg := smallConfig(6, true)
+	cfg.Epochs = 3
+	held, _, err := train.Train(context.Background(), rt, p.data, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onDemand := func(x train.Patches) train.Patches {
+		kn, ka := x.KN, x.KA
+		x.KN, x.KA = nil, nil
+		x.Residuals = func(rows []int, dn, da []float32) {
+			c := kn.Cols()
+			for i, r := range rows {
+				copy(dn[i*c:(i+1)*c], kn.Row(r))
+				copy(da[i*c:(i+1)*c], ka.Row(r))
+			}
+		}
+		return x
+	}
+	data := train.Data{Normal: onDemand(p.data.Normal), Seen: onDemand(p.data.Seen)}
+	lazy, _, err := train.Train(context.Background(), rt, data, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := held.MarshalBinary()
+	b, _ := lazy.MarshalBinary()
+	if !bytes.Equal(a, b) {
+		t.Fatal("training with residuals on demand gave a different model")
+	}
+	// Neither matrices nor Residuals: a clear error.
+	data.Normal.Residuals = nil
+	if _, _, err := train.Train(context.Background(), rt, data, cfg, nil); err == nil || !strings.Contains(err.Error(), "k·") {
+		t.Fatalf("patches without residuals: %v", err)
+	}
+}
