@@ -319,6 +319,13 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 	if set.Validation != nil && len(set.Validation.Defects) > 0 && !opts.FixedSchedule {
 		m.Meta.Checkpoints = nil
 		var val []valItem // searched at the first checkpoint, shared by all
+		fusions := map[int]*MapFusion{}
+		defer func() {
+			// Until setThreshold calibrates the final fusion, the kept
+			// checkpoint's is the model's best map (the weak images'
+			// patches are picked on it).
+			m.Meta.MapFusion = fusions[m.Meta.Epochs]
+		}()
 		tc.Checkpoint = func(ctx context.Context, epoch int, mm *mapper.Model) (float64, error) {
 			if val == nil {
 				var err error
@@ -326,10 +333,11 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 					return 0, err
 				}
 			}
-			v, err := rateCheckpoint(ctx, rt, kn, val, mm, set, opts)
+			v, fu, err := rateCheckpoint(ctx, rt, kn, val, mm, set, opts)
 			if err != nil {
 				return 0, err
 			}
+			fusions[epoch] = fu
 			v.Epoch = epoch
 			m.Meta.Checkpoints = append(m.Meta.Checkpoints, v)
 			return v.Criterion() + v.ImageAUROC, nil
@@ -719,15 +727,15 @@ func quantile(v []float32, q float64) float32 {
 // items (searched once in kn's banks, the model's): the fusion is
 // calibrated on the split's clean images and the best candidate weight's
 // scores are returned.
-func rateCheckpoint(ctx context.Context, rt *ort.Runtime, kn *banks.Knowledge, val []valItem, mm *mapper.Model, set TrainSet, opts Options) (ValidationScore, error) {
+func rateCheckpoint(ctx context.Context, rt *ort.Runtime, kn *banks.Knowledge, val []valItem, mm *mapper.Model, set TrainSet, opts Options) (ValidationScore, *MapFusion, error) {
 	ms, err := mapper.NewScorer(rt, mm)
 	if err != nil {
-		return ValidationScore{}, err
+		return ValidationScore{}, nil, err
 	}
 	defer ms.Close()
 	items, err := scoreValidationItems(ctx, kn, ms, val)
 	if err != nil {
-		return ValidationScore{}, err
+		return ValidationScore{}, nil, err
 	}
 	var s, d []float32
 	for _, it := range items {
@@ -741,13 +749,14 @@ func rateCheckpoint(ctx context.Context, rt *ort.Runtime, kn *banks.Knowledge, v
 	}
 	cal, err := CalibrateFusion(s, d, weights[0])
 	if err != nil {
-		return ValidationScore{}, err
+		return ValidationScore{}, nil, err
 	}
 	h0, w0 := gridOf(patchesOf(set.Normal[0]))
 	enc := opts.Encoder.WithDefaults()
 	res, err := scoreMaps(ctx, items, cal, weights, h0, w0, enc.InputSize, func(g *image.Gray) []bool { return MaskAt(g, enc) })
 	if err != nil {
-		return ValidationScore{}, err
+		return ValidationScore{}, nil, err
 	}
-	return bestScore(res), nil
+	best := bestScore(res)
+	return best, cal.WithWeight(best.MapperWeight), nil
 }

@@ -343,31 +343,38 @@ func TestFitWeak(t *testing.T) {
 	if got := m.Anomaly.Count(banks.KindSeen); got != perImage*len(set.Weak) {
 		t.Fatalf("%d seen-anomaly entries, want %d", got, perImage*len(set.Weak))
 	}
-	// pickWeak flags each image's top patches under the model.
-	picked, n, err := pickWeak(ctx, rt, m, set.Weak, opts)
-	if err != nil || n != perImage*len(set.Weak) {
-		t.Fatalf("picked %d patches: %v", n, err)
-	}
+	// pickWeak flags each image's top patches under the model's anomaly
+	// map: the fusion of the mapper's scores and the distances, whatever
+	// its weight (0: the distances alone).
 	sc, err := NewScorer(rt, m, bankSearch())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	for i, im := range picked {
-		s, err := sc.PatchScores(ctx, set.Weak[i].Features, nil)
-		if err != nil {
-			t.Fatal(err)
+	for _, fu := range []*MapFusion{m.Meta.MapFusion, m.Meta.MapFusion.WithWeight(0), m.Meta.MapFusion.WithWeight(1)} {
+		mm := *m
+		mm.Meta.MapFusion = fu
+		picked, n, err := pickWeak(ctx, rt, &mm, set.Weak, opts)
+		if err != nil || n != perImage*len(set.Weak) {
+			t.Fatalf("picked %d patches: %v", n, err)
 		}
-		var lowestPicked, highestLeft float32 = math.MaxFloat32, -math.MaxFloat32
-		for j, fl := range im.Flags {
-			if fl {
-				lowestPicked = min(lowestPicked, s[j])
-			} else {
-				highestLeft = max(highestLeft, s[j])
+		for i, im := range picked {
+			s, d, err := sc.PatchParts(ctx, set.Weak[i].Features, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		if lowestPicked < highestLeft {
-			t.Fatalf("image %d: a picked patch scores %v, below an unpicked %v", i, lowestPicked, highestLeft)
+			s = fu.Fuse(nil, s, d)
+			var lowestPicked, highestLeft float32 = math.MaxFloat32, -math.MaxFloat32
+			for j, fl := range im.Flags {
+				if fl {
+					lowestPicked = min(lowestPicked, s[j])
+				} else {
+					highestLeft = max(highestLeft, s[j])
+				}
+			}
+			if lowestPicked < highestLeft {
+				t.Fatalf("mapper weight %v, image %d: a picked patch scores %v, below an unpicked %v", fu.MapperWeight, i, lowestPicked, highestLeft)
+			}
 		}
 	}
 	// A weak image without features is an error that names it.

@@ -63,7 +63,9 @@ func fitWeak(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 }
 
 // pickWeak scores the weak images with m and returns them with their top
-// patches flagged, and the number of patches flagged.
+// patches flagged, and the number of patches flagged. Patches are ranked
+// by m's anomaly map when the validation split has chosen one
+// (Meta.MapFusion), else by the mapper's scores.
 func pickWeak(ctx context.Context, rt *ort.Runtime, m *Model, weak []Image, opts Options) ([]Image, int, error) {
 	sc, err := NewScorer(rt, m, opts.Search)
 	if err != nil {
@@ -78,9 +80,15 @@ func pickWeak(ctx context.Context, rt *ort.Runtime, m *Model, weak []Image, opts
 			return nil, 0, fmt.Errorf("weak image: %w", err)
 		}
 		// Weak images are not in the normal bank: nothing to exclude.
-		s, err := sc.PatchScores(ctx, feats, nil)
+		s, d, err := sc.PatchParts(ctx, feats, nil)
 		if err != nil {
 			return nil, 0, err
+		}
+		if m.Meta.MapFusion != nil {
+			// The anomaly map the validation split rated best locates
+			// defects; the mapper's scores alone may not (its weight there
+			// is often 0).
+			s = m.Meta.MapFusion.Fuse(nil, s, d)
 		}
 		k := WeakPatchCount(len(s), opts.WeakFraction)
 		out[i] = Image{ID: im.ID, Category: im.Category, Features: feats, Flags: TopPatches(s, k)}
