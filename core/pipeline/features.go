@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"image"
+	"io"
 	"math"
 	"math/rand"
 	randv2 "math/rand/v2"
@@ -26,6 +27,25 @@ import (
 type FeatureCache interface {
 	Get(path string) (*mat.Matrix, bool)
 	Put(path string, m *mat.Matrix) error
+}
+
+// shapeCache is a FeatureCache that can tell the shape of cached features
+// without decoding them (EncodeToCache only needs the row counts).
+type shapeCache interface {
+	Shape(path string) (rows, cols int, ok bool)
+}
+
+// cachedShape returns the shape of path's cached features: from the
+// header where the cache can read it, else by decoding them.
+func cachedShape(cache FeatureCache, path string) (rows, cols int, ok bool) {
+	if sc, is := cache.(shapeCache); is {
+		return sc.Shape(path)
+	}
+	m, ok := cache.Get(path)
+	if !ok {
+		return 0, 0, false
+	}
+	return m.Rows(), m.Cols(), true
 }
 
 // Encode returns the patch features of every image in paths, taking what
@@ -137,8 +157,8 @@ func EncodeToCache(ctx context.Context, enc *encoder.Encoder, paths []string, ca
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if m, ok := cache.Get(p); ok && m.Cols() == enc.Dim() {
-			rows[i] = m.Rows()
+		if r, c, ok := cachedShape(cache, p); ok && c == enc.Dim() {
+			rows[i] = r
 			continue
 		}
 		todo = append(todo, i)
@@ -236,6 +256,59 @@ func (c *DirCache) Get(path string) (*mat.Matrix, bool) {
 	return nil, false
 }
 
+// Shape returns the shape of path's cached features from the file's
+// header, checked against its size as Get checks it, without reading the
+// values.
+func (c *DirCache) Shape(path string) (rows, cols int, ok bool) {
+	f, ok := c.file(path)
+	if !ok {
+		return 0, 0, false
+	}
+	exts := []string{extF32, extF16}
+	if c.Float16 {
+		exts[0], exts[1] = extF16, extF32
+	}
+	for _, ext := range exts {
+		if rows, cols, err := cacheFileShape(f + ext); err == nil {
+			return rows, cols, true
+		}
+	}
+	return 0, 0, false
+}
+
+// cacheFileShape reads one cache file's header and checks it against the
+// file's size.
+func cacheFileShape(name string) (rows, cols int, err error) {
+	fh, err := os.Open(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	var hdr [8]byte
+	if _, err := io.ReadFull(fh, hdr[:]); err != nil {
+		return 0, 0, fmt.Errorf("feature cache %s: truncated", name)
+	}
+	return checkCacheShape(name, hdr[:], st.Size())
+}
+
+// checkCacheShape validates a cache file's header (rows, cols) against its
+// size in bytes; the extension of name says the value width.
+func checkCacheShape(name string, hdr []byte, size int64) (rows, cols int, err error) {
+	width := int64(4)
+	if filepath.Ext(name) == extF16 {
+		width = 2
+	}
+	r, c := int64(binary.LittleEndian.Uint32(hdr)), int64(binary.LittleEndian.Uint32(hdr[4:]))
+	if c <= 0 || (size-8)%(width*c) != 0 || (size-8)/(width*c) != r {
+		return 0, 0, fmt.Errorf("feature cache %s: %d bytes for %d×%d values", name, size, r, c)
+	}
+	return int(r), int(c), nil
+}
+
 // readCacheFile decodes one cache file; its extension says the encoding.
 func readCacheFile(name string) (*mat.Matrix, error) {
 	b, err := os.ReadFile(name)
@@ -249,9 +322,9 @@ func readCacheFile(name string) (*mat.Matrix, error) {
 	if filepath.Ext(name) == extF16 {
 		width = 2
 	}
-	rows, cols := int(binary.LittleEndian.Uint32(b)), int(binary.LittleEndian.Uint32(b[4:]))
-	if cols <= 0 || (len(b)-8)%(width*cols) != 0 || (len(b)-8)/(width*cols) != rows {
-		return nil, fmt.Errorf("feature cache %s: %d bytes for %d×%d values", name, len(b), rows, cols)
+	rows, cols, err := checkCacheShape(name, b[:8], int64(len(b)))
+	if err != nil {
+		return nil, err
 	}
 	m := mat.New(rows, cols)
 	data := m.RawData()

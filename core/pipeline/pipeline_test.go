@@ -280,6 +280,9 @@ func TestDirCache(t *testing.T) {
 				if !ok || got.Rows() != 2 || got.Cols() != 3 {
 					t.Fatalf("cache miss or wrong shape: %v", got)
 				}
+				if r, c, ok := reader.Shape(img); !ok || r != 2 || c != 3 {
+					t.Fatalf("Shape %d×%d (%v), want 2×3", r, c, ok)
+				}
 				for i, want := range m.RawData() {
 					if d := math.Abs(float64(got.RawData()[i] - want)); d > tc.tol*math.Abs(float64(want))+tc.abs {
 						t.Fatalf("value %d: %v, stored %v", i, got.RawData()[i], want)
@@ -296,6 +299,15 @@ func TestDirCache(t *testing.T) {
 			}
 			if _, ok := c.Get(img); ok {
 				t.Fatal("truncated cache file read")
+			}
+			if _, _, ok := c.Shape(img); ok {
+				t.Fatal("truncated cache file's shape read")
+			}
+			if err := os.Truncate(files[0], 5); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, ok := c.Shape(img); ok {
+				t.Fatal("shape read from a file shorter than its header")
 			}
 		})
 	}
