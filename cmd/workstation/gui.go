@@ -51,6 +51,9 @@ func runGUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return usageError{err.Error()}
 	}
+	if err := checkDisplay(runtime.GOOS, os.Getenv); err != nil {
+		return err
+	}
 	// The GUI logs at Info so the provider line and job errors show on a
 	// terminal; scripts/screenshots.sh too (no DEBUG lines from scripts).
 	// Fyne's own diagnostics (standard log) become one record each, its
@@ -139,4 +142,20 @@ func showFatal(err error) {
 	w.SetContent(container.NewBorder(nil, container.NewCenter(widget.NewButton("Quit", a.Quit)), nil, nil, msg))
 	w.Resize(fyne.NewSize(640, 280))
 	w.ShowAndRun()
+}
+
+// checkDisplay reports, on a system whose windows need an X11 or Wayland
+// server, that neither is set: without one the windowing library panics
+// with a stack trace instead of saying what is missing.
+func checkDisplay(goos string, getenv func(string) string) error {
+	switch goos {
+	case "windows", "darwin", "android", "ios", "js":
+		return nil
+	}
+	if getenv("DISPLAY") != "" || getenv("WAYLAND_DISPLAY") != "" {
+		return nil
+	}
+	return errors.New("no display to open the window on: DISPLAY and WAYLAND_DISPLAY are unset.\n" +
+		"Start the workstation from a desktop session (or over ssh -X, or under xvfb-run), or use the\n" +
+		"command line without a window: 'workstation help' lists the commands (train, eval, inspect, watch)")
 }
