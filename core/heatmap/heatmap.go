@@ -64,17 +64,21 @@ func GaussianSmooth(m []float32, h, w int, sigma float64) {
 	for i := range kern {
 		kern[i] /= sum
 	}
-	line := make([]float64, max(h, w))
+	// Each line is copied once with its mirrored borders around it
+	// (padded[radius+i] = line[i]), so the taps read straight through
+	// memory instead of mirroring every index.
+	padded := make([]float64, max(h, w)+2*radius)
 	pass := func(n, count, stride, step int) {
 		for l := range count {
 			base := l * stride
-			for i := range n {
-				line[i] = float64(m[base+i*step])
+			for j := range n + 2*radius {
+				padded[j] = float64(m[base+reflect(j-radius, n)*step])
 			}
 			for i := range n {
 				var acc float64
+				win := padded[i : i+len(kern)]
 				for t, kv := range kern {
-					acc += kv * line[reflect(i+t-radius, n)]
+					acc += kv * win[t]
 				}
 				m[base+i*step] = float32(acc)
 			}

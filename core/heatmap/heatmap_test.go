@@ -3,6 +3,8 @@ package heatmap
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -116,6 +118,75 @@ func TestResizeBilinear(t *testing.T) {
 			got := ResizeBilinear(tc.src, tc.h, tc.w, tc.oh, tc.ow)
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// naiveSmooth is GaussianSmooth as first written: every tap mirrors its
+// index. The padded version must give bit-identical maps.
+func naiveSmooth(m []float32, h, w int, sigma float64) {
+	radius := int(4*sigma + 0.5)
+	kern := make([]float64, 2*radius+1)
+	var sum float64
+	for i := range kern {
+		x := float64(i - radius)
+		kern[i] = math.Exp(-x * x / (2 * sigma * sigma))
+		sum += kern[i]
+	}
+	for i := range kern {
+		kern[i] /= sum
+	}
+	line := make([]float64, max(h, w))
+	pass := func(n, count, stride, step int) {
+		for l := range count {
+			base := l * stride
+			for i := range n {
+				line[i] = float64(m[base+i*step])
+			}
+			for i := range n {
+				var acc float64
+				for t, kv := range kern {
+					acc += kv * line[reflect(i+t-radius, n)]
+				}
+				m[base+i*step] = float32(acc)
+			}
+		}
+	}
+	pass(w, h, w, 1)
+	pass(h, w, 1, w)
+}
+
+func TestGaussianSmoothMatchesNaive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct {
+		h, w  int
+		sigma float64
+	}{{37, 53, 4}, {3, 5, 4}, {1, 9, 2}, {224, 224, 4}, {8, 1, 1.5}} {
+		a := make([]float32, tc.h*tc.w)
+		for i := range a {
+			a[i] = float32(rng.NormFloat64())
+		}
+		b := append([]float32(nil), a...)
+		GaussianSmooth(a, tc.h, tc.w, tc.sigma)
+		naiveSmooth(b, tc.h, tc.w, tc.sigma)
+		if !slices.Equal(a, b) {
+			t.Errorf("%d×%d σ %v: padded smoothing differs from the per-tap mirrored one", tc.h, tc.w, tc.sigma)
+		}
+	}
+}
+
+// BenchmarkGaussianSmooth smooths a 224×224 map (the evaluation grid) and
+// a 900×900 one (a bottle image's overlay) with σ = 4.
+func BenchmarkGaussianSmooth(b *testing.B) {
+	for _, n := range []int{224, 900} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			m := make([]float32, n*n)
+			for i := range m {
+				m[i] = float32(i % 7)
+			}
+			for b.Loop() {
+				GaussianSmooth(m, n, n, 4)
 			}
 		})
 	}
