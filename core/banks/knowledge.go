@@ -217,30 +217,9 @@ func (k *Knowledge) residualRow(bank *mat.Matrix, qr, out, dist []float32, idx [
 	if !attention {
 		return
 	}
-	// Softmax over −d²/τ among the eligible neighbours.
-	var mean float64
-	valid := 0
-	for j := range idx {
-		if idx[j] >= 0 {
-			d := float64(dist[j])
-			mean += d * d
-			valid++
-		}
-	}
-	tau := float64(k.AttnTemp) * mean / float64(valid)
-	var sum float64
-	d0 := float64(dist[0])
+	valid := attentionWeights(dist, idx, w, k.AttnTemp)
 	for j := range valid {
-		d := float64(dist[j])
-		if tau > 0 {
-			w[j] = math.Exp(-(d*d - d0*d0) / tau) // shifted by the smallest: stable
-		} else {
-			w[j] = 1
-		}
-		sum += w[j]
-	}
-	for j := range valid {
-		wj := float32(w[j] / sum)
+		wj := float32(w[j])
 		br := bank.Row(int(idx[j]))
 		for c := range out {
 			out[c] += wj * (qr[c] - br[c])
@@ -297,4 +276,67 @@ func (k *Knowledge) ResidualsInto(q *mat.Matrix, nb *Neighbours, rows []int, kn,
 			k.residualRow(abank, q.Row(r), ka[i*c:(i+1)*c], nb.Anomaly.Dist[r*kk:(r+1)*kk], nb.Anomaly.Idx[r*kk:(r+1)*kk], wa, nb.Attention)
 		}
 	})
+}
+
+// attentionWeights writes into w the attention weights over a query's
+// eligible neighbours (distances dist, nearest first; index −1 marks the
+// ineligible ones, which come last): softmax_j(−d_j²/τ), τ = temp·mean d²
+// (see Compute). It returns the number of eligible neighbours.
+func attentionWeights(dist []float32, idx []int64, w []float64, temp float32) (valid int) {
+	var mean float64
+	for j := range idx {
+		if idx[j] >= 0 {
+			d := float64(dist[j])
+			mean += d * d
+			valid++
+		}
+	}
+	tau := float64(temp) * mean / float64(valid)
+	var sum float64
+	d0 := float64(dist[0])
+	for j := range valid {
+		d := float64(dist[j])
+		if tau > 0 {
+			w[j] = math.Exp(-(d*d - d0*d0) / tau) // shifted by the smallest: stable
+		} else {
+			w[j] = 1
+		}
+		sum += w[j]
+	}
+	for j := range valid {
+		w[j] /= sum
+	}
+	return valid
+}
+
+// Coefficients returns the weights with which one side's knowledge
+// subtracts its neighbours' bank rows, for every query of n (row-major,
+// n.K per query): k·x = s·q − Σ_j c_j·b_j with s = Σ_j c_j. Distance
+// knowledge (n.K = 1) gives c = (1); attention knowledge gives
+// (1 + w_0, w_1, …), the nearest entry counted once as the residual and
+// once in the attention, and 0 for ineligible slots. Scoring from bank
+// rows' projections uses them (mapper.BankScorer).
+func (k *Knowledge) Coefficients(n Nearest, attention bool) []float32 {
+	out := make([]float32, len(n.Idx))
+	if !attention {
+		for r := range len(n.Idx) / n.K {
+			if n.Idx[r*n.K] >= 0 {
+				out[r*n.K] = 1
+			}
+		}
+		return out
+	}
+	w := make([]float64, n.K)
+	for r := range len(n.Idx) / n.K {
+		dist, idx := n.Dist[r*n.K:(r+1)*n.K], n.Idx[r*n.K:(r+1)*n.K]
+		if idx[0] < 0 {
+			continue
+		}
+		valid := attentionWeights(dist, idx, w, k.AttnTemp)
+		for j := range valid {
+			out[r*n.K+j] = float32(w[j])
+		}
+		out[r*n.K]++
+	}
+	return out
 }

@@ -186,6 +186,35 @@ func TestKnowledgeResidualsInto(t *testing.T) {
 				t.Fatalf("attention %v: row %d's residuals differ from Compute's", attention, r)
 			}
 		}
+		// The coefficients rebuild the residuals from bank rows:
+		// k·x = s·q − Σ_j c_j·b_j, s = Σ_j c_j.
+		for _, sd := range []struct {
+			n    Nearest
+			bank *mat.Matrix
+			want *mat.Matrix
+		}{{all.Normal, nb.Features, want.KN}, {all.Anomaly, ab.Features, want.KA}} {
+			coef := k.Coefficients(sd.n, attention)
+			for r := range q.Rows() {
+				var sum float32
+				for j := range sd.n.K {
+					sum += coef[r*sd.n.K+j]
+				}
+				if wantSum := map[bool]float32{false: 1, true: 2}[attention]; !near(float64(sum), float64(wantSum), 1e-6) {
+					t.Fatalf("attention %v: row %d's coefficients sum to %v", attention, r, sum)
+				}
+				for c := range dim {
+					v := float64(sum * q.Row(r)[c])
+					for j := range sd.n.K {
+						if i := sd.n.Idx[r*sd.n.K+j]; i >= 0 {
+							v -= float64(coef[r*sd.n.K+j] * sd.bank.Row(int(i))[c])
+						}
+					}
+					if !near(v, float64(sd.want.Row(r)[c]), 1e-5) {
+						t.Fatalf("attention %v: row %d from coefficients %v, residual %v", attention, r, v, sd.want.Row(r)[c])
+					}
+				}
+			}
+		}
 		other, err := k.Neighbours(ctx, q.Slice(0, 2), nil, !attention)
 		if err != nil {
 			t.Fatal(err)

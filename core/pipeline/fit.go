@@ -333,7 +333,7 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 					return 0, err
 				}
 			}
-			v, fu, err := rateCheckpoint(ctx, rt, kn, val, mm, set, opts)
+			v, fu, err := rateCheckpoint(ctx, rt, kn, m.Meta.Attention, val, mm, set, opts)
 			if err != nil {
 				return 0, err
 			}
@@ -697,7 +697,7 @@ func validationItems(ctx context.Context, kn *banks.Knowledge, set TrainSet, att
 
 // scoreValidationItems scores the validation items with the mapper ms over
 // kn's banks.
-func scoreValidationItems(ctx context.Context, kn *banks.Knowledge, ms *mapper.Scorer, items []valItem) ([]valScored, error) {
+func scoreValidationItems(ctx context.Context, kn *banks.Knowledge, ms *mapper.BankScorer, items []valItem) ([]valScored, error) {
 	out := make([]valScored, len(items))
 	for i, it := range items {
 		f, err := it.im.features()
@@ -727,8 +727,8 @@ func quantile(v []float32, q float64) float32 {
 // items (searched once in kn's banks, the model's): the fusion is
 // calibrated on the split's clean images and the best candidate weight's
 // scores are returned.
-func rateCheckpoint(ctx context.Context, rt *ort.Runtime, kn *banks.Knowledge, val []valItem, mm *mapper.Model, set TrainSet, opts Options) (ValidationScore, *MapFusion, error) {
-	ms, err := mapper.NewScorer(rt, mm)
+func rateCheckpoint(ctx context.Context, rt *ort.Runtime, kn *banks.Knowledge, attention bool, val []valItem, mm *mapper.Model, set TrainSet, opts Options) (ValidationScore, *MapFusion, error) {
+	ms, err := mapper.NewBankScorer(rt, mm, kn.Normal.Bank(), kn.Anomaly.Bank(), attention)
 	if err != nil {
 		return ValidationScore{}, nil, err
 	}

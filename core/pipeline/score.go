@@ -21,7 +21,7 @@ type Scorer struct {
 	m      *Model
 	normal banks.NeighbourSearcher
 	kn     *banks.Knowledge
-	ms     *mapper.Scorer
+	ms     *mapper.BankScorer
 }
 
 // NewScorer prepares the model's search and mapper sessions; search.Mode
@@ -43,7 +43,7 @@ func NewScorer(rt *ort.Runtime, m *Model, search banks.SearchOptions) (*Scorer, 
 	if s.kn, err = banks.NewKnowledge(rt, m.Normal, m.Anomaly, banks.KnowledgeOptions{Search: search}); err != nil {
 		return nil, fmt.Errorf("scorer: %w", err)
 	}
-	if s.ms, err = mapper.NewScorer(rt, m.Mapper); err != nil {
+	if s.ms, err = mapper.NewBankScorer(rt, m.Mapper, m.Normal.Features, m.Anomaly.Features, m.Meta.Attention); err != nil {
 		s.kn.Close()
 		return nil, fmt.Errorf("scorer: %w", err)
 	}
@@ -92,16 +92,25 @@ func (s *Scorer) PatchParts(ctx context.Context, q *mat.Matrix, source []int32) 
 }
 
 // partsFrom is DMAD's PatchParts from neighbours already searched: the
-// knowledge residuals and the mapper ms's scores. The banks' searches
-// cost most of a scoring and do not depend on the mapper, so the
-// checkpoints of one training share them (see validationItems).
-func partsFrom(ctx context.Context, kn *banks.Knowledge, ms *mapper.Scorer, q *mat.Matrix, nb *banks.Neighbours) (score, dist []float32, err error) {
-	r, err := kn.Residuals(q, nb)
-	if err != nil {
+// mapper ms's scores from the neighbours' bank rows (ms was made for kn's
+// banks). The banks' searches cost most of a scoring and do not depend on
+// the mapper, so the checkpoints of one training share them (see
+// validationItems).
+func partsFrom(ctx context.Context, kn *banks.Knowledge, ms *mapper.BankScorer, q *mat.Matrix, nb *banks.Neighbours) (score, dist []float32, err error) {
+	if err := nb.Check(q.Rows()); err != nil {
 		return nil, nil, err
 	}
-	score, err = ms.Score(ctx, q, r.KN, r.KA, r.DN, r.DA)
-	return score, r.DN, err
+	side := func(n banks.Nearest) (mapper.Neighbours, []float32) {
+		d := make([]float32, q.Rows())
+		for r := range d {
+			d[r] = n.Dist[r*n.K]
+		}
+		return mapper.Neighbours{K: n.K, Idx: n.Idx, Coef: kn.Coefficients(n, nb.Attention)}, d
+	}
+	nn, dn := side(nb.Normal)
+	na, da := side(nb.Anomaly)
+	score, err = ms.Score(ctx, q, nn, na, dn, da)
+	return score, dn, err
 }
 
 // ImageResult is one scored image.
