@@ -378,6 +378,9 @@ func trainingImages(set TrainSet) ([]Image, error) {
 // at a time (train.Patches.Residuals), which saves holding 2·N·C floats.
 // kn must stay open while the patches are used.
 func knowledgePatches(ctx context.Context, kn *banks.Knowledge, q *mat.Matrix, src, cat []int32, attention bool, report progress.Func) (train.Patches, error) {
+	if q == nil || q.Rows() == 0 {
+		return train.Patches{}, errors.New("knowledge: no patches")
+	}
 	var nb *banks.Neighbours
 	const step = 8192
 	for from := 0; from < q.Rows(); from += step {
