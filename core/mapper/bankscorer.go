@@ -34,7 +34,6 @@ type Neighbours struct {
 type BankScorer struct {
 	cfg            Config
 	session        *ort.Session
-	inputs         []string
 	tableN, tableA *mat.Matrix // R×H
 }
 
@@ -71,29 +70,13 @@ func NewBankScorer(rt *ort.Runtime, m *Model, normal, anomaly *mat.Matrix, atten
 	g := onnxgraph.New("dmad_mapper_banks")
 	q := g.Input("q", onnxgraph.Float, -1, int64(c))
 	gathered := g.Input("g", onnxgraph.Float, -1, int64(h))
-	inputs := []string{"q", "g"}
 	z := g.Op("Sub", []string{g.Op("MatMul", []string{q, g.Const("wq", wq, int64(c), int64(h))}), gathered})
-	if m.Config.Distances {
-		dn, da := g.Input("dn", onnxgraph.Float, -1), g.Input("da", onnxgraph.Float, -1)
-		inputs = append(inputs, "dn", "da")
-		col := func(v string) string { return g.Op("Reshape", []string{v, g.Ints(-1, 1)}) }
-		z = g.Op("Add", []string{z, g.Op("Mul", []string{col(dn), g.Const("e", f.e, 1, int64(h))})})
-		z = g.Op("Add", []string{z, g.Op("Mul", []string{col(da), g.Const("f", f.f, 1, int64(h))})})
-	}
-	z = g.Op("Add", []string{z, g.Const("c0", f.c0, 1, int64(h))})
-	act := g.Op("LeakyRelu", []string{z}, onnxgraph.AttrFloat("alpha", m.Config.Slope))
-	psi := g.Op("MatMul", []string{act, g.Const("w2", m.W2, int64(h), 1)})
-	g.OpTo("score", "Neg", []string{g.Op("Reshape", []string{psi, g.Ints(-1)})})
-	g.Output("score", onnxgraph.Float, -1)
-	model, err := g.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	sess, err := rt.NewSession(model, inputs, []string{"score"})
+	inputs := append([]string{"q", "g"}, m.finishHead(g, z, f)...)
+	sess, err := newScoreSession(rt, g, inputs)
 	if err != nil {
 		return nil, fmt.Errorf("mapper bank scorer: %w", err)
 	}
-	return &BankScorer{cfg: m.Config, session: sess, inputs: inputs, tableN: tn, tableA: ta}, nil
+	return &BankScorer{cfg: m.Config, session: sess, tableN: tn, tableA: ta}, nil
 }
 
 // bankTable returns bank·w (R×h) for w (c×h), on ONNX Runtime.
@@ -140,32 +123,18 @@ func (s *BankScorer) Score(ctx context.Context, q *mat.Matrix, normal, anomaly N
 	if s.cfg.Distances && (len(dn) != n || len(da) != n) {
 		return nil, fmt.Errorf("mapper score: %d and %d distances for %d patches", len(dn), len(da), n)
 	}
-	out := make([]float32, 0, n)
 	gathered := make([]float32, min(n, ScoreBatch)*h)
-	for from := 0; from < n; from += ScoreBatch {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		to := min(from+ScoreBatch, n)
+	return runBatches(ctx, s.session, n, s.cfg.Distances, dn, da, func(from, to int) ([]ort.Tensor, error) {
 		rows := int64(to - from)
 		g := gathered[:(to-from)*h]
 		if err := s.gather(g, from, to, normal, anomaly); err != nil {
 			return nil, err
 		}
-		in := []ort.Tensor{
+		return []ort.Tensor{
 			ort.F32Tensor(q.Slice(from, to).RawData(), rows, int64(c)),
 			ort.F32Tensor(g, rows, int64(h)),
-		}
-		if s.cfg.Distances {
-			in = append(in, ort.F32Tensor(dn[from:to], rows), ort.F32Tensor(da[from:to], rows))
-		}
-		res, err := s.session.Run(in...)
-		if err != nil {
-			return nil, fmt.Errorf("mapper score patches %d–%d: %w", from, to, err)
-		}
-		out = append(out, res[0].F32...)
-	}
-	return out, nil
+		}, nil
+	})
 }
 
 // gather writes Σ_j c_j·tableN[n_j] + Σ_j c'_j·tableA[a_j] for patches

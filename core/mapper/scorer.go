@@ -20,7 +20,6 @@ const ScoreBatch = 8192
 type Scorer struct {
 	cfg     Config
 	session *ort.Session
-	inputs  []string
 }
 
 // InferenceGraph builds the model's inference graph: inputs q, kn, ka
@@ -49,9 +48,18 @@ func (m *Model) InferenceGraph() (*onnxgraph.Graph, []string, error) {
 	inputs := []string{"q", "kn", "ka"}
 	z := g.Op("Add", []string{g.Op("MatMul", []string{q, g.Const("a", f.a, c, h)}), g.Op("MatMul", []string{kn, g.Const("b", f.b, c, h)})})
 	z = g.Op("Add", []string{z, g.Op("MatMul", []string{ka, g.Const("d", f.d, c, h)})})
+	return g, append(inputs, m.finishHead(g, z, f)...), nil
+}
+
+// finishHead completes an inference graph from z, the folded first layer's
+// input terms (N×H): with Distances it adds the inputs dn and da (returned)
+// and their terms, then c0, LeakyReLU, W2 and the sign into the output
+// "score" (N).
+func (m *Model) finishHead(g *onnxgraph.Graph, z string, f foldedHead) (inputs []string) {
+	h := int64(m.Config.Hidden)
 	if m.Config.Distances {
 		dn, da := g.Input("dn", onnxgraph.Float, -1), g.Input("da", onnxgraph.Float, -1)
-		inputs = append(inputs, "dn", "da")
+		inputs = []string{"dn", "da"}
 		col := func(v string) string { return g.Op("Reshape", []string{v, g.Ints(-1, 1)}) }
 		z = g.Op("Add", []string{z, g.Op("Mul", []string{col(dn), g.Const("e", f.e, 1, h)})})
 		z = g.Op("Add", []string{z, g.Op("Mul", []string{col(da), g.Const("f", f.f, 1, h)})})
@@ -61,7 +69,43 @@ func (m *Model) InferenceGraph() (*onnxgraph.Graph, []string, error) {
 	psi := g.Op("MatMul", []string{act, g.Const("w2", m.W2, h, 1)})
 	g.OpTo("score", "Neg", []string{g.Op("Reshape", []string{psi, g.Ints(-1)})})
 	g.Output("score", onnxgraph.Float, -1)
-	return g, inputs, nil
+	return inputs
+}
+
+// newScoreSession compiles an inference graph whose output is "score".
+func newScoreSession(rt *ort.Runtime, g *onnxgraph.Graph, inputs []string) (*ort.Session, error) {
+	model, err := g.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return rt.NewSession(model, inputs, []string{"score"})
+}
+
+// runBatches runs sess over n patches, ScoreBatch at a time, and returns
+// the scores: inputs gives a batch's leading tensors, and with distances
+// set the batch's dn and da follow them. ctx is checked between batches.
+func runBatches(ctx context.Context, sess *ort.Session, n int, distances bool, dn, da []float32, inputs func(from, to int) ([]ort.Tensor, error)) ([]float32, error) {
+	out := make([]float32, 0, n)
+	for from := 0; from < n; from += ScoreBatch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		to := min(from+ScoreBatch, n)
+		in, err := inputs(from, to)
+		if err != nil {
+			return nil, err
+		}
+		if distances {
+			rows := int64(to - from)
+			in = append(in, ort.F32Tensor(dn[from:to], rows), ort.F32Tensor(da[from:to], rows))
+		}
+		res, err := sess.Run(in...)
+		if err != nil {
+			return nil, fmt.Errorf("mapper score patches %d–%d: %w", from, to, err)
+		}
+		out = append(out, res[0].F32...)
+	}
+	return out, nil
 }
 
 // foldedHead is Ψ's first layer and BatchNorm folded with the projection
@@ -146,15 +190,11 @@ func NewScorer(rt *ort.Runtime, m *Model) (*Scorer, error) {
 	if err != nil {
 		return nil, err
 	}
-	model, err := g.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	s, err := rt.NewSession(model, inputs, []string{"score"})
+	s, err := newScoreSession(rt, g, inputs)
 	if err != nil {
 		return nil, fmt.Errorf("mapper scorer: %w", err)
 	}
-	return &Scorer{cfg: m.Config, session: s, inputs: inputs}, nil
+	return &Scorer{cfg: m.Config, session: s}, nil
 }
 
 // Score returns the anomaly score S = −Ψ(o) of every patch (row) of q with
@@ -171,28 +211,14 @@ func (s *Scorer) Score(ctx context.Context, q, kn, ka *mat.Matrix, dn, da []floa
 	if s.cfg.Distances && (len(dn) != n || len(da) != n) {
 		return nil, fmt.Errorf("mapper score: %d and %d distances for %d patches", len(dn), len(da), n)
 	}
-	out := make([]float32, 0, n)
-	for from := 0; from < n; from += ScoreBatch {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		to := min(from+ScoreBatch, n)
+	return runBatches(ctx, s.session, n, s.cfg.Distances, dn, da, func(from, to int) ([]ort.Tensor, error) {
 		rows := int64(to - from)
-		in := []ort.Tensor{
+		return []ort.Tensor{
 			ort.F32Tensor(q.Slice(from, to).RawData(), rows, int64(c)),
 			ort.F32Tensor(kn.Slice(from, to).RawData(), rows, int64(c)),
 			ort.F32Tensor(ka.Slice(from, to).RawData(), rows, int64(c)),
-		}
-		if s.cfg.Distances {
-			in = append(in, ort.F32Tensor(dn[from:to], rows), ort.F32Tensor(da[from:to], rows))
-		}
-		res, err := s.session.Run(in...)
-		if err != nil {
-			return nil, fmt.Errorf("mapper score patches %d–%d: %w", from, to, err)
-		}
-		out = append(out, res[0].F32...)
-	}
-	return out, nil
+		}, nil
+	})
 }
 
 // Close frees the session.
