@@ -168,10 +168,8 @@ func (k *Knowledge) search(ctx context.Context, s NeighbourSearcher, q *mat.Matr
 // Residuals computes the knowledge of q from its neighbours nb, found by
 // Neighbours for the same q on these banks.
 func (k *Knowledge) Residuals(q *mat.Matrix, nb *Neighbours) (*Result, error) {
-	for _, n := range []Nearest{nb.Normal, nb.Anomaly} {
-		if n.K < 1 || len(n.Dist) != q.Rows()*n.K || len(n.Idx) != len(n.Dist) {
-			return nil, fmt.Errorf("knowledge: neighbours of %d slots for %d patches", len(n.Idx), q.Rows())
-		}
+	if err := nb.Check(q.Rows()); err != nil {
+		return nil, err
 	}
 	res := &Result{}
 	var err error
@@ -190,8 +188,8 @@ func (k *Knowledge) residuals(bank, q *mat.Matrix, n Nearest, attention bool) (*
 	dn := make([]float32, q.Rows())
 	in := make([]int64, q.Rows())
 	for r := range q.Rows() {
-		if nearest := idx[r*kk]; nearest < 0 || nearest >= int64(bank.Rows()) {
-			return nil, nil, nil, fmt.Errorf("patch %d has no neighbour outside its own image", r)
+		if nearest := idx[r*kk]; nearest >= int64(bank.Rows()) {
+			return nil, nil, nil, fmt.Errorf("patch %d's neighbour %d is outside a bank of %d rows", r, nearest, bank.Rows())
 		}
 	}
 	// Rows are independent: split them over the cores (a scoring's 12,544
@@ -238,14 +236,15 @@ func (nb *Neighbours) Append(more *Neighbours) error {
 	return nil
 }
 
-// Check reports a query row of the n queries nb was found for that has no
-// eligible neighbour in a bank (every entry came from its own image).
+// Check reports neighbours that do not fit n queries, and a query row that
+// has no eligible neighbour in a bank (every entry came from its own
+// image).
 func (nb *Neighbours) Check(n int) error {
 	for _, s := range []struct {
 		name string
 		n    Nearest
 	}{{"normal", nb.Normal}, {"anomaly", nb.Anomaly}} {
-		if len(s.n.Idx) != n*s.n.K {
+		if s.n.K < 1 || len(s.n.Idx) != n*s.n.K || len(s.n.Dist) != len(s.n.Idx) {
 			return fmt.Errorf("knowledge: %d %s-bank neighbour slots for %d patches", len(s.n.Idx), s.name, n)
 		}
 		for r := range n {
