@@ -50,19 +50,9 @@ func AnomalyMap(scores []float32, h0, w0, outH, outW int, sigma float64) []float
 // with mirror ("reflect": d c b a | a b c d) borders — the behaviour of
 // scipy.ndimage.gaussian_filter, which PatchCore applies.
 func GaussianSmooth(m []float32, h, w int, sigma float64) {
-	radius := int(4*sigma + 0.5)
+	kern, radius := gaussianKernel(sigma)
 	if radius == 0 {
 		return
-	}
-	kern := make([]float64, 2*radius+1)
-	var sum float64
-	for i := range kern {
-		x := float64(i - radius)
-		kern[i] = math.Exp(-x * x / (2 * sigma * sigma))
-		sum += kern[i]
-	}
-	for i := range kern {
-		kern[i] /= sum
 	}
 	// Each line is copied once with its mirrored borders around it
 	// (padded[radius+i] = line[i]), so the taps read straight through
@@ -86,6 +76,23 @@ func GaussianSmooth(m []float32, h, w int, sigma float64) {
 	}
 	pass(w, h, w, 1) // rows
 	pass(h, w, 1, w) // columns
+}
+
+// gaussianKernel returns the normalised Gaussian taps of standard
+// deviation sigma, truncated at radius ⌊4σ + 0.5⌋, and that radius.
+func gaussianKernel(sigma float64) (kern []float64, radius int) {
+	radius = int(4*sigma + 0.5)
+	kern = make([]float64, 2*radius+1)
+	var sum float64
+	for i := range kern {
+		x := float64(i - radius)
+		kern[i] = math.Exp(-x * x / (2 * sigma * sigma))
+		sum += kern[i]
+	}
+	for i := range kern {
+		kern[i] /= sum
+	}
+	return kern, radius
 }
 
 // reflect maps i into [0, n) by mirroring with the edge sample repeated.

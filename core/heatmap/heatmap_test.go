@@ -123,20 +123,10 @@ func TestResizeBilinear(t *testing.T) {
 	}
 }
 
-// naiveSmooth is GaussianSmooth as first written: every tap mirrors its
-// index. The padded version must give bit-identical maps.
+// naiveSmooth is GaussianSmooth as first written (same kernel): every tap
+// mirrors its index. The padded version must give bit-identical maps.
 func naiveSmooth(m []float32, h, w int, sigma float64) {
-	radius := int(4*sigma + 0.5)
-	kern := make([]float64, 2*radius+1)
-	var sum float64
-	for i := range kern {
-		x := float64(i - radius)
-		kern[i] = math.Exp(-x * x / (2 * sigma * sigma))
-		sum += kern[i]
-	}
-	for i := range kern {
-		kern[i] /= sum
-	}
+	kern, radius := gaussianKernel(sigma)
 	line := make([]float64, max(h, w))
 	pass := func(n, count, stride, step int) {
 		for l := range count {
