@@ -190,10 +190,7 @@ type Log struct {
 	Epochs []EpochLog
 	// BestEpoch is the epoch of the returned model (the last one without
 	// a Checkpoint); Ratings are the checkpoints' ratings by epoch.
-	BestEpoch int
-	// StoppedEpoch is the last epoch trained: Epochs, or fewer when
-	// Patience stopped training early.
-	StoppedEpoch  int
+	BestEpoch     int
 	Ratings       map[int]float64
 	Steps         int
 	BatchSize     int // normal patches per step
@@ -357,7 +354,7 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report p
 			}
 		}
 	}
-	lg.Steps, lg.StoppedEpoch = step, len(lg.Epochs)
+	lg.Steps = step
 	if step < total {
 		// Stopped early: the last event completes the progress bar.
 		last.Done, last.Total = total, total
