@@ -238,16 +238,22 @@ func (c *DirCache) file(path string) (string, bool) {
 	return filepath.Join(c.Dir, hex.EncodeToString(h.Sum(nil))[:32]), true
 }
 
+// readOrder is the order the encodings are tried in: the preferred one
+// first.
+func (c *DirCache) readOrder() []string {
+	if c.Float16 {
+		return []string{extF16, extF32}
+	}
+	return []string{extF32, extF16}
+}
+
 // Get reads cached features of path (either encoding, the preferred first).
 func (c *DirCache) Get(path string) (*mat.Matrix, bool) {
 	f, ok := c.file(path)
 	if !ok {
 		return nil, false
 	}
-	exts := []string{extF32, extF16}
-	if c.Float16 {
-		exts[0], exts[1] = extF16, extF32
-	}
+	exts := c.readOrder()
 	for _, ext := range exts {
 		if m, err := readCacheFile(f + ext); err == nil {
 			return m, true
@@ -264,10 +270,7 @@ func (c *DirCache) Shape(path string) (rows, cols int, ok bool) {
 	if !ok {
 		return 0, 0, false
 	}
-	exts := []string{extF32, extF16}
-	if c.Float16 {
-		exts[0], exts[1] = extF16, extF32
-	}
+	exts := c.readOrder()
 	for _, ext := range exts {
 		if rows, cols, err := cacheFileShape(f + ext); err == nil {
 			return rows, cols, true
