@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -90,10 +92,13 @@ type BenchRun struct {
 	Fast *BenchSearch `json:"fast,omitempty"`
 	// MapFusion is how the run's maps were made (DMAD), Validation how
 	// the candidate fusions did on the validation split.
-	MapFusion   *MapFusion        `json:"map_fusion,omitempty"`
-	Validation  []ValidationScore `json:"validation,omitempty"`
-	Checkpoints []ValidationScore `json:"checkpoints,omitempty"`
-	Epochs      int               `json:"epochs,omitempty"`
+	MapFusion  *MapFusion        `json:"map_fusion,omitempty"`
+	Validation []ValidationScore `json:"validation,omitempty"`
+	// CategoryValidation is Validation per category (the categories'
+	// own mapper weights, MapFusion.CategoryWeights).
+	CategoryValidation map[string][]ValidationScore `json:"category_validation,omitempty"`
+	Checkpoints        []ValidationScore            `json:"checkpoints,omitempty"`
+	Epochs             int                          `json:"epochs,omitempty"`
 	// MapVariants are the test pixel metrics of the maps every candidate
 	// mapper weight would have given (DMAD; a measurement, never used to
 	// choose).
@@ -402,7 +407,7 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 	}
 	br := BenchRun{Method: string(m.Meta.Method), Regime: m.Meta.Regime, SeenAnomalies: m.Meta.SeenImages + m.Meta.WeakImages,
 		PerCategory: per, Mean: mean, Threshold: m.Meta.Threshold, ImagesPerS: 1000 / (b.encMS + scoreMS),
-		MapFusion: m.Meta.MapFusion, Validation: m.Meta.Validation, Checkpoints: m.Meta.Checkpoints, Epochs: m.Meta.Epochs,
+		MapFusion: m.Meta.MapFusion, Validation: m.Meta.Validation, CategoryValidation: m.Meta.CategoryValidation, Checkpoints: m.Meta.Checkpoints, Epochs: m.Meta.Epochs,
 		Timings: BenchTimings{FeaturesS: b.featS, BanksS: b.banksS, TrainS: trainS, InferMSPerImage: b.encMS + scoreMS}}
 	if m.Meta.MapFusion != nil {
 		for _, v := range m.Meta.Checkpoints {
@@ -411,6 +416,9 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 		b.logf("%s: mapper of epoch %d kept, map fusion mapper weight %.2f", run, m.Meta.Epochs, m.Meta.MapFusion.MapperWeight)
 		for _, v := range m.Meta.Validation {
 			b.logf("%s validation: mapper weight %.2f  P-AUROC %.4f  PRO %.4f  I-AUROC %.4f", run, v.MapperWeight, v.PixelAUROC, v.PRO, v.ImageAUROC)
+		}
+		for _, c := range slices.Sorted(maps.Keys(m.Meta.MapFusion.CategoryWeights)) {
+			b.logf("%s: %s's own map fusion mapper weight %.2f", run, c, m.Meta.MapFusion.CategoryWeights[c])
 		}
 		if br.MapVariants, err = b.mapVariants(ctx, run, items, *m.Meta.MapFusion); err != nil {
 			return BenchRun{}, err
@@ -459,7 +467,11 @@ func (b *bench) score(ctx context.Context, m *Model, search banks.SearchOptions,
 			feats[i] = f
 		}
 		t := time.Now()
-		res, err := sc.ScoreImages(ctx, feats, func(e progress.Event) {
+		cats := make([]string, len(feats))
+		for i := range cats {
+			cats[i] = b.test[from+i].Category
+		}
+		res, err := sc.ScoreImages(ctx, feats, cats, func(e progress.Event) {
 			e.Done, e.Total = from+e.Done, len(b.test)
 			report.Send(e)
 		})

@@ -110,7 +110,7 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 		defer sc.Close()
 		setup := time.Since(t0)
 		t1 := time.Now()
-		res, err := sc.ScoreImages(ctx, testFeats, nil)
+		res, err := sc.ScoreImages(ctx, testFeats, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"maps"
 	"math/rand"
+	"slices"
 	"sort"
 	"time"
 
@@ -608,6 +610,7 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 		return err
 	}
 	m.Meta.MapFusion = &cal
+	m.Meta.CategoryValidation = nil
 	if len(items) == 0 {
 		return nil
 	}
@@ -619,7 +622,39 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 	}
 	m.Meta.Validation = res
 	m.Meta.MapFusion = cal.WithWeight(bestScore(res).MapperWeight)
+	// Each category whose validation images include defects and clean
+	// images gets its own weight, chosen on those images alone.
+	byCat := map[string][]valScored{}
+	for _, it := range items {
+		byCat[it.category] = append(byCat[it.category], it)
+	}
+	for _, cat := range slices.Sorted(maps.Keys(byCat)) {
+		its := byCat[cat]
+		if !hasBothLabels(its) {
+			continue
+		}
+		cr, err := scoreMaps(ctx, its, cal, weights, h0, w0, enc.InputSize, func(g *image.Gray) []bool { return MaskAt(g, enc) })
+		if err != nil {
+			return fmt.Errorf("validation of %s: %w", cat, err)
+		}
+		if m.Meta.CategoryValidation == nil {
+			m.Meta.CategoryValidation = map[string][]ValidationScore{}
+			m.Meta.MapFusion.CategoryWeights = map[string]float32{}
+		}
+		m.Meta.CategoryValidation[cat] = cr
+		m.Meta.MapFusion.CategoryWeights[cat] = bestScore(cr).MapperWeight
+	}
 	return nil
+}
+
+// hasBothLabels reports whether items hold a defect and a clean image.
+func hasBothLabels(items []valScored) bool {
+	var defect, clean bool
+	for _, it := range items {
+		defect = defect || it.mask != nil
+		clean = clean || it.mask == nil
+	}
+	return defect && clean
 }
 
 // raiseToHeldOut raises each category's threshold (and the global one) to
@@ -692,6 +727,18 @@ func validationItems(ctx context.Context, kn *banks.Knowledge, set TrainSet, att
 			return nil, fmt.Errorf("validation: image %d is not a normal training image", im.ID)
 		}
 		if err := add(clean, nil); err != nil {
+			return nil, err
+		}
+	}
+	// The seen anomalies are real defects, which synthetic ones only
+	// imitate: each is scored against the banks without its own entries
+	// (leave one image out), so the split also rates maps of defects
+	// like those the line produces.
+	for _, im := range set.Seen {
+		if im.Mask == nil {
+			continue
+		}
+		if err := add(im, im.Mask); err != nil {
 			return nil, err
 		}
 	}

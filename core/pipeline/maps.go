@@ -36,6 +36,27 @@ type MapFusion struct {
 	ScoreStd  float32 `json:"score_std"`
 	DistMean  float32 `json:"dist_mean"`
 	DistStd   float32 `json:"dist_std"`
+	// CategoryWeights are mapper weights chosen for single categories, on
+	// that category's validation images alone: a unified model serves
+	// categories whose defects the two signals outline differently (the
+	// mapper for the small, low-contrast defects of a tile, the distance
+	// for a bottle's). Images of other or unknown categories use
+	// MapperWeight.
+	CategoryWeights map[string]float32 `json:"category_weights,omitempty"`
+}
+
+// For returns the fusion for an image of category: f itself, with the
+// mapper weight chosen for that category where there is one. A nil f
+// gives nil.
+func (f *MapFusion) For(category string) *MapFusion {
+	if f == nil {
+		return nil
+	}
+	w, ok := f.CategoryWeights[category]
+	if !ok || w == f.MapperWeight {
+		return f
+	}
+	return f.WithWeight(w)
 }
 
 // DefaultMapperWeight is the fusion weight used when a model is fitted

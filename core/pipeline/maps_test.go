@@ -2,11 +2,16 @@ package pipeline
 
 import (
 	"context"
+	"image"
+	"image/color"
+	"maps"
 	"math"
+	"math/rand"
 	"slices"
 	"testing"
 
 	"github.com/dmad/workstation/core/banks"
+	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/mat"
 )
@@ -235,7 +240,7 @@ func TestFitChoosesOnValidation(t *testing.T) {
 				im.ID, s, m.Meta.CategoryThresholds[im.Category], m.Meta.Threshold)
 		}
 	}
-	res, err := sc.ScoreImages(ctx, f.tfeats[:2], nil)
+	res, err := sc.ScoreImages(ctx, f.tfeats[:2], nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,6 +273,24 @@ func TestFitChoosesOnValidation(t *testing.T) {
 	if len(items) != 2*len(held)+len(held) {
 		t.Fatalf("%d validation items for %d held-out images with 2 defects each", len(items), len(held))
 	}
+	// Seen anomalies with a mask join the split as real defects, scored
+	// without their own bank entries (checked with the others below);
+	// one without a mask (picked patches) cannot be rated and stays out.
+	set.Seen = append([]Image(nil), f.set.Seen...)
+	set.Seen[0].Mask, set.Seen[0].Flags = nil, make([]bool, patchesOf(set.Seen[0]))
+	withSeen, err := validationItems(ctx, sc.kn, set, m.Meta.Attention)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(withSeen) != len(items)+len(set.Seen)-1 {
+		t.Fatalf("%d validation items with %d seen anomalies (one without a mask), %d without", len(withSeen), len(set.Seen), len(items))
+	}
+	for i, it := range withSeen[len(items):] {
+		if s := set.Seen[1+i]; it.im.ID != s.ID || it.mask != s.Mask || it.category != s.Category {
+			t.Fatalf("validation item %d is not seen anomaly %d", len(items)+i, s.ID)
+		}
+	}
+	items = withSeen
 	for _, mm := range []*Model{m, {Meta: m.Meta, Normal: m.Normal, Anomaly: m.Anomaly, Mapper: m2.Mapper}} {
 		full, err := NewScorer(rt, mm, bankSearch())
 		if err != nil {
@@ -383,5 +406,76 @@ func TestFitWeak(t *testing.T) {
 	bad.Weak[0].Features = nil
 	if _, err := Fit(ctx, rt, bad, opts, nil); err == nil {
 		t.Fatal("weak image without features accepted")
+	}
+}
+
+// TestChooseFusionPerCategory checks that each category with defects and
+// clean images in the validation split gets the mapper weight its own
+// images prefer: here category "tile" has defects only the mapper's scores
+// outline and "bottle" defects only the distance does.
+func TestChooseFusionPerCategory(t *testing.T) {
+	const side = 8 // patch grid
+	rng := rand.New(rand.NewSource(3))
+	mask := image.NewGray(image.Rect(0, 0, 64, 64))
+	for y := 16; y < 40; y++ {
+		for x := 24; x < 48; x++ {
+			mask.SetGray(x, y, color.Gray{Y: 255})
+		}
+	}
+	inDefect := func(p int) bool { // patch p's centre inside the mask
+		x, y := (p%side*8)+4, (p/side*8)+4
+		return mask.GrayAt(x, y).Y > 127
+	}
+	item := func(cat string, defect, mapperSees bool) valScored {
+		it := valScored{score: make([]float32, side*side), dist: make([]float32, side*side), category: cat}
+		for p := range it.score {
+			it.score[p] = float32(rng.NormFloat64())
+			it.dist[p] = 3 + float32(rng.NormFloat64())
+			if defect && inDefect(p) {
+				if mapperSees {
+					it.score[p] += 4
+				} else {
+					it.dist[p] += 4
+				}
+			}
+		}
+		if defect {
+			it.mask = mask
+		}
+		return it
+	}
+	var items []valScored
+	for range 4 {
+		items = append(items, item("tile", true, true), item("tile", false, true),
+			item("bottle", true, false), item("bottle", false, false))
+	}
+	items = append(items, item("screw", false, false)) // clean images only: no weight of its own
+	var s, d []float32
+	for _, it := range items {
+		if it.mask == nil {
+			s, d = append(s, it.score...), append(d, it.dist...)
+		}
+	}
+	m := &Model{}
+	opts := Options{Encoder: encoder.Config{InputSize: 64}}
+	if err := chooseFusion(context.Background(), m, opts, s, d, items); err != nil {
+		t.Fatal(err)
+	}
+	fu := m.Meta.MapFusion
+	want := map[string]float32{"tile": 1, "bottle": 0}
+	if !maps.Equal(fu.CategoryWeights, want) {
+		t.Fatalf("category weights %v, want %v (validation %+v)", fu.CategoryWeights, want, m.Meta.CategoryValidation)
+	}
+	if len(m.Meta.CategoryValidation) != 2 || len(m.Meta.CategoryValidation["tile"]) != len(FusionWeights()) {
+		t.Fatalf("category validation %+v", m.Meta.CategoryValidation)
+	}
+	for cat, w := range map[string]float32{"tile": 1, "bottle": 0, "screw": fu.MapperWeight, "": fu.MapperWeight} {
+		if got := fu.For(cat).MapperWeight; got != w {
+			t.Errorf("For(%q) has weight %v, want %v", cat, got, w)
+		}
+	}
+	var none *MapFusion
+	if none.For("tile") != nil {
+		t.Error("nil fusion's For is not nil")
 	}
 }

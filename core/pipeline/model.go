@@ -69,8 +69,12 @@ type Meta struct {
 	// trained before it had).
 	MapFusion *MapFusion `json:"map_fusion,omitempty"`
 	// Validation records how the candidates did on the validation split
-	// (synthetic defects on held-out normal training images).
+	// (synthetic defects on held-out normal training images, and the seen
+	// anomalies scored without their own bank entries).
 	Validation []ValidationScore `json:"validation,omitempty"`
+	// CategoryValidation is the same per category, on that category's
+	// images of the split (see MapFusion.CategoryWeights).
+	CategoryValidation map[string][]ValidationScore `json:"category_validation,omitempty"`
 	// Checkpoints are the training checkpoints' ratings on the validation
 	// split (best fusion weight of each); Epochs is the epoch of the
 	// mapper kept.

@@ -153,7 +153,7 @@ func TestFitScoreEvaluateRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := sc.ScoreImages(ctx, f.tfeats, nil)
+			res, err := sc.ScoreImages(ctx, f.tfeats, nil, nil)
 			sc.Close()
 			if err != nil {
 				t.Fatal(err)
@@ -202,7 +202,7 @@ func TestFitScoreEvaluateRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res2, err := sc2.ScoreImages(ctx, f.tfeats[:3], nil)
+			res2, err := sc2.ScoreImages(ctx, f.tfeats[:3], nil, nil)
 			sc2.Close()
 			if err != nil {
 				t.Fatal(err)

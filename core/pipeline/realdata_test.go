@@ -57,7 +57,7 @@ func TestPatchCoreBottle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	res, err := sc.ScoreImages(ctx, feats[len(train):], nil)
+	res, err := sc.ScoreImages(ctx, feats[len(train):], nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

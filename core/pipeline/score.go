@@ -130,8 +130,13 @@ type ImageResult struct {
 }
 
 // ScoreImages scores many images, concatenating several per search run for
-// throughput. report gets a progress.Score event after each group.
-func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, report progress.Func) ([]ImageResult, error) {
+// throughput. categories, when not nil, holds each image's category, which
+// selects its map fusion (MapFusion.For); "" or nil: the model's default.
+// report gets a progress.Score event after each group.
+func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, categories []string, report progress.Func) ([]ImageResult, error) {
+	if categories != nil && len(categories) != len(feats) {
+		return nil, fmt.Errorf("score images: %d categories for %d images", len(categories), len(feats))
+	}
 	out := make([]ImageResult, len(feats))
 	const group = 16
 	for from := 0; from < len(feats); from += group {
@@ -154,7 +159,11 @@ func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, report pr
 			out[i] = ImageResult{Score: top, Max: mx, Patches: p}
 			if s.normal == nil {
 				out[i].Mapper, out[i].Distance = p, d
-				out[i].Patches = s.m.Meta.MapFusion.Fuse(nil, p, d)
+				f := s.m.Meta.MapFusion
+				if categories != nil {
+					f = f.For(categories[i])
+				}
+				out[i].Patches = f.Fuse(nil, p, d)
 			}
 		}
 		report.Send(progress.Event{Stage: progress.Score, Done: to, Total: len(feats)})

@@ -573,7 +573,11 @@ func (s *Session) score(ctx context.Context, m *pipeline.Model, recs []storage.I
 		return nil, err
 	}
 	defer sc.Close()
-	res, err := sc.ScoreImages(ctx, feats, report)
+	cats := make([]string, len(recs))
+	for i, r := range recs {
+		cats[i] = r.Category
+	}
+	res, err := sc.ScoreImages(ctx, feats, cats, report)
 	if err != nil {
 		return nil, err
 	}

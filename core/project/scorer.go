@@ -112,7 +112,7 @@ func (is *ImageScorer) Score(ctx context.Context, path, category string) (ImageS
 	if err != nil {
 		return ImageScore{}, err
 	}
-	res, err := is.sc.ScoreImages(ctx, feats, nil)
+	res, err := is.sc.ScoreImages(ctx, feats, []string{category}, nil)
 	if err != nil {
 		return ImageScore{}, fmt.Errorf("score %s: %w", path, err)
 	}
