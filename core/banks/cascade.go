@@ -24,7 +24,7 @@ type FastOptions struct {
 	// neighbour more often and costs proportionally more.
 	Dims int
 	// Rerank is the number of candidates per query re-ranked by their
-	// exact full-dimension distance; 0 means 32 (at least k is used).
+	// exact full-dimension distance; 0 means 16 (at least k is used).
 	Rerank int
 	// SampleRows is the number of bank rows the principal axes are
 	// estimated from; 0 means 4096.
@@ -43,7 +43,7 @@ func (o FastOptions) withDefaults() FastOptions {
 		o.Dims = 64
 	}
 	if o.Rerank <= 0 {
-		o.Rerank = 32
+		o.Rerank = 16
 	}
 	if o.SampleRows <= 0 {
 		o.SampleRows = 4096
