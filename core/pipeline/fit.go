@@ -222,6 +222,12 @@ func newModel(set TrainSet, opts Options, c int) (*Model, error) {
 	for cat := range cats {
 		m.Meta.Categories = append(m.Meta.Categories, cat)
 	}
+	m.Meta.CategoryImages = map[string][]int32{}
+	for _, ims := range [][]Image{set.Normal, set.Seen, set.Weak} {
+		for _, im := range ims {
+			m.Meta.CategoryImages[im.Category] = append(m.Meta.CategoryImages[im.Category], im.ID)
+		}
+	}
 	sort.Strings(m.Meta.Categories)
 	if len(set.Seen) > 0 || (len(set.Weak) > 0 && opts.Method == DMAD) {
 		m.Meta.Regime = Semi
@@ -622,8 +628,11 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 	}
 	m.Meta.Validation = res
 	m.Meta.MapFusion = cal.WithWeight(bestScore(res).MapperWeight)
-	// Each category whose validation images include defects and clean
-	// images gets its own weight, chosen on those images alone.
+	// Each category whose validation images include real defects (seen
+	// anomalies) and clean images gets its own weight, chosen on those
+	// images alone. Synthetic defects come from one generator for every
+	// category: on them alone the pooled choice, made on more images, is
+	// the steadier one.
 	byCat := map[string][]valScored{}
 	for _, it := range items {
 		byCat[it.category] = append(byCat[it.category], it)
@@ -647,11 +656,11 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 	return nil
 }
 
-// hasBothLabels reports whether items hold a defect and a clean image.
+// hasBothLabels reports whether items hold a real defect and a clean image.
 func hasBothLabels(items []valScored) bool {
 	var defect, clean bool
 	for _, it := range items {
-		defect = defect || it.mask != nil
+		defect = defect || (it.mask != nil && it.seen)
 		clean = clean || it.mask == nil
 	}
 	return defect && clean
@@ -689,6 +698,7 @@ type valItem struct {
 	nb       *banks.Neighbours
 	mask     *image.Gray // nil for a clean image
 	category string
+	seen     bool // a seen anomaly (a real defect), not a synthetic one
 }
 
 // validationItems searches kn's banks for the validation split: every
@@ -701,7 +711,7 @@ func validationItems(ctx context.Context, kn *banks.Knowledge, set TrainSet, att
 		byID[im.ID] = im
 	}
 	var items []valItem
-	add := func(im Image, mask *image.Gray) error {
+	add := func(im Image, mask *image.Gray, seen bool) error {
 		f, err := im.features()
 		if err != nil {
 			return fmt.Errorf("validation: %w", err)
@@ -710,12 +720,12 @@ func validationItems(ctx context.Context, kn *banks.Knowledge, set TrainSet, att
 		if err != nil {
 			return fmt.Errorf("validation: %w", err)
 		}
-		items = append(items, valItem{im: im, nb: nb, mask: mask, category: im.Category})
+		items = append(items, valItem{im: im, nb: nb, mask: mask, category: im.Category, seen: seen})
 		return nil
 	}
 	seen := map[int32]bool{}
 	for _, im := range set.Validation.Defects {
-		if err := add(im, im.Mask); err != nil {
+		if err := add(im, im.Mask, false); err != nil {
 			return nil, err
 		}
 		if seen[im.ID] {
@@ -726,7 +736,7 @@ func validationItems(ctx context.Context, kn *banks.Knowledge, set TrainSet, att
 		if !ok {
 			return nil, fmt.Errorf("validation: image %d is not a normal training image", im.ID)
 		}
-		if err := add(clean, nil); err != nil {
+		if err := add(clean, nil, false); err != nil {
 			return nil, err
 		}
 	}
@@ -738,7 +748,7 @@ func validationItems(ctx context.Context, kn *banks.Knowledge, set TrainSet, att
 		if im.Mask == nil {
 			continue
 		}
-		if err := add(im, im.Mask); err != nil {
+		if err := add(im, im.Mask, true); err != nil {
 			return nil, err
 		}
 	}
@@ -758,7 +768,7 @@ func scoreValidationItems(ctx context.Context, kn *banks.Knowledge, ms *mapper.B
 		if err != nil {
 			return nil, fmt.Errorf("validation: %w", err)
 		}
-		out[i] = valScored{score: s, dist: d, mask: it.mask, category: it.category}
+		out[i] = valScored{score: s, dist: d, mask: it.mask, category: it.category, seen: it.seen}
 	}
 	return out, nil
 }

@@ -36,8 +36,8 @@ type MapFusion struct {
 	ScoreStd  float32 `json:"score_std"`
 	DistMean  float32 `json:"dist_mean"`
 	DistStd   float32 `json:"dist_std"`
-	// CategoryWeights are mapper weights chosen for single categories, on
-	// that category's validation images alone: a unified model serves
+	// CategoryWeights are mapper weights chosen for single categories
+	// with seen anomalies, on that category's validation images alone: a unified model serves
 	// categories whose defects the two signals outline differently (the
 	// mapper for the small, low-contrast defects of a tile, the distance
 	// for a bottle's). Images of other or unknown categories use
@@ -162,6 +162,7 @@ type valScored struct {
 	score, dist []float32
 	mask        *image.Gray // nil for a clean (normal) image
 	category    string
+	seen        bool // a seen anomaly (a real defect), not a synthetic one
 }
 
 // scoreMaps evaluates candidate fusions on scored validation images: the

@@ -285,8 +285,13 @@ func TestFitChoosesOnValidation(t *testing.T) {
 	if len(withSeen) != len(items)+len(set.Seen)-1 {
 		t.Fatalf("%d validation items with %d seen anomalies (one without a mask), %d without", len(withSeen), len(set.Seen), len(items))
 	}
+	for i, it := range withSeen[:len(items)] {
+		if it.seen {
+			t.Fatalf("synthetic validation item %d marked as a seen anomaly", i)
+		}
+	}
 	for i, it := range withSeen[len(items):] {
-		if s := set.Seen[1+i]; it.im.ID != s.ID || it.mask != s.Mask || it.category != s.Category {
+		if s := set.Seen[1+i]; it.im.ID != s.ID || it.mask != s.Mask || it.category != s.Category || !it.seen {
 			t.Fatalf("validation item %d is not seen anomaly %d", len(items)+i, s.ID)
 		}
 	}
@@ -409,10 +414,11 @@ func TestFitWeak(t *testing.T) {
 	}
 }
 
-// TestChooseFusionPerCategory checks that each category with defects and
-// clean images in the validation split gets the mapper weight its own
-// images prefer: here category "tile" has defects only the mapper's scores
-// outline and "bottle" defects only the distance does.
+// TestChooseFusionPerCategory checks that each category with real defects
+// (seen anomalies) and clean images in the validation split gets the mapper
+// weight its own images prefer: here category "tile" has defects only the
+// mapper's scores outline and "bottle" defects only the distance does; a
+// category with synthetic defects only keeps the pooled choice.
 func TestChooseFusionPerCategory(t *testing.T) {
 	const side = 8 // patch grid
 	rng := rand.New(rand.NewSource(3))
@@ -427,7 +433,7 @@ func TestChooseFusionPerCategory(t *testing.T) {
 		return mask.GrayAt(x, y).Y > 127
 	}
 	item := func(cat string, defect, mapperSees bool) valScored {
-		it := valScored{score: make([]float32, side*side), dist: make([]float32, side*side), category: cat}
+		it := valScored{score: make([]float32, side*side), dist: make([]float32, side*side), category: cat, seen: defect && cat != "cable"}
 		for p := range it.score {
 			it.score[p] = float32(rng.NormFloat64())
 			it.dist[p] = 3 + float32(rng.NormFloat64())
@@ -450,6 +456,8 @@ func TestChooseFusionPerCategory(t *testing.T) {
 			item("bottle", true, false), item("bottle", false, false))
 	}
 	items = append(items, item("screw", false, false)) // clean images only: no weight of its own
+	// Synthetic defects only (seen false): no weight of its own either.
+	items = append(items, item("cable", true, true), item("cable", false, true))
 	var s, d []float32
 	for _, it := range items {
 		if it.mask == nil {
@@ -469,7 +477,7 @@ func TestChooseFusionPerCategory(t *testing.T) {
 	if len(m.Meta.CategoryValidation) != 2 || len(m.Meta.CategoryValidation["tile"]) != len(FusionWeights()) {
 		t.Fatalf("category validation %+v", m.Meta.CategoryValidation)
 	}
-	for cat, w := range map[string]float32{"tile": 1, "bottle": 0, "screw": fu.MapperWeight, "": fu.MapperWeight} {
+	for cat, w := range map[string]float32{"tile": 1, "bottle": 0, "screw": fu.MapperWeight, "cable": fu.MapperWeight, "": fu.MapperWeight} {
 		if got := fu.For(cat).MapperWeight; got != w {
 			t.Errorf("For(%q) has weight %v, want %v", cat, got, w)
 		}

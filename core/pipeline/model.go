@@ -80,6 +80,10 @@ type Meta struct {
 	// mapper kept.
 	Checkpoints []ValidationScore `json:"checkpoints,omitempty"`
 	Epochs      int               `json:"epochs,omitempty"`
+	// CategoryImages lists each category's training images (the ids bank
+	// entries remember as their source), so the fast search can route an
+	// image of a known category to its category's part of the banks.
+	CategoryImages map[string][]int32 `json:"category_images,omitempty"`
 	// SeenImages is the number of seen anomalies used.
 	SeenImages int `json:"seen_images"`
 	// WeakImages is the number of weakly labelled anomalies (defective,

@@ -22,12 +22,25 @@ type Scorer struct {
 	normal banks.NeighbourSearcher
 	kn     *banks.Knowledge
 	ms     *mapper.BankScorer
+
+	// The fast search routes images of a known category to their
+	// category's part of the banks (see routeFor).
+	rt     *ort.Runtime
+	search banks.SearchOptions
+	routes map[string]*route
+}
+
+// route is the search of one category's part of the banks: normal for
+// PatchCore, kn for DMAD; both nil where the whole banks are searched.
+type route struct {
+	normal banks.NeighbourSearcher
+	kn     *banks.Knowledge
 }
 
 // NewScorer prepares the model's search and mapper sessions; search.Mode
 // picks exact or fast search.
 func NewScorer(rt *ort.Runtime, m *Model, search banks.SearchOptions) (*Scorer, error) {
-	s := &Scorer{m: m}
+	s := &Scorer{m: m, rt: rt, search: search}
 	var err error
 	if m.Meta.Method == PatchCore {
 		so := search
@@ -61,7 +74,71 @@ func (s *Scorer) Close() error {
 	if s.ms != nil {
 		s.ms.Close()
 	}
+	for _, r := range s.routes {
+		if r.normal != nil {
+			r.normal.Close()
+		}
+		if r.kn != nil {
+			r.kn.Close()
+		}
+	}
 	return nil
+}
+
+// routeFor returns the searchers for an image of category: with the fast
+// search, a model that knows the category's training images
+// (Meta.CategoryImages) searches only the bank entries they gave, and the
+// anomaly bank's entries from no image (synthetic defects); otherwise, and
+// when the part would be empty, the whole banks. Exact search always
+// searches the whole banks, so what it finds does not depend on the
+// category given. Parts are prepared on first use.
+func (s *Scorer) routeFor(category string) (normal banks.NeighbourSearcher, kn *banks.Knowledge, err error) {
+	ids, ok := s.m.Meta.CategoryImages[category]
+	if s.search.Mode != banks.SearchFast || category == "" || !ok {
+		return s.normal, s.kn, nil
+	}
+	if r, ok := s.routes[category]; ok {
+		if r.normal == nil && r.kn == nil {
+			return s.normal, s.kn, nil
+		}
+		return r.normal, r.kn, nil
+	}
+	mine := make(map[int32]bool, len(ids))
+	for _, id := range ids {
+		mine[id] = true
+	}
+	rowsOf := func(source []int32, orNone bool) []int {
+		var rows []int
+		for r, id := range source {
+			if mine[id] || (orNone && id == banks.NoSource) {
+				rows = append(rows, r)
+			}
+		}
+		return rows
+	}
+	if s.routes == nil {
+		s.routes = map[string]*route{}
+	}
+	r := &route{}
+	nrows := rowsOf(s.m.Normal.Source, false)
+	switch {
+	case len(nrows) == 0:
+	case s.kn == nil:
+		if r.normal, err = banks.NewPartSearcher(s.rt, s.m.Normal.Features, s.m.Normal.Source, nrows, s.search); err != nil {
+			return nil, nil, fmt.Errorf("scorer: %s's part of the banks: %w", category, err)
+		}
+	default:
+		if arows := rowsOf(s.m.Anomaly.Source, true); len(arows) > 0 {
+			if r.kn, err = s.kn.Part(s.rt, nrows, arows, s.search); err != nil {
+				return nil, nil, fmt.Errorf("scorer: %s's part of the banks: %w", category, err)
+			}
+		}
+	}
+	s.routes[category] = r
+	if r.normal == nil && r.kn == nil {
+		return s.normal, s.kn, nil
+	}
+	return r.normal, r.kn, nil
 }
 
 // PatchScores returns the anomaly score of every row of q. source, when not
@@ -76,19 +153,25 @@ func (s *Scorer) PatchScores(ctx context.Context, q *mat.Matrix, source []int32)
 // nearest normal-bank entry (for PatchCore the two are the same slice).
 // source is as for PatchScores.
 func (s *Scorer) PatchParts(ctx context.Context, q *mat.Matrix, source []int32) (score, dist []float32, err error) {
+	return s.partsWith(ctx, s.normal, s.kn, q, source)
+}
+
+// partsWith is PatchParts with the given searchers (the whole banks' or
+// a category's part, see routeFor).
+func (s *Scorer) partsWith(ctx context.Context, normal banks.NeighbourSearcher, kn *banks.Knowledge, q *mat.Matrix, source []int32) (score, dist []float32, err error) {
 	if s.normal != nil {
 		if source != nil {
-			dist, _, err = s.normal.SearchExcluding(ctx, q, source, 1)
+			dist, _, err = normal.SearchExcluding(ctx, q, source, 1)
 		} else {
-			dist, _, err = s.normal.Search(ctx, q, 1)
+			dist, _, err = normal.Search(ctx, q, 1)
 		}
 		return dist, dist, err
 	}
-	nb, err := s.kn.Neighbours(ctx, q, source, s.m.Meta.Attention)
+	nb, err := kn.Neighbours(ctx, q, source, s.m.Meta.Attention)
 	if err != nil {
 		return nil, nil, err
 	}
-	return partsFrom(ctx, s.kn, s.ms, q, nb)
+	return partsFrom(ctx, kn, s.ms, q, nb)
 }
 
 // partsFrom is DMAD's PatchParts from neighbours already searched: the
@@ -131,21 +214,38 @@ type ImageResult struct {
 
 // ScoreImages scores many images, concatenating several per search run for
 // throughput. categories, when not nil, holds each image's category, which
-// selects its map fusion (MapFusion.For); "" or nil: the model's default.
-// report gets a progress.Score event after each group.
+// selects its map fusion (MapFusion.For) and, with the fast search, the
+// part of the banks searched (see routeFor); "" or nil: the model's
+// default fusion and the whole banks. report gets a progress.Score event
+// after each group.
 func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, categories []string, report progress.Func) ([]ImageResult, error) {
 	if categories != nil && len(categories) != len(feats) {
 		return nil, fmt.Errorf("score images: %d categories for %d images", len(categories), len(feats))
 	}
 	out := make([]ImageResult, len(feats))
 	const group = 16
-	for from := 0; from < len(feats); from += group {
-		to := min(from+group, len(feats))
+	catOf := func(i int) string {
+		if categories == nil {
+			return ""
+		}
+		return categories[i]
+	}
+	for from, to := 0, 0; from < len(feats); from = to {
+		// A group shares one route: it ends early where the category
+		// changes.
+		to = from + 1
+		for to < len(feats) && to-from < group && catOf(to) == catOf(from) {
+			to++
+		}
 		q, err := mat.Append(feats[from:to]...)
 		if err != nil {
 			return nil, err
 		}
-		scores, dists, err := s.PatchParts(ctx, q, nil)
+		normal, kn, err := s.routeFor(catOf(from))
+		if err != nil {
+			return nil, err
+		}
+		scores, dists, err := s.partsWith(ctx, normal, kn, q, nil)
 		if err != nil {
 			return nil, err
 		}
