@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/heatmap"
@@ -48,6 +50,10 @@ func NewScorer(rt *ort.Runtime, m *Model, search banks.SearchOptions) (*Scorer, 
 		if s.normal, err = banks.NewNeighbourSearcher(rt, m.Normal.Features, so); err != nil {
 			return nil, fmt.Errorf("scorer: %w", err)
 		}
+		if err := s.prepareRoutes(); err != nil {
+			s.Close()
+			return nil, err
+		}
 		return s, nil
 	}
 	if m.Anomaly == nil || m.Mapper == nil {
@@ -60,7 +66,21 @@ func NewScorer(rt *ort.Runtime, m *Model, search banks.SearchOptions) (*Scorer, 
 		s.kn.Close()
 		return nil, fmt.Errorf("scorer: %w", err)
 	}
+	if err := s.prepareRoutes(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// prepareRoutes prepares every category's part of the banks (see routeFor).
+func (s *Scorer) prepareRoutes() error {
+	for _, c := range slices.Sorted(maps.Keys(s.m.Meta.CategoryImages)) {
+		if _, _, err := s.routeFor(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close frees the sessions.
@@ -86,15 +106,16 @@ func (s *Scorer) Close() error {
 }
 
 // routeFor returns the searchers for an image of category: with the fast
-// search, a model that knows the category's training images
-// (Meta.CategoryImages) searches only the bank entries they gave, and the
-// anomaly bank's entries from no image (synthetic defects); otherwise, and
-// when the part would be empty, the whole banks. Exact search always
-// searches the whole banks, so what it finds does not depend on the
-// category given. Parts are prepared on first use.
+// search, a model of several categories that knows the category's training
+// images (Meta.CategoryImages) searches only the bank entries they gave,
+// and the anomaly bank's entries from no image (synthetic defects);
+// otherwise, and when the part would be empty, the whole banks. Exact
+// search always searches the whole banks, so what it finds does not
+// depend on the category given. NewScorer prepares the parts (like the
+// whole banks' searchers, once per scorer, not per image).
 func (s *Scorer) routeFor(category string) (normal banks.NeighbourSearcher, kn *banks.Knowledge, err error) {
 	ids, ok := s.m.Meta.CategoryImages[category]
-	if s.search.Mode != banks.SearchFast || category == "" || !ok {
+	if s.search.Mode != banks.SearchFast || category == "" || !ok || len(s.m.Meta.CategoryImages) < 2 {
 		return s.normal, s.kn, nil
 	}
 	if r, ok := s.routes[category]; ok {
