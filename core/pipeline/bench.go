@@ -98,7 +98,11 @@ type BenchRun struct {
 	// own mapper weights, MapFusion.CategoryWeights).
 	CategoryValidation map[string][]ValidationScore `json:"category_validation,omitempty"`
 	Checkpoints        []ValidationScore            `json:"checkpoints,omitempty"`
-	Epochs             int                          `json:"epochs,omitempty"`
+	// CategoryAgreement is Meta.CategoryAgreement; Routed the categories
+	// the fast search routed to their part of the banks.
+	CategoryAgreement map[string]float64 `json:"category_agreement,omitempty"`
+	Routed            []string           `json:"routed,omitempty"`
+	Epochs            int                `json:"epochs,omitempty"`
 	// MapVariants are the test pixel metrics of the maps every candidate
 	// mapper weight would have given (DMAD; a measurement, never used to
 	// choose).
@@ -409,6 +413,12 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 		PerCategory: per, Mean: mean, Threshold: m.Meta.Threshold, ImagesPerS: 1000 / (b.encMS + scoreMS),
 		MapFusion: m.Meta.MapFusion, Validation: m.Meta.Validation, CategoryValidation: m.Meta.CategoryValidation, Checkpoints: m.Meta.Checkpoints, Epochs: m.Meta.Epochs,
 		Timings: BenchTimings{FeaturesS: b.featS, BanksS: b.banksS, TrainS: trainS, InferMSPerImage: b.encMS + scoreMS}}
+	br.CategoryAgreement = m.Meta.CategoryAgreement
+	br.Routed = slices.Sorted(maps.Keys(m.Meta.CategoryImages))
+	for _, c := range slices.Sorted(maps.Keys(m.Meta.CategoryAgreement)) {
+		_, routed := m.Meta.CategoryImages[c]
+		b.logf("%s: %s's bank entries with their nearest neighbour in %s: %.4f (fast search routed: %v)", run, c, c, m.Meta.CategoryAgreement[c], routed)
+	}
 	if m.Meta.MapFusion != nil {
 		for _, v := range m.Meta.Checkpoints {
 			b.logf("%s checkpoint: epoch %d  mapper weight %.2f  P-AUROC %.4f  PRO %.4f  I-AUROC %.4f", run, v.Epoch, v.MapperWeight, v.PixelAUROC, v.PRO, v.ImageAUROC)

@@ -191,6 +191,9 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 			return nil, err
 		}
 	}
+	if err := keepRoutableCategories(ctx, rt, m, opts); err != nil {
+		return nil, err
+	}
 	if opts.Method == DMAD {
 		if err := fitDMAD(ctx, rt, m, set, opts, c, report); err != nil {
 			return nil, err
@@ -236,6 +239,63 @@ func newModel(set TrainSet, opts Options, c int) (*Model, error) {
 		m.Meta.WeakImages = len(set.Weak)
 	}
 	return m, nil
+}
+
+// RouteAgreement is the share of a category's normal-bank entries whose
+// nearest entry from another image must be of the same category for the
+// fast search to route that category's images to its part of the banks.
+const RouteAgreement = 0.99
+
+// keepRoutableCategories keeps in Meta.CategoryImages only the categories
+// the fast search may route (see Scorer): those whose normal-bank entries
+// find their nearest entry of another image within the category
+// (RouteAgreement). Categories a backbone does not tell apart would
+// otherwise lose neighbours the whole bank has; distinct ones (a bottle and
+// a tile) keep them all. It costs one exact search of the bank against
+// itself. A model of one category routes nothing.
+func keepRoutableCategories(ctx context.Context, rt *ort.Runtime, m *Model, opts Options) error {
+	if len(m.Meta.CategoryImages) < 2 {
+		m.Meta.CategoryImages = nil
+		return nil
+	}
+	catOf := map[int32]string{}
+	for c, ids := range m.Meta.CategoryImages {
+		for _, id := range ids {
+			catOf[id] = c
+		}
+	}
+	nb := m.Normal
+	so := opts.Search
+	so.Mode, so.Source = banks.SearchExact, nb.Source
+	s, err := banks.NewSearcher(rt, nb.Features, so)
+	if err != nil {
+		return fmt.Errorf("fit: category routing: %w", err)
+	}
+	defer s.Close()
+	_, idx, err := s.SearchExcluding(ctx, nb.Features, nb.Source, 1)
+	if err != nil {
+		return fmt.Errorf("fit: category routing: %w", err)
+	}
+	same, total := map[string]int{}, map[string]int{}
+	for r, j := range idx {
+		c := catOf[nb.Source[r]]
+		total[c]++
+		if j >= 0 && catOf[nb.Source[j]] == c {
+			same[c]++
+		}
+	}
+	m.Meta.CategoryAgreement = map[string]float64{}
+	for _, c := range slices.Sorted(maps.Keys(m.Meta.CategoryImages)) {
+		share := 0.0
+		if total[c] > 0 {
+			share = float64(same[c]) / float64(total[c])
+		}
+		m.Meta.CategoryAgreement[c] = share
+		if share < RouteAgreement {
+			delete(m.Meta.CategoryImages, c)
+		}
+	}
+	return nil
 }
 
 // normalBank builds M_n from the patches of every normal image, streamed

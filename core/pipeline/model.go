@@ -80,10 +80,15 @@ type Meta struct {
 	// mapper kept.
 	Checkpoints []ValidationScore `json:"checkpoints,omitempty"`
 	Epochs      int               `json:"epochs,omitempty"`
-	// CategoryImages lists each category's training images (the ids bank
-	// entries remember as their source), so the fast search can route an
-	// image of a known category to its category's part of the banks.
+	// CategoryImages lists the training images (the ids bank entries
+	// remember as their source) of each category the fast search may route
+	// to its part of the banks: those whose normal-bank entries have their
+	// nearest neighbour within the category (CategoryAgreement ≥
+	// RouteAgreement).
 	CategoryImages map[string][]int32 `json:"category_images,omitempty"`
+	// CategoryAgreement is, per category, the share of its normal-bank
+	// entries whose nearest entry of another image is of the same category.
+	CategoryAgreement map[string]float64 `json:"category_agreement,omitempty"`
 	// SeenImages is the number of seen anomalies used.
 	SeenImages int `json:"seen_images"`
 	// WeakImages is the number of weakly labelled anomalies (defective,
