@@ -384,9 +384,10 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 
 	tc := opts.Train
 	tc.Mapper.C = c
+	m.validation = nil
+	var val []valItem // the split searched in these banks (first checkpoint)
 	if set.Validation != nil && len(set.Validation.Defects) > 0 && !opts.FixedSchedule {
 		m.Meta.Checkpoints = nil
-		var val []valItem // searched at the first checkpoint, shared by all
 		fusions := map[int]*MapFusion{}
 		defer func() {
 			// Until setThreshold calibrates the final fusion, the kept
@@ -418,6 +419,9 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 	m.Meta.Epochs = lg.BestEpoch
 	model.Backbone = opts.EncoderID
 	m.Mapper = model
+	if val != nil {
+		m.validation = &validationCache{normal: m.Normal, anomaly: m.Anomaly, items: val}
+	}
 	return nil
 }
 
@@ -614,10 +618,17 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, 
 	if opts.Method == DMAD {
 		var val []valScored // the validation split, scored once for both uses
 		if set.Validation != nil && len(set.Validation.Defects) > 0 {
-			if val, err = scoreValidation(ctx, sc, set); err != nil {
+			if vc := m.validation; vc != nil && vc.normal == m.Normal && vc.anomaly == m.Anomaly {
+				// The checkpoints searched the split in these banks.
+				val, err = scoreValidationItems(ctx, sc.kn, sc.ms, vc.items)
+			} else {
+				val, err = scoreValidation(ctx, sc, set)
+			}
+			if err != nil {
 				return err
 			}
 		}
+		m.validation = nil
 		// The mapper trained on the sampled images' patches, so it scores
 		// them lower than parts it never saw (the demo's first evaluation
 		// had one false alarm in six good parts per category). The
@@ -749,6 +760,14 @@ func scoreValidation(ctx context.Context, sc *Scorer, set TrainSet) ([]valScored
 		return nil, err
 	}
 	return scoreValidationItems(ctx, sc.kn, sc.ms, items)
+}
+
+// validationCache is the validation split searched in two banks (see
+// Model.validation).
+type validationCache struct {
+	normal  *banks.NormalBank
+	anomaly *banks.AnomalyBank
+	items   []valItem
 }
 
 // valItem is one image of the validation split with its neighbours in the

@@ -210,6 +210,29 @@ func TestFitChoosesOnValidation(t *testing.T) {
 	if fu.MapperWeight != best.MapperWeight {
 		t.Fatalf("fusion weight %v, validation's best %v", fu.MapperWeight, best.MapperWeight)
 	}
+	// The threshold step rated the maps on the checkpoints' search of the
+	// split; a search from scratch gives the same ratings.
+	if m.validation != nil {
+		t.Fatal("the fit kept its validation search")
+	}
+	fresh, err := NewScorer(rt, m, bankSearch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	scored, err := scoreValidation(ctx, fresh, set)
+	fresh.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h0, w0 := gridOf(len(scored[0].score))
+	enc := opts.Encoder.WithDefaults()
+	again, err := scoreMaps(ctx, scored, *fu.WithWeight(0), FusionWeights(), h0, w0, enc.InputSize, func(g *image.Gray) []bool { return MaskAt(g, enc) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(again, m.Meta.Validation) {
+		t.Fatalf("validation from the fit's search %+v, from scratch %+v", m.Meta.Validation, again)
+	}
 	if len(m.Meta.Checkpoints) != 2 || m.Meta.Checkpoints[0].Epoch != 2 || m.Meta.Checkpoints[1].Epoch != 4 {
 		t.Fatalf("checkpoints %+v", m.Meta.Checkpoints)
 	}

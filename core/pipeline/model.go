@@ -106,6 +106,11 @@ type Model struct {
 	Normal  *banks.NormalBank
 	Anomaly *banks.AnomalyBank // nil for PatchCore
 	Mapper  *mapper.Model      // nil for PatchCore
+
+	// validation holds the validation split's neighbours from the fit,
+	// while the banks they were searched in are the model's (see
+	// setThreshold).
+	validation *validationCache
 }
 
 // Part names of a model's stored pieces (storage keeps one blob each).
