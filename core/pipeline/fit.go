@@ -693,7 +693,8 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 	}
 	h0, w0 := gridOf(len(items[0].score))
 	enc := opts.Encoder.WithDefaults()
-	res, err := scoreMaps(ctx, items, cal, weights, h0, w0, enc.InputSize, func(g *image.Gray) []bool { return MaskAt(g, enc) })
+	maskAt := func(g *image.Gray) []bool { return MaskAt(g, enc) }
+	res, err := scoreMaps(ctx, items, cal, weights, h0, w0, enc.InputSize, maskAt)
 	if err != nil {
 		return err
 	}
@@ -710,10 +711,10 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 	}
 	for _, cat := range slices.Sorted(maps.Keys(byCat)) {
 		its := byCat[cat]
-		if !hasBothLabels(its) {
+		if !hasSeenDefectAndClean(its) {
 			continue
 		}
-		cr, err := scoreMaps(ctx, its, cal, weights, h0, w0, enc.InputSize, func(g *image.Gray) []bool { return MaskAt(g, enc) })
+		cr, err := scoreMaps(ctx, its, cal, weights, h0, w0, enc.InputSize, maskAt)
 		if err != nil {
 			return fmt.Errorf("validation of %s: %w", cat, err)
 		}
@@ -727,8 +728,9 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 	return nil
 }
 
-// hasBothLabels reports whether items hold a real defect and a clean image.
-func hasBothLabels(items []valScored) bool {
+// hasSeenDefectAndClean reports whether items hold a real defect (a seen
+// anomaly) and a clean image.
+func hasSeenDefectAndClean(items []valScored) bool {
 	var defect, clean bool
 	for _, it := range items {
 		defect = defect || (it.mask != nil && it.seen)

@@ -26,14 +26,14 @@ type Scorer struct {
 	ms     *mapper.BankScorer
 
 	// The fast search routes images of a known category to their
-	// category's part of the banks (see routeFor).
+	// category's part of the banks (see prepareRoutes).
 	rt     *ort.Runtime
 	search banks.SearchOptions
 	routes map[string]*route
 }
 
 // route is the search of one category's part of the banks: normal for
-// PatchCore, kn for DMAD; both nil where the whole banks are searched.
+// PatchCore, kn for DMAD.
 type route struct {
 	normal banks.NeighbourSearcher
 	kn     *banks.Knowledge
@@ -73,12 +73,54 @@ func NewScorer(rt *ort.Runtime, m *Model, search banks.SearchOptions) (*Scorer, 
 	return s, nil
 }
 
-// prepareRoutes prepares every category's part of the banks (see routeFor).
+// prepareRoutes prepares, for the fast search, every routable category's
+// part of the banks (Meta.CategoryImages, which Fit keeps to categories
+// the backbone tells apart): the bank entries its training images gave,
+// and the anomaly bank's entries from no image (synthetic defects). Like
+// the whole banks' searchers, the parts are made once per scorer. Exact
+// search always searches the whole banks, so what it finds does not depend
+// on the category given.
 func (s *Scorer) prepareRoutes() error {
-	for _, c := range slices.Sorted(maps.Keys(s.m.Meta.CategoryImages)) {
-		if _, _, err := s.routeFor(c); err != nil {
-			return err
+	if s.search.Mode != banks.SearchFast {
+		return nil
+	}
+	for _, category := range slices.Sorted(maps.Keys(s.m.Meta.CategoryImages)) {
+		mine := map[int32]bool{}
+		for _, id := range s.m.Meta.CategoryImages[category] {
+			mine[id] = true
 		}
+		rowsOf := func(source []int32, orNone bool) []int {
+			var rows []int
+			for r, id := range source {
+				if mine[id] || (orNone && id == banks.NoSource) {
+					rows = append(rows, r)
+				}
+			}
+			return rows
+		}
+		// A category with no entries in a bank keeps the whole banks.
+		nrows := rowsOf(s.m.Normal.Source, false)
+		if len(nrows) == 0 {
+			continue
+		}
+		r := &route{}
+		var err error
+		if s.kn == nil {
+			r.normal, err = banks.NewPartSearcher(s.rt, s.m.Normal.Features, s.m.Normal.Source, nrows, s.search)
+		} else {
+			arows := rowsOf(s.m.Anomaly.Source, true)
+			if len(arows) == 0 {
+				continue
+			}
+			r.kn, err = s.kn.Part(s.rt, nrows, arows, s.search)
+		}
+		if err != nil {
+			return fmt.Errorf("scorer: %s's part of the banks: %w", category, err)
+		}
+		if s.routes == nil {
+			s.routes = map[string]*route{}
+		}
+		s.routes[category] = r
 	}
 	return nil
 }
@@ -105,61 +147,13 @@ func (s *Scorer) Close() error {
 	return nil
 }
 
-// routeFor returns the searchers for an image of category: with the fast
-// search, a model of several categories that knows the category's training
-// images (Meta.CategoryImages) searches only the bank entries they gave,
-// and the anomaly bank's entries from no image (synthetic defects);
-// otherwise, and when the part would be empty, the whole banks. Exact
-// search always searches the whole banks, so what it finds does not
-// depend on the category given. NewScorer prepares the parts (like the
-// whole banks' searchers, once per scorer, not per image).
-func (s *Scorer) routeFor(category string) (normal banks.NeighbourSearcher, kn *banks.Knowledge, err error) {
-	ids, ok := s.m.Meta.CategoryImages[category]
-	if s.search.Mode != banks.SearchFast || category == "" || !ok || len(s.m.Meta.CategoryImages) < 2 {
-		return s.normal, s.kn, nil
-	}
+// routeFor returns the searchers for an image of category: its part of
+// the banks where prepareRoutes made one, else the whole banks.
+func (s *Scorer) routeFor(category string) (banks.NeighbourSearcher, *banks.Knowledge) {
 	if r, ok := s.routes[category]; ok {
-		if r.normal == nil && r.kn == nil {
-			return s.normal, s.kn, nil
-		}
-		return r.normal, r.kn, nil
+		return r.normal, r.kn
 	}
-	mine := make(map[int32]bool, len(ids))
-	for _, id := range ids {
-		mine[id] = true
-	}
-	rowsOf := func(source []int32, orNone bool) []int {
-		var rows []int
-		for r, id := range source {
-			if mine[id] || (orNone && id == banks.NoSource) {
-				rows = append(rows, r)
-			}
-		}
-		return rows
-	}
-	if s.routes == nil {
-		s.routes = map[string]*route{}
-	}
-	r := &route{}
-	nrows := rowsOf(s.m.Normal.Source, false)
-	switch {
-	case len(nrows) == 0:
-	case s.kn == nil:
-		if r.normal, err = banks.NewPartSearcher(s.rt, s.m.Normal.Features, s.m.Normal.Source, nrows, s.search); err != nil {
-			return nil, nil, fmt.Errorf("scorer: %s's part of the banks: %w", category, err)
-		}
-	default:
-		if arows := rowsOf(s.m.Anomaly.Source, true); len(arows) > 0 {
-			if r.kn, err = s.kn.Part(s.rt, nrows, arows, s.search); err != nil {
-				return nil, nil, fmt.Errorf("scorer: %s's part of the banks: %w", category, err)
-			}
-		}
-	}
-	s.routes[category] = r
-	if r.normal == nil && r.kn == nil {
-		return s.normal, s.kn, nil
-	}
-	return r.normal, r.kn, nil
+	return s.normal, s.kn
 }
 
 // PatchScores returns the anomaly score of every row of q. source, when not
@@ -262,10 +256,7 @@ func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, categorie
 		if err != nil {
 			return nil, err
 		}
-		normal, kn, err := s.routeFor(catOf(from))
-		if err != nil {
-			return nil, err
-		}
+		normal, kn := s.routeFor(catOf(from))
 		scores, dists, err := s.partsWith(ctx, normal, kn, q, nil)
 		if err != nil {
 			return nil, err
@@ -280,11 +271,7 @@ func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, categorie
 			out[i] = ImageResult{Score: top, Max: mx, Patches: p}
 			if s.normal == nil {
 				out[i].Mapper, out[i].Distance = p, d
-				f := s.m.Meta.MapFusion
-				if categories != nil {
-					f = f.For(categories[i])
-				}
-				out[i].Patches = f.Fuse(nil, p, d)
+				out[i].Patches = s.m.Meta.MapFusion.For(catOf(i)).Fuse(nil, p, d)
 			}
 		}
 		report.Send(progress.Event{Stage: progress.Score, Done: to, Total: len(feats)})
