@@ -84,7 +84,10 @@ func TestLiveViewShowsBoard(t *testing.T) {
 	ws.ShowScreen(ui.ScreenLive)
 	in := filepath.Join(t.TempDir(), "cam")
 	ws.LiveStart(in, true)
-	waitLive(t, ws, "the board", func(s, l, c, f, b string) bool { return strings.Contains(c, "1 unreadable") })
+	// One snapshot sets the counts, then the lists: wait for the last.
+	waitLive(t, ws, "the board", func(s, l, c, f, b string) bool {
+		return strings.Contains(c, "1 unreadable") && strings.Contains(b, "c.png")
+	})
 	_, latest, counts, fails, bads := ws.LiveText()
 	if !strings.HasPrefix(latest, "FAIL  b.png  score 0.9000 (threshold 0.5000)") ||
 		!strings.Contains(counts, "2 scored, 1 fail, 1 unreadable · yield 50.0% over the last 2") ||
