@@ -40,7 +40,21 @@ type CoresetOptions struct {
 	// at once (memory ≈ 12·MaxPoints·ProjDim bytes): a larger source is
 	// selected in two stages, see CoresetSource. 0: no bound.
 	MaxPoints int
+	// PartRows, when > 0, selects over more points than that in two stages
+	// (a composable coreset, see selectInParts); 0 selects in one stage.
+	// It trades cover for time: on the benchmark's 760,480 patches
+	// (BenchmarkCoresetParts, 2 cores) parts of 16,384 cut the selection
+	// from 112 s to 33 s and the whole normal bank to 47 s, with about the
+	// same cover of the features (of 8,192 sampled, mean distance to the
+	// selection −1.5 %, 99th percentile +0.5 %, largest +1.3 %), yet the
+	// benchmark lost image AUROC with that bank (PatchCore 0.9820 → 0.9802,
+	// DMAD unsupervised 0.9881 → 0.9835), so it is not the default.
+	PartRows int
 
+	// oversample is how many times its share of n each part picks in the
+	// first stage of a selection in parts (0: CoresetOversample;
+	// benchmarks vary it).
+	oversample int
 	// disablePruning turns the triangle-inequality pruning off (tests and
 	// benchmarks compare against it).
 	disablePruning bool
@@ -106,11 +120,30 @@ func Coreset(ctx context.Context, feats *mat.Matrix, n int, opts CoresetOptions)
 	return selectCoreset(ctx, pts, n, rng, opts)
 }
 
+// CoresetOversample is how many times its share of n each part of the
+// two-stage selection picks (see CoresetOptions.PartRows).
+const CoresetOversample = 3
+
 // selectCoreset runs the greedy selection of n points on the projected
-// points pts (which it takes over and reorders).
+// points pts (which it takes over and reorders), in parts when there are
+// more than opts.PartRows of them.
 func selectCoreset(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, opts CoresetOptions) ([]int, error) {
-	k := newKCenter(pts, opts.Workers, !opts.disablePruning)
-	if err := k.init(ctx, sampleDistinct(rng, pts.Rows(), opts.Start)); err != nil {
+	if partRows := opts.PartRows; partRows > 0 && pts.Rows() > partRows && 2*n < pts.Rows() {
+		return selectInParts(ctx, pts, n, partRows, rng, opts)
+	}
+	report := func(done int) {
+		if opts.Progress != nil {
+			opts.Progress(progress.Event{Stage: progress.Bank, Done: done, Total: n})
+		}
+	}
+	return selectGreedy(ctx, pts, n, rng, opts.Start, opts.Workers, !opts.disablePruning, report)
+}
+
+// selectGreedy is the greedy k-center selection of n points of pts (which
+// it takes over and reorders); report gets the count done about 100 times.
+func selectGreedy(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, start, workers int, prune bool, report func(done int)) ([]int, error) {
+	k := newKCenter(pts, workers, prune)
+	if err := k.init(ctx, sampleDistinct(rng, pts.Rows(), min(start, pts.Rows()))); err != nil {
 		return nil, fmt.Errorf("coreset: %w", err)
 	}
 	out := make([]int, 0, n)
@@ -120,11 +153,99 @@ func selectCoreset(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, 
 			return nil, fmt.Errorf("coreset: %w", err)
 		}
 		out = append(out, k.selectNext())
-		if opts.Progress != nil && (len(out)%step == 0 || len(out) == n) {
-			opts.Progress(progress.Event{Stage: progress.Bank, Done: len(out), Total: n})
+		if len(out)%step == 0 || len(out) == n {
+			report(len(out))
 		}
 	}
 	return out, nil
+}
+
+// selectInParts is the two-stage selection of a composable coreset: pts is
+// cut into consecutive parts of about partRows points; each part selects
+// CoresetOversample times its share of n by the greedy selection (parts run
+// side by side, one per worker, which also spares the per-selection
+// synchronisation of one selection on many workers), and the greedy
+// selection over the union of those picks gives the n points. Each part's
+// cost grows with its size squared, so the whole falls from about N·n
+// distance evaluations to 3·N·n/parts + 3·n². k-center covers compose
+// within a factor of 2 of the best cover; on real features the cover stays
+// within a few per cent of the one-stage selection's (see PartRows).
+func selectInParts(ctx context.Context, pts *mat.Matrix, n, partRows int, rng *rand.Rand, opts CoresetOptions) ([]int, error) {
+	N := pts.Rows()
+	parts := (N + partRows - 1) / partRows
+	oversample := opts.oversample
+	if oversample <= 0 {
+		oversample = CoresetOversample
+	}
+	type part struct {
+		lo, hi, k int
+		seed      int64
+		picked    []int
+	}
+	ps := make([]part, parts)
+	firstStage := 0
+	for i := range ps {
+		lo, hi := i*N/parts, (i+1)*N/parts
+		k := min(hi-lo, (oversample*n*(hi-lo)+N-1)/N)
+		ps[i] = part{lo: lo, hi: hi, k: k, seed: rng.Int63()}
+		firstStage += k
+	}
+	total := firstStage + n
+	var mu sync.Mutex
+	done := 0
+	report := func(add int) {
+		if opts.Progress == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		done += add
+		opts.Progress(progress.Event{Stage: progress.Bank, Done: done, Total: total})
+	}
+	var next atomic.Int64
+	errs := make([]error, parts)
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= parts || ctx.Err() != nil {
+				return
+			}
+			p := &ps[i]
+			last := 0
+			p.picked, errs[i] = selectGreedy(ctx, pts.Slice(p.lo, p.hi).Clone(), p.k, rand.New(rand.NewSource(p.seed)),
+				opts.Start, 1, !opts.disablePruning, func(d int) { report(d - last); last = d })
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(max(1, opts.Workers), parts) {
+		wg.Add(1)
+		go func() { defer wg.Done(); work() }()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("coreset: %w", err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	union := mat.WithCapacity(firstStage, pts.Cols())
+	unionIdx := make([]int, 0, firstStage)
+	for _, p := range ps {
+		for _, j := range p.picked {
+			union.AppendRow(pts.Row(p.lo + j))
+			unionIdx = append(unionIdx, p.lo+j)
+		}
+	}
+	last := 0
+	idx, err := selectGreedy(ctx, union, n, rng, opts.Start, opts.Workers, !opts.disablePruning,
+		func(d int) { report(d - last); last = d })
+	if err != nil {
+		return nil, err
+	}
+	for i, u := range idx {
+		idx[i] = unionIdx[u]
+	}
+	return idx, nil
 }
 
 // sampleDistinct returns k distinct indices in [0, n).

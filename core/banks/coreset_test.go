@@ -238,3 +238,67 @@ func TestCoresetEdges(t *testing.T) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
+
+func TestCoresetInParts(t *testing.T) {
+	rng := rand.New(rand.NewSource(13))
+	// Tiny clusters sit in different parts: a part left out, or a part's
+	// picks lost, leaves one uncovered.
+	sizes := []int{1500, 8, 1400, 1300, 5, 1200, 900, 700, 20, 600, 400, 3}
+	feats, labels, _ := clusters(rng, sizes, 64, 8, 1)
+	const n = 160
+	ctx := context.Background()
+	one, err := Coreset(ctx, feats, n, CoresetOptions{ProjDim: 32, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []progress.Event
+	opts := CoresetOptions{ProjDim: 32, Seed: 3, Workers: 2, PartRows: 1000, Progress: func(e progress.Event) { events = append(events, e) }}
+	parts, err := Coreset(ctx, feats, n, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != n {
+		t.Fatalf("%d points, want %d", len(parts), n)
+	}
+	seen, hit := map[int]bool{}, map[int]bool{}
+	for _, i := range parts {
+		if i < 0 || i >= feats.Rows() || seen[i] {
+			t.Fatalf("bad or repeated index %d", i)
+		}
+		seen[i], hit[labels[i]] = true, true
+	}
+	if len(hit) != len(sizes) {
+		t.Errorf("selection in parts covers %d of %d clusters", len(hit), len(sizes))
+	}
+	r1, r2 := coverRadius(feats, one), coverRadius(feats, parts)
+	t.Logf("cover radius: one stage %.3f, parts of 1000 %.3f", r1, r2)
+	if r2 > 1.25*r1 {
+		t.Errorf("cover radius in parts %.3f, one stage %.3f", r2, r1)
+	}
+	// Progress counts both stages and ends at its total.
+	last := events[len(events)-1]
+	if last.Done != last.Total || last.Total <= n {
+		t.Errorf("last progress %d/%d, want done = total > %d", last.Done, last.Total, n)
+	}
+	for i, e := range events {
+		if e.Stage != progress.Bank || e.Total != last.Total || (i > 0 && e.Done < events[i-1].Done) {
+			t.Fatalf("progress event %d: %s %d/%d after %v", i, e.Stage, e.Done, e.Total, events[max(0, i-1)])
+		}
+	}
+	// The parts run side by side, yet the selection depends on the seed only.
+	opts.Progress, opts.Workers = nil, 1
+	again, err := Coreset(ctx, feats, n, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range again {
+		if again[i] != parts[i] {
+			t.Fatalf("selection %d: %d with 1 worker, %d with 2", i, again[i], parts[i])
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := Coreset(cctx, feats, n, opts); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+}
