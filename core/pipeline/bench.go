@@ -126,13 +126,16 @@ type BenchSearch struct {
 }
 
 // BenchTimings are wall-clock seconds of each stage. FeaturesS (encoding
-// every image once) and BanksS (the normal coreset) are shared by all runs
-// and reported in each; TrainS is the run's own fitting (anomaly bank,
+// every image once) and BanksS (PatchCore's fitting: the normal bank, its
+// routing check and the threshold) are shared by all runs and reported in
+// each, NormalBankS is the normal bank alone (0 when it came from the
+// cache); TrainS is the run's own fitting (anomaly bank,
 // knowledge, mapper, threshold); InferMSPerImage is encoding plus scoring
 // of one test image.
 type BenchTimings struct {
 	FeaturesS       float64 `json:"features_s"`
 	BanksS          float64 `json:"banks_s"`
+	NormalBankS     float64 `json:"normal_bank_s,omitempty"`
 	TrainS          float64 `json:"train_s"`
 	InferMSPerImage float64 `json:"infer_ms_per_image"`
 }
@@ -363,6 +366,9 @@ func (b *bench) sharedBank(ctx context.Context) error {
 		return err
 	}
 	b.banksS = time.Since(t1).Seconds()
+	if pc.Meta.NormalBankSeconds > 0 {
+		b.logf("normal bank (%d entries) built in %.1f s", pc.Normal.Len(), pc.Meta.NormalBankSeconds)
+	}
 	if bankFile != "" && pcOpts.NormalBank == nil {
 		if data, err := pc.Normal.MarshalBinary(); err == nil {
 			if err := os.WriteFile(bankFile, data, 0o644); err != nil {
@@ -412,7 +418,7 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 	br := BenchRun{Method: string(m.Meta.Method), Regime: m.Meta.Regime, SeenAnomalies: m.Meta.SeenImages + m.Meta.WeakImages,
 		PerCategory: per, Mean: mean, Threshold: m.Meta.Threshold, ImagesPerS: 1000 / (b.encMS + scoreMS),
 		MapFusion: m.Meta.MapFusion, Validation: m.Meta.Validation, CategoryValidation: m.Meta.CategoryValidation, Checkpoints: m.Meta.Checkpoints, Epochs: m.Meta.Epochs,
-		Timings: BenchTimings{FeaturesS: b.featS, BanksS: b.banksS, TrainS: trainS, InferMSPerImage: b.encMS + scoreMS}}
+		Timings: BenchTimings{FeaturesS: b.featS, BanksS: b.banksS, NormalBankS: b.pc.Meta.NormalBankSeconds, TrainS: trainS, InferMSPerImage: b.encMS + scoreMS}}
 	br.CategoryAgreement = m.Meta.CategoryAgreement
 	br.Routed = slices.Sorted(maps.Keys(m.Meta.CategoryImages))
 	for _, c := range slices.Sorted(maps.Keys(m.Meta.CategoryAgreement)) {

@@ -97,6 +97,9 @@ type Meta struct {
 	WeakImages   int     `json:"weak_images,omitempty"`
 	WeakPatches  int     `json:"weak_patches,omitempty"`
 	TrainSeconds float64 `json:"train_seconds"`
+	// NormalBankSeconds is the part of TrainSeconds spent building the
+	// normal bank (0 when it was reused).
+	NormalBankSeconds float64 `json:"normal_bank_seconds,omitempty"`
 }
 
 // Model is a trained scorer: metadata, the normal bank, and for DMAD the

@@ -325,3 +325,44 @@ func TestMaskAt(t *testing.T) {
 		}
 	}
 }
+
+// TestFitFastKnowledgeMatchesExact: the training patches' knowledge comes
+// from the fast cascade by default; it re-ranks its candidates exactly and
+// keeps the same-image exclusion, so where it finds the exact neighbours
+// (as on this fixture) the fitted model scores exactly as one fitted on
+// exactly searched knowledge.
+func TestFitFastKnowledgeMatchesExact(t *testing.T) {
+	rt := runtimeFor(t)
+	f := newFixture(t, rt)
+	ctx := context.Background()
+	scores := map[bool][]float32{}
+	for _, exact := range []bool{false, true} {
+		o := smallFit(DMAD, f.enc)
+		o.ExactKnowledge = exact
+		m, err := Fit(ctx, rt, f.set, o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := NewScorer(rt, m, bankSearch())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := sc.ScoreImages(ctx, f.tfeats, nil, nil)
+		sc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			scores[exact] = append(scores[exact], r.Patches...)
+		}
+	}
+	fast, exact := scores[false], scores[true]
+	if len(fast) == 0 || len(fast) != len(exact) {
+		t.Fatalf("%d and %d patch scores", len(fast), len(exact))
+	}
+	for i := range fast {
+		if d := math.Abs(float64(fast[i] - exact[i])); d > 1e-4*math.Max(1, math.Abs(float64(exact[i]))) {
+			t.Fatalf("patch %d: %v with fast training knowledge, %v with exact", i, fast[i], exact[i])
+		}
+	}
+}
