@@ -128,7 +128,10 @@ const CoresetOversample = 3
 // points pts (which it takes over and reorders), in parts when there are
 // more than opts.PartRows of them.
 func selectCoreset(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, opts CoresetOptions) ([]int, error) {
-	if partRows := opts.PartRows; partRows > 0 && pts.Rows() > partRows && 2*n < pts.Rows() {
+	if opts.oversample <= 0 {
+		opts.oversample = CoresetOversample
+	}
+	if partRows := opts.PartRows; partRows > 0 && pts.Rows() > partRows && opts.oversample*n < pts.Rows() {
 		return selectInParts(ctx, pts, n, partRows, rng, opts)
 	}
 	report := func(done int) {
@@ -173,10 +176,6 @@ func selectGreedy(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, s
 func selectInParts(ctx context.Context, pts *mat.Matrix, n, partRows int, rng *rand.Rand, opts CoresetOptions) ([]int, error) {
 	N := pts.Rows()
 	parts := (N + partRows - 1) / partRows
-	oversample := opts.oversample
-	if oversample <= 0 {
-		oversample = CoresetOversample
-	}
 	type part struct {
 		lo, hi, k int
 		seed      int64
@@ -186,7 +185,7 @@ func selectInParts(ctx context.Context, pts *mat.Matrix, n, partRows int, rng *r
 	firstStage := 0
 	for i := range ps {
 		lo, hi := i*N/parts, (i+1)*N/parts
-		k := min(hi-lo, (oversample*n*(hi-lo)+N-1)/N)
+		k := partShare(hi-lo, N, n, opts.oversample)
 		ps[i] = part{lo: lo, hi: hi, k: k, seed: rng.Int63()}
 		firstStage += k
 	}
@@ -246,6 +245,13 @@ func selectInParts(ctx context.Context, pts *mat.Matrix, n, partRows int, rng *r
 		idx[i] = unionIdx[u]
 	}
 	return idx, nil
+}
+
+// partShare is how many of a first stage's picks fall to a part of rows
+// of N points when n are selected in all, each part picking oversample
+// times its share: at least one, at most rows.
+func partShare(rows, N, n, oversample int) int {
+	return min(rows, max(1, (oversample*n*rows+N-1)/N))
 }
 
 // sampleDistinct returns k distinct indices in [0, n).

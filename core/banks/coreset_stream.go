@@ -376,7 +376,7 @@ func coresetTwoStage(ctx context.Context, src RowSource, n int, opts CoresetOpti
 		if rows == 0 {
 			return nil
 		}
-		k := min(rows, max(1, (oversample*n*rows+N-1)/N))
+		k := partShare(rows, N, n, oversample)
 		idx, err := selectCoreset(ctx, part.Clone(), k, rng, CoresetOptions{Start: min(opts.Start, rows), Workers: opts.Workers, PartRows: opts.PartRows})
 		if err != nil {
 			return err

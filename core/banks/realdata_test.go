@@ -69,10 +69,7 @@ func realFeatures(tb testing.TB, perCategory int) *mat.Matrix {
 // clustered features, with and without it.
 // Run: go test -run x -bench CoresetReal -benchtime 1x ./core/banks/
 func BenchmarkCoresetReal(b *testing.B) {
-	per := 100
-	if v := os.Getenv("BANKS_BENCH_IMAGES"); v != "" {
-		fmt.Sscan(v, &per)
-	}
+	per := envInt("BANKS_BENCH_IMAGES", 100)
 	feats := realFeatures(b, per)
 	rt := openRuntimeThreads(b, 2)
 	n := feats.Rows() / 50
@@ -105,16 +102,14 @@ func BenchmarkCoresetReal(b *testing.B) {
 // two-stage one in parts of PartRows points on real MobileNetV2 patch
 // features (first $BANKS_BENCH_IMAGES training images of each shared
 // category, default 100): time, and the cover of the features by the
-// selected rows in full dimension (part sizes: $BANKS_BENCH_PARTS, comma
-// separated, −1 for one stage) (nearest selected row of 8,192 sampled
+// selected rows in full dimension (nearest selected row of 8,192 sampled
 // feature rows: mean, 99th percentile and maximum distance; a selected row
-// covers itself at 0).
+// covers itself at 0). $BANKS_BENCH_PARTS lists the part sizes, comma
+// separated (−1: one stage); $BANKS_BENCH_OVERSAMPLE sets how many times
+// its share each part picks.
 // Run: BANKS_BENCH_IMAGES=1000 go test -run x -bench CoresetParts -benchtime 1x -timeout 60m ./core/banks/
 func BenchmarkCoresetParts(b *testing.B) {
-	per := 100
-	if v := os.Getenv("BANKS_BENCH_IMAGES"); v != "" {
-		fmt.Sscan(v, &per)
-	}
+	per := envInt("BANKS_BENCH_IMAGES", 100)
 	feats := realFeatures(b, per)
 	rt := openRuntimeThreads(b, 2)
 	n := feats.Rows() / 50
@@ -136,10 +131,7 @@ func BenchmarkCoresetParts(b *testing.B) {
 			parts = append(parts, p)
 		}
 	}
-	over := 2
-	if v := os.Getenv("BANKS_BENCH_OVERSAMPLE"); v != "" {
-		fmt.Sscan(v, &over)
-	}
+	over := envInt("BANKS_BENCH_OVERSAMPLE", CoresetOversample)
 	for _, partRows := range parts {
 		b.Run(fmt.Sprintf("%d×768/part=%d/over=%d", feats.Rows(), partRows, over), func(b *testing.B) {
 			var idx []int
@@ -153,11 +145,7 @@ func BenchmarkCoresetParts(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/op")
-			bank := mat.New(len(idx), feats.Cols())
-			for i, r := range idx {
-				copy(bank.Row(i), feats.Row(r))
-			}
-			s, err := NewSearcher(rt, bank, SearchOptions{})
+			s, err := NewSearcher(rt, feats.Gather(idx), SearchOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -176,4 +164,12 @@ func BenchmarkCoresetParts(b *testing.B) {
 			b.ReportMetric(float64(dist[len(dist)-1]), "cover-max")
 		})
 	}
+}
+
+// envInt is the integer in the environment variable name, or def.
+func envInt(name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		fmt.Sscan(v, &def)
+	}
+	return def
 }

@@ -149,15 +149,7 @@ func TestFitScoreEvaluateRoundTrip(t *testing.T) {
 			if c.method == DMAD && (stages[0] != progress.Bank || !slices.Contains(stages, progress.Train) || !slices.Contains(stages, progress.Threshold)) {
 				t.Fatalf("stages %v", stages)
 			}
-			sc, err := NewScorer(rt, m, bankSearch())
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := sc.ScoreImages(ctx, f.tfeats, nil, nil)
-			sc.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := scoreAll(t, rt, m, f.tfeats)
 			items := make([]Scored, len(f.test))
 			for i, s := range f.test {
 				items[i] = Scored{Path: s.Path, Category: s.Category, Anomalous: s.Label == dataset.Defect, MaskPath: s.MaskPath, Result: res[i]}
@@ -198,15 +190,7 @@ func TestFitScoreEvaluateRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sc2, err := NewScorer(rt, m2, bankSearch())
-			if err != nil {
-				t.Fatal(err)
-			}
-			res2, err := sc2.ScoreImages(ctx, f.tfeats[:3], nil, nil)
-			sc2.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			res2 := scoreAll(t, rt, m2, f.tfeats[:3])
 			for i := range res2 {
 				if res2[i].Score != res[i].Score {
 					t.Fatalf("reloaded model scores %v, original %v", res2[i].Score, res[i].Score)
@@ -343,16 +327,7 @@ func TestFitFastKnowledgeMatchesExact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc, err := NewScorer(rt, m, bankSearch())
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := sc.ScoreImages(ctx, f.tfeats, nil, nil)
-		sc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range res {
+		for _, r := range scoreAll(t, rt, m, f.tfeats) {
 			scores[exact] = append(scores[exact], r.Patches...)
 		}
 	}

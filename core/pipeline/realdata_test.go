@@ -52,15 +52,7 @@ func TestPatchCoreBottle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := NewScorer(rt, m, bankSearch())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	res, err := sc.ScoreImages(ctx, feats[len(train):], nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := scoreAll(t, rt, m, feats[len(train):])
 	items := make([]Scored, len(test))
 	for i, s := range test {
 		items[i] = Scored{Path: s.Path, Category: s.Category, Anomalous: s.Label == dataset.Defect, MaskPath: s.MaskPath, Result: res[i]}
