@@ -91,7 +91,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	out := fs.String("json", "", "write the report to `FILE`")
 	cats := fs.String("categories", "", "comma-separated categories (default: all)")
 	methods := fs.String("methods", "patchcore,dmad", "methods to run: patchcore, dmad (dmad runs both regimes)")
-	runs := fs.String("runs", "", "explicit runs instead of --methods: patchcore, dmad-unsupervised, dmad-semi, dmad-weak (the semi split's anomalies without masks)")
+	runs := fs.String("runs", "", "explicit runs instead of --methods: patchcore, dmad-unsupervised, dmad-semi, dmad-weak (the semi split's anomalies without masks), dmad-retrain (dmad-semi refitted after 5 new annotations)")
 	valImages := fs.Int("validation-images", 0, "normal training images per category held out for the validation split (0: default "+strconv.Itoa(pipeline.DefaultValidationImages)+", -1: none)")
 	mapWeight := fs.Float64("map-weight", -1, "mapper weight of the anomaly-map fusion in [0, 1] (-1: chosen on the validation split)")
 	fixedSchedule := fs.Bool("fixed-schedule", false, "train for all epochs instead of keeping the checkpoint the validation split rates best")

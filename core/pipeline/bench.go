@@ -32,7 +32,9 @@ type BenchOptions struct {
 	Categories []string
 	// Runs lists what to run: "patchcore", "dmad-unsupervised", "dmad-semi",
 	// "dmad-weak" (the same K anomalies per category as dmad-semi, masks
-	// withheld).
+	// withheld), "dmad-retrain" (dmad-semi's model refitted after
+	// RetrainNew new annotations: fitted first without them, then from
+	// that model with them, see Options.Start).
 	Runs []string
 	// ValidationImages is the number of normal training images per
 	// category held out for the validation split (0: the default, < 0:
@@ -133,10 +135,13 @@ type BenchSearch struct {
 // knowledge, mapper, threshold); InferMSPerImage is encoding plus scoring
 // of one test image.
 type BenchTimings struct {
-	FeaturesS       float64 `json:"features_s"`
-	BanksS          float64 `json:"banks_s"`
-	NormalBankS     float64 `json:"normal_bank_s,omitempty"`
-	TrainS          float64 `json:"train_s"`
+	FeaturesS   float64 `json:"features_s"`
+	BanksS      float64 `json:"banks_s"`
+	NormalBankS float64 `json:"normal_bank_s,omitempty"`
+	TrainS      float64 `json:"train_s"`
+	// StartTrainS is, for dmad-retrain, the fitting of the model it
+	// refits (TrainS is the refit's).
+	StartTrainS     float64 `json:"start_train_s,omitempty"`
 	InferMSPerImage float64 `json:"infer_ms_per_image"`
 }
 
@@ -383,10 +388,16 @@ func (b *bench) sharedBank(ctx context.Context) error {
 // run fits (or takes) the run's model and scores the test images.
 func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 	var m *Model
+	var startS float64 // dmad-retrain: the earlier model's fitting
 	t := time.Now()
 	switch run {
 	case "patchcore":
 		m = b.pc
+	case "dmad-retrain":
+		var err error
+		if m, startS, err = b.retrain(ctx, run); err != nil {
+			return BenchRun{}, err
+		}
 	case "dmad-unsupervised", "dmad-semi", "dmad-weak":
 		s := b.set
 		switch run {
@@ -403,11 +414,14 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 			return BenchRun{}, fmt.Errorf("%s: %w", run, err)
 		}
 	default:
-		return BenchRun{}, fmt.Errorf("unknown bench run %q (want %s or dmad-weak)", run, strings.Join(DefaultBenchRuns, ", "))
+		return BenchRun{}, fmt.Errorf("unknown bench run %q (want %s, dmad-weak or dmad-retrain)", run, strings.Join(DefaultBenchRuns, ", "))
 	}
 	trainS := time.Since(t).Seconds()
-	if run == "patchcore" {
+	switch run {
+	case "patchcore":
 		trainS = b.banksS
+	case "dmad-retrain":
+		trainS = m.Meta.TrainSeconds // the refit alone
 	}
 	exact := b.base.Search
 	exact.Mode = banks.SearchExact
@@ -418,7 +432,7 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 	br := BenchRun{Method: string(m.Meta.Method), Regime: m.Meta.Regime, SeenAnomalies: m.Meta.SeenImages + m.Meta.WeakImages,
 		PerCategory: per, Mean: mean, Threshold: m.Meta.Threshold, ImagesPerS: 1000 / (b.encMS + scoreMS),
 		MapFusion: m.Meta.MapFusion, Validation: m.Meta.Validation, CategoryValidation: m.Meta.CategoryValidation, Checkpoints: m.Meta.Checkpoints, Epochs: m.Meta.Epochs,
-		Timings: BenchTimings{FeaturesS: b.featS, BanksS: b.banksS, NormalBankS: b.pc.Meta.NormalBankSeconds, TrainS: trainS, InferMSPerImage: b.encMS + scoreMS}}
+		Timings: BenchTimings{FeaturesS: b.featS, BanksS: b.banksS, NormalBankS: b.pc.Meta.NormalBankSeconds, TrainS: trainS, StartTrainS: startS, InferMSPerImage: b.encMS + scoreMS}}
 	br.CategoryAgreement = m.Meta.CategoryAgreement
 	br.Routed = slices.Sorted(maps.Keys(m.Meta.CategoryImages))
 	for _, c := range slices.Sorted(maps.Keys(m.Meta.CategoryAgreement)) {
@@ -453,6 +467,44 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 	}
 	br.PeakRSSMB = PeakRSSMB()
 	return br, nil
+}
+
+// RetrainNew is the number of new annotations dmad-retrain adds: seen
+// anomalies spread evenly over the semi split's (both categories).
+const RetrainNew = 5
+
+// retrain fits dmad-semi's set without RetrainNew of its seen anomalies,
+// then refits that model with all of them (Options.Start); it returns the
+// refitted model and the first fit's seconds.
+func (b *bench) retrain(ctx context.Context, run string) (*Model, float64, error) {
+	held := map[int]bool{}
+	n := min(RetrainNew, len(b.seen)-1)
+	for i := range n {
+		held[(i+1)*len(b.seen)/n-1] = true
+	}
+	first := b.set
+	for i, im := range b.seen {
+		if !held[i] {
+			first.Seen = append(first.Seen, im)
+		}
+	}
+	t := time.Now()
+	prev, err := Fit(ctx, b.rt, first, withMethod(b.base, DMAD), inRun(b.prog, run+" (before)"))
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: first fit: %w", run, err)
+	}
+	startS := time.Since(t).Seconds()
+	b.logf("%s: first fit with %d seen anomalies in %.1f s", run, len(first.Seen), startS)
+	s := b.set
+	s.Seen = b.seen
+	o := withMethod(b.base, DMAD)
+	o.Start = prev
+	m, err := Fit(ctx, b.rt, s, o, inRun(b.prog, run))
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", run, err)
+	}
+	b.logf("%s: refitted with %d seen anomalies (%d new) in %.1f s", run, len(s.Seen), n, m.Meta.TrainSeconds)
+	return m, startS, nil
 }
 
 // score scores the test images with m, features read from the cache in

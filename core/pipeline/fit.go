@@ -104,6 +104,17 @@ type Options struct {
 	// split (otherwise the split rates a checkpoint every
 	// Train.CheckpointEvery epochs and the best one is kept).
 	FixedSchedule bool
+	// Start, when set, is an earlier DMAD model of the same normal images
+	// and backbone that this fit updates (after new annotations, and in
+	// the weak-label rounds): its normal bank (unless NormalBank is set)
+	// and category routing are reused, and its mapper is fine-tuned on a
+	// smaller sample of normal patches for Refit.Epochs, searched and
+	// scored by the fast cascade, instead of trained from scratch. The
+	// anomaly bank is rebuilt from the training set, so it holds the new
+	// seen anomalies. Start is not modified.
+	Start *Model
+	// Refit configures a fit from Start.
+	Refit RefitOptions
 	// Search configures nearest-neighbour search.
 	Search banks.SearchOptions
 	// ExactKnowledge searches the mapper's training patches exactly. By
@@ -125,6 +136,32 @@ type Options struct {
 	Card      *encoder.Card
 	Encoder   encoder.Config
 }
+
+// RefitOptions configure a fit that updates an earlier model
+// (Options.Start). Zero values take the defaults in brackets.
+type RefitOptions struct {
+	// Patches is the number of normal patches the fine-tune trains on,
+	// sampled from a random subset of the normal images (about four
+	// patches read for each one kept) [DefaultRefitPatches].
+	Patches int
+	// Epochs is the fine-tune's passes over them, on their own cosine
+	// schedule from the training configuration's peak learning rate
+	// [DefaultRefitEpochs]. The fine-tune runs every epoch: no
+	// checkpoints are rated.
+	Epochs int
+	// ExactScoring scores the threshold images and the validation split
+	// with Search as it is; by default a refit scores them with the fast
+	// cascade, whose scores equal exact ones but for rare missed
+	// neighbours.
+	ExactScoring bool
+}
+
+// Defaults of RefitOptions: 16,384 patches × 4 epochs are 32 steps of
+// 2048, an eighth of a first training's 256 steps to its first checkpoint.
+const (
+	DefaultRefitPatches = 16384
+	DefaultRefitEpochs  = 4
+)
 
 func (o Options) withDefaults(c int) Options {
 	if o.Method == "" {
@@ -162,7 +199,30 @@ func (o Options) withDefaults(c int) Options {
 	if o.Memory > 0 && o.Search.BufferBytes == 0 {
 		o.Search.BufferBytes = searchBuffer(o.Memory)
 	}
+	if o.Refit.Patches <= 0 {
+		o.Refit.Patches = DefaultRefitPatches
+	}
+	if o.Refit.Epochs <= 0 {
+		o.Refit.Epochs = DefaultRefitEpochs
+	}
 	return o
+}
+
+// checkStart reports whether opts.Start can be updated with features of
+// dimension c by method opts.Method.
+func checkStart(opts Options, c int) error {
+	st := opts.Start
+	switch {
+	case st == nil:
+		return nil
+	case opts.Method != DMAD || st.Mapper == nil || st.Normal == nil:
+		return errors.New("fit: only a DMAD model can be refitted")
+	case st.Mapper.Config.C != c || st.Normal.Features.Cols() != c:
+		return fmt.Errorf("fit: the earlier model has features of dimension %d, the training set %d", st.Mapper.Config.C, c)
+	case opts.EncoderID != "" && st.Meta.EncoderID != "" && st.Meta.EncoderID != opts.EncoderID:
+		return fmt.Errorf("fit: the earlier model uses backbone %s, the training set %s", st.Meta.EncoderID, opts.EncoderID)
+	}
+	return nil
 }
 
 // searchBuffer is the share of a memory budget one nearest-neighbour
@@ -187,10 +247,16 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 	if report == nil {
 		report = func(progress.Event) {}
 	}
+	if err := checkStart(opts, c); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	m, err := newModel(set, opts, c)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Start != nil && opts.NormalBank == nil {
+		opts.NormalBank = opts.Start.Normal
 	}
 	// M_n: one coreset over the normal patches of all categories.
 	if m.Normal = opts.NormalBank; m.Normal == nil {
@@ -200,16 +266,22 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 		}
 		m.Meta.NormalBankSeconds = time.Since(t).Seconds()
 	}
-	if err := keepRoutableCategories(ctx, rt, m, opts); err != nil {
+	if opts.Start != nil && opts.Start.Normal == m.Normal && opts.Start.Meta.CategoryAgreement != nil {
+		// The same bank: the same agreement.
+		keepAgreeingCategories(m, opts.Start.Meta.CategoryAgreement)
+	} else if err := keepRoutableCategories(ctx, rt, m, opts); err != nil {
 		return nil, err
 	}
 	if opts.Method == DMAD {
-		if err := fitDMAD(ctx, rt, m, set, opts, c, report); err != nil {
+		if err := fitDMAD(ctx, rt, m, set, opts, c, opts.Start, report); err != nil {
 			return nil, err
 		}
 		if err := fitWeak(ctx, rt, m, set, opts, c, report); err != nil {
 			return nil, err
 		}
+	}
+	if opts.Start != nil && !opts.Refit.ExactScoring {
+		opts.Search.Mode = banks.SearchFast
 	}
 	if err := setThreshold(ctx, rt, m, set, opts, report); err != nil {
 		return nil, err
@@ -293,18 +365,32 @@ func keepRoutableCategories(ctx context.Context, rt *ort.Runtime, m *Model, opts
 			same[c]++
 		}
 	}
+	agree := map[string]float64{}
+	for c := range m.Meta.CategoryImages {
+		if total[c] > 0 {
+			agree[c] = float64(same[c]) / float64(total[c])
+		}
+	}
+	keepAgreeingCategories(m, agree)
+	return nil
+}
+
+// keepAgreeingCategories records the categories' agreement (see
+// keepRoutableCategories; a category absent from agree has none) and
+// keeps in Meta.CategoryImages those that reach RouteAgreement.
+func keepAgreeingCategories(m *Model, agree map[string]float64) {
+	if len(m.Meta.CategoryImages) < 2 {
+		m.Meta.CategoryImages = nil
+		return
+	}
 	m.Meta.CategoryAgreement = map[string]float64{}
 	for _, c := range slices.Sorted(maps.Keys(m.Meta.CategoryImages)) {
-		share := 0.0
-		if total[c] > 0 {
-			share = float64(same[c]) / float64(total[c])
-		}
+		share := agree[c]
 		m.Meta.CategoryAgreement[c] = share
 		if share < RouteAgreement {
 			delete(m.Meta.CategoryImages, c)
 		}
 	}
-	return nil
 }
 
 // normalBank builds M_n from the patches of every normal image, streamed
@@ -340,15 +426,24 @@ func coresetMaxPoints(budget int64, c int) int {
 
 // fitDMAD builds M_a, computes the training patches' knowledge and trains
 // the mapper.
-func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts Options, c int, report progress.Func) error {
+// With start set it fine-tunes start's mapper instead (see Options.Start).
+func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts Options, c int, start *Model, report progress.Func) error {
 	m.Meta.Attention = opts.Attention && len(set.Seen) == 0
+	if start != nil {
+		m.Meta.Attention = start.Meta.Attention && len(set.Seen) == 0
+	}
 	rng := rand.New(rand.NewSource(opts.Seed + 7))
 	// Sampled normal training patches (rows across all images, all categories).
 	trainImgs, err := trainingImages(set)
 	if err != nil {
 		return err
 	}
-	normQ, normSrc, normCat, err := samplePatches(trainImgs, opts.TrainPatches, rng, m.Meta.Categories)
+	nPatches := opts.TrainPatches
+	if start != nil {
+		nPatches = opts.Refit.Patches
+		trainImgs = imageSubset(trainImgs, refitReadFactor*nPatches, rng)
+	}
+	normQ, normSrc, normCat, err := samplePatches(trainImgs, nPatches, rng, m.Meta.Categories)
 	if err != nil {
 		return err
 	}
@@ -404,6 +499,26 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 	tc := opts.Train
 	tc.Mapper.C = c
 	m.validation = nil
+	if start != nil {
+		tc.Start, tc.Mapper, tc.Epochs = start.Mapper, start.Mapper.Config, opts.Refit.Epochs
+		tc.Checkpoint = nil
+		model, lg, err := train.Train(ctx, rt, data, tc, report)
+		if err != nil {
+			return err
+		}
+		model.Backbone = opts.EncoderID
+		m.Mapper = model
+		m.Meta.Epochs, m.Meta.Checkpoints = start.Meta.Epochs, nil
+		m.Meta.RefitSteps = start.Meta.RefitSteps + lg.Steps
+		if m.Meta.MapFusion == nil && start.Meta.MapFusion != nil {
+			// Until setThreshold calibrates it anew, start's fusion is
+			// the best map there is (the weak images' patches are picked
+			// on it).
+			fu := *start.Meta.MapFusion
+			m.Meta.MapFusion = &fu
+		}
+		return nil
+	}
 	var val []valItem // the split searched in these banks (first checkpoint)
 	if set.Validation != nil && len(set.Validation.Defects) > 0 && !opts.FixedSchedule {
 		m.Meta.Checkpoints = nil
@@ -442,6 +557,26 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		m.validation = &validationCache{normal: m.Normal, anomaly: m.Anomaly, items: val}
 	}
 	return nil
+}
+
+// refitReadFactor is how many normal patches a refit reads for each one
+// it samples (see imageSubset).
+const refitReadFactor = 4
+
+// imageSubset returns images in random order until they hold at least
+// rows patches (all of them when they hold fewer), so that a small sample
+// of patches need not read every image.
+func imageSubset(imgs []Image, rows int, rng *rand.Rand) []Image {
+	var out []Image
+	n := 0
+	for _, i := range rng.Perm(len(imgs)) {
+		if n >= rows {
+			break
+		}
+		out = append(out, imgs[i])
+		n += imgs[i].rows()
+	}
+	return out
 }
 
 // trainingImages are the normal images the mapper trains on: all but the

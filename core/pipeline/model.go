@@ -80,6 +80,9 @@ type Meta struct {
 	// mapper kept.
 	Checkpoints []ValidationScore `json:"checkpoints,omitempty"`
 	Epochs      int               `json:"epochs,omitempty"`
+	// RefitSteps counts the fine-tuning steps of the refits since the
+	// mapper's first training (see Options.Start).
+	RefitSteps int `json:"refit_steps,omitempty"`
 	// CategoryImages lists the training images (the ids bank entries
 	// remember as their source) of each category the fast search may route
 	// to its part of the banks: those whose normal-bank entries have their

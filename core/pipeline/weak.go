@@ -48,13 +48,19 @@ func fitWeak(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		return nil
 	}
 	for round := 1; round <= opts.WeakRounds; round++ {
+		var start *Model
+		if opts.Start != nil {
+			// A refit refits its rounds too, each from the last.
+			cp := *m
+			start = &cp
+		}
 		picked, n, err := pickWeak(ctx, rt, m, set.Weak, opts)
 		if err != nil {
 			return fmt.Errorf("weak labels, round %d: %w", round, err)
 		}
 		s := set
 		s.Seen = append(append([]Image(nil), set.Seen...), picked...)
-		if err := fitDMAD(ctx, rt, m, s, opts, c, report); err != nil {
+		if err := fitDMAD(ctx, rt, m, s, opts, c, start, report); err != nil {
 			return err
 		}
 		m.Meta.WeakPatches = n

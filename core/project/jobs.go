@@ -22,7 +22,6 @@ import (
 	"github.com/dmad/workstation/core/metrics"
 	"github.com/dmad/workstation/core/pipeline"
 	"github.com/dmad/workstation/core/progress"
-	"github.com/dmad/workstation/core/train"
 	"github.com/dmad/workstation/storage"
 )
 
@@ -48,8 +47,9 @@ type TrainOptions struct {
 	Notes string
 	// FullRetrain rebuilds everything. By default, when an earlier DMAD model
 	// was built from the same normal images, its normal bank and synthetic
-	// defects are reused and its mapper is fine-tuned for FineTuneFraction
-	// of the epochs instead of trained from scratch.
+	// defects are reused and its mapper is fine-tuned (pipeline.Options.Start:
+	// a smaller sample of patches, FineTuneFraction of the epochs, the fast
+	// search) instead of trained from scratch.
 	FullRetrain bool
 	// FineTuneFraction is the share of the epochs a fine-tune runs
 	// [DefaultFineTuneFraction].
@@ -175,7 +175,8 @@ func (s *Session) Train(ctx context.Context, o TrainOptions, report progress.Fun
 		fo.NormalBank = prev.Normal
 		s.log.Info("reusing the normal bank and synthetic defects of an earlier model", "key", key[:12])
 		if o.Method == pipeline.DMAD && prev.Mapper != nil && prev.Meta.EncoderID == enc.ID() {
-			fo = fineTune(fo, prev, o.FineTuneFraction)
+			fo.Start = prev
+			fo.Refit.Epochs = refitEpochs(fo.Train.Epochs, o.FineTuneFraction)
 		}
 	}
 	set, err := s.trainSet(ctx, o, enc, normal, seen, weak, imgs, prev, report)
@@ -665,20 +666,11 @@ func oodRows(ab *banks.AnomalyBank) *mat.Matrix {
 	return ab.Features.Gather(rows)
 }
 
-// fineTune continues training from prev's mapper for a fraction of the
-// epochs: new annotations refine a trained model rather than restart it.
-func fineTune(o pipeline.Options, prev *pipeline.Model, frac float64) pipeline.Options {
+// refitEpochs is the fine-tune's share frac of a training's epochs, at
+// least one (see pipeline.RefitOptions).
+func refitEpochs(epochs int, frac float64) int {
 	if frac <= 0 {
-		frac = 0.25
+		frac = DefaultFineTuneFraction
 	}
-	tc := o.Train
-	if tc.Epochs <= 0 {
-		tc = train.DefaultConfig(prev.Mapper.Config.C)
-		tc.Seed = o.Train.Seed
-	}
-	tc.Start = prev.Mapper
-	tc.Mapper = prev.Mapper.Config
-	tc.Epochs = max(1, int(math.Round(float64(tc.Epochs)*frac)))
-	o.Train = tc
-	return o
+	return max(1, int(math.Round(float64(epochs)*frac)))
 }
