@@ -96,6 +96,9 @@ type Options struct {
 	// WeakRounds is how many times the weak images' patches are picked
 	// and the model refitted [1].
 	WeakRounds int
+	// WeakFullFit trains the mapper of each weak round from scratch
+	// instead of refitting the last round's (see Options.Start).
+	WeakFullFit bool
 	// WeakFraction caps the patches taken from one weak image as seen
 	// anomalies: its top-scoring WeakFraction of patches, at least one
 	// [DefaultWeakFraction].
@@ -508,7 +511,8 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		}
 		model.Backbone = opts.EncoderID
 		m.Mapper = model
-		m.Meta.Epochs, m.Meta.Checkpoints = start.Meta.Epochs, nil
+		// The mapper's epoch and how it was chosen are start's.
+		m.Meta.Epochs, m.Meta.Checkpoints = start.Meta.Epochs, start.Meta.Checkpoints
 		m.Meta.RefitSteps = start.Meta.RefitSteps + lg.Steps
 		if m.Meta.MapFusion == nil && start.Meta.MapFusion != nil {
 			// Until setThreshold calibrates it anew, start's fusion is

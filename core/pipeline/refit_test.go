@@ -90,6 +90,19 @@ func TestFitFromStart(t *testing.T) {
 		t.Fatalf("refit with weak images: %d steps (want 8: the fit and its round), %d weak patches", m.Meta.RefitSteps, m.Meta.WeakPatches)
 	}
 
+	// A first fit refits its weak round from the mapper it trained, unless
+	// told to train it from scratch.
+	for _, full := range []bool{false, true} {
+		o := smallFit(DMAD, f.enc)
+		o.Refit, o.WeakFullFit = RefitOptions{Patches: 600, Epochs: 2}, full
+		if m, err = Fit(ctx, rt, weak, o, nil); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{false: 4, true: 0}[full]; m.Meta.RefitSteps != want || m.Meta.WeakPatches == 0 {
+			t.Fatalf("weak fit (full %v): %d refit steps (want %d), %d weak patches", full, m.Meta.RefitSteps, want, m.Meta.WeakPatches)
+		}
+	}
+
 	cctx, cancel := context.WithCancel(ctx)
 	_, err = Fit(cctx, rt, f.set, o, func(e progress.Event) {
 		if e.Stage == progress.Train {
