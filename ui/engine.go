@@ -152,6 +152,10 @@ type TrainRequest struct {
 	// Quick trades accuracy for time (fewer sampled patches and synthetic
 	// defects): the demo trains in about a minute on a laptop CPU.
 	Quick bool
+	// FromScratch rebuilds every bank and trains the mapper anew; by
+	// default a project's last model of the same normal images is refitted
+	// with the new annotations (seconds instead of minutes).
+	FromScratch bool
 }
 
 // ScoreRequest asks the engine to score images with a model.

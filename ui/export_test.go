@@ -52,6 +52,8 @@ func (w *Workstation) TrainForm() (epochs *widget.Entry, start, cancel *widget.B
 
 func (w *Workstation) TrainMemory() *widget.Entry { return w.train.memory }
 
+func (w *Workstation) TrainFromScratch() *widget.Check { return w.train.scratch }
+
 func (w *Workstation) TrainStatus() (stage, result string, losses int) {
 	return w.train.stage.Text, w.train.result.Text, len(w.train.losses)
 }

@@ -37,6 +37,7 @@ type trainView struct {
 	size     *widget.Select
 	coreset  *widget.Entry
 	memory   *widget.Entry
+	scratch  *widget.Check
 
 	start, cancelBtn *widget.Button
 	stage, epoch     *widget.Label
@@ -92,6 +93,7 @@ func newTrainView(w *Workstation) *trainView {
 		it.HintText = hint
 		return it
 	}
+	v.scratch = widget.NewCheck("Train from scratch", nil)
 	form := widget.NewForm(
 		item("Regime", container.NewVBox(v.regime, v.seenInfo),
 			"Semi-supervised also learns from defects marked seen on Annotate."),
@@ -105,6 +107,8 @@ func newTrainView(w *Workstation) *trainView {
 			"Share of normal patches remembered (0.1 = 10%); larger is slower."),
 		item("Memory", v.memory,
 			"Most RAM training may use, e.g. 2GiB; empty: an eighth of this machine's ("+defaultMemory+")."),
+		item("Retraining", v.scratch,
+			"Off: new annotations refit the last model in about half a minute; on: rebuild all (minutes)."),
 	)
 	v.start = widget.NewButtonWithIcon("Train", theme.MediaPlayIcon(), v.startTraining)
 	v.start.Importance = widget.HighImportance
@@ -262,7 +266,7 @@ func (v *trainView) startTraining() {
 	v.lossImg.Image = nil
 	v.lossImg.Refresh()
 	req := TrainRequest{Project: p, Regime: s.Regime, Device: s.Device, Epochs: s.Epochs, InputSize: s.InputSize,
-		CoresetRatio: s.CoresetRatio, Memory: s.Memory}
+		CoresetRatio: s.CoresetRatio, Memory: s.Memory, FromScratch: v.scratch.Checked}
 	started := time.Now()
 	v.w.background(func(context.Context) {
 		defer cancel()

@@ -378,6 +378,19 @@ func TestTrainEvaluateThreshold(t *testing.T) {
 	if ms, _ := p.Models(); len(ms) != 1 || ms[0].Epochs != 4 {
 		t.Fatalf("models %+v", ms)
 	}
+	// Retraining refits unless the user asks for a training from scratch.
+	if h.eng.LastTrain().FromScratch {
+		t.Error("the first training asked for a training from scratch without the box ticked")
+	}
+	h.ws.TrainFromScratch().SetChecked(true)
+	test.Tap(start)
+	h.ws.Wait()
+	if !h.eng.LastTrain().FromScratch {
+		t.Error("Train from scratch ticked, but the request does not say so")
+	}
+	if ms, _ := p.Models(); len(ms) != 2 {
+		t.Fatalf("after a training from scratch: %d models", len(ms))
+	}
 
 	test.Tap(h.ws.TrainEvaluate())
 	h.ws.Wait()

@@ -304,7 +304,8 @@ func (e *Engine) Train(ctx context.Context, req ui.TrainRequest, progress func(u
 	}
 	c := project.Choices{SemiIfAny: req.Regime == ui.SemiSupervised,
 		Categories: req.Categories, Epochs: req.Epochs, CoresetRatio: req.CoresetRatio, Memory: req.Memory, Quick: req.Quick,
-		Seed: e.o.Seed, BatchSize: e.o.BatchSize, Notes: "trained in the desktop application", Logger: warnOnly(e.o.Logger)}
+		FullRetrain: req.FromScratch,
+		Seed:        e.o.Seed, BatchSize: e.o.BatchSize, Notes: "trained in the desktop application", Logger: warnOnly(e.o.Logger)}
 	if !req.Quick {
 		c.TrainPatches, c.OODImages = e.o.TrainPatches, e.o.OODImages
 	}

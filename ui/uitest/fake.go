@@ -332,6 +332,16 @@ func (p *Project) Closed() bool {
 type Engine struct {
 	// EpochDelay slows Train down per epoch (for cancellation tests and demos).
 	EpochDelay time.Duration
+
+	mu        sync.Mutex
+	lastTrain ui.TrainRequest
+}
+
+// LastTrain returns the last request Train received.
+func (e *Engine) LastTrain() ui.TrainRequest {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastTrain
 }
 
 // Detect implements ui.Engine.
@@ -395,6 +405,9 @@ func (e *Engine) ScanFolder(ctx context.Context, dir string) (ui.FolderScan, err
 // real engine it stores the model in the project (which must be a *Project)
 // and returns it with its Version.
 func (e *Engine) Train(ctx context.Context, req ui.TrainRequest, progress func(ui.Progress)) (ui.ModelInfo, error) {
+	e.mu.Lock()
+	e.lastTrain = req
+	e.mu.Unlock()
 	p, ok := req.Project.(*Project)
 	if !ok {
 		return ui.ModelInfo{}, fmt.Errorf("train: the fake engine cannot store a model in a %T", req.Project)
