@@ -95,7 +95,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	valImages := fs.Int("validation-images", 0, "normal training images per category held out for the validation split (0: default "+strconv.Itoa(pipeline.DefaultValidationImages)+", -1: none)")
 	mapWeight := fs.Float64("map-weight", -1, "mapper weight of the anomaly-map fusion in [0, 1] (-1: chosen on the validation split)")
 	fixedSchedule := fs.Bool("fixed-schedule", false, "train for all epochs instead of keeping the checkpoint the validation split rates best")
-	weakFullFit := fs.Bool("weak-full-fit", false, "dmad-weak: train each round's mapper from scratch instead of refitting the last round's")
 	weakRounds := fs.Int("weak-rounds", 0, "dmad-weak: rounds of picking the weak images' top patches and refitting (0: default 1)")
 	seen := fs.Int("seen-anomalies", 10, "K: anomalous test images per category moved to training for the semi-supervised regime")
 	cache := fs.String("cache", "", "cache features in `DIR` between runs (default: a temporary folder, removed at the end)")
@@ -144,7 +143,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *weakRounds < 0 {
 		return usagef("--weak-rounds %d is out of range: want ≥ 0", *weakRounds)
 	}
-	opts.Fit.WeakRounds, opts.Fit.FixedSchedule, opts.Fit.WeakFullFit = *weakRounds, *fixedSchedule, *weakFullFit
+	opts.Fit.WeakRounds, opts.Fit.FixedSchedule = *weakRounds, *fixedSchedule
 	card, model, err := backbone.Resolve(ef.backbone)
 	if err != nil {
 		return err

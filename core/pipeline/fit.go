@@ -96,9 +96,6 @@ type Options struct {
 	// WeakRounds is how many times the weak images' patches are picked
 	// and the model refitted [1].
 	WeakRounds int
-	// WeakFullFit trains the mapper of each weak round from scratch
-	// instead of refitting the last round's (see Options.Start).
-	WeakFullFit bool
 	// WeakFraction caps the patches taken from one weak image as seen
 	// anomalies: its top-scoring WeakFraction of patches, at least one
 	// [DefaultWeakFraction].
@@ -114,7 +111,10 @@ type Options struct {
 	// smaller sample of normal patches for Refit.Epochs, searched and
 	// scored by the fast cascade, instead of trained from scratch. The
 	// anomaly bank is rebuilt from the training set, so it holds the new
-	// seen anomalies. Start is not modified.
+	// seen anomalies. Where Start's anomaly bank has seen anomalies and the
+	// training set none, or the other way round, the mapper is trained from
+	// scratch (the bank's make-up changes too much for a fine-tune). Start
+	// is not modified.
 	Start *Model
 	// Refit configures a fit from Start.
 	Refit RefitOptions
@@ -441,17 +441,25 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 	if err != nil {
 		return err
 	}
+	// Seen-anomaly patches: Filter by their masks.
+	seenQ, seenSrc, seenCat, err := filterSeen(set.Seen, opts.Encoder, m.Meta.Categories)
+	if err != nil {
+		return err
+	}
+	if start != nil && hasSeen(start.Anomaly) != (seenQ != nil && seenQ.Rows() > 0) {
+		// The first seen anomalies change what M_a holds (its noisy-normal
+		// part goes), and with it every patch's knowledge: a short
+		// fine-tune does not follow (refitting the weak rounds from an
+		// unsupervised model lost 0.04 image AUROC), so the mapper is
+		// trained from scratch.
+		start = nil
+	}
 	nPatches := opts.TrainPatches
 	if start != nil {
 		nPatches = opts.Refit.Patches
 		trainImgs = imageSubset(trainImgs, refitReadFactor*nPatches, rng)
 	}
 	normQ, normSrc, normCat, err := samplePatches(trainImgs, nPatches, rng, m.Meta.Categories)
-	if err != nil {
-		return err
-	}
-	// Seen-anomaly patches: Filter by their masks.
-	seenQ, seenSrc, seenCat, err := filterSeen(set.Seen, opts.Encoder, m.Meta.Categories)
 	if err != nil {
 		return err
 	}
@@ -523,6 +531,7 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		}
 		return nil
 	}
+	m.Meta.RefitSteps = 0 // a mapper trained from scratch
 	var val []valItem // the split searched in these banks (first checkpoint)
 	if set.Validation != nil && len(set.Validation.Defects) > 0 && !opts.FixedSchedule {
 		m.Meta.Checkpoints = nil
@@ -561,6 +570,11 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		m.validation = &validationCache{normal: m.Normal, anomaly: m.Anomaly, items: val}
 	}
 	return nil
+}
+
+// hasSeen reports whether ab holds seen-anomaly entries.
+func hasSeen(ab *banks.AnomalyBank) bool {
+	return ab != nil && slices.Contains(ab.Kind, banks.KindSeen)
 }
 
 // refitReadFactor is how many normal patches a refit reads for each one

@@ -90,17 +90,31 @@ func TestFitFromStart(t *testing.T) {
 		t.Fatalf("refit with weak images: %d steps (want 8: the fit and its round), %d weak patches", m.Meta.RefitSteps, m.Meta.WeakPatches)
 	}
 
-	// A first fit refits its weak round from the mapper it trained, unless
-	// told to train it from scratch.
-	for _, full := range []bool{false, true} {
-		o := smallFit(DMAD, f.enc)
-		o.Refit, o.WeakFullFit = RefitOptions{Patches: 600, Epochs: 2}, full
-		if m, err = Fit(ctx, rt, weak, o, nil); err != nil {
-			t.Fatal(err)
-		}
-		if want := map[bool]int{false: 4, true: 0}[full]; m.Meta.RefitSteps != want || m.Meta.WeakPatches == 0 {
-			t.Fatalf("weak fit (full %v): %d refit steps (want %d), %d weak patches", full, m.Meta.RefitSteps, want, m.Meta.WeakPatches)
-		}
+	// The first seen anomalies change the anomaly bank's make-up: the
+	// mapper of an unsupervised model is not fine-tuned but trained anew
+	// (the normal bank is still reused); the same for weak rounds after a
+	// first fit without seen anomalies.
+	unsup := f.set
+	unsup.Seen = nil
+	up, err := Fit(ctx, rt, unsup, smallFit(DMAD, f.enc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o2 := o
+	o2.Start = up
+	if m, err = Fit(ctx, rt, f.set, o2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m.Meta.RefitSteps != 0 || m.Normal != up.Normal {
+		t.Fatalf("refit of an unsupervised model with seen anomalies: %d fine-tuning steps (want a full training), normal bank reused %v", m.Meta.RefitSteps, m.Normal == up.Normal)
+	}
+	weakOnly := unsup
+	weakOnly.Weak = weak.Weak
+	if m, err = Fit(ctx, rt, weakOnly, o2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m.Meta.RefitSteps != 0 || m.Meta.WeakPatches == 0 {
+		t.Fatalf("refit with weak images only: %d fine-tuning steps (want 0: its round trains anew), %d weak patches", m.Meta.RefitSteps, m.Meta.WeakPatches)
 	}
 
 	cctx, cancel := context.WithCancel(ctx)

@@ -41,19 +41,17 @@ func TopPatches(scores []float32, k int) []bool {
 // fitWeak uses the weakly labelled images (DMAD, semi-supervised regime):
 // each round scores them with the current model, takes each image's
 // top-scoring patches (capped by WeakFraction) as seen-anomaly patches
-// beside the masked ones, and refits the anomaly bank and the mapper (a
-// fine-tune of the last round's, see Options.Start; Options.WeakFullFit
-// trains it from scratch). The first round picks with the model fitted
-// without them.
+// beside the masked ones, and refits the anomaly bank and the mapper. The
+// first round picks with the model fitted without them.
 func fitWeak(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts Options, c int, report progress.Func) error {
 	if len(set.Weak) == 0 {
 		return nil
 	}
 	for round := 1; round <= opts.WeakRounds; round++ {
 		var start *Model
-		if !opts.WeakFullFit {
-			// Each round refits the model of the last (Options.Start):
-			// the new seen patches are new annotations.
+		if opts.Start != nil {
+			// A refit refits its rounds too, each from the last (where
+			// fitDMAD allows it).
 			cp := *m
 			start = &cp
 		}
