@@ -532,7 +532,7 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		return nil
 	}
 	m.Meta.RefitSteps = 0 // a mapper trained from scratch
-	var val []valItem // the split searched in these banks (first checkpoint)
+	var val []valItem     // the split searched in these banks (first checkpoint)
 	if set.Validation != nil && len(set.Validation.Defects) > 0 && !opts.FixedSchedule {
 		m.Meta.Checkpoints = nil
 		fusions := map[int]*MapFusion{}

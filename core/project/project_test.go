@@ -121,9 +121,19 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 	if !slices.Equal(m1.Normal.Features.RawData(), m2.Normal.Features.RawData()) {
 		t.Fatal("reused normal bank differs")
 	}
-	// The mapper was fine-tuned from the first model, for a quarter of the epochs (at least one).
-	if epochs := countEpochs(t, s, rec2.Version); epochs != 1 {
-		t.Fatalf("fine-tune ran %d epochs, want 1", epochs)
+	// The first model had no seen anomalies: its anomaly bank changes
+	// make-up, so the mapper is trained anew (pipeline.Options.Start).
+	if epochs := countEpochs(t, s, rec2.Version); epochs != 2 || m2.Meta.RefitSteps != 0 {
+		t.Fatalf("first semi-supervised training ran %d epochs (want 2), %d fine-tuning steps (want 0)", epochs, m2.Meta.RefitSteps)
+	}
+	// Retraining a semi-supervised model refits it: its mapper is
+	// fine-tuned for a quarter of the epochs (at least one).
+	rec3, m3, err := s.Train(ctx, TrainOptions{Semi: true, Fit: fit, OODImages: 6}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if epochs := countEpochs(t, s, rec3.Version); epochs != 1 || m3.Meta.RefitSteps == 0 || m3.Normal.Len() != m2.Normal.Len() {
+		t.Fatalf("fine-tune ran %d epochs (want 1), %d fine-tuning steps", epochs, m3.Meta.RefitSteps)
 	}
 	// A full retrain rebuilds the bank.
 	stages = nil
@@ -134,7 +144,7 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 	}); err != nil || !slices.Contains(stages, progress.Bank) {
 		t.Fatalf("full retrain: %v, stages %v", err, stages)
 	}
-	if active, _ := s.Store.ActiveModel(); active.Version != 3 {
+	if active, _ := s.Store.ActiveModel(); active.Version != 4 {
 		t.Fatalf("active model %d", active.Version)
 	}
 
@@ -143,7 +153,7 @@ func TestTrainRetrainEvaluateInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 2 categories × 10 test images, minus the 2 seen anomalies.
-	if len(res.Images) != 18 || res.ModelVersion != 3 || len(res.PerCategory) != 2 || res.RunID == 0 {
+	if len(res.Images) != 18 || res.ModelVersion != 4 || len(res.PerCategory) != 2 || res.RunID == 0 {
 		t.Fatalf("evaluation: %d images, model %d, %d categories, run %d", len(res.Images), res.ModelVersion, len(res.PerCategory), res.RunID)
 	}
 	run, err := s.Store.Run(res.RunID)
