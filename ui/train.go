@@ -108,7 +108,7 @@ func newTrainView(w *Workstation) *trainView {
 		item("Memory", v.memory,
 			"Most RAM training may use, e.g. 2GiB; empty: an eighth of this machine's ("+defaultMemory+")."),
 		item("Retraining", v.scratch,
-			"Off: new annotations refit the last model in about half a minute; on: rebuild all (minutes)."),
+			"Off: refit the last model with the new annotations (fast); on: rebuild all."),
 	)
 	v.start = widget.NewButtonWithIcon("Train", theme.MediaPlayIcon(), v.startTraining)
 	v.start.Importance = widget.HighImportance
