@@ -105,8 +105,8 @@ type Options struct {
 	// Train.CheckpointEvery epochs and the best one is kept).
 	FixedSchedule bool
 	// Start, when set, is an earlier DMAD model of the same normal images
-	// and backbone that this fit updates (after new annotations, and in
-	// the weak-label rounds): its normal bank (unless NormalBank is set)
+	// and backbone that this fit updates after new annotations (its
+	// weak-label rounds refit too): its normal bank (unless NormalBank is set)
 	// and category routing are reused, and its mapper is fine-tuned on a
 	// smaller sample of normal patches for Refit.Epochs, searched and
 	// scored by the fast cascade, instead of trained from scratch. The
