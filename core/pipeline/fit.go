@@ -866,7 +866,11 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 	h0, w0 := gridOf(len(items[0].score))
 	enc := opts.Encoder.WithDefaults()
 	maskAt := func(g *image.Gray) []bool { return MaskAt(g, enc) }
-	res, err := scoreMaps(ctx, items, cal, weights, h0, w0, enc.InputSize, maskAt)
+	fm, err := newFusionMaps(ctx, items, cal, h0, w0, enc.InputSize)
+	if err != nil {
+		return err
+	}
+	res, err := rateFusions(ctx, items, fm, weights, enc.InputSize, maskAt)
 	if err != nil {
 		return err
 	}
@@ -877,16 +881,20 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 	// images alone. Synthetic defects come from one generator for every
 	// category: on them alone the pooled choice, made on more images, is
 	// the steadier one.
-	byCat := map[string][]valScored{}
-	for _, it := range items {
-		byCat[it.category] = append(byCat[it.category], it)
+	byCat := map[string][]int{}
+	for i, it := range items {
+		byCat[it.category] = append(byCat[it.category], i)
 	}
 	for _, cat := range slices.Sorted(maps.Keys(byCat)) {
-		its := byCat[cat]
+		idx := byCat[cat]
+		its := make([]valScored, len(idx))
+		for k, i := range idx {
+			its[k] = items[i]
+		}
 		if !hasSeenDefectAndClean(its) {
 			continue
 		}
-		cr, err := scoreMaps(ctx, its, cal, weights, h0, w0, enc.InputSize, maskAt)
+		cr, err := rateFusions(ctx, its, fm.subset(idx), weights, enc.InputSize, maskAt)
 		if err != nil {
 			return fmt.Errorf("validation of %s: %w", cat, err)
 		}

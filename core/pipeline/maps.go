@@ -169,6 +169,46 @@ type valScored struct {
 // pixel metrics of each weight's maps and the image AUROC of the mapper's
 // image score.
 func scoreMaps(ctx context.Context, items []valScored, cal MapFusion, weights []float32, h0, w0 int, size int, maskAt func(*image.Gray) []bool) ([]ValidationScore, error) {
+	fm, err := newFusionMaps(ctx, items, cal, h0, w0, size)
+	if err != nil {
+		return nil, err
+	}
+	return rateFusions(ctx, items, fm, weights, size, maskAt)
+}
+
+// fusionMaps holds each validation item's map of the mapper's scores and
+// of the calibrated distance. Upsampling and smoothing are linear and keep
+// constants, so the map of fusion weight w is w·score + (1−w)·dist: two
+// maps an item instead of one per weight (BenchmarkScoreMaps: 2.9 s →
+// 0.5 s for chooseFusion's pooled and per-category ratings).
+type fusionMaps struct{ score, dist [][]float32 }
+
+func newFusionMaps(ctx context.Context, items []valScored, cal MapFusion, h0, w0, size int) (fusionMaps, error) {
+	fm := fusionMaps{score: make([][]float32, len(items)), dist: make([][]float32, len(items))}
+	d0 := cal.WithWeight(0)
+	var buf []float32
+	for i, it := range items {
+		if err := ctx.Err(); err != nil {
+			return fusionMaps{}, err
+		}
+		fm.score[i] = Map(it.score, h0, w0, size, size)
+		buf = d0.Fuse(buf, it.score, it.dist)
+		fm.dist[i] = Map(buf, h0, w0, size, size)
+	}
+	return fm, nil
+}
+
+// subset returns the maps of the items idx.
+func (fm fusionMaps) subset(idx []int) fusionMaps {
+	out := fusionMaps{score: make([][]float32, len(idx)), dist: make([][]float32, len(idx))}
+	for k, i := range idx {
+		out.score[k], out.dist[k] = fm.score[i], fm.dist[i]
+	}
+	return out
+}
+
+// rateFusions rates each weight's maps (fm, aligned with items).
+func rateFusions(ctx context.Context, items []valScored, fm fusionMaps, weights []float32, size int, maskAt func(*image.Gray) []bool) ([]ValidationScore, error) {
 	scores := make([]float32, len(items))
 	labels := make([]bool, len(items))
 	masks := make([][]bool, len(items))
@@ -181,15 +221,18 @@ func scoreMaps(ctx context.Context, items []valScored, cal MapFusion, weights []
 	}
 	imAUROC := metrics.AUROC(scores, labels)
 	out := make([]ValidationScore, 0, len(weights))
-	var buf []float32
+	maps := make([][]float32, len(items))
 	for _, w := range weights {
-		maps := make([][]float32, len(items))
-		for i, it := range items {
+		for i := range items {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			buf = cal.WithWeight(w).Fuse(buf, it.score, it.dist)
-			maps[i] = Map(buf, h0, w0, size, size)
+			if maps[i] == nil {
+				maps[i] = make([]float32, len(fm.score[i]))
+			}
+			for j, v := range fm.score[i] {
+				maps[i][j] = w*v + (1-w)*fm.dist[i][j]
+			}
 		}
 		lo, hi := metrics.Range(maps...)
 		acc, err := metrics.NewPixelAccumulator(lo, hi, 0)
