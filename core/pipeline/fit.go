@@ -431,10 +431,6 @@ func coresetMaxPoints(budget int64, c int) int {
 // the mapper.
 // With start set it fine-tunes start's mapper instead (see Options.Start).
 func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts Options, c int, start *Model, report progress.Func) error {
-	m.Meta.Attention = opts.Attention && len(set.Seen) == 0
-	if start != nil {
-		m.Meta.Attention = start.Meta.Attention && len(set.Seen) == 0
-	}
 	rng := rand.New(rand.NewSource(opts.Seed + 7))
 	// Sampled normal training patches (rows across all images, all categories).
 	trainImgs, err := trainingImages(set)
@@ -453,6 +449,10 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		// unsupervised model lost 0.04 image AUROC), so the mapper is
 		// trained from scratch.
 		start = nil
+	}
+	m.Meta.Attention = opts.Attention && len(set.Seen) == 0
+	if start != nil {
+		m.Meta.Attention = start.Meta.Attention && len(set.Seen) == 0
 	}
 	nPatches := opts.TrainPatches
 	if start != nil {
