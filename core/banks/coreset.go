@@ -58,6 +58,16 @@ type CoresetOptions struct {
 	// disablePruning turns the triangle-inequality pruning off (tests and
 	// benchmarks compare against it).
 	disablePruning bool
+	// stats, when set, receives the one-stage selection's counters
+	// (benchmarks report them).
+	stats *selectStats
+}
+
+// selectStats counts a greedy selection's work: points scanned in groups
+// the pruning did not skip, distance tests among them, full-row distances
+// among those, and visits to the initial group.
+type selectStats struct {
+	visited, evaluated, full, initial int64
 }
 
 // Coreset selects n row indices of feats by PatchCore's approximate greedy
@@ -139,12 +149,12 @@ func selectCoreset(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, 
 			opts.Progress(progress.Event{Stage: progress.Bank, Done: done, Total: n})
 		}
 	}
-	return selectGreedy(ctx, pts, n, rng, opts.Start, opts.Workers, !opts.disablePruning, report)
+	return selectGreedy(ctx, pts, n, rng, opts.Start, opts.Workers, !opts.disablePruning, report, opts.stats)
 }
 
 // selectGreedy is the greedy k-center selection of n points of pts (which
 // it takes over and reorders); report gets the count done about 100 times.
-func selectGreedy(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, start, workers int, prune bool, report func(done int)) ([]int, error) {
+func selectGreedy(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, start, workers int, prune bool, report func(done int), stats *selectStats) ([]int, error) {
 	k := newKCenter(pts, workers, prune)
 	if err := k.init(ctx, sampleDistinct(rng, pts.Rows(), min(start, pts.Rows()))); err != nil {
 		return nil, fmt.Errorf("coreset: %w", err)
@@ -159,6 +169,9 @@ func selectGreedy(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, s
 		if len(out)%step == 0 || len(out) == n {
 			report(len(out))
 		}
+	}
+	if stats != nil {
+		*stats = selectStats{visited: k.visited.Load(), evaluated: k.evaluated.Load(), full: k.full.Load(), initial: k.initial.Load()}
 	}
 	return out, nil
 }
@@ -212,7 +225,7 @@ func selectInParts(ctx context.Context, pts *mat.Matrix, n, partRows int, rng *r
 			p := &ps[i]
 			last := 0
 			p.picked, errs[i] = selectGreedy(ctx, pts.Slice(p.lo, p.hi).Clone(), p.k, rand.New(rand.NewSource(p.seed)),
-				opts.Start, 1, !opts.disablePruning, func(d int) { report(d - last); last = d })
+				opts.Start, 1, !opts.disablePruning, func(d int) { report(d - last); last = d }, nil)
 		}
 	}
 	var wg sync.WaitGroup
@@ -237,7 +250,7 @@ func selectInParts(ctx context.Context, pts *mat.Matrix, n, partRows int, rng *r
 	}
 	last := 0
 	idx, err := selectGreedy(ctx, union, n, rng, opts.Start, opts.Workers, !opts.disablePruning,
-		func(d int) { report(d - last); last = d })
+		func(d int) { report(d - last); last = d }, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -406,17 +419,7 @@ func sqDist(a, b []float32, bound float32) float32 {
 	var s float32
 	i := 0
 	for ; i+16 <= len(a); i += 16 {
-		aa := a[i : i+16 : i+16]
-		bb := b[i : i+16 : i+16]
-		d0, d1, d2, d3 := aa[0]-bb[0], aa[1]-bb[1], aa[2]-bb[2], aa[3]-bb[3]
-		s0, s1, s2, s3 := d0*d0, d1*d1, d2*d2, d3*d3
-		d0, d1, d2, d3 = aa[4]-bb[4], aa[5]-bb[5], aa[6]-bb[6], aa[7]-bb[7]
-		s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
-		d0, d1, d2, d3 = aa[8]-bb[8], aa[9]-bb[9], aa[10]-bb[10], aa[11]-bb[11]
-		s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
-		d0, d1, d2, d3 = aa[12]-bb[12], aa[13]-bb[13], aa[14]-bb[14], aa[15]-bb[15]
-		s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
-		s += (s0 + s1) + (s2 + s3)
+		s += block16(a[i:i+16:i+16], b[i:i+16:i+16])
 		if s >= bound {
 			return s
 		}
@@ -426,6 +429,21 @@ func sqDist(a, b []float32, bound float32) float32 {
 		s += d * d
 	}
 	return s
+}
+
+// block16 is the squared distance of two 16-element blocks, summed in the
+// order sqDist uses (the k-center scan's prefix test must round alike).
+func block16(aa, bb []float32) float32 {
+	aa, bb = aa[:16:16], bb[:16:16]
+	d0, d1, d2, d3 := aa[0]-bb[0], aa[1]-bb[1], aa[2]-bb[2], aa[3]-bb[3]
+	s0, s1, s2, s3 := d0*d0, d1*d1, d2*d2, d3*d3
+	d0, d1, d2, d3 = aa[4]-bb[4], aa[5]-bb[5], aa[6]-bb[6], aa[7]-bb[7]
+	s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
+	d0, d1, d2, d3 = aa[8]-bb[8], aa[9]-bb[9], aa[10]-bb[10], aa[11]-bb[11]
+	s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
+	d0, d1, d2, d3 = aa[12]-bb[12], aa[13]-bb[13], aa[14]-bb[14], aa[15]-bb[15]
+	s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
+	return (s0 + s1) + (s2 + s3)
 }
 
 // parallelFor runs fn over [0, n) split into contiguous ranges on up to

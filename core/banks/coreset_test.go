@@ -90,10 +90,15 @@ func TestCoresetMatchesNaive(t *testing.T) {
 		rows, dim int
 		proj, n   int
 		clustered bool
+		// offset moves every feature away from the origin (large
+		// coordinates, small differences: rounding in every sum).
+		offset float32
 	}{
-		{"gaussian-noproj", 3000, 48, -1, 120, false},
-		{"gaussian-proj", 2500, 200, 32, 80, false},
-		{"clustered", 4000, 64, -1, 150, true},
+		{"gaussian-noproj", 3000, 48, -1, 120, false, 0},
+		{"gaussian-proj", 2500, 200, 32, 80, false, 0},
+		{"clustered", 4000, 64, -1, 150, true, 0},
+		{"clustered-far-from-origin", 4000, 128, -1, 300, true, 500},
+		{"gaussian-proj-far-from-origin", 3000, 256, 128, 200, false, 50},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewSource(7))
@@ -106,6 +111,9 @@ func TestCoresetMatchesNaive(t *testing.T) {
 				feats, _, _ = clusters(rng, sizes, tc.dim, 20, 1)
 			} else {
 				feats = gaussian(rng, tc.rows, tc.dim)
+			}
+			for i, v := range feats.RawData() {
+				feats.RawData()[i] = v + tc.offset
 			}
 			opts := CoresetOptions{ProjDim: tc.proj, Seed: 3, Workers: 2}
 			got, err := Coreset(context.Background(), feats, tc.n, opts)
