@@ -176,8 +176,11 @@ type Progress struct {
 	Stage  string
 	Epoch  int
 	Epochs int
-	Step   int
-	Steps  int
+	// Refit is set while an earlier model's mapper is fine-tuned (Epochs
+	// are the fine-tune's own).
+	Refit bool
+	Step  int
+	Steps int
 	// Loss is the latest training loss (0 when not training).
 	Loss float64
 	// ETA is the estimated time left (0 when unknown).

@@ -162,6 +162,18 @@ func TestTrainProgressKeepsItsSize(t *testing.T) {
 	if after := h.ws.TrainContent().MinSize(); after.Width > before.Width {
 		t.Errorf("Train screen min width grew from %.0f to %.0f with a long epoch count", before.Width, after.Width)
 	}
+	if l := h.ws.TrainProgressLabels()[1]; l.Text != "Epoch: 999999 / 999999" {
+		t.Errorf("epoch label %q", l.Text)
+	}
+	// A retraining's short fine-tune says so, instead of looking like a
+	// first training that stops early.
+	h.ws.ObserveTraining(ui.Progress{Stage: "training the scorer", Epoch: 1, Epochs: 4, Refit: true, Fraction: 0.6})
+	if l := h.ws.TrainProgressLabels()[1]; l.Text != "Fine-tuning the last model: epoch 1 / 4" {
+		t.Errorf("refit epoch label %q", l.Text)
+	}
+	if after := h.ws.TrainContent().MinSize(); after.Width > before.Width {
+		t.Errorf("Train screen min width grew from %.0f to %.0f with the fine-tune's label", before.Width, after.Width)
+	}
 }
 
 // TestDataMaskPreview: selecting an image with a mask in Data loads the

@@ -300,7 +300,11 @@ func (v *trainView) observe(pr Progress) {
 	fyne.Do(func() {
 		v.stage.SetText("Stage: " + pr.Stage)
 		if pr.Epochs > 0 {
-			v.epoch.SetText(fmt.Sprintf("Epoch: %d / %d", pr.Epoch, pr.Epochs))
+			if pr.Refit {
+				v.epoch.SetText(fmt.Sprintf("Fine-tuning the last model: epoch %d / %d", pr.Epoch, pr.Epochs))
+			} else {
+				v.epoch.SetText(fmt.Sprintf("Epoch: %d / %d", pr.Epoch, pr.Epochs))
+			}
 		} else if pr.Steps > 0 {
 			v.epoch.SetText(fmt.Sprintf("Step: %d / %d", pr.Step, pr.Steps))
 		}

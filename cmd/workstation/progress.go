@@ -85,8 +85,12 @@ func (p *progressBar) Report(e progress.Event) {
 	}
 	extra := ""
 	if e.Stage == progress.Train {
-		extra = fmt.Sprintf("epoch %d/%d loss %.4f normal>m %.2f neg<-m %.2f anom<-m %.2f",
-			e.Epoch, e.Epochs, e.Loss, e.NormalAbove, e.NegBelow, e.AnomBelow)
+		refit := ""
+		if e.Refit {
+			refit = "fine-tune "
+		}
+		extra = fmt.Sprintf("%sepoch %d/%d loss %.4f normal>m %.2f neg<-m %.2f anom<-m %.2f",
+			refit, e.Epoch, e.Epochs, e.Loss, e.NormalAbove, e.NegBelow, e.AnomBelow)
 	}
 	p.Update(stage, e.Done, e.Total, extra)
 }

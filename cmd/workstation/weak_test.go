@@ -126,8 +126,19 @@ func TestBenchWeak(t *testing.T) {
 			}
 		}
 	}
-	// The two regimes differ: masks versus top patches.
-	if rep.Runs[0].Mean["pixel_auroc"] == rep.Runs[1].Mean["pixel_auroc"] && rep.Runs[0].Mean["image_auroc"] == rep.Runs[1].Mean["image_auroc"] {
+	// The two regimes differ: masks versus top patches. The maps of the
+	// mapper's scores alone (weight 1) show it even where the validation
+	// split kept the distance's maps for both.
+	mapperOnly := func(i int) map[string]float64 {
+		for _, v := range rep.Runs[i].MapVariants {
+			if v.MapperWeight == 1 {
+				return v.Mean
+			}
+		}
+		t.Fatalf("run %d has no weight-1 map variant", i)
+		return nil
+	}
+	if a, b := mapperOnly(0), mapperOnly(1); a["pixel_auroc"] == b["pixel_auroc"] && a["pro"] == b["pro"] && rep.Runs[0].Mean["image_auroc"] == rep.Runs[1].Mean["image_auroc"] {
 		t.Fatal("dmad-weak scored exactly like dmad-semi")
 	}
 	if r := cli(t, env, append([]string{"bench", "--data", data, "--json", out, "--backbone", bb, "--map-weight", "2"}, small...)...); r.code != 2 || !strings.Contains(r.stderr, "--map-weight") {

@@ -190,17 +190,34 @@ func (a *PixelAccumulator) components(mask []bool, w, h int) []int {
 }
 
 // Merge adds the counts of b, which must have the same range and bins.
-func (a *PixelAccumulator) Merge(b *PixelAccumulator) error {
+func (a *PixelAccumulator) Merge(b *PixelAccumulator) error { return a.MergeTimes(b, 1) }
+
+// MergeTimes adds k times the counts of b, which must have the same range
+// and bins: as if b's images had been added k times (a bootstrap resample
+// draws an image k times).
+func (a *PixelAccumulator) MergeTimes(b *PixelAccumulator, k int) error {
 	if a.lo != b.lo || a.hi != b.hi || len(a.neg) != len(b.neg) {
 		return errors.New("pixel accumulator: merge of accumulators with different ranges or bins")
 	}
-	for i := range a.neg {
-		a.neg[i] += b.neg[i]
-		a.pos[i] += b.pos[i]
-		a.overlap[i] += b.overlap[i]
+	if k < 0 {
+		return fmt.Errorf("pixel accumulator: merge %d times", k)
 	}
-	a.regions += b.regions
+	ku, kf := uint64(k), float64(k)
+	for i := range a.neg {
+		a.neg[i] += ku * b.neg[i]
+		a.pos[i] += ku * b.pos[i]
+		a.overlap[i] += kf * b.overlap[i]
+	}
+	a.regions += k * b.regions
 	return nil
+}
+
+// Reset empties the accumulator, keeping its range and bins.
+func (a *PixelAccumulator) Reset() {
+	clear(a.neg)
+	clear(a.pos)
+	clear(a.overlap)
+	a.regions = 0
 }
 
 // Counts returns the number of anomalous and normal pixels and of

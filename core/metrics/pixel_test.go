@@ -271,6 +271,32 @@ func TestPixelAccumulatorMergeAndErrors(t *testing.T) {
 	if a.Scores() != whole.Scores() {
 		t.Errorf("merged %+v != whole %+v", a.Scores(), whole.Scores())
 	}
+	// Twice the first image and once the second, by MergeTimes and by Add.
+	twice, _ := NewPixelAccumulator(0, 2, 0)
+	for _, k := range []int{0, 0, 1} {
+		twice.Add(maps[k], masks[k], 10, 10)
+	}
+	first, _ := NewPixelAccumulator(0, 2, 0)
+	second, _ := NewPixelAccumulator(0, 2, 0)
+	first.Add(maps[0], masks[0], 10, 10)
+	second.Add(maps[1], masks[1], 10, 10)
+	sum, _ := NewPixelAccumulator(0, 2, 0)
+	sum.Add(maps[5], masks[5], 10, 10)
+	sum.Reset()
+	if err := sum.MergeTimes(first, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := sum.MergeTimes(second, 1); err != nil {
+		t.Fatal(err)
+	}
+	got, want := sum.Scores(), twice.Scores()
+	if p, n, r := sum.Counts(); math.Abs(got.AUROC-want.AUROC) > 1e-12 || math.Abs(got.PRO-want.PRO) > 1e-12 ||
+		math.Abs(got.AP-want.AP) > 1e-12 || p+n != 300 {
+		t.Errorf("MergeTimes %+v (%d+%d pixels, %d regions) != added %+v", sum.Scores(), p, n, r, twice.Scores())
+	}
+	if err := sum.MergeTimes(first, -1); err == nil {
+		t.Error("MergeTimes -1: no error")
+	}
 	other, _ := NewPixelAccumulator(0, 1, 0)
 	if err := a.Merge(other); err == nil {
 		t.Error("merge of different ranges: no error")

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"log/slog"
 	"maps"
+	"math"
 	"math/rand"
 	"slices"
 	"sort"
@@ -459,10 +461,12 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		nPatches = opts.Refit.Patches
 		trainImgs = imageSubset(trainImgs, refitReadFactor*nPatches, rng)
 	}
+	lap := newStageClock(start != nil)
 	normQ, normSrc, normCat, err := samplePatches(trainImgs, nPatches, rng, m.Meta.Categories)
 	if err != nil {
 		return err
 	}
+	lap("sample training patches")
 
 	// M_a.
 	report(progress.Event{Stage: progress.AnomalyBank})
@@ -478,6 +482,7 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 	if err != nil {
 		return err // its errors say "build anomaly bank"
 	}
+	lap("anomaly bank")
 
 	// Knowledge for the training patches, same-image entries excluded. The
 	// validation split is searched as scoring searches (opts.Search).
@@ -507,6 +512,7 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		}
 	}
 
+	lap("training knowledge")
 	tc := opts.Train
 	tc.Mapper.C = c
 	m.validation = nil
@@ -517,6 +523,7 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		if err != nil {
 			return err
 		}
+		lap("mapper fine-tune")
 		model.Backbone = opts.EncoderID
 		m.Mapper = model
 		// The mapper's epoch and how it was chosen are start's.
@@ -545,7 +552,8 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		tc.Checkpoint = func(ctx context.Context, epoch int, mm *mapper.Model) (float64, error) {
 			if val == nil {
 				var err error
-				if val, err = validationItems(ctx, kn, set, m.Meta.Attention); err != nil {
+				whole := func(string) *banks.Knowledge { return kn }
+				if val, err = validationItems(ctx, whole, set, m.Meta.Attention); err != nil {
 					return 0, err
 				}
 			}
@@ -563,6 +571,7 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 	if err != nil {
 		return err // the errors of train.Train say "train"
 	}
+	lap("mapper training")
 	m.Meta.Epochs = lg.BestEpoch
 	model.Backbone = opts.EncoderID
 	m.Mapper = model
@@ -570,6 +579,18 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		m.validation = &validationCache{normal: m.Normal, anomaly: m.Anomaly, items: val}
 	}
 	return nil
+}
+
+// newStageClock returns a function that logs (at Info) the seconds since
+// its last call, or since newStageClock, under a stage name: the breakdown
+// of a fit that --verbose shows.
+func newStageClock(refit bool) func(stage string) {
+	t := time.Now()
+	return func(stage string) {
+		now := time.Now()
+		slog.Info("fit stage", "stage", stage, "refit", refit, "s", now.Sub(t).Seconds())
+		t = now
+	}
 }
 
 // hasSeen reports whether ab holds seen-anomaly entries.
@@ -756,6 +777,7 @@ func gridOf(rows int) (int, int) {
 // validation split then picks (see chooseFusion).
 func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts Options, report progress.Func) error {
 	normal := set.Normal
+	lap := newStageClock(opts.Start != nil)
 	sc, err := NewScorer(rt, m, opts.Search)
 	if err != nil {
 		return err
@@ -772,7 +794,10 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, 
 		if err != nil {
 			return fmt.Errorf("threshold: %w", err)
 		}
-		patch, dist, err := sc.PatchParts(ctx, feats, sourceOf(im))
+		// Searched as a test image of its category is (in fast mode, its
+		// category's part of the banks).
+		normal, kn := sc.routeFor(im.Category)
+		patch, dist, err := sc.partsWith(ctx, normal, kn, feats, sourceOf(im))
 		if err != nil {
 			return fmt.Errorf("threshold: %w", err)
 		}
@@ -782,6 +807,7 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, 
 		allS, allD = append(allS, patch...), append(allD, dist...)
 		report(progress.Event{Stage: progress.Threshold, Done: k + 1, Total: n})
 	}
+	lap("threshold images")
 	m.Meta.Threshold = quantile(all, opts.ThresholdQuantile)
 	m.Meta.CategoryThresholds = map[string]float32{}
 	for cat, s := range byCat {
@@ -800,6 +826,7 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, 
 				return err
 			}
 		}
+		lap("validation split")
 		m.validation = nil
 		// The mapper trained on the sampled images' patches, so it scores
 		// them lower than parts it never saw (the demo's first evaluation
@@ -810,6 +837,7 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, 
 		if err := chooseFusion(ctx, m, opts, allS, allD, val); err != nil {
 			return err
 		}
+		lap("map fusion")
 	}
 	fused := m.Meta.MapFusion.Fuse(nil, allS, allD)
 	m.Meta.MapLo, m.Meta.MapHi = 0, 0
@@ -875,7 +903,33 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 		return err
 	}
 	m.Meta.Validation = res
-	m.Meta.MapFusion = cal.WithWeight(bestScore(res).MapperWeight)
+	m.Meta.MapperConfidence, m.Meta.CategoryMapperConfidence = 0, nil
+	// choose takes the best-rated weight, and keeps a mapper weight only
+	// where the split is MapperConfidence sure of it (weights the user
+	// fixed are kept as they are).
+	choose := func(name string, its []valScored, sub fusionMaps, res []ValidationScore, seed int64) (float32, float64, error) {
+		w := bestScore(res).MapperWeight
+		if w == 0 || len(opts.MapWeights) > 0 {
+			return w, math.NaN(), nil
+		}
+		conf, err := mapperConfidence(ctx, its, sub, w, enc.InputSize, maskAt, seed)
+		if err != nil {
+			return 0, 0, err
+		}
+		slog.Info("map fusion", "images", name, "best_weight", w, "confidence", conf, "kept", conf >= MapperConfidence)
+		if conf < MapperConfidence {
+			w = 0
+		}
+		return w, conf, nil
+	}
+	w, conf, err := choose("all", items, fm, res, opts.Seed+13)
+	if err != nil {
+		return err
+	}
+	if !math.IsNaN(conf) {
+		m.Meta.MapperConfidence = conf
+	}
+	m.Meta.MapFusion = cal.WithWeight(w)
 	// Each category whose validation images include real defects (seen
 	// anomalies) and clean images gets its own weight, chosen on those
 	// images alone. Synthetic defects come from one generator for every
@@ -885,7 +939,7 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 	for i, it := range items {
 		byCat[it.category] = append(byCat[it.category], i)
 	}
-	for _, cat := range slices.Sorted(maps.Keys(byCat)) {
+	for ci, cat := range slices.Sorted(maps.Keys(byCat)) {
 		idx := byCat[cat]
 		its := make([]valScored, len(idx))
 		for k, i := range idx {
@@ -903,7 +957,18 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 			m.Meta.MapFusion.CategoryWeights = map[string]float32{}
 		}
 		m.Meta.CategoryValidation[cat] = cr
-		m.Meta.MapFusion.CategoryWeights[cat] = bestScore(cr).MapperWeight
+		sub := fm.subset(idx)
+		w, conf, err := choose(cat, its, sub, cr, opts.Seed+14+int64(ci))
+		if err != nil {
+			return fmt.Errorf("validation of %s: %w", cat, err)
+		}
+		if !math.IsNaN(conf) {
+			if m.Meta.CategoryMapperConfidence == nil {
+				m.Meta.CategoryMapperConfidence = map[string]float64{}
+			}
+			m.Meta.CategoryMapperConfidence[cat] = conf
+		}
+		m.Meta.MapFusion.CategoryWeights[cat] = w
 	}
 	return nil
 }
@@ -937,7 +1002,12 @@ func raiseToHeldOut(m *Model, items []valScored) {
 
 // scoreValidation scores the validation split with sc (see validationItems).
 func scoreValidation(ctx context.Context, sc *Scorer, set TrainSet) ([]valScored, error) {
-	items, err := validationItems(ctx, sc.kn, set, sc.m.Meta.Attention)
+	// Each image is searched as a test image of its category is.
+	knFor := func(category string) *banks.Knowledge {
+		_, kn := sc.routeFor(category)
+		return kn
+	}
+	items, err := validationItems(ctx, knFor, set, sc.m.Meta.Attention)
 	if err != nil {
 		return nil, err
 	}
@@ -966,7 +1036,7 @@ type valItem struct {
 // synthetic-defect image and, as clean counterparts, the normal images they
 // were made from, all without their own bank entries. Only the neighbours
 // are kept (clean images' features are read again when scored).
-func validationItems(ctx context.Context, kn *banks.Knowledge, set TrainSet, attention bool) ([]valItem, error) {
+func validationItems(ctx context.Context, knFor func(category string) *banks.Knowledge, set TrainSet, attention bool) ([]valItem, error) {
 	byID := map[int32]Image{}
 	for _, im := range set.Normal {
 		byID[im.ID] = im
@@ -977,7 +1047,7 @@ func validationItems(ctx context.Context, kn *banks.Knowledge, set TrainSet, att
 		if err != nil {
 			return fmt.Errorf("validation: %w", err)
 		}
-		nb, err := kn.Neighbours(ctx, f, sourceOf(im), attention)
+		nb, err := knFor(im.Category).Neighbours(ctx, f, sourceOf(im), attention)
 		if err != nil {
 			return fmt.Errorf("validation: %w", err)
 		}

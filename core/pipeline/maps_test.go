@@ -206,9 +206,15 @@ func TestFitChoosesOnValidation(t *testing.T) {
 	if fu == nil || len(m.Meta.Validation) != len(FusionWeights()) || fu.DistStd <= 0 || fu.ScoreStd <= 0 {
 		t.Fatalf("fusion %+v, validation %+v", fu, m.Meta.Validation)
 	}
+	// The best-rated weight where the split is sure enough of the mapper,
+	// else the distance.
 	best := bestScore(m.Meta.Validation)
-	if fu.MapperWeight != best.MapperWeight {
-		t.Fatalf("fusion weight %v, validation's best %v", fu.MapperWeight, best.MapperWeight)
+	want := best.MapperWeight
+	if want != 0 && m.Meta.MapperConfidence < MapperConfidence {
+		want = 0
+	}
+	if fu.MapperWeight != want || (best.MapperWeight != 0) != (m.Meta.MapperConfidence > 0) {
+		t.Fatalf("fusion weight %v, validation's best %v at confidence %v", fu.MapperWeight, best.MapperWeight, m.Meta.MapperConfidence)
 	}
 	// The threshold step rated the maps on the checkpoints' search of the
 	// split; a search from scratch gives the same ratings.
@@ -289,7 +295,8 @@ func TestFitChoosesOnValidation(t *testing.T) {
 	// neighbours give every mapper over the same banks (here m's and the
 	// second fit's) exactly the scores of a full scoring.
 	set.Validation = v
-	items, err := validationItems(ctx, sc.kn, set, m.Meta.Attention)
+	whole := func(string) *banks.Knowledge { return sc.kn }
+	items, err := validationItems(ctx, whole, set, m.Meta.Attention)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +308,7 @@ func TestFitChoosesOnValidation(t *testing.T) {
 	// one without a mask (picked patches) cannot be rated and stays out.
 	set.Seen = append([]Image(nil), f.set.Seen...)
 	set.Seen[0].Mask, set.Seen[0].Flags = nil, make([]bool, patchesOf(set.Seen[0]))
-	withSeen, err := validationItems(ctx, sc.kn, set, m.Meta.Attention)
+	withSeen, err := validationItems(ctx, whole, set, m.Meta.Attention)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,6 +449,102 @@ func TestFitWeak(t *testing.T) {
 // weight its own images prefer: here category "tile" has defects only the
 // mapper's scores outline and "bottle" defects only the distance does; a
 // category with synthetic defects only keeps the pooled choice.
+// TestMapperConfidence checks the bootstrap against maps whose better
+// signal is known: a mapper that alone outlines the defects wins every
+// resample, one that never does wins none, and maps equal to the
+// distance's never win (a tie is not a win).
+func TestMapperConfidence(t *testing.T) {
+	const side, size = 8, 64
+	rng := rand.New(rand.NewSource(5))
+	mask := image.NewGray(image.Rect(0, 0, size, size))
+	for y := 16; y < 40; y++ {
+		for x := 16; x < 40; x++ {
+			mask.SetGray(x, y, color.Gray{Y: 255})
+		}
+	}
+	enc := encoder.Config{InputSize: size}
+	maskAt := func(g *image.Gray) []bool { return MaskAt(g, enc) }
+	build := func(mapperSees, same bool) ([]valScored, fusionMaps, MapFusion) {
+		var items []valScored
+		var s, d []float32
+		for k := range 16 {
+			it := valScored{score: make([]float32, side*side), dist: make([]float32, side*side), seen: true}
+			for p := range it.score {
+				it.dist[p] = 3 + float32(rng.NormFloat64())
+				it.score[p] = float32(rng.NormFloat64())
+				x, y := p%side*8+4, p/side*8+4
+				if k%2 == 0 && mask.GrayAt(x, y).Y > 127 {
+					if mapperSees {
+						it.score[p] += 4
+					} else {
+						it.dist[p] += 4
+					}
+				}
+				if same {
+					it.score[p] = it.dist[p]
+				}
+			}
+			if k%2 == 0 {
+				it.mask = mask
+			} else {
+				s, d = append(s, it.score...), append(d, it.dist...)
+			}
+			items = append(items, it)
+		}
+		cal, err := CalibrateFusion(s, d, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fm, err := newFusionMaps(context.Background(), items, cal, side, side, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return items, fm, cal
+	}
+	for _, c := range []struct {
+		name             string
+		mapperSees, same bool
+		lo, hi           float64
+	}{
+		{"mapper outlines the defects", true, false, 0.99, 1},
+		{"distance outlines the defects", false, false, 0, 0.01},
+		// Same signals: the calibrated distance is the mapper's score up to
+		// rounding, so neither map wins beyond it.
+		{"same maps", false, true, 0, 0.6},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			items, fm, _ := build(c.mapperSees, c.same)
+			conf, err := mapperConfidence(context.Background(), items, fm, 1, size, maskAt, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if conf < c.lo || conf > c.hi {
+				t.Fatalf("confidence %v, want in [%v, %v]", conf, c.lo, c.hi)
+			}
+			again, _ := mapperConfidence(context.Background(), items, fm, 1, size, maskAt, 1)
+			if again != conf {
+				t.Fatalf("same seed, confidence %v then %v", conf, again)
+			}
+		})
+	}
+	items, fm, _ := build(true, false)
+	var clean []valScored
+	var cleanIdx []int
+	for i, it := range items {
+		if it.mask == nil {
+			clean, cleanIdx = append(clean, it), append(cleanIdx, i)
+		}
+	}
+	if _, err := mapperConfidence(context.Background(), clean, fm.subset(cleanIdx), 1, size, maskAt, 1); err == nil {
+		t.Error("no defective images: no error")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := mapperConfidence(ctx, items, fm, 1, size, maskAt, 1); err == nil {
+		t.Error("cancelled context: no error")
+	}
+}
+
 func TestChooseFusionPerCategory(t *testing.T) {
 	const side = 8 // patch grid
 	rng := rand.New(rand.NewSource(3))
@@ -478,6 +581,22 @@ func TestChooseFusionPerCategory(t *testing.T) {
 		items = append(items, item("tile", true, true), item("tile", false, true),
 			item("bottle", true, false), item("bottle", false, false))
 	}
+	// pcb: the mapper's scores are the distance's, except for one of six
+	// defects, which only the mapper outlines: the best rating is the
+	// mapper's on the strength of one image, which a third of the
+	// resamples leave out.
+	for k := range 6 {
+		for _, defect := range []bool{true, false} {
+			it := item("pcb", defect, k == 0)
+			for p := range it.score {
+				it.score[p] = it.dist[p] - 3
+				if defect && k == 0 && inDefect(p) {
+					it.score[p] += 4
+				}
+			}
+			items = append(items, it)
+		}
+	}
 	items = append(items, item("screw", false, false)) // clean images only: no weight of its own
 	// Synthetic defects only (seen false): no weight of its own either.
 	items = append(items, item("cable", true, true), item("cable", false, true))
@@ -493,14 +612,37 @@ func TestChooseFusionPerCategory(t *testing.T) {
 		t.Fatal(err)
 	}
 	fu := m.Meta.MapFusion
-	want := map[string]float32{"tile": 1, "bottle": 0}
+	want := map[string]float32{"tile": 1, "bottle": 0, "pcb": 0}
 	if !maps.Equal(fu.CategoryWeights, want) {
-		t.Fatalf("category weights %v, want %v (validation %+v)", fu.CategoryWeights, want, m.Meta.CategoryValidation)
+		t.Fatalf("category weights %v, want %v (validation %+v, confidence %v)", fu.CategoryWeights, want, m.Meta.CategoryValidation, m.Meta.CategoryMapperConfidence)
 	}
-	if len(m.Meta.CategoryValidation) != 2 || len(m.Meta.CategoryValidation["tile"]) != len(FusionWeights()) {
+	if len(m.Meta.CategoryValidation) != 3 || len(m.Meta.CategoryValidation["tile"]) != len(FusionWeights()) {
 		t.Fatalf("category validation %+v", m.Meta.CategoryValidation)
 	}
-	for cat, w := range map[string]float32{"tile": 1, "bottle": 0, "screw": fu.MapperWeight, "cable": fu.MapperWeight, "": fu.MapperWeight} {
+	// tile's mapper is beyond doubt; pcb's best-rated weight is not 0 but
+	// falls back to the distance for want of confidence.
+	conf := m.Meta.CategoryMapperConfidence
+	if conf["tile"] < MapperConfidence {
+		t.Errorf("tile's mapper confidence %v, want ≥ %v", conf["tile"], MapperConfidence)
+	}
+	if best := bestScore(m.Meta.CategoryValidation["pcb"]).MapperWeight; best == 0 {
+		t.Errorf("pcb's best-rated weight is 0: the case does not exercise the confidence rule (validation %+v)", m.Meta.CategoryValidation["pcb"])
+	} else if c, ok := conf["pcb"]; !ok || c >= MapperConfidence {
+		t.Errorf("pcb's confidence %v (recorded %v), want below %v", c, ok, MapperConfidence)
+	}
+	if _, ok := conf["bottle"]; ok {
+		t.Errorf("bottle's best weight is 0, yet a confidence was recorded: %v", conf)
+	}
+	// A weight the user fixes is kept whatever the split says.
+	opts.MapWeights = []float32{1}
+	if err := chooseFusion(context.Background(), m, opts, s, d, items); err != nil {
+		t.Fatal(err)
+	}
+	if w := m.Meta.MapFusion.CategoryWeights["pcb"]; w != 1 || m.Meta.CategoryMapperConfidence != nil {
+		t.Errorf("fixed weight 1: pcb got %v, confidence %v", w, m.Meta.CategoryMapperConfidence)
+	}
+	opts.MapWeights = nil
+	for cat, w := range map[string]float32{"tile": 1, "bottle": 0, "pcb": 0, "screw": fu.MapperWeight, "cable": fu.MapperWeight, "": fu.MapperWeight} {
 		if got := fu.For(cat).MapperWeight; got != w {
 			t.Errorf("For(%q) has weight %v, want %v", cat, got, w)
 		}

@@ -75,6 +75,13 @@ type Meta struct {
 	// CategoryValidation is the same per category, on that category's
 	// images of the split (see MapFusion.CategoryWeights).
 	CategoryValidation map[string][]ValidationScore `json:"category_validation,omitempty"`
+	// MapperConfidence is the share of bootstrap resamples of the
+	// validation split in which the best-rated mapper weight's maps beat
+	// the distance's (see pipeline.MapperConfidence; 0 where the best
+	// weight was 0 and nothing was tested); CategoryMapperConfidence is
+	// the same for the categories with their own weight.
+	MapperConfidence         float64            `json:"mapper_confidence,omitempty"`
+	CategoryMapperConfidence map[string]float64 `json:"category_mapper_confidence,omitempty"`
 	// Checkpoints are the training checkpoints' ratings on the validation
 	// split (best fusion weight of each); Epochs is the epoch of the
 	// mapper kept.

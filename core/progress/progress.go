@@ -102,8 +102,12 @@ type Event struct {
 	// Training details (Stage Train): 1-based epoch, the step's loss, and
 	// the fraction of the step's normal patches with Ψ > m, of
 	// pseudo-negatives with Ψ < −m and of seen anomalies with Ψ < −m.
-	Epoch, Epochs                    int
-	Loss                             float64
+	Epoch, Epochs int
+	Loss          float64
+	// Refit is set when the steps fine-tune an earlier mapper (a
+	// retraining after new annotations): Epochs are then the short
+	// fine-tune's, not the schedule of a first training.
+	Refit                            bool `json:",omitempty"`
 	NormalAbove, NegBelow, AnomBelow float64
 }
 

@@ -318,6 +318,7 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report p
 			updateBatchNorm(runMean, runVar, res[io.bnMean].F32, res[io.bnVar].F32, mc.BNMomentum, rows)
 			ev := io.event(res)
 			ev.Epoch, ev.Epochs, ev.Done, ev.Total = epoch, cfg.Epochs, step, total
+			ev.Refit = cfg.Start != nil
 			if math.IsNaN(ev.Loss) || math.IsInf(ev.Loss, 0) {
 				return nil, lg, fmt.Errorf("train: loss is %v at step %d (epoch %d)", ev.Loss, step, epoch)
 			}

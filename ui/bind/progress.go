@@ -96,7 +96,7 @@ func (t *tracker) event(e progress.Event) {
 	t.stage, t.last = e.Stage, now
 	p := ui.Progress{Stage: e.Stage.Label(), Step: e.Done, Steps: e.Total, Fraction: t.frac}
 	if e.Stage == progress.Train {
-		p.Epoch, p.Epochs, p.Loss = e.Epoch, e.Epochs, e.Loss
+		p.Epoch, p.Epochs, p.Loss, p.Refit = e.Epoch, e.Epochs, e.Loss, e.Refit
 	}
 	if el := now.Sub(t.start); t.frac > 0.03 && el > time.Second {
 		p.ETA = time.Duration(float64(el) * (1 - t.frac) / t.frac)
