@@ -129,6 +129,14 @@ type Options struct {
 	// BenchmarkSearchModes), at a fifth of the FLOPs. The validation split
 	// is always searched as Search says, as the model will score.
 	ExactKnowledge bool
+	// ExactThreshold scores the threshold images (ThresholdImages normal
+	// training images) exactly. By default a first fit scores them by the
+	// fast cascade, routed to each image's category's part of the banks
+	// where the model routes, as the knowledge is: their scores set a
+	// quantile, which rare misses (a neighbour found slightly farther)
+	// can only raise, and exact search with same-image exclusion cost a
+	// sixth of a fit. A refit follows Refit.ExactScoring instead.
+	ExactThreshold bool
 	// Memory is the memory budget in bytes; 0 sets no bound. The normal
 	// bank's coreset selects over at most a third of it (at 128 dims and
 	// 8 bytes a value with its working copy, 1M patches per GiB) and in two
@@ -285,7 +293,7 @@ func Fit(ctx context.Context, rt *ort.Runtime, set TrainSet, opts Options, repor
 			return nil, err
 		}
 	}
-	if opts.Start != nil && !opts.Refit.ExactScoring {
+	if opts.Start != nil && !opts.Refit.ExactScoring || opts.Start == nil && !opts.ExactThreshold {
 		opts.Search.Mode = banks.SearchFast
 	}
 	if err := setThreshold(ctx, rt, m, set, opts, report); err != nil {

@@ -341,3 +341,45 @@ func TestFitFastKnowledgeMatchesExact(t *testing.T) {
 		}
 	}
 }
+
+// TestFitFastThresholdMatchesExact: a first fit scores its threshold
+// images by the fast cascade unless ExactThreshold is set; where the
+// cascade finds the exact neighbours (as on this fixture) the thresholds
+// and the fusion's calibration agree, and the setting changes nothing else.
+func TestFitFastThresholdMatchesExact(t *testing.T) {
+	rt := runtimeFor(t)
+	f := newFixture(t, rt)
+	ctx := context.Background()
+	models := map[bool]*Model{}
+	for _, exact := range []bool{false, true} {
+		o := smallFit(DMAD, f.enc)
+		o.ExactThreshold = exact
+		m, err := Fit(ctx, rt, f.set, o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		models[exact] = m
+	}
+	fast, exact := models[false].Meta, models[true].Meta
+	near := func(a, b float32) bool {
+		return math.Abs(float64(a-b)) <= 1e-4*math.Max(1, math.Abs(float64(b)))
+	}
+	if !near(fast.Threshold, exact.Threshold) || len(fast.CategoryThresholds) != len(exact.CategoryThresholds) {
+		t.Fatalf("threshold %v (fast) vs %v (exact); per category %v vs %v", fast.Threshold, exact.Threshold, fast.CategoryThresholds, exact.CategoryThresholds)
+	}
+	for c, v := range exact.CategoryThresholds {
+		if !near(fast.CategoryThresholds[c], v) {
+			t.Fatalf("%s threshold %v (fast) vs %v (exact)", c, fast.CategoryThresholds[c], v)
+		}
+	}
+	fu, eu := fast.MapFusion, exact.MapFusion
+	if fu == nil || eu == nil || !near(fu.ScoreMean, eu.ScoreMean) || !near(fu.DistStd, eu.DistStd) || fu.MapperWeight != eu.MapperWeight {
+		t.Fatalf("fusion %+v (fast) vs %+v (exact)", fu, eu)
+	}
+	// The mapper is the same: the setting acts after training.
+	for i, p := range models[false].Mapper.Params() {
+		if !slices.Equal(p.Data, models[true].Mapper.Params()[i].Data) {
+			t.Fatalf("the threshold setting changed the mapper's %s", p.Name)
+		}
+	}
+}
