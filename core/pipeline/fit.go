@@ -122,12 +122,13 @@ type Options struct {
 	Refit RefitOptions
 	// Search configures nearest-neighbour search.
 	Search banks.SearchOptions
-	// ExactKnowledge searches the mapper's training patches exactly. By
-	// default they are searched by the fast cascade (banks.SearchFast),
-	// whatever Search says: it re-ranks its candidates exactly, so the
-	// neighbours are the exact ones but for rare misses (recall@1 1.000 in
-	// BenchmarkSearchModes), at a fifth of the FLOPs. The validation split
-	// is always searched as Search says, as the model will score.
+	// ExactKnowledge searches the mapper's training patches and the
+	// validation split exactly. By default they are searched by the fast
+	// cascade (banks.SearchFast), whatever Search says: it re-ranks its
+	// candidates exactly, so the neighbours are the exact ones but for rare
+	// misses (recall@1 1.000 in BenchmarkSearchModes), at a fifth of the
+	// FLOPs (the split's exact search with same-image exclusion took 30 s
+	// of a 412 s fit on a slow spell).
 	ExactKnowledge bool
 	// ExactThreshold scores the threshold images (ThresholdImages normal
 	// training images) exactly. By default a first fit scores them by the
@@ -492,8 +493,8 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 	}
 	lap("anomaly bank")
 
-	// Knowledge for the training patches, same-image entries excluded. The
-	// validation split is searched as scoring searches (opts.Search).
+	// Knowledge for the training patches and the validation split,
+	// same-image entries excluded (see Options.ExactKnowledge).
 	kn, err := banks.NewKnowledge(rt, m.Normal, m.Anomaly, banks.KnowledgeOptions{Search: opts.Search})
 	if err != nil {
 		return err
@@ -560,7 +561,7 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		tc.Checkpoint = func(ctx context.Context, epoch int, mm *mapper.Model) (float64, error) {
 			if val == nil {
 				var err error
-				whole := func(string) *banks.Knowledge { return kn }
+				whole := func(string) *banks.Knowledge { return knTrain }
 				if val, err = validationItems(ctx, whole, set, m.Meta.Attention); err != nil {
 					return 0, err
 				}
