@@ -298,3 +298,57 @@ func TestKnowledgeFastMatchesExact(t *testing.T) {
 		}
 	}
 }
+
+// TestCascadeExclusionInGoMatchesGraph: an excluding search drops the
+// query's own rows in Go from perSource extra candidates; it finds the
+// same neighbours as masking them inside the graph before the candidates
+// are chosen (the in-graph re-rank path still masks there), including
+// sources with many rows and queries from no source in the bank.
+func TestCascadeExclusionInGoMatchesGraph(t *testing.T) {
+	rt := openRuntime(t)
+	rng := rand.New(rand.NewSource(9))
+	bank, q := clustered(rng, 3000, 400, 96)
+	src := make([]int32, bank.Rows())
+	for i := range src {
+		src[i] = int32(i / 23)
+		if i < 400 {
+			src[i] = 7 // one source with many rows
+		}
+	}
+	qSrc := make([]int32, q.Rows())
+	for i := range qSrc {
+		qSrc[i] = int32(rng.Intn(len(src)/23 + 3))
+	}
+	fast := FastOptions{Dims: 8, Rerank: 16}
+	inGo, err := NewCascadeSearcher(rt, bank, SearchOptions{Source: src, Fast: fast})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inGo.Close()
+	if inGo.perSource != 400 {
+		t.Fatalf("perSource %d, want 400", inGo.perSource)
+	}
+	fast.rerankInGraph = true
+	inGraph, err := NewCascadeSearcher(rt, bank, SearchOptions{Source: src, Fast: fast})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inGraph.Close()
+	const k = 3
+	_, gi, err := inGo.SearchExcluding(context.Background(), q, qSrc, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, wi, err := inGraph.SearchExcluding(context.Background(), q, qSrc, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for o := range gi {
+		if gi[o] != wi[o] {
+			t.Fatalf("query %d rank %d: row %d (own rows dropped in Go), %d (masked in the graph)", o/k, o%k, gi[o], wi[o])
+		}
+		if src[gi[o]] == qSrc[o/k] {
+			t.Fatalf("query %d found its own source's row %d", o/k, gi[o])
+		}
+	}
+}
