@@ -70,13 +70,14 @@ type CascadeSearcher struct {
 	source []int32
 	opts   SearchOptions
 	proj   []float32 // C×Dims principal axes
-	// perSource is the most bank rows of one source id: an excluding
-	// search takes that many more candidates from the plain graph and
-	// drops its own in Go (masking batch × bank values in the graph made
-	// it three times slower than a plain search).
-	perSource int
-	plain     map[int]*ort.Session
-	excl      map[int]*ort.Session
+	// rowsOf counts the bank rows of each source id: an excluding search
+	// takes as many more candidates from the plain graph as a query of the
+	// batch has rows, and drops the query's own in Go (masking batch ×
+	// bank values in the graph made it three times slower than a plain
+	// search).
+	rowsOf map[int32]int
+	plain  map[int]*ort.Session
+	excl   map[int]*ort.Session
 }
 
 // NewCascadeSearcher prepares a fast search over bank (kept by reference:
@@ -105,13 +106,11 @@ func NewCascadeSearcher(rt *ort.Runtime, bank *mat.Matrix, opts SearchOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("fast searcher: %w", err)
 	}
-	perSource := 0
-	count := map[int32]int{}
+	rowsOf := map[int32]int{}
 	for _, id := range opts.Source {
-		count[id]++
-		perSource = max(perSource, count[id])
+		rowsOf[id]++
 	}
-	return &CascadeSearcher{rt: rt, bank: bank, source: opts.Source, opts: opts, proj: proj, perSource: perSource,
+	return &CascadeSearcher{rt: rt, bank: bank, source: opts.Source, opts: opts, proj: proj, rowsOf: rowsOf,
 		plain: map[int]*ort.Session{}, excl: map[int]*ort.Session{}}, nil
 }
 
@@ -164,21 +163,9 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cand := min(max(s.opts.Fast.Rerank, k), s.bank.Rows())
-	// Without the in-graph re-rank, an excluding search asks the plain
-	// graph for perSource more candidates: at most that many are the
-	// query's own, so the cand best others are among them.
-	inGo := qSource != nil && !s.opts.Fast.rerankInGraph
-	top := cand
-	if inGo {
-		top = min(cand+s.perSource, s.bank.Rows())
-	}
-	sess, err := s.session(top, qSource != nil && !inGo)
-	if err != nil {
-		return nil, nil, err
-	}
 	// Keep the batch's candidate-distance matrix (batch × bank rows) and
 	// gathered candidates (batch × cand × C) near 64 MiB each.
-	batch := min(s.opts.QueryBatch, max(1, (16<<20)/s.bank.Rows()), max(1, (16<<20)/(top*s.bank.Cols())))
+	batch := min(s.opts.QueryBatch, max(1, (16<<20)/s.bank.Rows()), max(1, (16<<20)/(cand*s.bank.Cols())))
 	dist := make([]float32, q.Rows()*k)
 	idx := make([]int64, q.Rows()*k)
 	for qlo := 0; qlo < q.Rows(); qlo += batch {
@@ -187,6 +174,11 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 		}
 		qhi := min(qlo+batch, q.Rows())
 		nb := qhi - qlo
+		top, inGo := s.candidatesFor(cand, qSource, qlo, qhi)
+		sess, err := s.session(top, qSource != nil && !inGo)
+		if err != nil {
+			return nil, nil, err
+		}
 		in := []ort.Tensor{ort.F32Tensor(q.Slice(qlo, qhi).RawData(), int64(nb), int64(q.Cols())), ort.I64Tensor([]int64{int64(k)}, 1)}
 		if qSource != nil && !inGo {
 			src := make([]int64, nb)
@@ -231,6 +223,39 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 	}
 	return dist, idx, nil
 }
+
+// candidatesFor returns how many candidates the graph gives each query of
+// qSource[qlo:qhi] and whether the query's own rows are dropped in Go.
+// Without exclusion, or with the re-rank in the graph, it is cand. Else
+// the graph adds the most rows any of the batch's queries has in the bank,
+// rounded up to a power of two (a few sessions serve every batch): at most
+// that many candidates are a query's own, so the cand best others are
+// among them. Where that exceeds maxExtraCandidates the graph masks them
+// instead.
+func (s *CascadeSearcher) candidatesFor(cand int, qSource []int32, qlo, qhi int) (top int, inGo bool) {
+	if qSource == nil || s.opts.Fast.rerankInGraph {
+		return cand, false
+	}
+	most := 0
+	for _, id := range qSource[qlo:qhi] {
+		most = max(most, s.rowsOf[id])
+	}
+	if most == 0 {
+		return cand, true
+	}
+	extra := 1
+	for extra < most {
+		extra *= 2
+	}
+	if extra > maxExtraCandidates {
+		return cand, false
+	}
+	return min(cand+extra, s.bank.Rows()), true
+}
+
+// maxExtraCandidates bounds the candidates an excluding search adds
+// (sorting them per query in Go, TopK in the graph).
+const maxExtraCandidates = 1024
 
 // candidates holds one query's candidates while its own are dropped.
 type candidates struct {

@@ -300,7 +300,7 @@ func TestKnowledgeFastMatchesExact(t *testing.T) {
 }
 
 // TestCascadeExclusionInGoMatchesGraph: an excluding search drops the
-// query's own rows in Go from perSource extra candidates; it finds the
+// query's own rows in Go from extra candidates; it finds the
 // same neighbours as masking them inside the graph before the candidates
 // are chosen (the in-graph re-rank path still masks there), including
 // sources with many rows and queries from no source in the bank.
@@ -312,21 +312,33 @@ func TestCascadeExclusionInGoMatchesGraph(t *testing.T) {
 	for i := range src {
 		src[i] = int32(i / 23)
 		if i < 400 {
-			src[i] = 7 // one source with many rows
+			// One source with many rows, crowded around row 500.
+			src[i] = 7
+			for c, v := range bank.Row(500) {
+				bank.Row(i)[c] = v + 0.01*float32(rng.NormFloat64())
+			}
 		}
 	}
 	qSrc := make([]int32, q.Rows())
 	for i := range qSrc {
 		qSrc[i] = int32(rng.Intn(len(src)/23 + 3))
 	}
-	fast := FastOptions{Dims: 8, Rerank: 16}
+	for i := 100; i < 140; i++ {
+		// Queries of the source with many rows, beside its rows: their
+		// own rows fill the nearest candidates.
+		qSrc[i] = 7
+		for c, v := range bank.Row(500) {
+			q.Row(i)[c] = v + 0.01*float32(rng.NormFloat64())
+		}
+	}
+	fast := FastOptions{Dims: 8, Rerank: 16, SampleRows: 500}
 	inGo, err := NewCascadeSearcher(rt, bank, SearchOptions{Source: src, Fast: fast})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer inGo.Close()
-	if inGo.perSource != 400 {
-		t.Fatalf("perSource %d, want 400", inGo.perSource)
+	if inGo.rowsOf[7] != 400 {
+		t.Fatalf("source 7 has %d rows, want 400", inGo.rowsOf[7])
 	}
 	fast.rerankInGraph = true
 	inGraph, err := NewCascadeSearcher(rt, bank, SearchOptions{Source: src, Fast: fast})
