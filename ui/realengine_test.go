@@ -326,6 +326,19 @@ func TestRealEngineWorkflow(t *testing.T) {
 	if !strings.Contains(rb2.Summary(), "2 reviewed (1 overridden)") || rb2.Thresholds().For("tile") != 0.4321 {
 		t.Errorf("reopened gallery: %q, thresholds %+v", rb2.Summary(), rb2.Thresholds())
 	}
+
+	// Training again refits model 1 (same normal images and seen anomaly):
+	// the Train screen says it fine-tunes, and its epoch count and loss
+	// plot are the fine-tune's (1 of the 2 set), not padded to the 2.
+	ws2.ShowScreen(ui.ScreenTrain)
+	_, start2, _ := ws2.TrainForm()
+	test.Tap(start2)
+	ws2.Wait()
+	stage, result, losses = ws2.TrainStatus()
+	if ep := ws2.TrainProgressLabels()[1].Text; stage != "Stage: done" || !strings.Contains(result, "Model v2 saved") ||
+		ep != "Fine-tune of the last model: epoch 1 / 1" || losses != 1 {
+		t.Errorf("after retraining: %q %q %q, %d loss points", stage, ep, result, losses)
+	}
 }
 
 // centre returns the centre of a mask's bounding box.

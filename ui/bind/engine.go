@@ -327,7 +327,13 @@ func (e *Engine) Train(ctx context.Context, req ui.TrainRequest, progress func(u
 	epochs := o.Fit.Train.Epochs
 	info.Epochs, info.FinalLoss = epochs, tr.loss
 	if progress != nil {
-		progress(ui.Progress{Stage: "done", Epoch: epochs, Epochs: epochs, Loss: tr.loss, Fraction: 1})
+		// The last training event's epoch: a first training that stopped
+		// early, or a refit's short fine-tune, ends before epochs.
+		done := ui.Progress{Stage: "done", Epoch: epochs, Epochs: epochs, Loss: tr.loss, Fraction: 1}
+		if tr.epochs > 0 {
+			done.Epoch, done.Epochs, done.Refit = tr.epoch, tr.epochs, tr.refit
+		}
+		progress(done)
 	}
 	return info, nil
 }

@@ -48,8 +48,11 @@ type tracker struct {
 	// stageStart is when the current stage began (for the log).
 	stageStart time.Time
 	frac       float64
-	// loss is the latest training loss.
-	loss float64
+	// loss is the latest training loss; epoch, epochs and refit those of
+	// the latest training event (a refit's short fine-tune has its own).
+	loss          float64
+	epoch, epochs int
+	refit         bool
 }
 
 func newTracker(stages map[progress.Stage]stage, out func(ui.Progress), log *slog.Logger) *tracker {
@@ -80,7 +83,7 @@ func (t *tracker) event(e progress.Event) {
 	// Stages may repeat (knowledge for normal, then seen patches): never go back.
 	t.frac = max(t.frac, f)
 	if e.Stage == progress.Train {
-		t.loss = e.Loss
+		t.loss, t.epoch, t.epochs, t.refit = e.Loss, e.Epoch, e.Epochs, e.Refit
 	}
 	now := time.Now()
 	changed := e.Stage != t.stage
