@@ -168,7 +168,7 @@ func TestTrainProgressKeepsItsSize(t *testing.T) {
 	// A retraining's short fine-tune says so, instead of looking like a
 	// first training that stops early.
 	h.ws.ObserveTraining(ui.Progress{Stage: "training the scorer", Epoch: 1, Epochs: 4, Refit: true, Fraction: 0.6})
-	if l := h.ws.TrainProgressLabels()[1]; l.Text != "Fine-tune of the last model: epoch 1 / 4" {
+	if l := h.ws.TrainProgressLabels()[1]; l.Text != "Fine-tune epoch: 1 / 4" {
 		t.Errorf("refit epoch label %q", l.Text)
 	}
 	if after := h.ws.TrainContent().MinSize(); after.Width > before.Width {

@@ -336,7 +336,7 @@ func TestRealEngineWorkflow(t *testing.T) {
 	ws2.Wait()
 	stage, result, losses = ws2.TrainStatus()
 	if ep := ws2.TrainProgressLabels()[1].Text; stage != "Stage: done" || !strings.Contains(result, "Model v2 saved") ||
-		ep != "Fine-tune of the last model: epoch 1 / 1" || losses != 1 {
+		ep != "Fine-tune epoch: 1 / 1" || losses != 1 {
 		t.Errorf("after retraining: %q %q %q, %d loss points", stage, ep, result, losses)
 	}
 }

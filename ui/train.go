@@ -301,7 +301,9 @@ func (v *trainView) observe(pr Progress) {
 		v.stage.SetText("Stage: " + pr.Stage)
 		if pr.Epochs > 0 {
 			if pr.Refit {
-				v.epoch.SetText(fmt.Sprintf("Fine-tune of the last model: epoch %d / %d", pr.Epoch, pr.Epochs))
+				// A refit's short fine-tune of the last model (kept
+				// short: the label shares its row with the ETA).
+				v.epoch.SetText(fmt.Sprintf("Fine-tune epoch: %d / %d", pr.Epoch, pr.Epochs))
 			} else {
 				v.epoch.SetText(fmt.Sprintf("Epoch: %d / %d", pr.Epoch, pr.Epochs))
 			}
