@@ -1,12 +1,14 @@
 package banks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 
@@ -259,24 +261,9 @@ const maxExtraCandidates = 1024
 
 // candidates holds one query's candidates while its own are dropped.
 type candidates struct {
-	order  []int
-	cv     []float32
-	ci     []int64
-	sorter candidateOrder
-}
-
-// candidateOrder sorts candidate positions by stage-1 value, then row.
-type candidateOrder struct {
 	order []int
 	cv    []float32
 	ci    []int64
-}
-
-func (o candidateOrder) Len() int      { return len(o.order) }
-func (o candidateOrder) Swap(a, b int) { o.order[a], o.order[b] = o.order[b], o.order[a] }
-func (o candidateOrder) Less(a, b int) bool {
-	i, j := o.order[a], o.order[b]
-	return o.cv[i] < o.cv[j] || (o.cv[i] == o.cv[j] && o.ci[i] < o.ci[j])
 }
 
 // others returns the cand candidates of lowest stage-1 value among cv, ci
@@ -289,8 +276,13 @@ func (c *candidates) others(cv []float32, ci []int64, source []int32, own int32,
 			c.order = append(c.order, j)
 		}
 	}
-	c.sorter = candidateOrder{order: c.order, cv: cv, ci: ci}
-	sort.Sort(c.sorter)
+	// By stage-1 value, then row.
+	slices.SortFunc(c.order, func(i, j int) int {
+		if o := cmp.Compare(cv[i], cv[j]); o != 0 {
+			return o
+		}
+		return cmp.Compare(ci[i], ci[j])
+	})
 	c.cv, c.ci = c.cv[:0], c.ci[:0]
 	for _, j := range c.order[:min(cand, len(c.order))] {
 		c.cv, c.ci = append(c.cv, cv[j]), append(c.ci, ci[j])

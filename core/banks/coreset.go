@@ -414,10 +414,12 @@ func projectORT(ctx context.Context, rt *ort.Runtime, feats *mat.Matrix, w []flo
 // the sum reaches bound. Partial sums of squares only grow, so "result <
 // bound" is exactly "full distance < bound". The sum is checked every 16
 // dimensions; projected points have their largest-variance axes first.
-func sqDist(a, b []float32, bound float32) float32 {
+func sqDist(a, b []float32, bound float32) float32 { return sqDistFrom(a, b, 0, 0, bound) }
+
+// sqDistFrom is sqDist resumed at coordinate i (a multiple of 16) with the
+// sum s of the blocks before it: the same additions in the same order.
+func sqDistFrom(a, b []float32, i int, s, bound float32) float32 {
 	b = b[:len(a)]
-	var s float32
-	i := 0
 	for ; i+16 <= len(a); i += 16 {
 		s += block16(a[i:i+16:i+16], b[i:i+16:i+16])
 		if s >= bound {

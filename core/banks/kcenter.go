@@ -52,17 +52,16 @@ type movedBuf struct {
 // prefixDim is the prefix the scan tests first: sqDist's first two blocks.
 const prefixDim = 32
 
-// prefixBelow reports whether the squared distance of c's and x's first
-// prefixDim coordinates, summed as sqDist sums them and stopping where it
-// stops, stays below bound: where it does not, sqDist(c, x, bound) would
-// stop at bound too.
-func prefixBelow(c, pre []float32, bound float32) bool {
+// prefixSum is sqDist's sum over the first prefixDim coordinates of c and
+// x (pre), stopping where sqDist stops: where it is not below bound,
+// sqDist(c, x, bound) would stop at bound too; where it is, sqDistFrom
+// resumes from it at prefixDim.
+func prefixSum(c, pre []float32, bound float32) float32 {
 	s := block16(c[:16], pre[:16])
 	if s >= bound {
-		return false
+		return s
 	}
-	s += block16(c[16:32], pre[16:32])
-	return s < bound
+	return s + block16(c[16:32], pre[16:32])
 }
 
 // kCenter is the state of the greedy k-center selection.
@@ -257,10 +256,14 @@ func (k *kCenter) update(sel int32) {
 					evals++
 					// The prefix test is sqDist's own first step, so it
 					// rules out exactly the points sqDist would stop at.
-					if !k.prefix || prefixBelow(c, g.prefixOf(p), d*d) {
+					from, s := 0, float32(0)
+					if k.prefix {
+						from, s = prefixDim, prefixSum(c, g.prefixOf(p), d*d)
+					}
+					if s < d*d {
 						full++
 						x := g.row(p, dim)
-						if s := sqDist(c, x, d*d); s < d*d {
+						if s = sqDistFrom(c, x, from, s, d*d); s < d*d {
 							// Move to the new centre; the chunk's last
 							// unvisited member takes its place.
 							mv.ids = append(mv.ids, g.ids[p])
