@@ -805,8 +805,7 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, 
 		}
 		// Searched as a test image of its category is (in fast mode, its
 		// category's part of the banks).
-		normal, kn := sc.routeFor(im.Category)
-		patch, dist, err := sc.partsWith(ctx, normal, kn, feats, sourceOf(im))
+		patch, dist, err := sc.partsIn(ctx, im.Category, feats, sourceOf(im))
 		if err != nil {
 			return fmt.Errorf("threshold: %w", err)
 		}
@@ -903,11 +902,11 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 	h0, w0 := gridOf(len(items[0].score))
 	enc := opts.Encoder.WithDefaults()
 	maskAt := func(g *image.Gray) []bool { return MaskAt(g, enc) }
-	fm, err := newFusionMaps(ctx, items, cal, h0, w0, enc.InputSize)
+	fm, err := newFusionMaps(ctx, items, cal, h0, w0, enc.InputSize, maskAt)
 	if err != nil {
 		return err
 	}
-	res, err := rateFusions(ctx, items, fm, weights, enc.InputSize, maskAt)
+	res, err := rateFusions(ctx, items, fm, weights, enc.InputSize)
 	if err != nil {
 		return err
 	}
@@ -921,7 +920,7 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 		if w == 0 || len(opts.MapWeights) > 0 {
 			return w, math.NaN(), nil
 		}
-		conf, err := mapperConfidence(ctx, its, sub, w, enc.InputSize, maskAt, seed)
+		conf, err := mapperConfidence(ctx, its, sub, w, enc.InputSize, seed)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -957,7 +956,8 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 		if !hasSeenDefectAndClean(its) {
 			continue
 		}
-		cr, err := rateFusions(ctx, its, fm.subset(idx), weights, enc.InputSize, maskAt)
+		sub := fm.subset(idx)
+		cr, err := rateFusions(ctx, its, sub, weights, enc.InputSize)
 		if err != nil {
 			return fmt.Errorf("validation of %s: %w", cat, err)
 		}
@@ -966,7 +966,6 @@ func chooseFusion(ctx context.Context, m *Model, opts Options, s, d []float32, i
 			m.Meta.MapFusion.CategoryWeights = map[string]float32{}
 		}
 		m.Meta.CategoryValidation[cat] = cr
-		sub := fm.subset(idx)
 		w, conf, err := choose(cat, its, sub, cr, opts.Seed+14+int64(ci))
 		if err != nil {
 			return fmt.Errorf("validation of %s: %w", cat, err)

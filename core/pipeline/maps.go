@@ -170,22 +170,27 @@ type valScored struct {
 // pixel metrics of each weight's maps and the image AUROC of the mapper's
 // image score.
 func scoreMaps(ctx context.Context, items []valScored, cal MapFusion, weights []float32, h0, w0 int, size int, maskAt func(*image.Gray) []bool) ([]ValidationScore, error) {
-	fm, err := newFusionMaps(ctx, items, cal, h0, w0, size)
+	fm, err := newFusionMaps(ctx, items, cal, h0, w0, size, maskAt)
 	if err != nil {
 		return nil, err
 	}
-	return rateFusions(ctx, items, fm, weights, size, maskAt)
+	return rateFusions(ctx, items, fm, weights, size)
 }
 
 // fusionMaps holds each validation item's map of the mapper's scores and
-// of the calibrated distance. Upsampling and smoothing are linear and keep
+// of the calibrated distance, and its defect mask at the maps' size (nil
+// for a clean item). Upsampling and smoothing are linear and keep
 // constants, so the map of fusion weight w is w·score + (1−w)·dist: two
 // maps an item instead of one per weight, shared by chooseFusion's pooled
-// and per-category ratings (BenchmarkScoreMaps: 2.86 s → 1.03 s).
-type fusionMaps struct{ score, dist [][]float32 }
+// and per-category ratings and its confidence resampling
+// (BenchmarkScoreMaps: 2.86 s → 1.03 s).
+type fusionMaps struct {
+	score, dist [][]float32
+	masks       [][]bool
+}
 
-func newFusionMaps(ctx context.Context, items []valScored, cal MapFusion, h0, w0, size int) (fusionMaps, error) {
-	fm := fusionMaps{score: make([][]float32, len(items)), dist: make([][]float32, len(items))}
+func newFusionMaps(ctx context.Context, items []valScored, cal MapFusion, h0, w0, size int, maskAt func(*image.Gray) []bool) (fusionMaps, error) {
+	fm := fusionMaps{score: make([][]float32, len(items)), dist: make([][]float32, len(items)), masks: make([][]bool, len(items))}
 	d0 := cal.WithWeight(0)
 	var buf []float32
 	for i, it := range items {
@@ -195,30 +200,42 @@ func newFusionMaps(ctx context.Context, items []valScored, cal MapFusion, h0, w0
 		fm.score[i] = Map(it.score, h0, w0, size, size)
 		buf = d0.Fuse(buf, it.score, it.dist)
 		fm.dist[i] = Map(buf, h0, w0, size, size)
+		if it.mask != nil {
+			fm.masks[i] = maskAt(it.mask)
+		}
 	}
 	return fm, nil
 }
 
-// subset returns the maps of the items idx.
+// subset returns the maps and masks of the items idx.
 func (fm fusionMaps) subset(idx []int) fusionMaps {
-	out := fusionMaps{score: make([][]float32, len(idx)), dist: make([][]float32, len(idx))}
+	out := fusionMaps{score: make([][]float32, len(idx)), dist: make([][]float32, len(idx)), masks: make([][]bool, len(idx))}
 	for k, i := range idx {
-		out.score[k], out.dist[k] = fm.score[i], fm.dist[i]
+		out.score[k], out.dist[k], out.masks[k] = fm.score[i], fm.dist[i], fm.masks[i]
 	}
 	return out
 }
 
+// mix writes item i's map of fusion weight w into dst (allocated when too
+// short) and returns it.
+func (fm fusionMaps) mix(dst []float32, i int, w float32) []float32 {
+	if cap(dst) < len(fm.score[i]) {
+		dst = make([]float32, len(fm.score[i]))
+	}
+	dst = dst[:len(fm.score[i])]
+	for j, v := range fm.score[i] {
+		dst[j] = w*v + (1-w)*fm.dist[i][j]
+	}
+	return dst
+}
+
 // rateFusions rates each weight's maps (fm, aligned with items).
-func rateFusions(ctx context.Context, items []valScored, fm fusionMaps, weights []float32, size int, maskAt func(*image.Gray) []bool) ([]ValidationScore, error) {
+func rateFusions(ctx context.Context, items []valScored, fm fusionMaps, weights []float32, size int) ([]ValidationScore, error) {
 	scores := make([]float32, len(items))
 	labels := make([]bool, len(items))
-	masks := make([][]bool, len(items))
 	for i, it := range items {
 		_, scores[i] = heatmap.ImageScore(it.score)
 		labels[i] = it.mask != nil
-		if it.mask != nil {
-			masks[i] = maskAt(it.mask)
-		}
 	}
 	imAUROC := metrics.AUROC(scores, labels)
 	out := make([]ValidationScore, 0, len(weights))
@@ -228,12 +245,7 @@ func rateFusions(ctx context.Context, items []valScored, fm fusionMaps, weights 
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			if maps[i] == nil {
-				maps[i] = make([]float32, len(fm.score[i]))
-			}
-			for j, v := range fm.score[i] {
-				maps[i][j] = w*v + (1-w)*fm.dist[i][j]
-			}
+			maps[i] = fm.mix(maps[i], i, w)
 		}
 		lo, hi := metrics.Range(maps...)
 		acc, err := metrics.NewPixelAccumulator(lo, hi, 0)
@@ -241,7 +253,7 @@ func rateFusions(ctx context.Context, items []valScored, fm fusionMaps, weights 
 			return nil, fmt.Errorf("validation maps: %w", err)
 		}
 		for i := range items {
-			if err := acc.Add(maps[i], masks[i], size, size); err != nil {
+			if err := acc.Add(maps[i], fm.masks[i], size, size); err != nil {
 				return nil, fmt.Errorf("validation maps: %w", err)
 			}
 		}
@@ -301,16 +313,14 @@ const (
 // higher (Criterion) than those of weight 0. Each image's pixels are
 // histogrammed once per weight; a resample adds the histograms of the
 // images it draws.
-func mapperConfidence(ctx context.Context, items []valScored, fm fusionMaps, w float32, size int, maskAt func(*image.Gray) []bool, seed int64) (float64, error) {
+func mapperConfidence(ctx context.Context, items []valScored, fm fusionMaps, w float32, size int, seed int64) (float64, error) {
 	var clean, defect []int
-	masks := make([][]bool, len(items))
 	for i, it := range items {
 		if it.mask == nil {
 			clean = append(clean, i)
-			continue
+		} else {
+			defect = append(defect, i)
 		}
-		defect = append(defect, i)
-		masks[i] = maskAt(it.mask)
 	}
 	if len(defect) == 0 {
 		return 0, fmt.Errorf("validation maps: no defective images to resample")
@@ -319,10 +329,7 @@ func mapperConfidence(ctx context.Context, items []valScored, fm fusionMaps, w f
 	perImage := func(w float32) ([]*metrics.PixelAccumulator, *metrics.PixelAccumulator, error) {
 		maps := make([][]float32, len(items))
 		for i := range items {
-			maps[i] = make([]float32, len(fm.score[i]))
-			for j, v := range fm.score[i] {
-				maps[i][j] = w*v + (1-w)*fm.dist[i][j]
-			}
+			maps[i] = fm.mix(nil, i, w)
 		}
 		lo, hi := metrics.Range(maps...)
 		accs := make([]*metrics.PixelAccumulator, len(items))
@@ -334,7 +341,7 @@ func mapperConfidence(ctx context.Context, items []valScored, fm fusionMaps, w f
 			if err != nil {
 				return nil, nil, fmt.Errorf("validation maps: %w", err)
 			}
-			if err := a.Add(maps[i], masks[i], size, size); err != nil {
+			if err := a.Add(maps[i], fm.masks[i], size, size); err != nil {
 				return nil, nil, fmt.Errorf("validation maps: %w", err)
 			}
 			accs[i] = a

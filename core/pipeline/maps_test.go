@@ -495,7 +495,7 @@ func TestMapperConfidence(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fm, err := newFusionMaps(context.Background(), items, cal, side, side, size)
+		fm, err := newFusionMaps(context.Background(), items, cal, side, side, size, maskAt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -514,14 +514,14 @@ func TestMapperConfidence(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			items, fm, _ := build(c.mapperSees, c.same)
-			conf, err := mapperConfidence(context.Background(), items, fm, 1, size, maskAt, 1)
+			conf, err := mapperConfidence(context.Background(), items, fm, 1, size, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if conf < c.lo || conf > c.hi {
 				t.Fatalf("confidence %v, want in [%v, %v]", conf, c.lo, c.hi)
 			}
-			again, _ := mapperConfidence(context.Background(), items, fm, 1, size, maskAt, 1)
+			again, _ := mapperConfidence(context.Background(), items, fm, 1, size, 1)
 			if again != conf {
 				t.Fatalf("same seed, confidence %v then %v", conf, again)
 			}
@@ -535,12 +535,12 @@ func TestMapperConfidence(t *testing.T) {
 			clean, cleanIdx = append(clean, it), append(cleanIdx, i)
 		}
 	}
-	if _, err := mapperConfidence(context.Background(), clean, fm.subset(cleanIdx), 1, size, maskAt, 1); err == nil {
+	if _, err := mapperConfidence(context.Background(), clean, fm.subset(cleanIdx), 1, size, 1); err == nil {
 		t.Error("no defective images: no error")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := mapperConfidence(ctx, items, fm, 1, size, maskAt, 1); err == nil {
+	if _, err := mapperConfidence(ctx, items, fm, 1, size, 1); err == nil {
 		t.Error("cancelled context: no error")
 	}
 }

@@ -171,6 +171,13 @@ func (s *Scorer) PatchParts(ctx context.Context, q *mat.Matrix, source []int32) 
 	return s.partsWith(ctx, s.normal, s.kn, q, source)
 }
 
+// partsIn is PatchParts for rows of an image of category, searched in
+// that category's part of the banks where the scorer routes it.
+func (s *Scorer) partsIn(ctx context.Context, category string, q *mat.Matrix, source []int32) (score, dist []float32, err error) {
+	normal, kn := s.routeFor(category)
+	return s.partsWith(ctx, normal, kn, q, source)
+}
+
 // partsWith is PatchParts with the given searchers (the whole banks' or
 // a category's part, see routeFor).
 func (s *Scorer) partsWith(ctx context.Context, normal banks.NeighbourSearcher, kn *banks.Knowledge, q *mat.Matrix, source []int32) (score, dist []float32, err error) {
@@ -256,8 +263,7 @@ func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, categorie
 		if err != nil {
 			return nil, err
 		}
-		normal, kn := s.routeFor(catOf(from))
-		scores, dists, err := s.partsWith(ctx, normal, kn, q, nil)
+		scores, dists, err := s.partsIn(ctx, catOf(from), q, nil)
 		if err != nil {
 			return nil, err
 		}

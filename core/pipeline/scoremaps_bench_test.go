@@ -36,11 +36,11 @@ func BenchmarkScoreMaps(b *testing.B) {
 	}
 	ctx := context.Background()
 	for b.Loop() {
-		fm, err := newFusionMaps(ctx, items, cal, h0, h0, size)
+		fm, err := newFusionMaps(ctx, items, cal, h0, h0, size, maskAt)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := rateFusions(ctx, items, fm, FusionWeights(), size, maskAt); err != nil {
+		if _, err := rateFusions(ctx, items, fm, FusionWeights(), size); err != nil {
 			b.Fatal(err)
 		}
 		for _, lo := range []int{0, n / 2} {
@@ -48,7 +48,7 @@ func BenchmarkScoreMaps(b *testing.B) {
 			for i := range idx {
 				idx[i] = lo + i
 			}
-			if _, err := rateFusions(ctx, items[lo:lo+n/2], fm.subset(idx), FusionWeights(), size, maskAt); err != nil {
+			if _, err := rateFusions(ctx, items[lo:lo+n/2], fm.subset(idx), FusionWeights(), size); err != nil {
 				b.Fatal(err)
 			}
 		}
