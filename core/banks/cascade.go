@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 
+	"gonum.org/v1/gonum/lapack/lapack64"
 	gmat "gonum.org/v1/gonum/mat"
 
 	"github.com/dmad/workstation/core/mat"
@@ -71,7 +72,12 @@ type CascadeSearcher struct {
 	bank   *mat.Matrix
 	source []int32
 	opts   SearchOptions
-	proj   []float32 // C×Dims principal axes
+	// proj holds the C×Dims principal axes, estimated on the first search:
+	// a scorer prepares searchers for the whole banks and every category's
+	// part, and an image of a known category only ever searches its part,
+	// so the whole banks' axes (about half a second each) are often never
+	// needed.
+	proj []float32
 	// rowsOf counts the bank rows of each source id: an excluding search
 	// takes as many more candidates from the plain graph as a query of the
 	// batch has rows, and drops the query's own in Go (masking batch ×
@@ -84,8 +90,8 @@ type CascadeSearcher struct {
 
 // NewCascadeSearcher prepares a fast search over bank (kept by reference:
 // do not modify it while the searcher lives); it estimates the principal
-// axes now (one ORT MatMul over the sampled rows and a Dims-independent
-// eigendecomposition), graph sessions are built on first use.
+// axes (one ORT MatMul over the sampled rows and a Dims-independent
+// eigendecomposition) and builds its graph sessions on first use.
 func NewCascadeSearcher(rt *ort.Runtime, bank *mat.Matrix, opts SearchOptions) (*CascadeSearcher, error) {
 	if rt == nil {
 		return nil, errors.New("fast searcher: no ONNX Runtime")
@@ -104,15 +110,11 @@ func NewCascadeSearcher(rt *ort.Runtime, bank *mat.Matrix, opts SearchOptions) (
 	}
 	opts.Fast = opts.Fast.withDefaults()
 	opts.Fast.Dims = min(opts.Fast.Dims, bank.Cols())
-	proj, err := principalAxes(rt, bank, opts.Fast.Dims, opts.Fast.SampleRows, opts.Fast.Seed)
-	if err != nil {
-		return nil, fmt.Errorf("fast searcher: %w", err)
-	}
 	rowsOf := map[int32]int{}
 	for _, id := range opts.Source {
 		rowsOf[id]++
 	}
-	return &CascadeSearcher{rt: rt, bank: bank, source: opts.Source, opts: opts, proj: proj, rowsOf: rowsOf,
+	return &CascadeSearcher{rt: rt, bank: bank, source: opts.Source, opts: opts, rowsOf: rowsOf,
 		plain: map[int]*ort.Session{}, excl: map[int]*ort.Session{}}, nil
 }
 
@@ -332,6 +334,13 @@ func (s *CascadeSearcher) session(cand int, exclude bool) (*ort.Session, error) 
 	if sess := m[cand]; sess != nil {
 		return sess, nil
 	}
+	if s.proj == nil {
+		proj, err := principalAxes(s.rt, s.bank, s.opts.Fast.Dims, s.opts.Fast.SampleRows, s.opts.Fast.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("fast searcher: %w", err)
+		}
+		s.proj = proj
+	}
 	model, inputs, outputs, err := cascadeGraph(s.rt, s.bank, s.source, s.proj, s.opts.Fast.Dims, cand, exclude, s.opts.Fast.rerankInGraph)
 	if err != nil {
 		return nil, fmt.Errorf("fast search graph: %w", err)
@@ -463,8 +472,8 @@ func principalAxes(rt *ort.Runtime, bank *mat.Matrix, dims, sampleRows int, seed
 	// Subspace iteration for the top dims axes: a full eigendecomposition
 	// of C×C costs seconds in Go, and the cascade needs only the dominant
 	// subspace (any orthonormal basis of it preserves the same distances).
-	l := min(dims+16, C) // oversampled
-	covm := gmat.NewSymDense(C, cov)
+	l := min(dims+16, C)             // oversampled
+	covm := gmat.NewDense(C, C, cov) // Dense: a blocked, parallel product
 	rng := rand.New(rand.NewSource(seed))
 	y := gmat.NewDense(C, l, nil)
 	for i := range C {
@@ -472,13 +481,18 @@ func principalAxes(rt *ort.Runtime, bank *mat.Matrix, dims, sampleRows int, seed
 			y.Set(i, j, rng.NormFloat64())
 		}
 	}
-	var basis *gmat.Dense
+	basis := gmat.NewDense(C, l, nil)
+	tau := make([]float64, l)
+	q1, q2 := make([]float64, 1), make([]float64, 1)
+	lapack64.Geqrf(basis.RawMatrix(), tau, q1, -1)
+	lapack64.Orgqr(basis.RawMatrix(), tau, q2, -1)
+	work := make([]float64, max(int(q1[0]), int(q2[0]), C))
 	for range 6 {
-		var qr gmat.QR
-		qr.Factorize(y)
-		var qfull gmat.Dense
-		qr.QTo(&qfull)
-		basis = gmat.DenseCopyOf(qfull.Slice(0, C, 0, l))
+		// The thin Q of y (C×l), not the full C×C one: the full one cost
+		// more than the rest of the estimate together.
+		basis.Copy(y)
+		lapack64.Geqrf(basis.RawMatrix(), tau, work, len(work))
+		lapack64.Orgqr(basis.RawMatrix(), tau, work, len(work))
 		y.Mul(covm, basis)
 	}
 	// Rayleigh–Ritz: eigenvectors of the l×l projected covariance.
