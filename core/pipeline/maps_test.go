@@ -194,7 +194,7 @@ func TestFitChoosesOnValidation(t *testing.T) {
 	set := f.set
 	set.Seen, set.Validation = nil, v
 	opts := smallFit(DMAD, f.enc)
-	opts.Train.Epochs, opts.Train.CheckpointEvery = 4, 2
+	opts.Train.Epochs, opts.Train.FirstCheckpoint, opts.Train.CheckpointEvery = 4, 2, 2
 	// A low quantile puts the sample's threshold under most normal images,
 	// so the held-out images must raise it (checked below).
 	opts.ThresholdQuantile = 0.05

@@ -136,11 +136,15 @@ type Config struct {
 	Seed uint64
 	// Logger receives one line per epoch; nil uses slog.Default.
 	Logger *slog.Logger
-	// Checkpoint, when set, rates the model every CheckpointEvery epochs
-	// and after the last one (e.g. on a validation split; never on test
-	// data), and Train returns the best-rated model instead of the last
-	// (the earliest on ties). It gets a copy it may keep.
+	// Checkpoint, when set, rates the model after epoch FirstCheckpoint,
+	// then every CheckpointEvery epochs, and after the last one (e.g. on a
+	// validation split; never on test data), and Train returns the
+	// best-rated model instead of the last (the earliest on ties). It gets
+	// a copy it may keep.
 	Checkpoint func(ctx context.Context, epoch int, m *mapper.Model) (float64, error)
+	// FirstCheckpoint is the epoch of the first checkpoint (0:
+	// CheckpointEvery).
+	FirstCheckpoint int
 	// CheckpointEvery is the spacing of checkpoints in epochs (0: 4).
 	CheckpointEvery int
 	// Patience stops training early, with a Checkpoint: once this many
@@ -165,14 +169,18 @@ type Config struct {
 // noise 2 made the pseudo-negatives trivially separable from the first
 // step, 0.5 lowered pixel AUROC; 16 epochs over 131,072 patches lifted
 // magnetic_tile image AUROC from 0.977 (8 epochs over 65,536) to 0.984, at
-// some cost in pixel AUROC.
+// some cost in pixel AUROC. With a Checkpoint (a validation split), the
+// model is rated after epoch 4 and every 2 epochs after it, and training
+// stops at the first rating that does not better the best: a rating costs a
+// few seconds, an epoch 12–20 s, and checkpoints 4 epochs apart trained 4
+// epochs past the kept one.
 func DefaultConfig(c int) Config {
 	return Config{
 		Mapper: mapper.DefaultConfig(c),
 		Epochs: 16, BatchSize: 2048,
 		LR: 2e-4, LRProj: 1e-4, WeightDecay: 1e-5, WeightDecayProj: 1e-2,
 		Margin: 0.5, Lambda1: 1, Lambda2: 10, NoiseStd: 1, Seed: 1,
-		Patience: 1,
+		Patience: 1, FirstCheckpoint: 4, CheckpointEvery: 2,
 	}
 }
 
@@ -273,6 +281,10 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report p
 	if every <= 0 {
 		every = 4
 	}
+	first := cfg.FirstCheckpoint
+	if first <= 0 {
+		first = every
+	}
 	var best *mapper.Model
 	var bestR float64
 	var last progress.Event
@@ -339,7 +351,7 @@ func Train(ctx context.Context, rt *ort.Runtime, data Data, cfg Config, report p
 		lg.Epochs = append(lg.Epochs, el)
 		log.Info("mapper training", "epoch", epoch, "of", cfg.Epochs, "loss", el.Loss,
 			"normal_above", el.NormalAbove, "neg_below", el.NegBelow, "anom_below", el.AnomBelow, "s", el.Seconds)
-		if cfg.Checkpoint != nil && (epoch%every == 0 || epoch == cfg.Epochs) {
+		if cfg.Checkpoint != nil && ((epoch >= first && (epoch-first)%every == 0) || epoch == cfg.Epochs) {
 			snap := snapshot(model, ps, state, runMean, runVar)
 			r, err := cfg.Checkpoint(ctx, epoch, snap.Clone())
 			if err != nil {

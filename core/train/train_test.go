@@ -349,7 +349,7 @@ func TestTrainCheckpoints(t *testing.T) {
 	rt := openRT(t, 1)
 	p := makeProblem(7, 6, false)
 	cfg := smallConfig(6, true)
-	cfg.Epochs, cfg.CheckpointEvery = 5, 2
+	cfg.Epochs, cfg.FirstCheckpoint, cfg.CheckpointEvery = 5, 2, 2
 	rating := map[int]float64{2: 0.5, 4: 0.9, 5: 0.7}
 	seen := map[int][]byte{}
 	cfg.Checkpoint = func(_ context.Context, epoch int, m *mapper.Model) (float64, error) {
@@ -406,20 +406,22 @@ func TestTrainPatience(t *testing.T) {
 		ratings   map[int]float64 // by epoch; checkpoints every 2 of 8 epochs
 		stopped   int
 		bestEpoch int
+		first     int // FirstCheckpoint
 	}{
-		{"no patience trains all", 0, 0, map[int]float64{2: 0.9, 4: 0.8, 6: 0.8, 8: 0.8}, 8, 2},
-		{"stops after one stale checkpoint", 1, 0, map[int]float64{2: 0.5, 4: 0.9, 6: 0.8, 8: 0.95}, 6, 4},
-		{"gain below the tolerance is a tie", 1, 0.01, map[int]float64{2: 0.9, 4: 0.905, 6: 1, 8: 1}, 4, 2},
-		{"any increase counts when negative", 1, -1, map[int]float64{2: 0.9, 4: 0.905, 6: 0.9, 8: 1}, 6, 4},
-		{"two stale in a row", 2, 0, map[int]float64{2: 0.5, 4: 0.4, 6: 0.6, 8: 0.6}, 8, 6},
-		{"improving keeps going", 1, 0, map[int]float64{2: 0.1, 4: 0.2, 6: 0.3, 8: 0.4}, 8, 8},
+		{"no patience trains all", 0, 0, map[int]float64{2: 0.9, 4: 0.8, 6: 0.8, 8: 0.8}, 8, 2, 0},
+		{"stops after one stale checkpoint", 1, 0, map[int]float64{2: 0.5, 4: 0.9, 6: 0.8, 8: 0.95}, 6, 4, 0},
+		{"gain below the tolerance is a tie", 1, 0.01, map[int]float64{2: 0.9, 4: 0.905, 6: 1, 8: 1}, 4, 2, 0},
+		{"any increase counts when negative", 1, -1, map[int]float64{2: 0.9, 4: 0.905, 6: 0.9, 8: 1}, 6, 4, 0},
+		{"two stale in a row", 2, 0, map[int]float64{2: 0.5, 4: 0.4, 6: 0.6, 8: 0.6}, 8, 6, 0},
+		{"improving keeps going", 1, 0, map[int]float64{2: 0.1, 4: 0.2, 6: 0.3, 8: 0.4}, 8, 8, 0},
+		{"first checkpoint later", 1, 0, map[int]float64{2: 1, 3: 0.5, 5: 0.9, 7: 0.8, 8: 1}, 7, 5, 3},
 	}
 	full := map[int][]byte{} // the models a full run rates, by epoch
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := smallConfig(6, true)
 			cfg.Epochs, cfg.CheckpointEvery = 8, 2
-			cfg.Patience, cfg.MinImprovement = tc.patience, tc.minGain
+			cfg.Patience, cfg.MinImprovement, cfg.FirstCheckpoint = tc.patience, tc.minGain, tc.first
 			var rated []int
 			cfg.Checkpoint = func(_ context.Context, epoch int, m *mapper.Model) (float64, error) {
 				b, err := m.MarshalBinary()
@@ -437,6 +439,11 @@ func TestTrainPatience(t *testing.T) {
 			m, lg, err := train.Train(context.Background(), rt, p.data, cfg, func(e progress.Event) { events = append(events, e) })
 			if err != nil {
 				t.Fatal(err)
+			}
+			for _, e := range rated {
+				if first := max(tc.first, cfg.CheckpointEvery); e < first || (e-first)%cfg.CheckpointEvery != 0 {
+					t.Errorf("rated epoch %d; checkpoints from %d every %d", e, first, cfg.CheckpointEvery)
+				}
 			}
 			if len(lg.Epochs) != tc.stopped || lg.BestEpoch != tc.bestEpoch {
 				t.Fatalf("stopped after epoch %d with best %d (rated %v), want %d and %d", len(lg.Epochs), lg.BestEpoch, rated, tc.stopped, tc.bestEpoch)
