@@ -241,6 +241,7 @@ func TestBench(t *testing.T) {
 			Timings       map[string]float64            `json:"timings"`
 			PeakRSSMB     float64                       `json:"peak_rss_mb"`
 			ImagesPerS    float64                       `json:"images_per_s"`
+			Search        string                        `json:"search"`
 			Fast          *struct {
 				Mode       string             `json:"mode"`
 				Mean       map[string]float64 `json:"mean"`
@@ -263,7 +264,7 @@ func TestBench(t *testing.T) {
 		if len(run.PerCategory) != 2 || run.PeakRSSMB <= 0 || run.Timings["infer_ms_per_image"] <= 0 || run.ImagesPerS <= 0 {
 			t.Fatalf("run %d incomplete: %+v", i, run)
 		}
-		if f := run.Fast; f == nil || f.Mode != "fast" || f.ImagesPerS <= 0 || f.Mean["image_auroc"] <= 0 {
+		if f := run.Fast; run.Search != "exact" || f == nil || f.Mode != "fast" || f.ImagesPerS <= 0 || f.Mean["image_auroc"] <= 0 {
 			t.Fatalf("run %d: fast search side by side missing: %+v", i, run.Fast)
 		}
 		for _, k := range []string{"image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pro"} {
@@ -274,6 +275,24 @@ func TestBench(t *testing.T) {
 	}
 	if rep.Runs[2].SeenAnomalies != 4 || rep.Runs[0].SeenAnomalies != 0 {
 		t.Fatalf("seen anomalies %d/%d", rep.Runs[0].SeenAnomalies, rep.Runs[2].SeenAnomalies)
+	}
+	// --fast-only scores once, with the fast search: PatchCore's metrics
+	// are then the ones the fast pass gave beside exact.
+	sideBySide := rep.Runs[0].Fast.Mean
+	fastOut := filepath.Join(t.TempDir(), "fast.json")
+	args = append([]string{"bench", "--data", data, "--json", fastOut, "--backbone", bb, "--seen-anomalies", "2", "--memory", "300MiB", "--runs", "patchcore", "--fast-only"}, small...)
+	if r := cli(t, env, args...); r.code != 0 {
+		t.Fatalf("bench --fast-only: exit %d\n%s", r.code, r.stderr)
+	}
+	rep.Runs = nil
+	readJSON(t, fastOut, &rep)
+	if len(rep.Runs) != 1 || rep.Runs[0].Search != "fast" || rep.Runs[0].Fast != nil {
+		t.Fatalf("--fast-only runs: %+v", rep.Runs)
+	}
+	for _, k := range []string{"image_auroc", "pixel_auroc", "pro"} {
+		if got, want := rep.Runs[0].Mean[k], sideBySide[k]; got != want {
+			t.Errorf("--fast-only %s = %v, the fast pass beside exact gave %v", k, got, want)
+		}
 	}
 }
 

@@ -66,6 +66,11 @@ type BenchOptions struct {
 	Memory int64
 	// NoFast skips scoring every run a second time with the fast search.
 	NoFast bool
+	// FastOnly scores every run once, with the fast search: the run's
+	// metrics and rate are the fast search's (BenchRun.Search says so).
+	// For configurations whose exact scoring takes long, such as a finer
+	// patch grid; exact scoring is the default.
+	FastOnly bool
 	// NoGEMM skips measuring exact search against the GEMM peak.
 	NoGEMM bool
 	// Progress receives stage progress (Event.Run names the run of the
@@ -87,7 +92,10 @@ type BenchRun struct {
 	// where Linux allows, see PeakRSSReset), or since the start otherwise.
 	PeakRSSMB float64 `json:"peak_rss_mb"`
 	Threshold float32 `json:"threshold"`
-	// ImagesPerS is exact scoring's rate end to end (encode + score).
+	// Search is the search mode the run's metrics were scored with:
+	// exact, or fast with BenchOptions.FastOnly.
+	Search string `json:"search"`
+	// ImagesPerS is that scoring's rate end to end (encode + score).
 	ImagesPerS float64 `json:"images_per_s"`
 	// Fast is the same model scored with the fast search (absent with
 	// NoFast).
@@ -242,8 +250,12 @@ func Bench(ctx context.Context, rt *ort.Runtime, o BenchOptions) (*BenchReport, 
 		}
 		processPeak = max(processPeak, br.PeakRSSMB)
 		rep.Runs = append(rep.Runs, br)
+		name := run
+		if br.Search != banks.SearchExact.String() {
+			name += " (" + br.Search + ")"
+		}
 		b.logf("%-18s I-AUROC %.4f  I-AP %.4f  P-AUROC %.4f  PRO %.4f  (train %.0fs, %.1f ms/img, %.1f img/s, peak RSS %.0f MB)",
-			run, br.Mean.ImageAUROC, br.Mean.ImageAP, br.Mean.PixelAUROC, br.Mean.PRO, br.Timings.TrainS, br.Timings.InferMSPerImage, br.ImagesPerS, br.PeakRSSMB)
+			name, br.Mean.ImageAUROC, br.Mean.ImageAP, br.Mean.PixelAUROC, br.Mean.PRO, br.Timings.TrainS, br.Timings.InferMSPerImage, br.ImagesPerS, br.PeakRSSMB)
 		if f := br.Fast; f != nil {
 			b.logf("%-18s I-AUROC %.4f  I-AP %.4f  P-AUROC %.4f  PRO %.4f  (%.1f ms/img, %.1f img/s)",
 				"  fast search", f.Mean.ImageAUROC, f.Mean.ImageAP, f.Mean.PixelAUROC, f.Mean.PRO, f.InferMSPerImage, f.ImagesPerS)
@@ -425,11 +437,14 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 	}
 	exact := b.base.Search
 	exact.Mode = banks.SearchExact
+	if b.o.FastOnly {
+		exact.Mode = banks.SearchFast
+	}
 	items, per, mean, scoreMS, err := b.score(ctx, m, exact, inRun(b.prog, run))
 	if err != nil {
 		return BenchRun{}, err
 	}
-	br := BenchRun{Method: string(m.Meta.Method), Regime: m.Meta.Regime, SeenAnomalies: m.Meta.SeenImages + m.Meta.WeakImages,
+	br := BenchRun{Method: string(m.Meta.Method), Regime: m.Meta.Regime, SeenAnomalies: m.Meta.SeenImages + m.Meta.WeakImages, Search: exact.Mode.String(),
 		PerCategory: per, Mean: mean, Threshold: m.Meta.Threshold, ImagesPerS: 1000 / (b.encMS + scoreMS),
 		MapFusion: m.Meta.MapFusion, Validation: m.Meta.Validation, CategoryValidation: m.Meta.CategoryValidation, Checkpoints: m.Meta.Checkpoints, Epochs: m.Meta.Epochs,
 		Timings: BenchTimings{FeaturesS: b.featS, BanksS: b.banksS, NormalBankS: b.pc.Meta.NormalBankSeconds, TrainS: trainS, StartTrainS: startS, InferMSPerImage: b.encMS + scoreMS}}
@@ -455,7 +470,7 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 		}
 	}
 	items = nil
-	if !b.o.NoFast {
+	if !b.o.NoFast && !b.o.FastOnly {
 		fast := b.base.Search
 		fast.Mode = banks.SearchFast
 		_, fper, fmean, fastMS, err := b.score(ctx, m, fast, inRun(b.prog, run+" (fast)"))
