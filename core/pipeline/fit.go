@@ -103,9 +103,8 @@ type Options struct {
 	// [DefaultWeakFraction].
 	WeakFraction float64
 	// FixedSchedule trains for all of Train.Epochs even with a validation
-	// split (otherwise the split rates a checkpoint after
-	// Train.FirstCheckpoint epochs and every Train.CheckpointEvery after it,
-	// and the best one is kept).
+	// split (otherwise the split rates a checkpoint every
+	// Train.CheckpointEvery epochs and the best one is kept).
 	FixedSchedule bool
 	// Start, when set, is an earlier DMAD model of the same normal images
 	// and backbone that this fit updates after new annotations (its
@@ -501,42 +500,22 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		return err
 	}
 	defer kn.Close()
-	knTrain, trainSearch := kn, opts.Search
+	knTrain := kn
 	if !opts.ExactKnowledge && opts.Search.Mode != banks.SearchFast {
-		trainSearch.Mode = banks.SearchFast
-		if knTrain, err = banks.NewKnowledge(rt, m.Normal, m.Anomaly, banks.KnowledgeOptions{Search: trainSearch}); err != nil {
+		fast := opts.Search
+		fast.Mode = banks.SearchFast
+		if knTrain, err = banks.NewKnowledge(rt, m.Normal, m.Anomaly, banks.KnowledgeOptions{Search: fast}); err != nil {
 			return err
 		}
 		defer knTrain.Close()
 	}
-	// The fast search routes every patch of a routable category to its
-	// category's part of the banks, as it routes test images (the exact
-	// search, which does not route, searches the whole banks).
-	knFor := func(string) *banks.Knowledge { return knTrain }
-	if trainSearch.Mode == banks.SearchFast {
-		parts, err := knowledgeParts(rt, m, knTrain, trainSearch)
-		defer func() {
-			for _, p := range parts {
-				p.Close()
-			}
-		}()
-		if err != nil {
-			return fmt.Errorf("knowledge: %w", err)
-		}
-		knFor = func(category string) *banks.Knowledge {
-			if p := parts[category]; p != nil {
-				return p
-			}
-			return knTrain
-		}
-	}
 	data := train.Data{}
-	data.Normal, err = knowledgePatches(ctx, knTrain, knFor, m.Meta.Categories, normQ, normSrc, normCat, m.Meta.Attention, report)
+	data.Normal, err = knowledgePatches(ctx, knTrain, normQ, normSrc, normCat, m.Meta.Attention, report)
 	if err != nil {
 		return err
 	}
 	if seenQ != nil && seenQ.Rows() > 0 {
-		data.Seen, err = knowledgePatches(ctx, knTrain, knFor, m.Meta.Categories, seenQ, seenSrc, seenCat, m.Meta.Attention, report)
+		data.Seen, err = knowledgePatches(ctx, knTrain, seenQ, seenSrc, seenCat, m.Meta.Attention, report)
 		if err != nil {
 			return err
 		}
@@ -582,7 +561,8 @@ func fitDMAD(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, opts 
 		tc.Checkpoint = func(ctx context.Context, epoch int, mm *mapper.Model) (float64, error) {
 			if val == nil {
 				var err error
-				if val, err = validationItems(ctx, knFor, set, m.Meta.Attention); err != nil {
+				whole := func(string) *banks.Knowledge { return knTrain }
+				if val, err = validationItems(ctx, whole, set, m.Meta.Attention); err != nil {
 					return 0, err
 				}
 			}
@@ -671,20 +651,15 @@ func trainingImages(set TrainSet) ([]Image, error) {
 // distances: the residuals are computed from them a training step's rows
 // at a time (train.Patches.Residuals), which saves holding 2·N·C floats.
 // kn must stay open while the patches are used.
-func knowledgePatches(ctx context.Context, kn *banks.Knowledge, knFor func(category string) *banks.Knowledge, cats []string, q *mat.Matrix, src, cat []int32, attention bool, report progress.Func) (train.Patches, error) {
+func knowledgePatches(ctx context.Context, kn *banks.Knowledge, q *mat.Matrix, src, cat []int32, attention bool, report progress.Func) (train.Patches, error) {
 	if q == nil || q.Rows() == 0 {
 		return train.Patches{}, errors.New("knowledge: no patches")
 	}
 	var nb *banks.Neighbours
 	const step = 8192
-	for from, to := 0, 0; from < q.Rows(); from = to {
-		// A run of rows of one category (the sample holds images in
-		// order), at most step long.
-		to = from + 1
-		for to < min(from+step, q.Rows()) && cat[to] == cat[from] {
-			to++
-		}
-		part, err := knFor(cats[cat[from]]).Neighbours(ctx, q.Slice(from, to), src[from:to], attention)
+	for from := 0; from < q.Rows(); from += step {
+		to := min(from+step, q.Rows())
+		part, err := kn.Neighbours(ctx, q.Slice(from, to), src[from:to], attention)
 		if err != nil {
 			return train.Patches{}, fmt.Errorf("knowledge: %w", err)
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/mat"
-	"github.com/dmad/workstation/core/progress"
 )
 
 // TestScoreRoutesByCategory checks the fast search's routing: given an
@@ -144,109 +143,5 @@ func TestKeepRoutableCategories(t *testing.T) {
 	one := &Model{Normal: m.Normal, Meta: Meta{CategoryImages: map[string][]int32{"a": {0, 1}}}}
 	if err := keepRoutableCategories(context.Background(), rt, one, Options{}); err != nil || one.Meta.CategoryImages != nil {
 		t.Fatalf("one category: %v, %v", one.Meta.CategoryImages, err)
-	}
-}
-
-// TestKnowledgePatchesRoutes checks the training knowledge of the fast
-// search: each patch of a routable category gets its nearest entries in
-// its category's part of the banks (the anomaly bank's part includes the
-// entries of no image), its own image's entries excluded, whatever the
-// order of categories among the patches; the residuals are q minus those
-// entries. Brute force gives the expected answer (the cascade projects to
-// every dimension, so it is exact).
-func TestKnowledgePatchesRoutes(t *testing.T) {
-	rt := runtimeFor(t)
-	ctx := context.Background()
-	const c = 8
-	rng := rand.New(rand.NewSource(5))
-	rows := func(n int, src func(i int) int32) (*mat.Matrix, []int32) {
-		m := mat.New(n, c)
-		for i := range m.RawData() {
-			m.RawData()[i] = float32(rng.NormFloat64())
-		}
-		s := make([]int32, n)
-		for i := range s {
-			s[i] = src(i)
-		}
-		return m, s
-	}
-	// Images 0–2 are category a, 3–5 category b; both banks mix them.
-	nf, ns := rows(60, func(i int) int32 { return int32(i % 6) })
-	af, as := rows(40, func(i int) int32 {
-		if i%4 == 0 {
-			return banks.NoSource
-		}
-		return int32(i % 6)
-	})
-	m := &Model{Normal: &banks.NormalBank{Features: nf, Source: ns},
-		Anomaly: &banks.AnomalyBank{Features: af, Source: as, Kind: make([]uint8, 40)}}
-	m.Meta.Categories = []string{"a", "b"}
-	m.Meta.CategoryImages = map[string][]int32{"a": {0, 1, 2}, "b": {3, 4, 5}}
-	catOf := func(id int32) int32 { return id / 3 }
-	// Queries from every image, categories interleaved.
-	q, src := rows(30, func(i int) int32 { return int32((i * 5) % 6) })
-	cat := make([]int32, len(src))
-	for i, id := range src {
-		cat[i] = catOf(id)
-	}
-	fast := banks.SearchOptions{Mode: banks.SearchFast, Fast: banks.FastOptions{Dims: c}}
-	kn, err := banks.NewKnowledge(rt, m.Normal, m.Anomaly, banks.KnowledgeOptions{Search: fast})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kn.Close()
-	parts, err := knowledgeParts(rt, m, kn, fast)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(parts) != 2 {
-		t.Fatalf("parts for %v", slices.Sorted(maps.Keys(parts)))
-	}
-	for _, p := range parts {
-		defer p.Close()
-	}
-	knFor := func(category string) *banks.Knowledge { return parts[category] }
-	p, err := knowledgePatches(ctx, kn, knFor, m.Meta.Categories, q, src, cat, false, func(progress.Event) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nearest := func(bank *mat.Matrix, source []int32, r int) (float32, []float32) {
-		best, bestRow := math.Inf(1), -1
-		for b, id := range source {
-			if id == src[r] || (id != banks.NoSource && catOf(id) != cat[r]) {
-				continue
-			}
-			var s float64
-			for j, v := range bank.Row(b) {
-				d := float64(q.Row(r)[j] - v)
-				s += d * d
-			}
-			if s < best {
-				best, bestRow = s, b
-			}
-		}
-		res := make([]float32, c)
-		for j, v := range bank.Row(bestRow) {
-			res[j] = q.Row(r)[j] - v
-		}
-		return float32(math.Sqrt(best)), res
-	}
-	all := make([]int, q.Rows())
-	for i := range all {
-		all[i] = i
-	}
-	kN, kA := make([]float32, len(all)*c), make([]float32, len(all)*c)
-	p.Residuals(all, kN, kA)
-	for r := range q.Rows() {
-		dn, rn := nearest(nf, ns, r)
-		da, ra := nearest(af, as, r)
-		if math.Abs(float64(p.DN[r]-dn)) > 1e-4 || math.Abs(float64(p.DA[r]-da)) > 1e-4 {
-			t.Fatalf("patch %d (image %d): distances %v, %v; its category's part gives %v, %v", r, src[r], p.DN[r], p.DA[r], dn, da)
-		}
-		for j := range c {
-			if math.Abs(float64(kN[r*c+j]-rn[j])) > 1e-5 || math.Abs(float64(kA[r*c+j]-ra[j])) > 1e-5 {
-				t.Fatalf("patch %d: residuals are not q minus its part's nearest entries", r)
-			}
-		}
 	}
 }

@@ -84,84 +84,45 @@ func (s *Scorer) prepareRoutes() error {
 	if s.search.Mode != banks.SearchFast {
 		return nil
 	}
-	if s.kn != nil {
-		parts, err := knowledgeParts(s.rt, s.m, s.kn, s.search)
-		for category, kn := range parts {
-			if s.routes == nil {
-				s.routes = map[string]*route{}
-			}
-			s.routes[category] = &route{kn: kn}
-		}
-		if err != nil {
-			return fmt.Errorf("scorer: %w", err)
-		}
-		return nil
-	}
 	for _, category := range slices.Sorted(maps.Keys(s.m.Meta.CategoryImages)) {
-		// A category with no entries in the bank keeps the whole bank.
-		nrows, _ := partRows(s.m, category)
+		mine := map[int32]bool{}
+		for _, id := range s.m.Meta.CategoryImages[category] {
+			mine[id] = true
+		}
+		rowsOf := func(source []int32, orNone bool) []int {
+			var rows []int
+			for r, id := range source {
+				if mine[id] || (orNone && id == banks.NoSource) {
+					rows = append(rows, r)
+				}
+			}
+			return rows
+		}
+		// A category with no entries in a bank keeps the whole banks.
+		nrows := rowsOf(s.m.Normal.Source, false)
 		if len(nrows) == 0 {
 			continue
 		}
-		normal, err := banks.NewPartSearcher(s.rt, s.m.Normal.Features, s.m.Normal.Source, nrows, s.search)
+		r := &route{}
+		var err error
+		if s.kn == nil {
+			r.normal, err = banks.NewPartSearcher(s.rt, s.m.Normal.Features, s.m.Normal.Source, nrows, s.search)
+		} else {
+			arows := rowsOf(s.m.Anomaly.Source, true)
+			if len(arows) == 0 {
+				continue
+			}
+			r.kn, err = s.kn.Part(s.rt, nrows, arows, s.search)
+		}
 		if err != nil {
-			return fmt.Errorf("scorer: %s's part of the bank: %w", category, err)
+			return fmt.Errorf("scorer: %s's part of the banks: %w", category, err)
 		}
 		if s.routes == nil {
 			s.routes = map[string]*route{}
 		}
-		s.routes[category] = &route{normal: normal}
+		s.routes[category] = r
 	}
 	return nil
-}
-
-// partRows returns category's part of m's banks: the normal bank's rows
-// its training images gave, and the anomaly bank's rows they gave or no
-// image gave (synthetic defects). A category that is not routable
-// (Meta.CategoryImages) has none.
-func partRows(m *Model, category string) (normal, anomaly []int) {
-	mine := map[int32]bool{}
-	for _, id := range m.Meta.CategoryImages[category] {
-		mine[id] = true
-	}
-	rowsOf := func(source []int32, orNone bool) []int {
-		var rows []int
-		for r, id := range source {
-			if mine[id] || (orNone && id == banks.NoSource) {
-				rows = append(rows, r)
-			}
-		}
-		return rows
-	}
-	if len(mine) == 0 {
-		return nil, nil
-	}
-	normal = rowsOf(m.Normal.Source, false)
-	if m.Anomaly != nil {
-		anomaly = rowsOf(m.Anomaly.Source, true)
-	}
-	return normal, anomaly
-}
-
-// knowledgeParts returns, by category, knowledge over each routable
-// category's part of kn's banks (m's), searched as search says; a category
-// with no entries in either bank has none (it keeps the whole banks). On
-// an error the parts made so far are returned with it, for the caller to
-// close.
-func knowledgeParts(rt *ort.Runtime, m *Model, kn *banks.Knowledge, search banks.SearchOptions) (map[string]*banks.Knowledge, error) {
-	parts := map[string]*banks.Knowledge{}
-	for _, category := range slices.Sorted(maps.Keys(m.Meta.CategoryImages)) {
-		nrows, arows := partRows(m, category)
-		if len(nrows) == 0 || len(arows) == 0 {
-			continue
-		}
-		p, err := kn.Part(rt, nrows, arows, search)
-		if err != nil {
-			return parts, fmt.Errorf("%s's part of the banks: %w", category, err)
-		}
-		parts[category] = p
-	}
-	return parts, nil
 }
 
 // Close frees the sessions.
