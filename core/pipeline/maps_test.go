@@ -652,3 +652,28 @@ func TestChooseFusionPerCategory(t *testing.T) {
 		t.Error("nil fusion's For is not nil")
 	}
 }
+
+// TestSplitPairGain: the least gain a later checkpoint needs is the image
+// AUROC of one pair of the split's defective (synthetic, and seen
+// anomalies with masks) and clean (the synthetic defects' sources) images.
+func TestSplitPairGain(t *testing.T) {
+	mask := image.NewGray(image.Rect(0, 0, 2, 2))
+	defects := []Image{{ID: 1}, {ID: 1}, {ID: 2}}
+	tests := []struct {
+		name string
+		set  TrainSet
+		want float64
+	}{
+		{"synthetic only", TrainSet{Validation: &Validation{Defects: defects}}, 1.0 / (3 * 2)},
+		{"seen with masks count, weak ones do not", TrainSet{Validation: &Validation{Defects: defects},
+			Seen: []Image{{ID: 7, Mask: mask}, {ID: 8}}}, 1.0 / (4 * 2)},
+		{"no defects", TrainSet{Validation: &Validation{}}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := splitPairGain(tc.set); math.Abs(got-tc.want) > 1e-15 {
+				t.Fatalf("splitPairGain = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
