@@ -75,8 +75,7 @@ type CascadeSearcher struct {
 	// proj holds the C×Dims principal axes, estimated on the first search:
 	// a scorer prepares searchers for the whole banks and every category's
 	// part, and an image of a known category only ever searches its part,
-	// so the whole banks' axes (about half a second each) are often never
-	// needed.
+	// so the whole banks' axes (0.2–0.4 s each) are often never needed.
 	proj []float32
 	// rowsOf counts the bank rows of each source id: an excluding search
 	// takes as many more candidates from the plain graph as a query of the

@@ -139,7 +139,7 @@ func loadAverage() float64 {
 // BenchmarkPrincipalAxes times the fast searcher's set-up estimate of a
 // 15,000-row bank's top 64 principal axes (4,096 sampled rows): a scorer
 // makes one per bank and per category's part of each bank.
-// Run: go test -run x -bench PrincipalAxes -benchtime 5x ./core/banks/
+// Run: go test -run '^$' -bench PrincipalAxes -benchtime 5x ./core/banks/
 func BenchmarkPrincipalAxes(b *testing.B) {
 	bank := benchFeatures(15000, 768, true)
 	rt := openRuntimeThreads(b, 2)

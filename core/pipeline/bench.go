@@ -435,16 +435,16 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 	case "dmad-retrain":
 		trainS = m.Meta.TrainSeconds // the refit alone
 	}
-	exact := b.base.Search
-	exact.Mode = banks.SearchExact
+	search := b.base.Search
+	search.Mode = banks.SearchExact
 	if b.o.FastOnly {
-		exact.Mode = banks.SearchFast
+		search.Mode = banks.SearchFast
 	}
-	items, per, mean, scoreMS, err := b.score(ctx, m, exact, inRun(b.prog, run))
+	items, per, mean, scoreMS, err := b.score(ctx, m, search, inRun(b.prog, run))
 	if err != nil {
 		return BenchRun{}, err
 	}
-	br := BenchRun{Method: string(m.Meta.Method), Regime: m.Meta.Regime, SeenAnomalies: m.Meta.SeenImages + m.Meta.WeakImages, Search: exact.Mode.String(),
+	br := BenchRun{Method: string(m.Meta.Method), Regime: m.Meta.Regime, SeenAnomalies: m.Meta.SeenImages + m.Meta.WeakImages, Search: search.Mode.String(),
 		PerCategory: per, Mean: mean, Threshold: m.Meta.Threshold, ImagesPerS: 1000 / (b.encMS + scoreMS),
 		MapFusion: m.Meta.MapFusion, Validation: m.Meta.Validation, CategoryValidation: m.Meta.CategoryValidation, Checkpoints: m.Meta.Checkpoints, Epochs: m.Meta.Epochs,
 		Timings: BenchTimings{FeaturesS: b.featS, BanksS: b.banksS, NormalBankS: b.pc.Meta.NormalBankSeconds, TrainS: trainS, StartTrainS: startS, InferMSPerImage: b.encMS + scoreMS}}
