@@ -242,7 +242,11 @@ func TestBench(t *testing.T) {
 			PeakRSSMB     float64                       `json:"peak_rss_mb"`
 			ImagesPerS    float64                       `json:"images_per_s"`
 			Search        string                        `json:"search"`
-			Fast          *struct {
+			SigmaVariants []struct {
+				Sigma float64            `json:"sigma"`
+				Mean  map[string]float64 `json:"mean"`
+			} `json:"sigma_variants"`
+			Fast *struct {
 				Mode       string             `json:"mode"`
 				Mean       map[string]float64 `json:"mean"`
 				ImagesPerS float64            `json:"images_per_s"`
@@ -266,6 +270,9 @@ func TestBench(t *testing.T) {
 		}
 		if f := run.Fast; run.Search != "exact" || f == nil || f.Mode != "fast" || f.ImagesPerS <= 0 || f.Mean["image_auroc"] <= 0 {
 			t.Fatalf("run %d: fast search side by side missing: %+v", i, run.Fast)
+		}
+		if sv := run.SigmaVariants; run.Method == "dmad" && (len(sv) != 2 || sv[0].Sigma != 2 || sv[1].Sigma != 8 || sv[0].Mean["pixel_auroc"] <= 0) {
+			t.Fatalf("run %d: smoothing variants %+v", i, sv)
 		}
 		for _, k := range []string{"image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pro"} {
 			if v, ok := run.Mean[k]; !ok || v < 0 || v > 1 {

@@ -117,13 +117,20 @@ type BenchRun struct {
 	// mapper weight would have given (DMAD; a measurement, never used to
 	// choose).
 	MapVariants []MapVariant `json:"map_variants,omitempty"`
+	// SigmaVariants are the test pixel metrics of the run's maps smoothed
+	// with other σ than MapSigma (DMAD; a measurement, never used to
+	// choose: whether a smoothing chosen on the validation split could
+	// matter).
+	SigmaVariants []MapVariant `json:"sigma_variants,omitempty"`
 }
 
 // MapVariant is the test pixel metrics of one map fusion weight.
 type MapVariant struct {
-	MapperWeight float32                    `json:"mapper_weight"`
-	PerCategory  map[string]metrics.Summary `json:"per_category"`
-	Mean         metrics.Summary            `json:"mean"`
+	MapperWeight float32 `json:"mapper_weight"`
+	// Sigma is the maps' Gaussian smoothing (0: MapSigma).
+	Sigma       float64                    `json:"sigma,omitempty"`
+	PerCategory map[string]metrics.Summary `json:"per_category"`
+	Mean        metrics.Summary            `json:"mean"`
 }
 
 // BenchSearch is one run's model scored with another search mode.
@@ -468,6 +475,9 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 		if br.MapVariants, err = b.mapVariants(ctx, run, items, *m.Meta.MapFusion); err != nil {
 			return BenchRun{}, err
 		}
+		if br.SigmaVariants, err = b.sigmaVariants(ctx, run, items); err != nil {
+			return BenchRun{}, err
+		}
 	}
 	items = nil
 	if !b.o.NoFast && !b.o.FastOnly {
@@ -591,6 +601,26 @@ func (b *bench) mapVariants(ctx context.Context, run string, items []Scored, cal
 		}
 		out = append(out, MapVariant{MapperWeight: w, PerCategory: per, Mean: mean})
 		line := fmt.Sprintf("%s test maps at mapper weight %.2f: P-AUROC %.4f PRO %.4f", run, w, mean.PixelAUROC, mean.PRO)
+		for _, c := range b.set.categories() {
+			line += fmt.Sprintf(" | %s %.4f %.4f", c, per[c].PixelAUROC, per[c].PRO)
+		}
+		b.logf("%s", line)
+	}
+	return out, nil
+}
+
+// sigmaVariants measures, on the test images, the run's maps smoothed with
+// σ = 2 and 8 instead of MapSigma. It only reports.
+func (b *bench) sigmaVariants(ctx context.Context, run string, items []Scored) ([]MapVariant, error) {
+	h0, w0 := b.enc.Grid()
+	var out []MapVariant
+	for _, sigma := range []float64{2, 8} {
+		per, mean, err := evaluateMasks(ctx, items, h0, w0, b.enc.Config(), sigma, maskFiles(items))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, MapVariant{Sigma: sigma, PerCategory: per, Mean: mean})
+		line := fmt.Sprintf("%s test maps smoothed with σ %g: P-AUROC %.4f PRO %.4f", run, sigma, mean.PixelAUROC, mean.PRO)
 		for _, c := range b.set.categories() {
 			line += fmt.Sprintf(" | %s %.4f %.4f", c, per[c].PixelAUROC, per[c].PRO)
 		}

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/dmad/workstation/core/encoder"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/imageio"
 	"github.com/dmad/workstation/core/metrics"
 )
@@ -24,17 +25,27 @@ type Scored struct {
 // Evaluate computes per-category metrics and their mean. grid is the patch
 // grid; cfg the encoder geometry, so maps and masks line up.
 func Evaluate(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.Config) (map[string]metrics.Summary, metrics.Summary, error) {
-	return EvaluateMasks(ctx, items, h0, w0, cfg, func(i int) (*image.Gray, error) {
+	return EvaluateMasks(ctx, items, h0, w0, cfg, maskFiles(items))
+}
+
+// maskFiles reads item i's mask from its MaskPath (nil without one).
+func maskFiles(items []Scored) func(i int) (*image.Gray, error) {
+	return func(i int) (*image.Gray, error) {
 		if items[i].MaskPath == "" {
 			return nil, nil
 		}
 		return imageio.LoadMask(items[i].MaskPath)
-	})
+	}
 }
 
 // EvaluateMasks is Evaluate with masks from maskOf (nil: no defect pixels),
 // e.g. masks stored in a project.
 func EvaluateMasks(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.Config, maskOf func(i int) (*image.Gray, error)) (map[string]metrics.Summary, metrics.Summary, error) {
+	return evaluateMasks(ctx, items, h0, w0, cfg, MapSigma, maskOf)
+}
+
+// evaluateMasks is EvaluateMasks with maps smoothed by sigma.
+func evaluateMasks(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.Config, sigma float64, maskOf func(i int) (*image.Gray, error)) (map[string]metrics.Summary, metrics.Summary, error) {
 	cfg = cfg.WithDefaults()
 	size := cfg.InputSize
 	byCat := map[string][]int{}
@@ -59,7 +70,7 @@ func EvaluateMasks(ctx context.Context, items []Scored, h0, w0 int, cfg encoder.
 			}
 			scores[k] = items[i].Result.Score
 			labels[k] = items[i].Anomalous
-			maps[k] = Map(items[i].Result.Patches, h0, w0, size, size)
+			maps[k] = heatmap.AnomalyMap(items[i].Result.Patches, h0, w0, size, size, sigma)
 		}
 		im := metrics.Image(scores, labels)
 		px, err := CategoryPixels(ctx, maps, size, func(k int) ([]bool, error) {

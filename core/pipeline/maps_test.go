@@ -677,3 +677,55 @@ func TestSplitPairGain(t *testing.T) {
 		})
 	}
 }
+
+// TestEvaluateSmoothing: evaluateMasks at MapSigma is EvaluateMasks, and
+// another smoothing changes the pixel metrics of a map whose defect is a
+// thin line (what bench's σ variants measure).
+func TestEvaluateSmoothing(t *testing.T) {
+	const grid, size = 16, 64
+	rng := rand.New(rand.NewSource(4))
+	mask := image.NewGray(image.Rect(0, 0, size, size))
+	for y := 8; y < 56; y++ {
+		mask.Pix[y*size+30], mask.Pix[y*size+31] = 255, 255
+	}
+	var items []Scored
+	for i := range 6 {
+		p := make([]float32, grid*grid)
+		for j := range p {
+			p[j] = float32(rng.NormFloat64())
+		}
+		it := Scored{Category: "c", Anomalous: i%2 == 0}
+		if it.Anomalous {
+			for y := 2; y < 14; y++ {
+				p[y*grid+7] += 3
+			}
+		}
+		it.Result = ImageResult{Score: p[0], Patches: p}
+		items = append(items, it)
+	}
+	maskOf := func(i int) (*image.Gray, error) {
+		if items[i].Anomalous {
+			return mask, nil
+		}
+		return nil, nil
+	}
+	cfg := encoder.Config{InputSize: size}
+	_, want, err := EvaluateMasks(context.Background(), items, grid, grid, cfg, maskOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, same, err := evaluateMasks(context.Background(), items, grid, grid, cfg, MapSigma, maskOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same != want {
+		t.Fatalf("at MapSigma %+v, EvaluateMasks %+v", same, want)
+	}
+	_, wide, err := evaluateMasks(context.Background(), items, grid, grid, cfg, 16, maskOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wide.PixelAUROC == want.PixelAUROC && wide.PRO == want.PRO {
+		t.Fatalf("σ 16 gave the pixel metrics of σ %v: %+v", MapSigma, wide)
+	}
+}
