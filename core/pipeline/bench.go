@@ -600,11 +600,7 @@ func (b *bench) mapVariants(ctx context.Context, run string, items []Scored, cal
 			return nil, err
 		}
 		out = append(out, MapVariant{MapperWeight: w, PerCategory: per, Mean: mean})
-		line := fmt.Sprintf("%s test maps at mapper weight %.2f: P-AUROC %.4f PRO %.4f", run, w, mean.PixelAUROC, mean.PRO)
-		for _, c := range b.set.categories() {
-			line += fmt.Sprintf(" | %s %.4f %.4f", c, per[c].PixelAUROC, per[c].PRO)
-		}
-		b.logf("%s", line)
+		b.logMaps(fmt.Sprintf("%s test maps at mapper weight %.2f", run, w), per, mean)
 	}
 	return out, nil
 }
@@ -620,13 +616,19 @@ func (b *bench) sigmaVariants(ctx context.Context, run string, items []Scored) (
 			return nil, err
 		}
 		out = append(out, MapVariant{Sigma: sigma, PerCategory: per, Mean: mean})
-		line := fmt.Sprintf("%s test maps smoothed with σ %g: P-AUROC %.4f PRO %.4f", run, sigma, mean.PixelAUROC, mean.PRO)
-		for _, c := range b.set.categories() {
-			line += fmt.Sprintf(" | %s %.4f %.4f", c, per[c].PixelAUROC, per[c].PRO)
-		}
-		b.logf("%s", line)
+		b.logMaps(fmt.Sprintf("%s test maps smoothed with σ %g", run, sigma), per, mean)
 	}
 	return out, nil
+}
+
+// logMaps logs one line of a map variant's pixel metrics: the mean, then
+// each category's.
+func (b *bench) logMaps(label string, per map[string]metrics.Summary, mean metrics.Summary) {
+	line := fmt.Sprintf("%s: P-AUROC %.4f PRO %.4f", label, mean.PixelAUROC, mean.PRO)
+	for _, c := range b.set.categories() {
+		line += fmt.Sprintf(" | %s %.4f %.4f", c, per[c].PixelAUROC, per[c].PRO)
+	}
+	b.logf("%s", line)
 }
 
 // compareGEMM measures exact search of one test image's patches against the
