@@ -433,21 +433,6 @@ func sqDistFrom(a, b []float32, i int, s, bound float32) float32 {
 	return s
 }
 
-// block16 is the squared distance of two 16-element blocks, summed in the
-// order sqDist uses (the k-center scan's prefix test must round alike).
-func block16(aa, bb []float32) float32 {
-	aa, bb = aa[:16:16], bb[:16:16]
-	d0, d1, d2, d3 := aa[0]-bb[0], aa[1]-bb[1], aa[2]-bb[2], aa[3]-bb[3]
-	s0, s1, s2, s3 := d0*d0, d1*d1, d2*d2, d3*d3
-	d0, d1, d2, d3 = aa[4]-bb[4], aa[5]-bb[5], aa[6]-bb[6], aa[7]-bb[7]
-	s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
-	d0, d1, d2, d3 = aa[8]-bb[8], aa[9]-bb[9], aa[10]-bb[10], aa[11]-bb[11]
-	s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
-	d0, d1, d2, d3 = aa[12]-bb[12], aa[13]-bb[13], aa[14]-bb[14], aa[15]-bb[15]
-	s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
-	return (s0 + s1) + (s2 + s3)
-}
-
 // parallelFor runs fn over [0, n) split into contiguous ranges on up to
 // workers goroutines (w is the worker number), checking ctx between ranges.
 func parallelFor(ctx context.Context, n, workers, minChunk int, fn func(lo, hi, w int)) error {

@@ -1,0 +1,46 @@
+package banks
+
+// block16Go is the squared distance of two 16-element blocks, summed in the
+// order sqDist uses (the k-center scan's prefix test must round alike).
+func block16Go(aa, bb []float32) float32 {
+	aa, bb = aa[:16:16], bb[:16:16]
+	d0, d1, d2, d3 := aa[0]-bb[0], aa[1]-bb[1], aa[2]-bb[2], aa[3]-bb[3]
+	s0, s1, s2, s3 := d0*d0, d1*d1, d2*d2, d3*d3
+	d0, d1, d2, d3 = aa[4]-bb[4], aa[5]-bb[5], aa[6]-bb[6], aa[7]-bb[7]
+	s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
+	d0, d1, d2, d3 = aa[8]-bb[8], aa[9]-bb[9], aa[10]-bb[10], aa[11]-bb[11]
+	s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
+	d0, d1, d2, d3 = aa[12]-bb[12], aa[13]-bb[13], aa[14]-bb[14], aa[15]-bb[15]
+	s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
+	return (s0 + s1) + (s2 + s3)
+}
+
+// nearGo writes to cand the positions lo+p of the members p of d that the
+// triangle inequality does not exclude from coming closer to a new centre
+// at distance dcg from their group's centre (dcg < 2·d·pruneSlack), in
+// order, and returns their count. cand holds at least len(d).
+func nearGo(d []float32, dcg float32, lo int32, cand []int32) int {
+	n := 0
+	for p, dp := range d {
+		cand[n] = lo + int32(p)
+		n += b2i(dcg < 2*dp*pruneSlack)
+	}
+	return n
+}
+
+// firstBlocksGo sets s[i] to block16(c[:16], the first 16 prefix
+// coordinates of member cand[i]) for every i of cand.
+func firstBlocksGo(c, pre []float32, cand []int32, s []float32) {
+	c = c[:16:16]
+	for i, p := range cand {
+		s[i] = block16Go(c, pre[int(p)*prefixDim:int(p)*prefixDim+16])
+	}
+}
+
+// b2i is 1 for true and 0 for false (compiled without a branch).
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

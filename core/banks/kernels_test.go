@@ -1,0 +1,72 @@
+package banks
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+)
+
+// TestKernelsMatchGo checks the kernels against their Go versions bit for
+// bit (in a GOEXPERIMENT=simd build they run on AVX; otherwise they are
+// the Go versions and the test checks the Go ones agree with sqDist), on
+// lengths that leave tails.
+func TestKernelsMatchGo(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for _, n := range []int{0, 1, 3, 4, 5, 8, 31, 64, 257} {
+		c := make([]float32, 64)
+		for i := range c {
+			c[i] = float32(rng.NormFloat64())
+		}
+		pre := make([]float32, n*prefixDim)
+		d := make([]float32, n)
+		for i := range pre {
+			pre[i] = float32(rng.NormFloat64())
+		}
+		for i := range d {
+			d[i] = float32(rng.ExpFloat64())
+		}
+		for i := range n {
+			if got, want := block16(c[:16], pre[i*prefixDim:i*prefixDim+16]), block16Go(c[:16], pre[i*prefixDim:i*prefixDim+16]); math.Float32bits(got) != math.Float32bits(want) {
+				t.Fatalf("n=%d: block16 of member %d = %v, Go %v", n, i, got, want)
+			}
+		}
+		for _, dcg := range []float32{0, 0.5, 1, 2, 4} {
+			got, want := make([]int32, n), make([]int32, n)
+			gn, wn := nearMembers(d, dcg, 7, got), nearGo(d, dcg, 7, want)
+			if gn != wn {
+				t.Fatalf("n=%d dcg=%v: %d members near, Go %d", n, dcg, gn, wn)
+			}
+			for i := range wn {
+				if got[i] != want[i] {
+					t.Fatalf("n=%d dcg=%v: member %d is %d, Go %d", n, dcg, i, got[i], want[i])
+				}
+			}
+			if dcg == 1 {
+				cnt := 0
+				for _, x := range d {
+					if x*2*pruneSlack > 1 {
+						cnt++
+					}
+				}
+				if cnt != wn {
+					t.Fatalf("n=%d: nearGo listed %d members, %d are near", n, wn, cnt)
+				}
+			}
+		}
+		cand := rng.Perm(n)
+		idx := make([]int32, n)
+		for i, p := range cand {
+			idx[i] = int32(p)
+		}
+		got, want := make([]float32, n), make([]float32, n)
+		firstBlocks(c, pre, idx, got)
+		firstBlocksGo(c, pre, idx, want)
+		for i := range n {
+			p := idx[i]
+			ref := sqDist(c[:16], pre[int(p)*prefixDim:int(p)*prefixDim+16], float32(math.Inf(1)))
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) || math.Float32bits(want[i]) != math.Float32bits(ref) {
+				t.Fatalf("n=%d: first block of member %d = %v, Go %v, sqDist %v", n, p, got[i], want[i], ref)
+			}
+		}
+	}
+}
