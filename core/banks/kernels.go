@@ -2,6 +2,8 @@ package banks
 
 // block16Go is the squared distance of two 16-element blocks, summed in the
 // order sqDist uses (the k-center scan's prefix test must round alike).
+// The AVX kernels round alike where the compiler does not fuse multiply
+// and add (GOAMD64 below v3, the default).
 func block16Go(aa, bb []float32) float32 {
 	aa, bb = aa[:16:16], bb[:16:16]
 	d0, d1, d2, d3 := aa[0]-bb[0], aa[1]-bb[1], aa[2]-bb[2], aa[3]-bb[3]
@@ -13,6 +15,27 @@ func block16Go(aa, bb []float32) float32 {
 	d0, d1, d2, d3 = aa[12]-bb[12], aa[13]-bb[13], aa[14]-bb[14], aa[15]-bb[15]
 	s0, s1, s2, s3 = s0+d0*d0, s1+d1*d1, s2+d2*d2, s3+d3*d3
 	return (s0 + s1) + (s2 + s3)
+}
+
+// axpyGo adds a·x to y (len(x) ≥ len(y)).
+func axpyGo(y, x []float32, a float32) {
+	x = x[:len(y)]
+	i := 0
+	for ; i+8 <= len(y); i += 8 {
+		yy := y[i : i+8 : i+8]
+		xx := x[i : i+8 : i+8]
+		yy[0] += a * xx[0]
+		yy[1] += a * xx[1]
+		yy[2] += a * xx[2]
+		yy[3] += a * xx[3]
+		yy[4] += a * xx[4]
+		yy[5] += a * xx[5]
+		yy[6] += a * xx[6]
+		yy[7] += a * xx[7]
+	}
+	for ; i < len(y); i++ {
+		y[i] += a * x[i]
+	}
 }
 
 // nearGo writes to cand the positions lo+p of the members p of d that the

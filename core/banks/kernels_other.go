@@ -9,3 +9,4 @@ func nearMembers(d []float32, dcg float32, lo int32, cand []int32) int {
 	return nearGo(d, dcg, lo, cand)
 }
 func firstBlocks(c, pre []float32, cand []int32, s []float32) { firstBlocksGo(c, pre, cand, s) }
+func axpy(y, x []float32, a float32)                          { axpyGo(y, x, a) }

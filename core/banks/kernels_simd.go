@@ -9,8 +9,8 @@ import (
 
 // The kernels on AVX (GOEXPERIMENT=simd builds; see the Makefile). Each
 // rounds exactly as its Go version does (the same operations in the same
-// order; no fused multiply-add), so the selection does not depend on the
-// build: TestKernelsMatchGo checks it bit for bit.
+// order, never a fused multiply-add), so the selection does not depend on
+// the build: TestKernelsMatchGo and TestAxpyMatchesGo check it bit for bit.
 
 // hasAVX says whether the kernels may use AVX; it is read, never written,
 // after package initialisation.
@@ -86,5 +86,28 @@ func firstBlocks(c, pre []float32, cand []int32, s []float32) {
 		// [(a0+a1)+(a2+a3), (b0+b1)+(b2+b3), …].
 		a.AddPairs(b).AddPairs(e.AddPairs(f)).StoreSlice(s[i : i+4])
 	}
-	firstBlocksGo(c, pre, cand[i:], s[i:])
+	for ; i < len(cand); i++ {
+		p := int(cand[i])
+		s[i] = block16(c, pre[p*prefixDim:p*prefixDim+16])
+	}
+}
+
+// axpy is axpyGo, eight elements at a time (the same multiply, then add,
+// for each element).
+func axpy(y, x []float32, a float32) {
+	if !hasAVX || len(y) < 8 {
+		axpyGo(y, x, a)
+		return
+	}
+	x = x[:len(y)]
+	av := archsimd.BroadcastFloat32x8(a)
+	i := 0
+	for ; i+8 <= len(y); i += 8 {
+		yv := archsimd.LoadFloat32x8Slice(y[i : i+8])
+		yv.Add(av.Mul(archsimd.LoadFloat32x8Slice(x[i : i+8]))).StoreSlice(y[i : i+8])
+	}
+	// 256-bit operations leave the registers' upper halves dirty: clear
+	// them before scalar code runs again.
+	archsimd.ClearAVXUpperBits()
+	axpyGo(y[i:], x[i:], a)
 }
