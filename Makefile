@@ -5,10 +5,6 @@ GO        ?= go
 ORT_LIB   := $(CURDIR)/third_party/onnxruntime/linux-x64/libonnxruntime.so.1
 DATA      ?= ../shared/data/industrial
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
-# Go 1.26's SIMD package (simd/archsimd, behind this experiment) gives the coreset
-# selection and the fast search's re-rank their AVX kernels, about twice as fast on the
-# normal bank; without it the same code runs in plain Go with the same results.
-export GOEXPERIMENT ?= simd
 
 .PHONY: setup build backbone-store run test test-full test-core bench vet fmt screenshots gpu-check gpu-runtime dist
 

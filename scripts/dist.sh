@@ -22,7 +22,6 @@ models="${MODELS:-../shared/models}"
 backbone_file="${BACKBONE_FILE:-$models/mobilenet_v2_imagenet.onnx}"
 ort=third_party/onnxruntime
 log() { printf 'dist: %s\n' "$*" >&2; }
-export GOEXPERIMENT="${GOEXPERIMENT-simd}" # the AVX kernels (see the Makefile)
 export XZ_OPT="${XZ_OPT:--6 -T0}" # all cores: xz is most of the Linux bundle's time
 mkdir -p "$out"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"; rm -f "$root"/cmd/workstation/rsrc_windows_amd64.syso' EXIT

@@ -1,0 +1,53 @@
+//go:build !purego
+
+package banks
+
+// The amd64 kernels are in SSE assembly (kernels_amd64.s); TestKernelsMatchGo
+// and TestAxpyMatchesGo check them against the Go versions bit for bit.
+
+// The assembly reads prefixes 16 floats (64 bytes) apart.
+var _ = [1]struct{}{}[prefixDim-16]
+
+//go:noescape
+func block16SSE(a, b *float32) float32
+
+//go:noescape
+func firstBlocksSSE(c, pre *float32, cand *int32, n int, s *float32)
+
+//go:noescape
+func axpySSE(y, x *float32, a float32, blocks int)
+
+// block16 is block16Go.
+func block16(aa, bb []float32) float32 {
+	aa, bb = aa[:16:16], bb[:16:16]
+	return block16SSE(&aa[0], &bb[0])
+}
+
+// firstBlocks is firstBlocksGo.
+func firstBlocks(c, pre []float32, cand []int32, s []float32) {
+	if len(cand) == 0 {
+		return
+	}
+	c, s = c[:16:16], s[:len(cand)]
+	for _, p := range cand {
+		if int(p) < 0 || (int(p)+1)*prefixDim > len(pre) {
+			panic("banks: firstBlocks: member out of range")
+		}
+	}
+	firstBlocksSSE(&c[0], &pre[0], &cand[0], len(cand), &s[0])
+}
+
+// axpy is axpyGo.
+func axpy(y, x []float32, a float32) {
+	x = x[:len(y)]
+	blocks := len(y) / 4
+	if blocks > 0 {
+		axpySSE(&y[0], &x[0], a, blocks)
+	}
+	axpyGo(y[blocks*4:], x[blocks*4:], a)
+}
+
+// nearMembers is nearGo.
+func nearMembers(d []float32, dcg float32, lo int32, cand []int32) int {
+	return nearGo(d, dcg, lo, cand)
+}
