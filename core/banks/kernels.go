@@ -2,7 +2,7 @@ package banks
 
 // block16Go is the squared distance of two 16-element blocks, summed in the
 // order sqDist uses (the k-center scan's prefix test must round alike).
-// The AVX kernels round alike where the compiler does not fuse multiply
+// The SSE kernels round alike where the compiler does not fuse multiply
 // and add (GOAMD64 below v3, the default).
 func block16Go(aa, bb []float32) float32 {
 	aa, bb = aa[:16:16], bb[:16:16]

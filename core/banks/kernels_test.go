@@ -7,8 +7,8 @@ import (
 )
 
 // TestKernelsMatchGo checks the kernels against their Go versions bit for
-// bit (in a GOEXPERIMENT=simd build they run on AVX; otherwise they are
-// the Go versions and the test checks the Go ones agree with sqDist), on
+// bit (on amd64 they are SSE assembly; elsewhere, and with -tags purego,
+// the Go versions, and the test still checks those against sqDist), on
 // lengths that leave tails.
 func TestKernelsMatchGo(t *testing.T) {
 	skipIfFused(t)
@@ -100,7 +100,7 @@ func TestAxpyMatchesGo(t *testing.T) {
 
 // skipIfFused skips where the compiler fuses a multiply and an add
 // (GOAMD64=v3 and up): the Go kernels then round differently from the
-// AVX ones, which never fuse. It compares block16Go with the same sums
+// SSE ones, which never fuse. It compares block16Go with the same sums
 // rounded step by step in float64 (exact for float32 operands).
 func skipIfFused(t *testing.T) {
 	rng := rand.New(rand.NewSource(9))
@@ -116,7 +116,7 @@ func skipIfFused(t *testing.T) {
 		}
 		want := float32(float64(float32(float64(s[0])+float64(s[1]))) + float64(float32(float64(s[2])+float64(s[3]))))
 		if block16Go(a, b) != want {
-			t.Skip("the compiler fuses multiply-adds here (GOAMD64=v3 or up): the Go kernels round differently from the AVX ones")
+			t.Skip("the compiler fuses multiply-adds here (GOAMD64=v3 or up): the Go kernels round differently from the SSE ones")
 		}
 	}
 }
