@@ -305,11 +305,11 @@ func (k *kCenter) update(sel int32) {
 
 // scan tests one work item's members against the new centre c and moves
 // those it brings closer into mv, in three passes: the members the
-// triangle inequality does not exclude are listed ([nearMembers]), their prefix
-// distances computed together ([firstBlocks]: four members share the
-// reductions), and those still closer than their distance tested in full;
-// then the moves are made, highest position first, each filling its hole
-// with the item's last member. The item records whether the group's
+// triangle inequality does not exclude are listed ([nearMembers]), their
+// prefix distances computed in one call ([firstBlocks]), and those still
+// closer than their distance tested in full; then the moves are made,
+// highest position first, each filling its hole with the item's last
+// member. The item records whether the group's
 // farthest member moved: only then must the group's radius be found again
 // (see compact).
 func (k *kCenter) scan(item *workItem, c []float32, mv *movedBuf) {
