@@ -91,7 +91,8 @@ type selectStats struct {
 // (73 s; 209 CPU-seconds before the SSE kernels, same selection); the
 // pruning and the principal-axes rotation (see [Project]) evaluate about a
 // quarter of the naive N·n distances, each stopping early where it can.
-// What is left waits on memory: the first block of each tested member. Memory beyond feats: the N×ProjDim projection, which the selection
+// What is left waits on memory: the first block of each tested member.
+// Memory beyond feats: the N×ProjDim projection, which the selection
 // reorders in place, plus up to as much again while points move between
 // groups (about 0.5–1 GB for 1M points). Set Runtime for large inputs: the
 // projection is ~7× faster on ONNX Runtime.

@@ -309,9 +309,8 @@ func (k *kCenter) update(sel int32) {
 // prefix distances computed in one call ([firstBlocks]), and those still
 // closer than their distance tested in full; then the moves are made,
 // highest position first, each filling its hole with the item's last
-// member. The item records whether the group's
-// farthest member moved: only then must the group's radius be found again
-// (see compact).
+// member. The item records whether the group's farthest member moved:
+// only then must the group's radius be found again (see compact).
 func (k *kCenter) scan(item *workItem, c []float32, mv *movedBuf) {
 	dim := k.dim
 	g := k.groups[item.g]

@@ -38,11 +38,11 @@ func axpyGo(y, x []float32, a float32) {
 	}
 }
 
-// nearGo writes to cand the positions lo+p of the members p of d that the
+// nearMembers writes to cand the positions lo+p of the members p of d that the
 // triangle inequality does not exclude from coming closer to a new centre
 // at distance dcg from their group's centre (dcg < 2·d·pruneSlack), in
 // order, and returns their count. cand holds at least len(d).
-func nearGo(d []float32, dcg float32, lo int32, cand []int32) int {
+func nearMembers(d []float32, dcg float32, lo int32, cand []int32) int {
 	n := 0
 	for p, dp := range d {
 		cand[n] = lo + int32(p)

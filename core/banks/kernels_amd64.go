@@ -46,8 +46,3 @@ func axpy(y, x []float32, a float32) {
 	}
 	axpyGo(y[blocks*4:], x[blocks*4:], a)
 }
-
-// nearMembers is nearGo.
-func nearMembers(d []float32, dcg float32, lo int32, cand []int32) int {
-	return nearGo(d, dcg, lo, cand)
-}

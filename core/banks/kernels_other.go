@@ -7,6 +7,3 @@ package banks
 func block16(aa, bb []float32) float32                        { return block16Go(aa, bb) }
 func firstBlocks(c, pre []float32, cand []int32, s []float32) { firstBlocksGo(c, pre, cand, s) }
 func axpy(y, x []float32, a float32)                          { axpyGo(y, x, a) }
-func nearMembers(d []float32, dcg float32, lo int32, cand []int32) int {
-	return nearGo(d, dcg, lo, cand)
-}
