@@ -16,35 +16,43 @@
 	MOVHLPS X0, X1      \
 	ADDSS   X1, X0
 
-// SQUARES16(a, b) sets X0 to the four partial sums of block16Go over the
-// 16 floats at a and b: lane j = (((dj² + dj+4²) + dj+8²) + dj+12²), d = a−b.
-// X1 and X4 are clobbered.
-#define SQUARES16(a, b) \
-	MOVUPS 0(a), X0   \
-	MOVUPS 0(b), X4   \
-	SUBPS  X4, X0     \
-	MULPS  X0, X0     \
-	MOVUPS 16(a), X1  \
-	MOVUPS 16(b), X4  \
-	SUBPS  X4, X1     \
-	MULPS  X1, X1     \
-	ADDPS  X1, X0     \
-	MOVUPS 32(a), X1  \
-	MOVUPS 32(b), X4  \
-	SUBPS  X4, X1     \
-	MULPS  X1, X1     \
-	ADDPS  X1, X0     \
-	MOVUPS 48(a), X1  \
-	MOVUPS 48(b), X4  \
-	SUBPS  X4, X1     \
-	MULPS  X1, X1     \
+// LOAD16(a) loads the 16 floats at a into X8–X11.
+#define LOAD16(a) \
+	MOVUPS 0(a), X8   \
+	MOVUPS 16(a), X9  \
+	MOVUPS 32(a), X10 \
+	MOVUPS 48(a), X11
+
+// SQUARES16(b) sets X0 to the four partial sums of block16Go of the 16
+// floats in X8–X11 (see LOAD16) and the 16 at b: lane j =
+// (((dj² + dj+4²) + dj+8²) + dj+12²), d = a−b. X1 and X4 are clobbered.
+#define SQUARES16(b) \
+	MOVUPS 0(b), X4  \
+	MOVAPS X8, X0    \
+	SUBPS  X4, X0    \
+	MULPS  X0, X0    \
+	MOVUPS 16(b), X4 \
+	MOVAPS X9, X1    \
+	SUBPS  X4, X1    \
+	MULPS  X1, X1    \
+	ADDPS  X1, X0    \
+	MOVUPS 32(b), X4 \
+	MOVAPS X10, X1   \
+	SUBPS  X4, X1    \
+	MULPS  X1, X1    \
+	ADDPS  X1, X0    \
+	MOVUPS 48(b), X4 \
+	MOVAPS X11, X1   \
+	SUBPS  X4, X1    \
+	MULPS  X1, X1    \
 	ADDPS  X1, X0
 
 // func block16SSE(a, b *float32) float32
 TEXT ·block16SSE(SB), NOSPLIT, $0-20
 	MOVQ a+0(FP), SI
 	MOVQ b+8(FP), DI
-	SQUARES16(SI, DI)
+	LOAD16(SI)
+	SQUARES16(DI)
 	REDUCE
 	MOVSS X0, ret+16(FP)
 	RET
@@ -52,41 +60,20 @@ TEXT ·block16SSE(SB), NOSPLIT, $0-20
 // func firstBlocksSSE(c, pre *float32, cand *int32, n int, s *float32)
 // sets s[i] = block16(c, pre[cand[i]·16:]) for i < n.
 TEXT ·firstBlocksSSE(SB), NOSPLIT, $0-40
-	MOVQ   c+0(FP), SI
-	MOVQ   pre+8(FP), DI
-	MOVQ   cand+16(FP), BX
-	MOVQ   n+24(FP), CX
-	MOVQ   s+32(FP), DX
-	MOVUPS 0(SI), X8
-	MOVUPS 16(SI), X9
-	MOVUPS 32(SI), X10
-	MOVUPS 48(SI), X11
-	TESTQ  CX, CX
-	JEQ    fbdone
+	MOVQ  c+0(FP), SI
+	MOVQ  pre+8(FP), DI
+	MOVQ  cand+16(FP), BX
+	MOVQ  n+24(FP), CX
+	MOVQ  s+32(FP), DX
+	LOAD16(SI)
+	TESTQ CX, CX
+	JEQ   fbdone
 
 fbloop:
 	MOVLQSX (BX), AX
 	SHLQ    $6, AX      // 16 floats of 4 bytes per member
 	ADDQ    DI, AX
-	MOVUPS  0(AX), X4
-	MOVAPS  X8, X0
-	SUBPS   X4, X0
-	MULPS   X0, X0
-	MOVUPS  16(AX), X4
-	MOVAPS  X9, X1
-	SUBPS   X4, X1
-	MULPS   X1, X1
-	ADDPS   X1, X0
-	MOVUPS  32(AX), X4
-	MOVAPS  X10, X1
-	SUBPS   X4, X1
-	MULPS   X1, X1
-	ADDPS   X1, X0
-	MOVUPS  48(AX), X4
-	MOVAPS  X11, X1
-	SUBPS   X4, X1
-	MULPS   X1, X1
-	ADDPS   X1, X0
+	SQUARES16(AX)
 	REDUCE
 	MOVSS   X0, (DX)
 	ADDQ    $4, BX
