@@ -401,11 +401,11 @@ func sqDist(a, b []float32, bound float32) float32 { return sqDistFrom(a, b, 0, 
 // sum s of the blocks before it: the same additions in the same order.
 func sqDistFrom(a, b []float32, i int, s, bound float32) float32 {
 	b = b[:len(a)]
-	for ; i+16 <= len(a); i += 16 {
-		s += block16(a[i:i+16:i+16], b[i:i+16:i+16])
-		if s >= bound {
+	if n := (len(a) - i) / 16; n > 0 {
+		if s = sqDistBlocks(a[i:], b[i:], s, bound); s >= bound {
 			return s
 		}
+		i += n * 16
 	}
 	for ; i < len(a); i++ {
 		d := a[i] - b[i]

@@ -17,6 +17,20 @@ func block16Go(aa, bb []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
+// sqDistBlocksGo adds block16Go of each whole 16-float block of a (and
+// the same of b) to s in order and returns s as soon as it reaches bound,
+// or after the last block: sqDist's loop, without its tail.
+func sqDistBlocksGo(a, b []float32, s, bound float32) float32 {
+	b = b[:len(a)/16*16]
+	for i := 0; i+16 <= len(a); i += 16 {
+		s += block16Go(a[i:i+16:i+16], b[i:i+16:i+16])
+		if s >= bound {
+			return s
+		}
+	}
+	return s
+}
+
 // axpyGo adds a·x to y (len(x) ≥ len(y)).
 func axpyGo(y, x []float32, a float32) {
 	x = x[:len(y)]

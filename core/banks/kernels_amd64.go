@@ -15,6 +15,9 @@ func block16SSE(a, b *float32) float32
 func firstBlocksSSE(c, pre *float32, cand *int32, n int, s *float32)
 
 //go:noescape
+func sqDistBlocksSSE(a, b *float32, blocks int, s, bound float32) float32
+
+//go:noescape
 func axpySSE(y, x *float32, a float32, blocks int)
 
 // block16 is block16Go.
@@ -35,6 +38,16 @@ func firstBlocks(c, pre []float32, cand []int32, s []float32) {
 		}
 	}
 	firstBlocksSSE(&c[0], &pre[0], &cand[0], len(cand), &s[0])
+}
+
+// sqDistBlocks is sqDistBlocksGo.
+func sqDistBlocks(a, b []float32, s, bound float32) float32 {
+	blocks := len(a) / 16
+	if blocks == 0 {
+		return s
+	}
+	b = b[:blocks*16]
+	return sqDistBlocksSSE(&a[0], &b[0], blocks, s, bound)
 }
 
 // axpy is axpyGo.

@@ -108,3 +108,31 @@ axloop:
 
 axdone:
 	RET
+
+// func sqDistBlocksSSE(a, b *float32, blocks int, s, bound float32) float32
+// adds block16(a, b) of each of blocks consecutive 16-float blocks to s in
+// order and returns s once it reaches bound (or after the last block).
+TEXT ·sqDistBlocksSSE(SB), NOSPLIT, $0-36
+	MOVQ  a+0(FP), SI
+	MOVQ  b+8(FP), DI
+	MOVQ  blocks+16(FP), CX
+	MOVSS s+24(FP), X5
+	MOVSS bound+28(FP), X6
+	TESTQ CX, CX
+	JEQ   sddone
+
+sdloop:
+	LOAD16(SI)
+	SQUARES16(DI)
+	REDUCE
+	ADDSS   X0, X5
+	UCOMISS X6, X5
+	JCC     sddone      // s ≥ bound (false for NaN, as in Go)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     sdloop
+
+sddone:
+	MOVSS X5, ret+32(FP)
+	RET

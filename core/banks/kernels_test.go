@@ -62,6 +62,48 @@ func TestKernelsMatchGo(t *testing.T) {
 	}
 }
 
+// TestSqDistBlocksMatchesGo checks sqDistBlocks against sqDistBlocksGo
+// bit for bit, with bounds that stop it at every block, none, and NaN
+// sums (which never stop it, as in Go), and sqDistFrom against the
+// definition of its sum.
+func TestSqDistBlocksMatchesGo(t *testing.T) {
+	skipIfFused(t)
+	rng := rand.New(rand.NewSource(3))
+	inf := float32(math.Inf(1))
+	nan := float32(math.NaN())
+	for _, n := range []int{0, 5, 16, 17, 48, 100, 768} {
+		a, b := make([]float32, n), make([]float32, n)
+		for i := range a {
+			a[i], b[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+		}
+		full := sqDistBlocksGo(a, b, 0, inf)
+		for _, s := range []float32{0, 0.25, nan} {
+			for _, bound := range []float32{inf, 0, full / 3, full / 2, full, full * 2, nan} {
+				got, want := sqDistBlocks(a, b, s, bound), sqDistBlocksGo(a, b, s, bound)
+				if math.Float32bits(got) != math.Float32bits(want) {
+					t.Fatalf("n=%d s=%v bound=%v: %v, Go %v", n, s, bound, got, want)
+				}
+			}
+		}
+		var want float32 // the sum sqDist defines: blocks in order, then the tail
+		for i := 0; i+16 <= n; i += 16 {
+			want += block16Go(a[i:i+16], b[i:i+16])
+		}
+		for i := n / 16 * 16; i < n; i++ {
+			d := a[i] - b[i]
+			want += d * d
+		}
+		if got := sqDist(a, b, inf); math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("n=%d: sqDist %v, want %v", n, got, want)
+		}
+		if n >= 32 {
+			if got := sqDist(a, b, 0); got != block16Go(a[:16], b[:16]) {
+				t.Fatalf("n=%d: sqDist stopped at bound 0 with %v, not after the first block", n, got)
+			}
+		}
+	}
+}
+
 // TestAxpyMatchesGo checks axpy against axpyGo bit for bit, on lengths
 // with and without tails.
 func TestAxpyMatchesGo(t *testing.T) {
