@@ -456,6 +456,7 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 		MapFusion: m.Meta.MapFusion, Validation: m.Meta.Validation, CategoryValidation: m.Meta.CategoryValidation, Checkpoints: m.Meta.Checkpoints, Epochs: m.Meta.Epochs,
 		Timings: BenchTimings{FeaturesS: b.featS, BanksS: b.banksS, NormalBankS: b.pc.Meta.NormalBankSeconds, TrainS: trainS, StartTrainS: startS, InferMSPerImage: b.encMS + scoreMS}}
 	br.CategoryAgreement = m.Meta.CategoryAgreement
+	b.logBanks(run, m)
 	br.Routed = slices.Sorted(maps.Keys(m.Meta.CategoryImages))
 	for _, c := range slices.Sorted(maps.Keys(m.Meta.CategoryAgreement)) {
 		_, routed := m.Meta.CategoryImages[c]
@@ -492,6 +493,36 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 	}
 	br.PeakRSSMB = PeakRSSMB()
 	return br, nil
+}
+
+// logBanks logs the sizes of m's banks and of each routed category's part
+// of them (what the fast search searches for an image of that category).
+func (b *bench) logBanks(run string, m *Model) {
+	size := func(source []int32, ids []int32, orNone bool) int {
+		mine := map[int32]bool{}
+		for _, id := range ids {
+			mine[id] = true
+		}
+		n := 0
+		for _, id := range source {
+			if mine[id] || (orNone && id == banks.NoSource) {
+				n++
+			}
+		}
+		return n
+	}
+	line := fmt.Sprintf("%s: normal bank %d entries", run, m.Normal.Len())
+	if m.Anomaly != nil {
+		line += fmt.Sprintf(", anomaly bank %d", m.Anomaly.Len())
+	}
+	for _, c := range slices.Sorted(maps.Keys(m.Meta.CategoryImages)) {
+		ids := m.Meta.CategoryImages[c]
+		line += fmt.Sprintf("; %s's part %d", c, size(m.Normal.Source, ids, false))
+		if m.Anomaly != nil {
+			line += fmt.Sprintf(" + %d", size(m.Anomaly.Source, ids, true))
+		}
+	}
+	b.logf("%s", line)
 }
 
 // RetrainNew is the number of new annotations dmad-retrain adds: seen
