@@ -39,7 +39,15 @@ type FastOptions struct {
 	// instead of in Go over the bank rows in place; kept for the benchmark
 	// that chose between them.
 	rerankInGraph bool
+	// blockRows is the block size of the candidate choice (see
+	// cascadeGraph): 0 means candidateBlock, −1 one TopK over all rows;
+	// kept for the benchmark that chose between them.
+	blockRows int
 }
+
+// candidateBlock is the number of consecutive bank rows whose smallest
+// stage-1 value stands for them in the first TopK of the candidate choice.
+const candidateBlock = 32
 
 func (o FastOptions) withDefaults() FastOptions {
 	if o.Dims <= 0 {
@@ -166,9 +174,14 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cand := min(max(s.opts.Fast.Rerank, k), s.bank.Rows())
-	// Keep the batch's candidate-distance matrix (batch × bank rows) and
-	// gathered candidates (batch × cand × C) near 64 MiB each.
-	batch := min(s.opts.QueryBatch, max(1, (16<<20)/s.bank.Rows()), max(1, (16<<20)/(cand*s.bank.Cols())))
+	// Keep the batch's stage-1 values (batch × bank rows) near 8 MiB, where
+	// the caches still hold them between the MatMul that writes them and
+	// the reductions that read them (a 512-query batch over 14,000 rows
+	// spent a third more on the MatMul and the TopK), but batches of at
+	// least 128 queries (smaller ones cost more per run than they save);
+	// the gathered candidates of the in-graph re-rank (batch × cand × C)
+	// near 64 MiB.
+	batch := min(s.opts.QueryBatch, max(128, (2<<20)/s.bank.Rows()), max(1, (16<<20)/(cand*s.bank.Cols())))
 	dist := make([]float32, q.Rows()*k)
 	idx := make([]int64, q.Rows()*k)
 	for qlo := 0; qlo < q.Rows(); qlo += batch {
@@ -340,7 +353,11 @@ func (s *CascadeSearcher) session(cand int, exclude bool) (*ort.Session, error) 
 		}
 		s.proj = proj
 	}
-	model, inputs, outputs, err := cascadeGraph(s.rt, s.bank, s.source, s.proj, s.opts.Fast.Dims, cand, exclude, s.opts.Fast.rerankInGraph)
+	block := s.opts.Fast.blockRows
+	if block == 0 {
+		block = candidateBlock
+	}
+	model, inputs, outputs, err := cascadeGraph(s.rt, s.bank, s.source, s.proj, s.opts.Fast.Dims, cand, block, exclude, s.opts.Fast.rerankInGraph)
 	if err != nil {
 		return nil, fmt.Errorf("fast search graph: %w", err)
 	}
@@ -361,20 +378,37 @@ func (s *CascadeSearcher) session(cand int, exclude bool) (*ort.Session, error) 
 // Stage 1 ranks bank rows by −2·p·pbᵀ + ‖pb‖² (the projected squared
 // distance less ‖p‖², which is the same for every row of a query), as one
 // MatMul of [p, 1] with [−2·PBᵀ; ‖pb‖²].
-func cascadeGraph(rt *ort.Runtime, bank *mat.Matrix, source []int32, proj []float32, dims, cand int, exclude, stage2 bool) (model []byte, inputs, outputs []string, err error) {
+//
+// With block > 0 (and at least cand blocks) the cand smallest values are
+// found in two steps: the cand blocks of block consecutive rows with the
+// smallest minimum (ReduceMin, then TopK over a block-th of the values),
+// then the cand smallest of those blocks' rows. Every row among the cand
+// smallest lies in one of those blocks (a block without any has a larger
+// minimum than each of them), so the candidates are those of one TopK over
+// all rows, ties aside; the TopK, which cost as much as the MatMul over
+// all rows, reads block times fewer values. The bank is padded to whole
+// blocks with rows whose value is +Inf, which the re-rank skips.
+func cascadeGraph(rt *ort.Runtime, bank *mat.Matrix, source []int32, proj []float32, dims, cand, block int, exclude, stage2 bool) (model []byte, inputs, outputs []string, err error) {
 	C, R, D := bank.Cols(), bank.Rows(), dims
 	pbank := mat.New(R, D)
 	if err := projectORT(context.Background(), rt, bank, proj, D, pbank); err != nil {
 		return nil, nil, nil, fmt.Errorf("project the bank: %w", err)
 	}
-	w := make([]float32, (D+1)*R) // [−2·PBᵀ; ‖pb‖²], (D+1)×R
+	if block <= 0 || stage2 || (R+block-1)/block < cand {
+		block = 1
+	}
+	Rp := (R + block - 1) / block * block // padded to whole blocks
+	w := make([]float32, (D+1)*Rp)        // [−2·PBᵀ; ‖pb‖²], (D+1)×Rp
 	for r := range R {
 		var n float64
 		for j, v := range pbank.Row(r) {
-			w[j*R+r] = -2 * v
+			w[j*Rp+r] = -2 * v
 			n += float64(v) * float64(v)
 		}
-		w[D*R+r] = float32(n)
+		w[D*Rp+r] = float32(n)
+	}
+	for r := R; r < Rp; r++ {
+		w[D*Rp+r] = float32(math.Inf(1)) // 1·Inf: the padding's value
 	}
 	g := onnxgraph.New("nn_cascade")
 	q := g.Input("q", onnxgraph.Float, -1, int64(C))
@@ -382,20 +416,44 @@ func cascadeGraph(rt *ort.Runtime, bank *mat.Matrix, source []int32, proj []floa
 	inputs = []string{q, k}
 	p := g.Op("MatMul", []string{q, g.Const("proj", proj, int64(C), int64(D))})
 	p1 := g.Op("Pad", []string{p, g.Ints(0, 0, 0, 1), g.Scalar(1)})
-	s1 := g.Op("MatMul", []string{p1, g.Const("wbank", w, int64(D+1), int64(R))})
+	s1 := g.Op("MatMul", []string{p1, g.Const("wbank", w, int64(D+1), int64(Rp))})
 	var qs string
 	if exclude {
 		qs = g.Input("qsource", onnxgraph.Int64, -1, 1)
 		inputs = append(inputs, qs)
-		bs := make([]int64, R)
+		bs := make([]int64, Rp)
+		for i := range bs {
+			bs[i] = int64(NoSource) - 1 // padding: no query's image
+		}
 		for i, v := range source {
 			bs[i] = int64(v)
 		}
-		same := g.Op("Equal", []string{qs, g.ConstI64("bsource", bs, 1, int64(R))})
+		same := g.Op("Equal", []string{qs, g.ConstI64("bsource", bs, 1, int64(Rp))})
 		s1 = g.Op("Where", []string{same, g.Scalar(float32(math.Inf(1))), s1})
 	}
-	top1 := g.OpN("TopK", []string{s1, g.Ints(int64(cand))}, 2,
-		onnxgraph.AttrInt("axis", 1), onnxgraph.AttrInt("largest", 0), onnxgraph.AttrInt("sorted", 0))
+	smallest := func(x string, n int64) []string {
+		return g.OpN("TopK", []string{x, g.Ints(n)}, 2,
+			onnxgraph.AttrInt("axis", 1), onnxgraph.AttrInt("largest", 0), onnxgraph.AttrInt("sorted", 0))
+	}
+	var top1 []string
+	if block == 1 {
+		top1 = smallest(s1, int64(cand))
+	} else {
+		nb, bl := int64(Rp/block), int64(block)
+		mins := g.Op("ReduceMin", []string{g.Op("Reshape", []string{s1, g.Ints(-1, nb, bl)})},
+			onnxgraph.AttrInts("axes", 2), onnxgraph.AttrInt("keepdims", 0))
+		blocks := smallest(mins, int64(cand))[1] // n×cand block numbers
+		offsets := make([]int64, block)
+		for i := range offsets {
+			offsets[i] = int64(i)
+		}
+		rows := g.Op("Add", []string{
+			g.Op("Mul", []string{g.Op("Unsqueeze", []string{blocks, g.Ints(2)}), g.Ints(bl)}),
+			g.ConstI64("offsets", offsets, 1, 1, bl)}) // n×cand×block
+		rows = g.Op("Reshape", []string{rows, g.Ints(0, int64(cand)*bl)})
+		top := smallest(g.Op("GatherElements", []string{s1, rows}, onnxgraph.AttrInt("axis", 1)), int64(cand))
+		top1 = []string{top[0], g.Op("GatherElements", []string{rows, top[1]}, onnxgraph.AttrInt("axis", 1))}
+	}
 	if !stage2 {
 		g.Output(top1[0], onnxgraph.Float)
 		g.Output(top1[1], onnxgraph.Int64)

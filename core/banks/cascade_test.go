@@ -364,3 +364,67 @@ func TestCascadeExclusionInGoMatchesGraph(t *testing.T) {
 		}
 	}
 }
+
+// TestCascadeBlockCandidates checks that choosing the candidates by blocks
+// (the default) finds what one TopK over every row finds, on banks that
+// end in a part block, plain and excluding the queries' own rows — in Go
+// (few rows per image) and in the graph (an image with more rows than
+// maxExtraCandidates) — and with fewer blocks than candidates.
+func TestCascadeBlockCandidates(t *testing.T) {
+	rt := openRuntime(t)
+	for _, tc := range []struct {
+		name               string
+		bankRows, perImage int
+		rerank             int
+		exclude            bool
+	}{
+		{"plain", 1000, 23, 16, false},
+		{"exclude-in-go", 1000, 23, 16, true},
+		{"exclude-in-graph", 2500, 1100, 16, true},
+		{"fewer-blocks-than-candidates", 200, 23, 16, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewSource(int64(len(tc.name))))
+			bank, q := clustered(rng, tc.bankRows, 200, 64)
+			src := make([]int32, bank.Rows())
+			for i := range src {
+				src[i] = int32(i / tc.perImage)
+			}
+			var qSrc []int32
+			if tc.exclude {
+				qSrc = make([]int32, q.Rows())
+				for i := range qSrc {
+					qSrc[i] = src[rng.Intn(len(src))]
+				}
+			}
+			search := func(block int) ([]float32, []int64) {
+				s, err := NewCascadeSearcher(rt, bank, SearchOptions{Source: src, Fast: FastOptions{Dims: 8, Rerank: tc.rerank, blockRows: block}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				var d []float32
+				var i []int64
+				if tc.exclude {
+					d, i, err = s.SearchExcluding(context.Background(), q, qSrc, 3)
+				} else {
+					d, i, err = s.Search(context.Background(), q, 3)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d, i
+			}
+			wantD, wantI := search(-1)
+			gotD, gotI := search(0)
+			for j := range wantI {
+				if gotI[j] != wantI[j] || gotD[j] != wantD[j] {
+					t.Fatalf("neighbour %d of query %d: row %d at %v by blocks, row %d at %v by one TopK", j%3, j/3, gotI[j], gotD[j], wantI[j], wantD[j])
+				}
+				if tc.exclude && src[gotI[j]] == qSrc[j/3] {
+					t.Fatalf("query %d found row %d of its own image", j/3, gotI[j])
+				}
+			}
+		})
+	}
+}
