@@ -352,8 +352,13 @@ func (b *bench) encode(ctx context.Context, split *dataset.Dataset, moved []data
 		return err
 	}
 	b.featS = time.Since(t0).Seconds()
-	// Encoding cost per image, measured now (uncached) on a few test images.
-	b.encMS = measureEncode(ctx, b.enc, paths(b.test))
+	// Encoding cost per image, measured now (uncached) on a few test images
+	// of each category.
+	var perCategory map[string]float64
+	b.encMS, perCategory = measureEncode(ctx, b.enc, b.test)
+	for _, c := range slices.Sorted(maps.Keys(perCategory)) {
+		b.logf("encoding (decode, resize, backbone) of %s's test images: %.1f ms per image", c, perCategory[c])
+	}
 	for i, s := range moved {
 		m, err := loadMask(s.MaskPath)
 		if err != nil {
@@ -451,6 +456,7 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 	if err != nil {
 		return BenchRun{}, err
 	}
+	b.logf("%s: %s search, %.1f ms per image: encoding %.1f (measured on %d test images), scoring %.1f", run, search.Mode, b.encMS+scoreMS, b.encMS, min(16, len(b.test)), scoreMS)
 	br := BenchRun{Method: string(m.Meta.Method), Regime: m.Meta.Regime, SeenAnomalies: m.Meta.SeenImages + m.Meta.WeakImages, Search: search.Mode.String(),
 		PerCategory: per, Mean: mean, Threshold: m.Meta.Threshold, ImagesPerS: 1000 / (b.encMS + scoreMS),
 		MapFusion: m.Meta.MapFusion, Validation: m.Meta.Validation, CategoryValidation: m.Meta.CategoryValidation, Checkpoints: m.Meta.Checkpoints, Epochs: m.Meta.Epochs,
@@ -488,6 +494,7 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 		if err != nil {
 			return BenchRun{}, err
 		}
+		b.logf("%s: %s search, %.1f ms per image: encoding %.1f, scoring %.1f", run, fast.Mode, b.encMS+fastMS, b.encMS, fastMS)
 		br.Fast = &BenchSearch{Mode: fast.Mode.String(), PerCategory: fper, Mean: fmean,
 			InferMSPerImage: b.encMS + fastMS, ImagesPerS: 1000 / (b.encMS + fastMS)}
 	}
@@ -690,18 +697,42 @@ func bankCacheFile(dir, encID string, o Options, float16Cache bool, normal []str
 
 func withMethod(o Options, m Method) Options { o.Method = m; return o }
 
-// measureEncode times encoding of up to 16 images (ms per image).
-func measureEncode(ctx context.Context, enc *encoder.Encoder, paths []string) float64 {
-	n := min(16, len(paths))
-	if n == 0 {
-		return 0
+// measureEncode times the encoding (decode, resize, backbone) of up to
+// encodeSample test images of each category, spread over the category's
+// images, and returns the mean cost per test image (ms), each category's
+// weighted by its share of the test images, and each category's cost.
+// Categories differ in image size and format (900×900 PNG against
+// 250×370 JPEG on the benchmark), so a sample of one category would not
+// speak for the test set.
+func measureEncode(ctx context.Context, enc *encoder.Encoder, test []dataset.Sample) (float64, map[string]float64) {
+	byCat := map[string][]string{}
+	for _, s := range test {
+		byCat[s.Category] = append(byCat[s.Category], s.Path)
 	}
-	t := time.Now()
-	if _, err := enc.EncodeFiles(ctx, paths[:n], nil); err != nil {
-		return 0
+	perCategory := map[string]float64{}
+	var total float64
+	for c, ps := range byCat {
+		n := min(encodeSample, len(ps))
+		sample := make([]string, n)
+		for i := range sample {
+			sample[i] = ps[i*len(ps)/n]
+		}
+		t := time.Now()
+		if _, err := enc.EncodeFiles(ctx, sample, nil); err != nil {
+			return 0, nil
+		}
+		perCategory[c] = 1000 * time.Since(t).Seconds() / float64(n)
+		total += perCategory[c] * float64(len(ps))
 	}
-	return 1000 * time.Since(t).Seconds() / float64(n)
+	if len(test) == 0 {
+		return 0, perCategory
+	}
+	return total / float64(len(test)), perCategory
 }
+
+// encodeSample is the number of test images of each category whose
+// encoding measureEncode times.
+const encodeSample = 16
 
 // PeakRSSReset resets the process's peak resident memory (VmHWM) to the
 // current resident memory (Linux ≥ 4.0: /proc/self/clear_refs), so that

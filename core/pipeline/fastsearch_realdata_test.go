@@ -130,13 +130,9 @@ func TestFastSearchAccuracyReal(t *testing.T) {
 			m.Meta.Method, mode, mean.ImageAUROC, mean.PixelAUROC, mean.PRO, rate, setup.Round(time.Millisecond), loadAvg())
 		return outcome{mean, res, rate, setup}
 	}
-	// Decoding + encoding cost per image (uncached, 16 test images), for
-	// the end-to-end rate: decode + encode + score.
-	var testPaths []string
-	for _, s := range test {
-		testPaths = append(testPaths, s.Path)
-	}
-	encMS := measureEncode(ctx, enc, testPaths)
+	// Decoding + encoding cost per image (uncached, 16 test images of each
+	// category), for the end-to-end rate: decode + encode + score.
+	encMS, _ := measureEncode(ctx, enc, test)
 	t.Logf("decode + encode %.1f ms/image (load %s)", encMS, loadAvg())
 	compare := func(m *Model) {
 		exact := run(m, banks.SearchExact)

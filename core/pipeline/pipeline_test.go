@@ -383,3 +383,36 @@ func TestFitFastThresholdMatchesExact(t *testing.T) {
 		}
 	}
 }
+
+// TestMeasureEncode checks that the encoding cost of a test set is every
+// category's cost weighted by its share of the test images, each measured
+// on a sample of that category's images.
+func TestMeasureEncode(t *testing.T) {
+	f := newFixture(t, runtimeFor(t))
+	// An unequal split: all of category 0's test images, one of category 1's.
+	var test []dataset.Sample
+	count := map[string]int{}
+	for _, s := range f.test {
+		if count[s.Category] == 0 || s.Category == f.test[0].Category {
+			test = append(test, s)
+			count[s.Category]++
+		}
+	}
+	if len(count) != 2 {
+		t.Fatalf("fixture test set has %d categories, want 2", len(count))
+	}
+	mean, per := measureEncode(context.Background(), f.enc, test)
+	if len(per) != 2 {
+		t.Fatalf("costs of %d categories, want 2: %v", len(per), per)
+	}
+	var want float64
+	for c, n := range count {
+		if per[c] <= 0 {
+			t.Fatalf("category %s: cost %v ms", c, per[c])
+		}
+		want += per[c] * float64(n) / float64(len(test))
+	}
+	if math.Abs(mean-want) > 1e-9*want {
+		t.Fatalf("mean cost %v ms, want the weighted %v (per category %v, counts %v)", mean, want, per, count)
+	}
+}
