@@ -1,14 +1,12 @@
 package banks
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand"
 	"runtime"
-	"slices"
 	"sort"
 	"sync"
 
@@ -85,12 +83,13 @@ type CascadeSearcher struct {
 	// part, and an image of a known category only ever searches its part,
 	// so the whole banks' axes (0.2–0.4 s each) are often never needed.
 	proj []float32
-	// rowsOf counts the bank rows of each source id: an excluding search
-	// takes as many more candidates from the plain graph as a query of the
-	// batch has rows, and drops the query's own in Go (masking batch ×
-	// bank values in the graph made it three times slower than a plain
-	// search).
-	rowsOf map[int32]int
+	// rowsOf lists the bank rows of each source id: an excluding search
+	// gives the graph each query's own rows, which it sets to +Inf before
+	// choosing candidates (a scatter of a few values per query; masking
+	// every batch × bank value with Equal and Where made a search three
+	// times slower, and asking for more candidates and dropping the own in
+	// Go half as slow again as a plain search).
+	rowsOf map[int32][]int64
 	plain  map[int]*ort.Session
 	excl   map[int]*ort.Session
 }
@@ -117,9 +116,9 @@ func NewCascadeSearcher(rt *ort.Runtime, bank *mat.Matrix, opts SearchOptions) (
 	}
 	opts.Fast = opts.Fast.withDefaults()
 	opts.Fast.Dims = min(opts.Fast.Dims, bank.Cols())
-	rowsOf := map[int32]int{}
-	for _, id := range opts.Source {
-		rowsOf[id]++
+	rowsOf := map[int32][]int64{}
+	for r, id := range opts.Source {
+		rowsOf[id] = append(rowsOf[id], int64(r))
 	}
 	return &CascadeSearcher{rt: rt, bank: bank, source: opts.Source, opts: opts, rowsOf: rowsOf,
 		plain: map[int]*ort.Session{}, excl: map[int]*ort.Session{}}, nil
@@ -190,18 +189,13 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 		}
 		qhi := min(qlo+batch, q.Rows())
 		nb := qhi - qlo
-		top, inGo := s.candidatesFor(cand, qSource, qlo, qhi)
-		sess, err := s.session(top, qSource != nil && !inGo)
+		sess, err := s.session(cand, qSource != nil)
 		if err != nil {
 			return nil, nil, err
 		}
 		in := []ort.Tensor{ort.F32Tensor(q.Slice(qlo, qhi).RawData(), int64(nb), int64(q.Cols())), ort.I64Tensor([]int64{int64(k)}, 1)}
-		if qSource != nil && !inGo {
-			src := make([]int64, nb)
-			for i := range src {
-				src[i] = int64(qSource[qlo+i])
-			}
-			in = append(in, ort.I64Tensor(src, int64(nb), 1))
+		if qSource != nil {
+			in = append(in, s.exclusion(qSource[qlo:qhi]))
 		}
 		out, err := sess.Run(in...)
 		if err != nil {
@@ -223,13 +217,9 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 			continue
 		}
 		err = parallelFor(ctx, nb, runtime.GOMAXPROCS(0), 16, func(lo, hi, _ int) {
-			var buf candidates
 			for r := lo; r < hi; r++ {
 				o := (qlo + r) * k
-				cv, ci := out[0].F32[r*top:(r+1)*top], out[1].I64[r*top:(r+1)*top]
-				if inGo {
-					cv, ci = buf.others(cv, ci, s.source, qSource[qlo+r], cand)
-				}
+				cv, ci := out[0].F32[r*cand:(r+1)*cand], out[1].I64[r*cand:(r+1)*cand]
 				s.rerank(q.Row(qlo+r), cv, ci, dist[o:o+k], idx[o:o+k])
 			}
 		})
@@ -240,68 +230,33 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 	return dist, idx, nil
 }
 
-// candidatesFor returns how many candidates the graph gives each query of
-// qSource[qlo:qhi] and whether the query's own rows are dropped in Go.
-// Without exclusion, or with the re-rank in the graph, it is cand. Else
-// the graph adds the most rows any of the batch's queries has in the bank,
-// rounded up to a power of two (a few sessions serve every batch): at most
-// that many candidates are a query's own, so the cand best others are
-// among them. Where that exceeds maxExtraCandidates the graph masks them
-// instead.
-func (s *CascadeSearcher) candidatesFor(cand int, qSource []int32, qlo, qhi int) (top int, inGo bool) {
-	if qSource == nil || s.opts.Fast.rerankInGraph {
-		return cand, false
+// exclusion returns the graph's input that excludes each query's own
+// rows (see cascadeGraph): for the re-rank in the graph the queries' source
+// ids (n×1), else each query's own bank rows (n×E, E the most any query
+// of the batch has, at least 1), the short lists filled up with the
+// padding row the bank always has past its last.
+func (s *CascadeSearcher) exclusion(qSource []int32) ort.Tensor {
+	n := len(qSource)
+	if s.opts.Fast.rerankInGraph {
+		src := make([]int64, n)
+		for i, id := range qSource {
+			src[i] = int64(id)
+		}
+		return ort.I64Tensor(src, int64(n), 1)
 	}
-	most := 0
-	for _, id := range qSource[qlo:qhi] {
-		most = max(most, s.rowsOf[id])
+	e := 1
+	for _, id := range qSource {
+		e = max(e, len(s.rowsOf[id]))
 	}
-	if most == 0 {
-		return cand, true
-	}
-	extra := 1
-	for extra < most {
-		extra *= 2
-	}
-	if extra > maxExtraCandidates {
-		return cand, false
-	}
-	return min(cand+extra, s.bank.Rows()), true
-}
-
-// maxExtraCandidates bounds the candidates an excluding search adds
-// (sorting them per query in Go, TopK in the graph).
-const maxExtraCandidates = 1024
-
-// candidates holds one query's candidates while its own are dropped.
-type candidates struct {
-	order []int
-	cv    []float32
-	ci    []int64
-}
-
-// others returns the cand candidates of lowest stage-1 value among cv, ci
-// whose bank row's source is not own: what the graph's own masking and
-// TopK(cand) would have given.
-func (c *candidates) others(cv []float32, ci []int64, source []int32, own int32, cand int) ([]float32, []int64) {
-	c.order = c.order[:0]
-	for j, i := range ci {
-		if source[i] != own {
-			c.order = append(c.order, j)
+	own := make([]int64, n*e)
+	for i, id := range qSource {
+		rows := own[i*e : (i+1)*e]
+		copy(rows, s.rowsOf[id])
+		for j := len(s.rowsOf[id]); j < e; j++ {
+			rows[j] = int64(s.bank.Rows()) // the padding row
 		}
 	}
-	// By stage-1 value, then row.
-	slices.SortFunc(c.order, func(i, j int) int {
-		if o := cmp.Compare(cv[i], cv[j]); o != 0 {
-			return o
-		}
-		return cmp.Compare(ci[i], ci[j])
-	})
-	c.cv, c.ci = c.cv[:0], c.ci[:0]
-	for _, j := range c.order[:min(cand, len(c.order))] {
-		c.cv, c.ci = append(c.cv, cv[j]), append(c.ci, ci[j])
-	}
-	return c.cv, c.ci
+	return ort.I64Tensor(own, int64(n), int64(e))
 }
 
 // rerank fills dist and idx (length k) with the nearest of the candidate
@@ -370,7 +325,9 @@ func (s *CascadeSearcher) session(cand int, exclude bool) (*ort.Session, error) 
 }
 
 // cascadeGraph builds the candidate search. Inputs: q (n×C), k (1 int64),
-// with exclude qsource (n×1 int64). Outputs: with stage2, exact squared
+// with exclude the queries' source ids qsource (n×1 int64) with stage2, or
+// else each query's own bank rows own (n×E int64, filled up with the row
+// R, padding), whose values are set to +Inf. Outputs: with stage2, exact squared
 // distances (n×k, ascending; +Inf for excluded slots) and bank row indices
 // (n×k); without, the cand candidates' stage-1 values (+Inf: excluded) and
 // bank row indices (n×cand, unordered), for the re-rank in Go.
@@ -398,7 +355,10 @@ func cascadeGraph(rt *ort.Runtime, bank *mat.Matrix, source []int32, proj []floa
 		block = 1
 	}
 	Rp := (R + block - 1) / block * block // padded to whole blocks
-	w := make([]float32, (D+1)*Rp)        // [−2·PBᵀ; ‖pb‖²], (D+1)×Rp
+	if exclude && !stage2 {
+		Rp = (R + block) / block * block // and at least one padding row
+	}
+	w := make([]float32, (D+1)*Rp) // [−2·PBᵀ; ‖pb‖²], (D+1)×Rp
 	for r := range R {
 		var n float64
 		for j, v := range pbank.Row(r) {
@@ -417,9 +377,15 @@ func cascadeGraph(rt *ort.Runtime, bank *mat.Matrix, source []int32, proj []floa
 	p := g.Op("MatMul", []string{q, g.Const("proj", proj, int64(C), int64(D))})
 	p1 := g.Op("Pad", []string{p, g.Ints(0, 0, 0, 1), g.Scalar(1)})
 	s1 := g.Op("MatMul", []string{p1, g.Const("wbank", w, int64(D+1), int64(Rp))})
-	var qs string
-	if exclude {
-		qs = g.Input("qsource", onnxgraph.Int64, -1, 1)
+	inf := func() string { return g.Scalar(float32(math.Inf(1))) }
+	switch {
+	case exclude && !stage2:
+		own := g.Input("own", onnxgraph.Int64, -1, -1)
+		inputs = append(inputs, own)
+		s1 = g.Op("ScatterElements", []string{s1, own, g.Op("Expand", []string{inf(), g.Op("Shape", []string{own})})},
+			onnxgraph.AttrInt("axis", 1))
+	case exclude:
+		qs := g.Input("qsource", onnxgraph.Int64, -1, 1)
 		inputs = append(inputs, qs)
 		bs := make([]int64, Rp)
 		for i := range bs {
@@ -429,7 +395,7 @@ func cascadeGraph(rt *ort.Runtime, bank *mat.Matrix, source []int32, proj []floa
 			bs[i] = int64(v)
 		}
 		same := g.Op("Equal", []string{qs, g.ConstI64("bsource", bs, 1, int64(Rp))})
-		s1 = g.Op("Where", []string{same, g.Scalar(float32(math.Inf(1))), s1})
+		s1 = g.Op("Where", []string{same, inf(), s1})
 	}
 	smallest := func(x string, n int64) []string {
 		return g.OpN("TopK", []string{x, g.Ints(n)}, 2,

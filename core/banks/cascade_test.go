@@ -299,12 +299,14 @@ func TestKnowledgeFastMatchesExact(t *testing.T) {
 	}
 }
 
-// TestCascadeExclusionInGoMatchesGraph: an excluding search drops the
-// query's own rows in Go from extra candidates; it finds the
-// same neighbours as masking them inside the graph before the candidates
-// are chosen (the in-graph re-rank path still masks there), including
-// sources with many rows and queries from no source in the bank.
-func TestCascadeExclusionInGoMatchesGraph(t *testing.T) {
+// TestCascadeExclusionMatchesMasking: an excluding search sets each
+// query's own rows to +Inf by a scatter of their indices; it finds the
+// same neighbours as masking every row of the query's source with Equal
+// and Where (the in-graph re-rank path), including a source with many
+// rows crowding the queries' nearest candidates, batches whose queries
+// have different numbers of own rows, and queries from no source in the
+// bank.
+func TestCascadeExclusionMatchesMasking(t *testing.T) {
 	rt := openRuntime(t)
 	rng := rand.New(rand.NewSource(9))
 	bank, q := clustered(rng, 3000, 400, 96)
@@ -332,13 +334,13 @@ func TestCascadeExclusionInGoMatchesGraph(t *testing.T) {
 		}
 	}
 	fast := FastOptions{Dims: 8, Rerank: 16, SampleRows: 500}
-	inGo, err := NewCascadeSearcher(rt, bank, SearchOptions{Source: src, Fast: fast})
+	scatter, err := NewCascadeSearcher(rt, bank, SearchOptions{Source: src, Fast: fast})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer inGo.Close()
-	if inGo.rowsOf[7] != 400 {
-		t.Fatalf("source 7 has %d rows, want 400", inGo.rowsOf[7])
+	defer scatter.Close()
+	if len(scatter.rowsOf[7]) != 400 {
+		t.Fatalf("source 7 has %d rows, want 400", len(scatter.rowsOf[7]))
 	}
 	fast.rerankInGraph = true
 	inGraph, err := NewCascadeSearcher(rt, bank, SearchOptions{Source: src, Fast: fast})
@@ -347,7 +349,7 @@ func TestCascadeExclusionInGoMatchesGraph(t *testing.T) {
 	}
 	defer inGraph.Close()
 	const k = 3
-	_, gi, err := inGo.SearchExcluding(context.Background(), q, qSrc, k)
+	_, gi, err := scatter.SearchExcluding(context.Background(), q, qSrc, k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +359,7 @@ func TestCascadeExclusionInGoMatchesGraph(t *testing.T) {
 	}
 	for o := range gi {
 		if gi[o] != wi[o] {
-			t.Fatalf("query %d rank %d: row %d (own rows dropped in Go), %d (masked in the graph)", o/k, o%k, gi[o], wi[o])
+			t.Fatalf("query %d rank %d: row %d (own rows scattered), %d (source masked)", o/k, o%k, gi[o], wi[o])
 		}
 		if src[gi[o]] == qSrc[o/k] {
 			t.Fatalf("query %d found its own source's row %d", o/k, gi[o])
@@ -367,9 +369,9 @@ func TestCascadeExclusionInGoMatchesGraph(t *testing.T) {
 
 // TestCascadeBlockCandidates checks that choosing the candidates by blocks
 // (the default) finds what one TopK over every row finds, on banks that
-// end in a part block, plain and excluding the queries' own rows — in Go
-// (few rows per image) and in the graph (an image with more rows than
-// maxExtraCandidates) — and with fewer blocks than candidates.
+// end in a part block, plain and excluding the queries' own rows (images
+// with few rows, and one with more rows than a block has), and with fewer
+// blocks than candidates.
 func TestCascadeBlockCandidates(t *testing.T) {
 	rt := openRuntime(t)
 	for _, tc := range []struct {
@@ -379,8 +381,8 @@ func TestCascadeBlockCandidates(t *testing.T) {
 		exclude            bool
 	}{
 		{"plain", 1000, 23, 16, false},
-		{"exclude-in-go", 1000, 23, 16, true},
-		{"exclude-in-graph", 2500, 1100, 16, true},
+		{"exclude-few-rows", 1000, 23, 16, true},
+		{"exclude-many-rows", 2500, 1100, 16, true},
 		{"fewer-blocks-than-candidates", 200, 23, 16, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
