@@ -11,6 +11,7 @@ import (
 	"math/rand"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/dmad/workstation/core/banks"
@@ -825,25 +826,53 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, 
 	rng := rand.New(rand.NewSource(opts.Seed + 11))
 	order := rng.Perm(len(normal))
 	n := min(len(normal), opts.ThresholdImages)
+	// The sample's images by category, searched several to a call as test
+	// images are (one call per image cost twice as much per image); each
+	// patch's neighbours do not depend on the others of its call.
+	picked := make([]Image, n)
+	for k := range picked {
+		picked[k] = normal[order[k]]
+	}
+	slices.SortStableFunc(picked, func(a, b Image) int { return strings.Compare(a.Category, b.Category) })
 	byCat := map[string][]float32{}
 	var all, allS, allD []float32
-	for k := range n {
-		im := normal[order[k]]
-		feats, err := im.features()
+	const group = 16
+	for from, to := 0, 0; from < n; from = to {
+		to = from + 1
+		for to < n && to-from < group && picked[to].Category == picked[from].Category {
+			to++
+		}
+		feats := make([]*mat.Matrix, to-from)
+		var src []int32
+		for i, im := range picked[from:to] {
+			f, err := im.features()
+			if err != nil {
+				return fmt.Errorf("threshold: %w", err)
+			}
+			feats[i] = f
+			src = append(src, sourceOf(im)...)
+		}
+		q, err := mat.Append(feats...)
 		if err != nil {
 			return fmt.Errorf("threshold: %w", err)
 		}
 		// Searched as a test image of its category is (in fast mode, its
-		// category's part of the banks).
-		patch, dist, err := sc.partsIn(ctx, im.Category, feats, sourceOf(im))
+		// category's part of the banks), its own entries excluded.
+		patches, dists, err := sc.partsIn(ctx, picked[from].Category, q, src)
 		if err != nil {
 			return fmt.Errorf("threshold: %w", err)
 		}
-		_, s := heatmap.ImageScore(patch)
-		all = append(all, s)
-		byCat[im.Category] = append(byCat[im.Category], s)
-		allS, allD = append(allS, patch...), append(allD, dist...)
-		report(progress.Event{Stage: progress.Threshold, Done: k + 1, Total: n})
+		off := 0
+		for i, im := range picked[from:to] {
+			rows := feats[i].Rows()
+			patch := patches[off : off+rows]
+			_, s := heatmap.ImageScore(patch)
+			all = append(all, s)
+			byCat[im.Category] = append(byCat[im.Category], s)
+			allS, allD = append(allS, patch...), append(allD, dists[off:off+rows]...)
+			off += rows
+		}
+		report(progress.Event{Stage: progress.Threshold, Done: to, Total: n})
 	}
 	lap("threshold images")
 	m.Meta.Threshold = quantile(all, opts.ThresholdQuantile)

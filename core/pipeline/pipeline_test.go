@@ -4,19 +4,22 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/dmad/workstation/core/ort/orttest"
 	"io"
 	"math"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/dmad/workstation/core/banks"
 	"github.com/dmad/workstation/core/dataset"
 	"github.com/dmad/workstation/core/encoder"
 	"github.com/dmad/workstation/core/encoder/encodertest"
+	"github.com/dmad/workstation/core/heatmap"
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/ort/orttest"
 	"github.com/dmad/workstation/core/progress"
 	"github.com/dmad/workstation/core/synth"
 	"github.com/dmad/workstation/core/train"
@@ -414,5 +417,52 @@ func TestMeasureEncode(t *testing.T) {
 	}
 	if math.Abs(mean-want) > 1e-9*want {
 		t.Fatalf("mean cost %v ms, want the weighted %v (per category %v, counts %v)", mean, want, per, count)
+	}
+}
+
+// TestThresholdMatchesImageByImage checks that the threshold images,
+// searched several to a call with each image's own bank entries excluded,
+// give the thresholds that scoring each of them alone gives, in both
+// search modes (with fast search, each image in its category's part).
+func TestThresholdMatchesImageByImage(t *testing.T) {
+	rt := runtimeFor(t)
+	f := newFixture(t, rt)
+	ctx := context.Background()
+	for _, mode := range []banks.SearchMode{banks.SearchExact, banks.SearchFast} {
+		t.Run(mode.String(), func(t *testing.T) {
+			opts := smallFit(DMAD, f.enc)
+			opts.Search.Mode = mode
+			opts.ThresholdImages = 17 // more than one call's worth
+			m, err := Fit(ctx, rt, f.set, opts, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, err := NewScorer(rt, m, opts.Search)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sc.Close()
+			order := rand.New(rand.NewSource(opts.Seed + 11)).Perm(len(f.set.Normal))
+			var all []float32
+			byCat := map[string][]float32{}
+			for _, i := range order[:min(len(order), opts.ThresholdImages)] {
+				im := f.set.Normal[i]
+				patch, _, err := sc.partsIn(ctx, im.Category, im.Features, sourceOf(im))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, s := heatmap.ImageScore(patch)
+				all = append(all, s)
+				byCat[im.Category] = append(byCat[im.Category], s)
+			}
+			if want := quantile(all, DefaultThresholdQuantile); m.Meta.Threshold != want {
+				t.Fatalf("threshold %v, image by image %v", m.Meta.Threshold, want)
+			}
+			for c, s := range byCat {
+				if want := quantile(s, DefaultThresholdQuantile); m.Meta.CategoryThresholds[c] != want {
+					t.Fatalf("%s's threshold %v, image by image %v", c, m.Meta.CategoryThresholds[c], want)
+				}
+			}
+		})
 	}
 }
