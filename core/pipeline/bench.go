@@ -294,7 +294,8 @@ type bench struct {
 	set          TrainSet // normal images (read from cache), OOD patches and the validation split
 	seen         []Image  // the seen anomalies, for dmad-semi and (without masks) dmad-weak
 	cache        *DirCache
-	featS, encMS float64 // feature time (s), encoding cost per image (ms)
+	featS, encMS float64            // feature time (s), encoding cost per image (ms)
+	encCat       map[string]float64 // encoding cost per image of each category (ms)
 
 	base   Options // fit options of every run, with the shared normal bank
 	pc     *Model  // the PatchCore model, fitted with the bank
@@ -354,10 +355,9 @@ func (b *bench) encode(ctx context.Context, split *dataset.Dataset, moved []data
 	b.featS = time.Since(t0).Seconds()
 	// Encoding cost per image, measured now (uncached) on a few test images
 	// of each category.
-	var perCategory map[string]float64
-	b.encMS, perCategory = measureEncode(ctx, b.enc, b.test)
-	for _, c := range slices.Sorted(maps.Keys(perCategory)) {
-		b.logf("encoding (decode, resize, backbone) of %s's test images: %.1f ms per image", c, perCategory[c])
+	b.encMS, b.encCat = measureEncode(ctx, b.enc, b.test)
+	for _, c := range slices.Sorted(maps.Keys(b.encCat)) {
+		b.logf("encoding (decode, resize, backbone) of %s's test images: %.1f ms per image", c, b.encCat[c])
 	}
 	for i, s := range moved {
 		m, err := loadMask(s.MaskPath)
@@ -587,8 +587,13 @@ func (b *bench) score(ctx context.Context, m *Model, search banks.SearchOptions,
 	group := int(max(16, min(int64(len(b.test)), b.o.Memory/16/max(1, perImage))))
 	items := make([]Scored, len(b.test))
 	var scoring time.Duration
-	for from := 0; from < len(b.test); from += group {
-		to := min(from+group, len(b.test))
+	catTime, catImages := map[string]time.Duration{}, map[string]int{}
+	for from, to := 0, 0; from < len(b.test); from = to {
+		// A group ends where the category changes, so each category's
+		// scoring is timed on its own.
+		cat := b.test[from].Category
+		for to = from + 1; to < len(b.test) && to-from < group && b.test[to].Category == cat; to++ {
+		}
 		feats := make([]*mat.Matrix, to-from)
 		for i := range feats {
 			f, ok := b.cache.Get(b.test[from+i].Path)
@@ -600,19 +605,27 @@ func (b *bench) score(ctx context.Context, m *Model, search banks.SearchOptions,
 		t := time.Now()
 		cats := make([]string, len(feats))
 		for i := range cats {
-			cats[i] = b.test[from+i].Category
+			cats[i] = cat
 		}
 		res, err := sc.ScoreImages(ctx, feats, cats, func(e progress.Event) {
 			e.Done, e.Total = from+e.Done, len(b.test)
 			report.Send(e)
 		})
-		scoring += time.Since(t)
+		took := time.Since(t)
+		scoring += took
+		catTime[cat] += took
+		catImages[cat] += to - from
 		if err != nil {
 			return nil, nil, metrics.Summary{}, 0, err
 		}
 		for i, s := range b.test[from:to] {
 			items[from+i] = Scored{Path: s.Path, Category: s.Category, Anomalous: s.Label == dataset.Defect, MaskPath: s.MaskPath, Result: res[i]}
 		}
+	}
+	for _, c := range slices.Sorted(maps.Keys(catTime)) {
+		ms := 1000 * catTime[c].Seconds() / float64(catImages[c])
+		b.logf("%s search of %s's %d test images: encoding %.1f + scoring %.1f = %.1f ms per image (%.1f images/s)",
+			search.Mode, c, catImages[c], b.encCat[c], ms, b.encCat[c]+ms, 1000/(b.encCat[c]+ms))
 	}
 	per, mean, err := Evaluate(ctx, items, h0, w0, b.enc.Config())
 	if err != nil {
