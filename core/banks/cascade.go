@@ -63,10 +63,11 @@ func (o FastOptions) withDefaults() FastOptions {
 // CascadeSearcher is the fast nearest-neighbour search: queries and bank are
 // projected onto the bank's top FastOptions.Dims principal axes, the
 // FastOptions.Rerank nearest candidates are taken there, and those are
-// re-ranked by their exact distance in full dimension. All of it is one
-// ONNX Runtime graph per query batch: MatMul (projection), MatMul +
-// TopK (candidates: Dims instead of C multiply-adds per bank row), Gather +
-// ReduceSumSquare + TopK (exact re-rank). The returned distances are exact
+// re-ranked by their exact distance in full dimension. The candidates come
+// from one ONNX Runtime graph per query batch: MatMul (projection), MatMul
+// (stage-1 values: Dims instead of C multiply-adds per bank row), and the
+// choice by blocks of rows (see cascadeGraph); the re-rank runs in Go over
+// the bank rows in place. The returned distances are exact
 // for the returned rows (recomputed in float64 as [Searcher] does); the
 // approximation is only that a true neighbour may be missed when it is not
 // among the candidates.
@@ -85,10 +86,10 @@ type CascadeSearcher struct {
 	proj []float32
 	// rowsOf lists the bank rows of each source id: an excluding search
 	// gives the graph each query's own rows, which it sets to +Inf before
-	// choosing candidates (a scatter of a few values per query; masking
+	// choosing candidates (a scatter of a few values per query: masking
 	// every batch × bank value with Equal and Where made a search three
-	// times slower, and asking for more candidates and dropping the own in
-	// Go half as slow again as a plain search).
+	// times as slow as a plain one, and asking for more candidates and
+	// dropping the own in Go one and a half times).
 	rowsOf map[int32][]int64
 	plain  map[int]*ort.Session
 	excl   map[int]*ort.Session
