@@ -65,7 +65,7 @@ func nearMembers(d []float32, dcg float32, lo int32, cand []int32) int {
 	return n
 }
 
-// firstBlocksGo sets s[i] to block16(c[:16], the first 16 prefix
+// firstBlocksGo sets s[i] to block16Go(c[:16], the first 16 prefix
 // coordinates of member cand[i]) for every i of cand.
 func firstBlocksGo(c, pre []float32, cand []int32, s []float32) {
 	c = c[:16:16]

@@ -9,9 +9,6 @@ package banks
 var _ = [1]struct{}{}[prefixDim-16]
 
 //go:noescape
-func block16SSE(a, b *float32) float32
-
-//go:noescape
 func firstBlocksSSE(c, pre *float32, cand *int32, n int, s *float32)
 
 //go:noescape
@@ -19,12 +16,6 @@ func sqDistBlocksSSE(a, b *float32, blocks int, s, bound float32) float32
 
 //go:noescape
 func axpySSE(y, x *float32, a float32, blocks int)
-
-// block16 is block16Go.
-func block16(aa, bb []float32) float32 {
-	aa, bb = aa[:16:16], bb[:16:16]
-	return block16SSE(&aa[0], &bb[0])
-}
 
 // firstBlocks is firstBlocksGo.
 func firstBlocks(c, pre []float32, cand []int32, s []float32) {

@@ -47,18 +47,8 @@
 	MULPS  X1, X1    \
 	ADDPS  X1, X0
 
-// func block16SSE(a, b *float32) float32
-TEXT ·block16SSE(SB), NOSPLIT, $0-20
-	MOVQ a+0(FP), SI
-	MOVQ b+8(FP), DI
-	LOAD16(SI)
-	SQUARES16(DI)
-	REDUCE
-	MOVSS X0, ret+16(FP)
-	RET
-
 // func firstBlocksSSE(c, pre *float32, cand *int32, n int, s *float32)
-// sets s[i] = block16(c, pre[cand[i]·16:]) for i < n.
+// sets s[i] = block16Go(c, pre[cand[i]·16:]) for i < n.
 TEXT ·firstBlocksSSE(SB), NOSPLIT, $0-40
 	MOVQ  c+0(FP), SI
 	MOVQ  pre+8(FP), DI
@@ -110,7 +100,7 @@ axdone:
 	RET
 
 // func sqDistBlocksSSE(a, b *float32, blocks int, s, bound float32) float32
-// adds block16(a, b) of each of blocks consecutive 16-float blocks to s in
+// adds block16Go(a, b) of each of blocks consecutive 16-float blocks to s in
 // order and returns s once it reaches bound (or after the last block).
 TEXT ·sqDistBlocksSSE(SB), NOSPLIT, $0-36
 	MOVQ  a+0(FP), SI
