@@ -81,8 +81,8 @@ func (io *stepIO) order(f stepFeed) ([]ort.Tensor, error) {
 // Pseudo-negatives are the normal patches moved by the same raw noise
 // vector ε in all three parts: q+ε, k·n+ε, k·a+ε (a perturbed feature and
 // its residuals), with their distances recomputed as ‖k·n+ε‖, ‖k·a+ε‖.
-// Because P is linear, their projections are the normal ones plus P(ε)
-// scaled, which costs one C×C product instead of three.
+// Because P and Ψ's first layer are linear, their first-layer products
+// are the normal ones plus ε·E for one C×H matrix E (see mapper.Folded).
 //
 // m supplies the configuration and the standardisation (baked in as
 // constants); its tensor values are not used.
@@ -124,32 +124,28 @@ func buildStep(m *mapper.Model, cfg Config, bn, bs int, debug bool) (*onnxgraph.
 	io.inputs = append(io.inputs, "eps")
 	eps := b.Input("eps", int64(bn), c)
 
+	// Ψ's first layer with the projection folded in (mapper.Folded): the
+	// same function as Head(Embed(·)) at a fifth of the multiply-adds.
+	f := m.Fold(b, vars)
 	sn := m.Standardize(b, kn)
-	pq, pkn, pka := mapper.Project(b, vars, sn.Q), mapper.Project(b, vars, sn.KN), mapper.Project(b, vars, sn.KA)
-	on := []*autodiff.Value{pq, pkn, pka}
-	pe := b.MatMul(eps, vars.P)
-	peK := b.Scale(pe, m.Std.KScale)
-	op := []*autodiff.Value{b.Add(pq, b.Scale(pe, m.Std.QScale)), b.Add(pkn, peK), b.Add(pka, peK)}
+	base := f.Products(b, sn)
+	// The pseudo-negatives' standardised inputs are the normal ones plus
+	// QScale·ε, KScale·ε, KScale·ε, so their products are base + ε·shift.
+	shift := b.Add(b.Scale(f.MQ, m.Std.QScale), b.Scale(b.Add(f.MKN, f.MKA), m.Std.KScale))
+	sp := sn
 	if mc.Distances {
 		norm := func(x *autodiff.Value) *autodiff.Value {
 			e := b.Add(x, eps)
 			return b.Sqrt(b.Sum(b.Mul(e, e), []int64{1}, true))
 		}
-		sp := m.Standardize(b, mapper.Knowledge{Q: kn.Q, KN: kn.KN, KA: kn.KA, DN: norm(kn.KN), DA: norm(kn.KA)})
-		on = append(on, sn.DN, sn.DA)
-		op = append(op, sp.DN, sp.DA)
+		sp = m.Standardize(b, mapper.Knowledge{Q: kn.Q, KN: kn.KN, KA: kn.KA, DN: norm(kn.KN), DA: norm(kn.KA)})
 	}
-	rows := []*autodiff.Value{b.Concat(1, on...), b.Concat(1, op...)}
+	rows := []*autodiff.Value{f.Complete(b, base, sn), f.Complete(b, b.Add(base, b.MatMul(eps, shift)), sp)}
 	if bs > 0 {
 		sa := m.Standardize(b, knowledge("a", bs))
-		oa := []*autodiff.Value{mapper.Project(b, vars, sa.Q), mapper.Project(b, vars, sa.KN), mapper.Project(b, vars, sa.KA)}
-		if mc.Distances {
-			oa = append(oa, sa.DN, sa.DA)
-		}
-		rows = append(rows, b.Concat(1, oa...))
+		rows = append(rows, f.Complete(b, f.Products(b, sa), sa))
 	}
-	o := b.Concat(0, rows...)
-	psi, hidden, bnMean, bnVar := m.HeadParts(b, vars, o, true)
+	psi, hidden, bnMean, bnVar := m.HeadFromLayer(b, vars, b.Concat(0, rows...), true)
 
 	margin := b.Scalar(cfg.Margin)
 	psiN := b.Slice(psi, 0, 0, int64(bn))
