@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand"
 	"runtime"
 	"sort"
+	"time"
 
 	"github.com/dmad/workstation/core/mat"
 	"github.com/dmad/workstation/core/onnxgraph"
@@ -107,11 +109,16 @@ func CoresetSource(ctx context.Context, src RowSource, n int, opts CoresetOption
 		opts.Workers = runtime.NumCPU()
 	}
 	rng := rand.New(rand.NewSource(opts.Seed))
+	t := time.Now()
 	pts, err := ProjectSource(ctx, src, opts.ProjDim, rng, opts.Workers, opts.Runtime)
 	if err != nil {
 		return nil, fmt.Errorf("coreset: %w", err)
 	}
-	return selectCoreset(ctx, pts, n, rng, opts)
+	slog.Info("coreset stage", "stage", "read and project", "rows", N, "s", time.Since(t).Seconds())
+	t = time.Now()
+	idx, err := selectCoreset(ctx, pts, n, rng, opts)
+	slog.Info("coreset stage", "stage", "greedy selection", "kept", n, "s", time.Since(t).Seconds())
+	return idx, err
 }
 
 // ProjectSource is [Project] over a RowSource: the rows are projected block
@@ -322,10 +329,12 @@ func BuildNormalBankSource(ctx context.Context, src RowSource, source []int32, r
 	if err != nil {
 		return nil, fmt.Errorf("build normal bank from %d patches: %w", src.Rows(), err)
 	}
+	t := time.Now()
 	feats, err := GatherRows(ctx, src, idx)
 	if err != nil {
 		return nil, fmt.Errorf("build normal bank from %d patches: %w", src.Rows(), err)
 	}
+	slog.Info("coreset stage", "stage", "gather kept rows", "s", time.Since(t).Seconds())
 	b := &NormalBank{Features: feats, Source: make([]int32, len(idx))}
 	for i, r := range idx {
 		b.Source[i] = source[r]
