@@ -2,8 +2,9 @@
 
 package banks
 
-// The amd64 kernels are in SSE assembly (kernels_amd64.s); TestKernelsMatchGo
-// and TestAxpyMatchesGo check them against the Go versions bit for bit.
+// The amd64 kernels are in SSE assembly (kernels_amd64.s); TestKernelsMatchGo,
+// TestSqDistBlocksMatchesGo and TestAxpyMatchesGo check them against the Go
+// versions bit for bit.
 
 // The assembly reads prefixes 16 floats (64 bytes) apart.
 var _ = [1]struct{}{}[prefixDim-16]

@@ -505,19 +505,7 @@ func (b *bench) run(ctx context.Context, run string) (BenchRun, error) {
 // logBanks logs the sizes of m's banks and of each routed category's part
 // of them (what the fast search searches for an image of that category).
 func (b *bench) logBanks(run string, m *Model) {
-	size := func(source []int32, ids []int32, orNone bool) int {
-		mine := map[int32]bool{}
-		for _, id := range ids {
-			mine[id] = true
-		}
-		n := 0
-		for _, id := range source {
-			if mine[id] || (orNone && id == banks.NoSource) {
-				n++
-			}
-		}
-		return n
-	}
+	size := func(source, ids []int32, orNone bool) int { return len(partRows(source, ids, orNone)) }
 	line := fmt.Sprintf("%s: normal bank %d entries", run, m.Normal.Len())
 	if m.Anomaly != nil {
 		line += fmt.Sprintf(", anomaly bank %d", m.Anomaly.Len())
@@ -592,8 +580,7 @@ func (b *bench) score(ctx context.Context, m *Model, search banks.SearchOptions,
 		// A group ends where the category changes, so each category's
 		// scoring is timed on its own.
 		cat := b.test[from].Category
-		for to = from + 1; to < len(b.test) && to-from < group && b.test[to].Category == cat; to++ {
-		}
+		to = runEnd(from, len(b.test), group, func(i int) string { return b.test[i].Category })
 		feats := make([]*mat.Matrix, to-from)
 		for i := range feats {
 			f, ok := b.cache.Get(b.test[from+i].Path)

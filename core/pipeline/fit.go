@@ -838,10 +838,7 @@ func setThreshold(ctx context.Context, rt *ort.Runtime, m *Model, set TrainSet, 
 	var all, allS, allD []float32
 	const group = 16
 	for from, to := 0, 0; from < n; from = to {
-		to = from + 1
-		for to < n && to-from < group && picked[to].Category == picked[from].Category {
-			to++
-		}
+		to = runEnd(from, n, group, func(i int) string { return picked[i].Category })
 		feats := make([]*mat.Matrix, to-from)
 		var src []int32
 		for i, im := range picked[from:to] {

@@ -85,21 +85,9 @@ func (s *Scorer) prepareRoutes() error {
 		return nil
 	}
 	for _, category := range slices.Sorted(maps.Keys(s.m.Meta.CategoryImages)) {
-		mine := map[int32]bool{}
-		for _, id := range s.m.Meta.CategoryImages[category] {
-			mine[id] = true
-		}
-		rowsOf := func(source []int32, orNone bool) []int {
-			var rows []int
-			for r, id := range source {
-				if mine[id] || (orNone && id == banks.NoSource) {
-					rows = append(rows, r)
-				}
-			}
-			return rows
-		}
+		ids := s.m.Meta.CategoryImages[category]
 		// A category with no entries in a bank keeps the whole banks.
-		nrows := rowsOf(s.m.Normal.Source, false)
+		nrows := partRows(s.m.Normal.Source, ids, false)
 		if len(nrows) == 0 {
 			continue
 		}
@@ -108,7 +96,7 @@ func (s *Scorer) prepareRoutes() error {
 		if s.kn == nil {
 			r.normal, err = banks.NewPartSearcher(s.rt, s.m.Normal.Features, s.m.Normal.Source, nrows, s.search)
 		} else {
-			arows := rowsOf(s.m.Anomaly.Source, true)
+			arows := partRows(s.m.Anomaly.Source, ids, true)
 			if len(arows) == 0 {
 				continue
 			}
@@ -123,6 +111,34 @@ func (s *Scorer) prepareRoutes() error {
 		s.routes[category] = r
 	}
 	return nil
+}
+
+// partRows returns the rows of a bank whose source (each row's image id)
+// is one of ids, and with orNone also the rows from no image
+// (banks.NoSource): a category's part of the bank.
+func partRows(source, ids []int32, orNone bool) []int {
+	mine := make(map[int32]bool, len(ids))
+	for _, id := range ids {
+		mine[id] = true
+	}
+	var rows []int
+	for r, id := range source {
+		if mine[id] || (orNone && id == banks.NoSource) {
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+// runEnd returns the end of the run of items from, from+1, … (of n) that
+// share key(from), at most limit long: the images one search call takes
+// together, which must share one route.
+func runEnd(from, n, limit int, key func(i int) string) int {
+	to := from + 1
+	for to < n && to-from < limit && key(to) == key(from) {
+		to++
+	}
+	return to
 }
 
 // Close frees the sessions.
@@ -255,10 +271,7 @@ func (s *Scorer) ScoreImages(ctx context.Context, feats []*mat.Matrix, categorie
 	for from, to := 0, 0; from < len(feats); from = to {
 		// A group shares one route: it ends early where the category
 		// changes.
-		to = from + 1
-		for to < len(feats) && to-from < group && catOf(to) == catOf(from) {
-			to++
-		}
+		to = runEnd(from, len(feats), group, catOf)
 		q, err := mat.Append(feats[from:to]...)
 		if err != nil {
 			return nil, err
