@@ -87,14 +87,15 @@ type selectStats struct {
 // Workers goroutines.
 //
 // Cost, measured on 2 shared cores (see BenchmarkCoresetReal): 2 % of
-// 760,480 real MobileNetV2 patch features (970 images) in 136 CPU-seconds
-// (73 s; 209 CPU-seconds before the SSE kernels, same selection); the
+// 760,480 real MobileNetV2 patch features (970 images) in 110 CPU-seconds
+// (61 s; 136 before the quantized rows, same selection); the
 // pruning and the principal-axes rotation (see [Project]) evaluate about a
 // quarter of the naive N·n distances, each stopping early where it can.
-// What is left waits on memory: the first block of each tested member.
-// Memory beyond feats: the N×ProjDim projection, which the selection
-// reorders in place, plus up to as much again while points move between
-// groups (about 0.5–1 GB for 1M points). Set Runtime for large inputs: the
+// What is left waits on memory: the first quantized block of each tested
+// member.
+// Memory beyond feats: the N×ProjDim projection, plus an int16 copy of it
+// and up to as much again while points move between groups (about 0.5–1 GB
+// for 1M points). Set Runtime for large inputs: the
 // projection is ~7× faster on ONNX Runtime.
 //
 // If n ≥ feats.Rows() every index is returned.
@@ -121,7 +122,7 @@ func Coreset(ctx context.Context, feats *mat.Matrix, n int, opts CoresetOptions)
 	rng := rand.New(rand.NewSource(opts.Seed))
 	var pts *mat.Matrix
 	if opts.ProjDim <= 0 || opts.ProjDim >= feats.Cols() {
-		pts = feats.Clone() // the selection reorders its points
+		pts = feats // the selection only reads its points
 	} else {
 		var err error
 		pts, err = Project(ctx, feats, opts.ProjDim, rng, opts.Workers, opts.Runtime)
@@ -137,7 +138,7 @@ func Coreset(ctx context.Context, feats *mat.Matrix, n int, opts CoresetOptions)
 const CoresetOversample = 3
 
 // selectCoreset runs the greedy selection of n points on the projected
-// points pts (which it takes over and reorders), in parts when there are
+// points pts (which it only reads), in parts when there are
 // more than opts.PartRows of them.
 func selectCoreset(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, opts CoresetOptions) ([]int, error) {
 	if opts.oversample <= 0 {
@@ -155,7 +156,7 @@ func selectCoreset(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, 
 }
 
 // selectGreedy is the greedy k-center selection of n points of pts (which
-// it takes over and reorders); report gets the count done about 100 times.
+// it only reads); report gets the count done about 100 times.
 func selectGreedy(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, start, workers int, prune bool, report func(done int), stats *selectStats) ([]int, error) {
 	k := newKCenter(pts, workers, prune)
 	if err := k.init(ctx, sampleDistinct(rng, pts.Rows(), min(start, pts.Rows()))); err != nil {
@@ -226,7 +227,7 @@ func selectInParts(ctx context.Context, pts *mat.Matrix, n, partRows int, rng *r
 			}
 			p := &ps[i]
 			last := 0
-			p.picked, errs[i] = selectGreedy(ctx, pts.Slice(p.lo, p.hi).Clone(), p.k, rand.New(rand.NewSource(p.seed)),
+			p.picked, errs[i] = selectGreedy(ctx, pts.Slice(p.lo, p.hi), p.k, rand.New(rand.NewSource(p.seed)),
 				opts.Start, 1, !opts.disablePruning, func(d int) { report(d - last); last = d }, nil)
 		}
 	}

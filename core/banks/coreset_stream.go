@@ -60,7 +60,7 @@ func (s MatrixSource) Each(ctx context.Context, fn func(lo int, block *mat.Matri
 }
 
 // CoresetSource is [Coreset] over features read from src in blocks: only
-// the N×ProjDim projection is held (plus the selection's working copy of
+// the N×ProjDim projection is held (plus the selection's int16 copies of
 // it), never the N×C features, so its memory is about 2·N·ProjDim·4 bytes
 // whatever C is (0.8 GB for 760k patches at 128 dims instead of 2.3 GB of
 // features and their concatenation). src is read once; fetch the kept rows
@@ -386,7 +386,7 @@ func coresetTwoStage(ctx context.Context, src RowSource, n int, opts CoresetOpti
 			return nil
 		}
 		k := partShare(rows, N, n, oversample)
-		idx, err := selectCoreset(ctx, part.Clone(), k, rng, CoresetOptions{Start: min(opts.Start, rows), Workers: opts.Workers, PartRows: opts.PartRows})
+		idx, err := selectCoreset(ctx, part, k, rng, CoresetOptions{Start: min(opts.Start, rows), Workers: opts.Workers, PartRows: opts.PartRows})
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,7 @@
 package banks
 
 // block16Go is the squared distance of two 16-element blocks, summed in the
-// order sqDist uses (the k-center scan's prefix test must round alike).
+// order sqDist uses.
 // The SSE kernels round alike where the compiler does not fuse multiply
 // and add (GOAMD64 below v3, the default).
 func block16Go(aa, bb []float32) float32 {
@@ -65,19 +65,39 @@ func nearMembers(d []float32, dcg float32, lo int32, cand []int32) int {
 	return n
 }
 
-// firstBlocksGo sets s[i] to block16Go(c[:16], the first 16 prefix
-// coordinates of member cand[i]) for every i of cand.
-func firstBlocksGo(c, pre []float32, cand []int32, s []float32) {
-	c = c[:16:16]
-	for i, p := range cand {
-		s[i] = block16Go(c, pre[int(p)*prefixDim:int(p)*prefixDim+16])
-	}
-}
-
 // b2i is 1 for true and 0 for false (compiled without a branch).
 func b2i(b bool) int {
 	if b {
 		return 1
 	}
 	return 0
+}
+
+// nearQuantizedGo keeps in cand (in order) the members p it lists that
+// one more block of their quantized rows (quantBlock coordinates of each
+// member in q, the new centre's in c) cannot rule out, and returns how
+// many. sum[i] holds the squared quantized distance of cand[i] over the
+// blocks before; the block's squares are added, and p is ruled out when
+// the sum reaches (d[p]·a + b)². sum is compacted with cand. The sums are
+// int32 and wrap as the SSE kernel's do; a wrapped sum is below the true
+// one (only rows far apart get there), so it can only keep a member.
+func nearQuantizedGo(c, q []int16, d []float32, cand []int32, sum []int32, a, b float32) int {
+	c = c[:quantBlock:quantBlock]
+	sum = sum[:len(cand)]
+	kept := 0
+	for i, p := range cand {
+		t := float32(d[p]*a) + b
+		t = t * t
+		row := q[int(p)*quantBlock : (int(p)+1)*quantBlock : (int(p)+1)*quantBlock]
+		D := sum[i]
+		for j, x := range row {
+			e := int32(c[j]) - int32(x)
+			D += e * e
+		}
+		if !(float32(D) >= t) {
+			cand[kept], sum[kept] = p, D
+			kept++
+		}
+	}
+	return kept
 }

@@ -2,15 +2,15 @@
 
 package banks
 
-// The amd64 kernels are in SSE assembly (kernels_amd64.s); TestKernelsMatchGo,
+// The amd64 kernels are in SSE assembly (kernels_amd64.s); TestNearQuantizedMatchesGo,
 // TestSqDistBlocksMatchesGo and TestAxpyMatchesGo check them against the Go
 // versions bit for bit.
 
-// The assembly reads prefixes 16 floats (64 bytes) apart.
-var _ = [1]struct{}{}[prefixDim-16]
+// The assembly adds 32 quantized coordinates (64 bytes) before it compares.
+var _ = [1]struct{}{}[quantBlock-32]
 
 //go:noescape
-func firstBlocksSSE(c, pre *float32, cand *int32, n int, s *float32)
+func nearQuantizedSSE(c, q *int16, d *float32, cand *int32, sum *int32, n int, a, b float32) int
 
 //go:noescape
 func sqDistBlocksSSE(a, b *float32, blocks int, s, bound float32) float32
@@ -18,18 +18,18 @@ func sqDistBlocksSSE(a, b *float32, blocks int, s, bound float32) float32
 //go:noescape
 func axpySSE(y, x *float32, a float32, blocks int)
 
-// firstBlocks is firstBlocksGo.
-func firstBlocks(c, pre []float32, cand []int32, s []float32) {
+// nearQuantized is nearQuantizedGo.
+func nearQuantized(c, q []int16, d []float32, cand []int32, sum []int32, a, b float32) int {
 	if len(cand) == 0 {
-		return
+		return 0
 	}
-	c, s = c[:16:16], s[:len(cand)]
+	c, sum = c[:quantBlock:quantBlock], sum[:len(cand)]
 	for _, p := range cand {
-		if int(p) < 0 || (int(p)+1)*prefixDim > len(pre) {
-			panic("banks: firstBlocks: member out of range")
+		if int(p) < 0 || (int(p)+1)*quantBlock > len(q) || int(p) >= len(d) {
+			panic("banks: nearQuantized: member out of range")
 		}
 	}
-	firstBlocksSSE(&c[0], &pre[0], &cand[0], len(cand), &s[0])
+	return nearQuantizedSSE(&c[0], &q[0], &d[0], &cand[0], &sum[0], len(cand), a, b)
 }
 
 // sqDistBlocks is sqDistBlocksGo.

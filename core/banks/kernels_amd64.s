@@ -47,33 +47,6 @@
 	MULPS  X1, X1    \
 	ADDPS  X1, X0
 
-// func firstBlocksSSE(c, pre *float32, cand *int32, n int, s *float32)
-// sets s[i] = block16Go(c, pre[cand[i]·16:]) for i < n.
-TEXT ·firstBlocksSSE(SB), NOSPLIT, $0-40
-	MOVQ  c+0(FP), SI
-	MOVQ  pre+8(FP), DI
-	MOVQ  cand+16(FP), BX
-	MOVQ  n+24(FP), CX
-	MOVQ  s+32(FP), DX
-	LOAD16(SI)
-	TESTQ CX, CX
-	JEQ   fbdone
-
-fbloop:
-	MOVLQSX (BX), AX
-	SHLQ    $6, AX      // 16 floats of 4 bytes per member
-	ADDQ    DI, AX
-	SQUARES16(AX)
-	REDUCE
-	MOVSS   X0, (DX)
-	ADDQ    $4, BX
-	ADDQ    $4, DX
-	DECQ    CX
-	JNZ     fbloop
-
-fbdone:
-	RET
-
 // func axpySSE(y, x *float32, a float32, blocks int)
 // adds a·x to y over blocks·4 floats.
 TEXT ·axpySSE(SB), NOSPLIT, $0-32
@@ -125,4 +98,80 @@ sdloop:
 
 sddone:
 	MOVSS X5, ret+32(FP)
+	RET
+
+// func nearQuantizedSSE(c, q *int16, d *float32, cand *int32, sum *int32, n int, a, b float32) int
+// is nearQuantizedGo over cand[:n] and sum[:n].
+TEXT ·nearQuantizedSSE(SB), NOSPLIT, $0-64
+	MOVQ  c+0(FP), SI
+	MOVQ  q+8(FP), DI
+	MOVQ  d+16(FP), R9
+	MOVQ  cand+24(FP), BX
+	MOVQ  BX, R10       // where the next kept member goes
+	MOVQ  sum+32(FP), R12
+	MOVQ  R12, R13      // where the next kept sum goes
+	MOVQ  n+40(FP), CX
+	MOVSS a+48(FP), X6
+	MOVSS b+52(FP), X7
+	MOVOU 0(SI), X8     // the centre's block
+	MOVOU 16(SI), X9
+	MOVOU 32(SI), X10
+	MOVOU 48(SI), X11
+	TESTQ CX, CX
+	JEQ   nqdone
+
+nqloop:
+	MOVLQSX (BX), AX
+	MOVSS   (R9)(AX*4), X5
+	MULSS   X6, X5
+	ADDSS   X7, X5
+	MULSS   X5, X5      // t = (d·a + b)²
+	MOVQ    AX, R11
+	SHLQ    $6, R11     // 32 int16 of 2 bytes per member
+	ADDQ    DI, R11
+	MOVL    (R12), DX
+	MOVQ    DX, X4      // the sum so far, in lane 0
+	MOVO    X8, X0
+	MOVOU   0(R11), X1
+	PSUBW   X1, X0
+	PMADDWL X0, X0
+	PADDL   X0, X4
+	MOVO    X9, X0
+	MOVOU   16(R11), X1
+	PSUBW   X1, X0
+	PMADDWL X0, X0
+	PADDL   X0, X4
+	MOVO    X10, X0
+	MOVOU   32(R11), X1
+	PSUBW   X1, X0
+	PMADDWL X0, X0
+	PADDL   X0, X4
+	MOVO    X11, X0
+	MOVOU   48(R11), X1
+	PSUBW   X1, X0
+	PMADDWL X0, X0
+	PADDL   X0, X4
+	PSHUFL  $0x4E, X4, X0
+	PADDL   X4, X0
+	PSHUFL  $0xB1, X0, X1
+	PADDL   X1, X0
+	MOVQ    X0, DX
+	CVTSL2SS DX, X2
+	UCOMISS X5, X2
+	JCC     nqnext      // D ≥ t: ruled out (false for NaN, as in Go)
+	MOVL    AX, (R10)   // not ruled out: kept with its sum
+	ADDQ    $4, R10
+	MOVL    DX, (R13)
+	ADDQ    $4, R13
+
+nqnext:
+	ADDQ    $4, BX
+	ADDQ    $4, R12
+	DECQ    CX
+	JNZ     nqloop
+
+nqdone:
+	SUBQ    cand+24(FP), R10
+	SHRQ    $2, R10
+	MOVQ    R10, ret+56(FP)
 	RET

@@ -7,23 +7,11 @@ import (
 	"testing"
 )
 
-// TestKernelsMatchGo checks the kernels against their Go versions bit for
-// bit (on amd64 they are SSE assembly; elsewhere, and with -tags purego,
-// the Go versions, and the test still checks those against sqDist) and
-// nearMembers against its definition, on lengths that leave tails.
-func TestKernelsMatchGo(t *testing.T) {
-	skipIfFused(t)
+// TestNearMembers checks nearMembers against its definition.
+func TestNearMembers(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	for _, n := range []int{0, 1, 3, 4, 5, 8, 31, 64, 257} {
-		c := make([]float32, 64)
-		for i := range c {
-			c[i] = float32(rng.NormFloat64())
-		}
-		pre := make([]float32, n*prefixDim)
 		d := make([]float32, n)
-		for i := range pre {
-			pre[i] = float32(rng.NormFloat64())
-		}
 		for i := range d {
 			d[i] = float32(rng.ExpFloat64())
 		}
@@ -39,19 +27,99 @@ func TestKernelsMatchGo(t *testing.T) {
 				t.Fatalf("n=%d dcg=%v: near members %v, want %v", n, dcg, got[:gn], want)
 			}
 		}
-		cand := rng.Perm(n)
-		idx := make([]int32, n)
-		for i, p := range cand {
-			idx[i] = int32(p)
+	}
+}
+
+// TestNearQuantizedMatchesGo checks nearQuantized (SSE assembly on amd64,
+// the Go version elsewhere and with -tags purego) against nearQuantizedGo,
+// both called block after block as the scan calls them, and both against
+// the test's definition summed in int64: a member is kept unless the sum
+// over some prefix of whole blocks reaches (d·a + b)². Rows span the whole
+// grid (±quantLimit, where int16 differences and PMADDWD pairs come
+// closest to overflowing), thresholds stop members at every block, and a
+// NaN distance keeps its member.
+func TestNearQuantizedMatchesGo(t *testing.T) {
+	skipIfFused(t)
+	rng := rand.New(rand.NewSource(1))
+	val := func() int16 {
+		switch rng.Intn(4) {
+		case 0:
+			return quantLimit
+		case 1:
+			return -quantLimit
+		default:
+			return int16(rng.Intn(2*quantLimit+1) - quantLimit)
 		}
-		got, want := make([]float32, n), make([]float32, n)
-		firstBlocks(c, pre, idx, got)
-		firstBlocksGo(c, pre, idx, want)
-		for i := range n {
-			p := idx[i]
-			ref := sqDist(c[:16], pre[int(p)*prefixDim:int(p)*prefixDim+16], float32(math.Inf(1)))
-			if math.Float32bits(got[i]) != math.Float32bits(want[i]) || math.Float32bits(want[i]) != math.Float32bits(ref) {
-				t.Fatalf("n=%d: first block of member %d = %v, Go %v, sqDist %v", n, p, got[i], want[i], ref)
+	}
+	for _, blocks := range []int{1, 2, 4, 24} {
+		for _, n := range []int{0, 1, 5, 64, 257} {
+			rowLen := blocks * quantBlock
+			c := make([]int16, rowLen)
+			for i := range c {
+				c[i] = val()
+			}
+			q := make([][]int16, blocks) // by blocks, as the groups hold them
+			for b := range q {
+				q[b] = make([]int16, n*quantBlock)
+				for i := range q[b] {
+					if rng.Intn(3) == 0 {
+						q[b][i] = val()
+					} else { // near the centre, so that later blocks decide
+						q[b][i] = max(-quantLimit, min(quantLimit, c[b*quantBlock+i%quantBlock]+int16(rng.Intn(201)-100)))
+					}
+				}
+			}
+			d := make([]float32, n)
+			for i := range d {
+				d[i] = float32(rng.ExpFloat64()) * 2e4
+			}
+			if n > 3 {
+				d[3] = float32(math.NaN())
+			}
+			a, b := float32(0.5+rng.Float64()), float32(rng.Float64()*100)
+			cand := make([]int32, 0, n)
+			for _, p := range rng.Perm(n) {
+				if p == 3 || rng.Intn(4) != 0 {
+					cand = append(cand, int32(p))
+				}
+			}
+			var want []int32
+			for _, p := range cand {
+				tt := float32(d[p]*a) + b
+				tt *= tt
+				kept := true
+				var D int64
+				for blk := range blocks {
+					for j := range quantBlock {
+						e := int64(c[blk*quantBlock+j]) - int64(q[blk][int(p)*quantBlock+j])
+						D += e * e
+					}
+					if float32(int32(D)) >= tt {
+						kept = false
+						break
+					}
+				}
+				if kept {
+					want = append(want, p)
+				}
+			}
+			run := func(f func(c, q []int16, d []float32, cand []int32, sum []int32, a, b float32) int) []int32 {
+				list, sum := slices.Clone(cand), make([]int32, len(cand))
+				k := len(list)
+				for blk := range blocks {
+					k = f(c[blk*quantBlock:(blk+1)*quantBlock], q[blk], d, list[:k], sum[:k], a, b)
+				}
+				return list[:k]
+			}
+			got, goList := run(nearQuantized), run(nearQuantizedGo)
+			if !slices.Equal(got, goList) || !slices.Equal(goList, want) {
+				t.Fatalf("blocks=%d n=%d: kept %v, Go %v, definition %v", blocks, n, got, goList, want)
+			}
+			if n > 3 && !slices.Contains(want, 3) {
+				t.Fatalf("blocks=%d n=%d: a NaN distance ruled its member out", blocks, n)
+			}
+			if n >= 64 && (len(want) == 0 || len(want) == len(cand)) {
+				t.Fatalf("blocks=%d n=%d: %d of %d kept: the case tests nothing", blocks, n, len(want), len(cand))
 			}
 		}
 	}

@@ -144,7 +144,8 @@ type Options struct {
 	ExactThreshold bool
 	// Memory is the memory budget in bytes; 0 sets no bound. The normal
 	// bank's coreset selects over at most a third of it (at 128 dims and
-	// 8 bytes a value with its working copy, 1M patches per GiB) and in two
+	// 8 bytes a value: the projection, its int16 copy and the copies the
+	// selection's groups make as members move; 1M patches per GiB) and in two
 	// stages beyond that (banks.CoresetOptions.MaxPoints); each search's
 	// distance matrices take at most a 64th (searchBuffer).
 	Memory int64
@@ -434,7 +435,8 @@ func normalBank(ctx context.Context, rt *ort.Runtime, normal []Image, opts Optio
 
 // coresetMaxPoints is how many patches the coreset may select over at once
 // within a third of budget: each holds a 128-dim projection (the feature
-// itself below 128 dims) and a working copy, 4 bytes a value.
+// itself below 128 dims), 4 bytes a value, and the selection's int16 copy
+// of it and the copies its groups make, 2 + 2 bytes.
 func coresetMaxPoints(budget int64, c int) int {
 	if budget <= 0 {
 		return 0
