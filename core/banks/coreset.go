@@ -63,11 +63,11 @@ type CoresetOptions struct {
 	stats *selectStats
 }
 
-// selectStats counts a greedy selection's work: points scanned in groups
-// the pruning did not skip, distance tests among them, full-row distances
-// among those, and visits to the initial group.
+// selectStats counts a greedy selection's work: members tested (the
+// candidate prefixes of the groups the pruning did not skip), float32 rows
+// tested among them, and tests in the initial group.
 type selectStats struct {
-	visited, evaluated, full, initial int64
+	visited, full, initial int64
 }
 
 // Coreset selects n row indices of feats by PatchCore's approximate greedy
@@ -86,13 +86,13 @@ type selectStats struct {
 // early once they exceed the current distance. The work is spread over
 // Workers goroutines.
 //
-// Cost, measured on 2 shared cores (see BenchmarkCoresetReal): 2 % of
-// 760,480 real MobileNetV2 patch features (970 images) in 110 CPU-seconds
-// (61 s; 136 before the quantized rows, same selection); the
-// pruning and the principal-axes rotation (see [Project]) evaluate about a
-// quarter of the naive N·n distances, each stopping early where it can.
-// What is left waits on memory: the first quantized block of each tested
-// member.
+// Cost, measured on 2 shared cores: selecting 2 % of 760,480 real
+// MobileNetV2 patch features (970 images) from their projection takes 82
+// CPU-seconds, 49 s (136 CPU-seconds, 73 s, before the quantized rows and
+// the sorted groups; the same selection). The pruning and the
+// principal-axes rotation (see [Project]) leave about a quarter of the
+// naive N·n tests, nearly all decided by a member's first quantized block;
+// what is left waits on memory (see BenchmarkCoresetReal for the whole).
 // Memory beyond feats: the N×ProjDim projection, plus an int16 copy of it
 // and up to as much again while points move between groups (about 0.5–1 GB
 // for 1M points). Set Runtime for large inputs: the
@@ -174,7 +174,7 @@ func selectGreedy(ctx context.Context, pts *mat.Matrix, n int, rng *rand.Rand, s
 		}
 	}
 	if stats != nil {
-		*stats = selectStats{visited: k.visited.Load(), evaluated: k.evaluated.Load(), full: k.full.Load(), initial: k.initial.Load()}
+		*stats = selectStats{visited: k.visited.Load(), full: k.full.Load(), initial: k.initial.Load()}
 	}
 	return out, nil
 }

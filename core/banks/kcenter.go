@@ -1,8 +1,10 @@
 package banks
 
 import (
+	"cmp"
 	"context"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -13,39 +15,53 @@ import (
 // (centre −1: the initial group, not near any centre yet). A group stores
 // its members' quantized rows and distances contiguously, so a scan streams
 // through memory instead of gathering rows all over the projected matrix;
-// members move between groups by copying (order within a group is free).
+// members move between groups by copying.
 //
 // The quantized rows (int16, see quantizer) rule out nearly every member a
-// new centre does not bring closer, 32 coordinates (one cache line) at a
-// time; only the few they cannot rule out are tested on their float32 rows,
-// which stay where they are in the projected matrix. Before, the groups
-// kept the float rows and a float prefix of 16 coordinates: a scan read 64
-// bytes of prefix for every candidate and 512-byte rows for about 22,000
-// of them per selection, 95 % of which did not move (the benchmark's
-// 760,480 patches).
+// new centre does not bring closer, 16 coordinates at a time; only the few
+// they cannot rule out are tested on their float32 rows, which stay where
+// they are in the projected matrix. The first 16 coordinates of every
+// member are kept in a dense array of their own (32 bytes a member), which
+// the scan streams through; the rest of each row (rest) is read only for
+// the members the first block does not rule out. Before, the groups kept
+// the float rows and a float prefix of 16 coordinates: a scan read 64 bytes
+// of prefix for every candidate and 512-byte rows for about 22,000 of them
+// per selection, 95 % of which did not move (the benchmark's 760,480
+// patches); now about 500 float rows.
+//
+// A centre's group is sorted by distance, nearest first (members that
+// stay keep their distances; those that move away are removed in order).
+// A new centre at distance dcg from the group's can only bring closer the
+// members with dcg < 2·d (triangle inequality): a suffix of the group,
+// found by binary search, so the scan never visits the rest, and closing
+// the holes moves only members of that suffix. The initial group is not
+// sorted (it is scanned whole).
 type group struct {
-	centre int32     // selection number of the centre (row of kCenter.centres), −1 for the initial group
-	ids    []int32   // member point ids
-	q      [][]int16 // member rows quantized, by blocks: q[b] holds coordinates [b·quantBlock, (b+1)·quantBlock) of every member, len(ids)×quantBlock
-	d      []float32
-	radius float32 // max of d (−1 when empty)
-	far    int32   // the point id at radius
+	centre  int32     // selection number of the centre (row of kCenter.centres), −1 for the initial group
+	ids     []int32   // member point ids (−1 for a member that moved away, until compact)
+	first   []int16   // the members' quantized rows' first blocks, len(ids)×quantBlock (dense, for the scan's first pass)
+	rest    []int16   // the rest of their quantized rows, len(ids)×restLen
+	restLen int       // quantizer.rowLen − quantBlock
+	d       []float32 // distances to the centre; a centre's group: non-decreasing, ties by id from the largest
+	radius  float32   // max of d over the members (−1 when empty)
+	far     int32     // the member at radius (the smallest id there)
 }
 
 // workItem is the slice [lo, hi) of one candidate group's members.
 type workItem struct {
 	g        int
 	lo, hi   int
-	dcg      float32 // ‖c − centre(g)‖, +Inf for the initial group or without pruning
-	kept     int
+	moves    int
 	farMoved bool // the group's farthest member moved to the new centre
+	alone    bool // the group's only item: the scan compacts the group
 }
 
 // movedBuf collects one worker's points that move to the new centre.
 type movedBuf struct {
-	ids []int32
-	q   [][]int16 // by blocks, as in group
-	d   []float32
+	ids   []int32
+	first []int16 // as in group
+	rest  []int16
+	d     []float32
 	// cand, sum and dist are the scan's scratch lists (scanChunk long).
 	cand []int32
 	sum  []int32
@@ -64,13 +80,14 @@ type kCenter struct {
 	prune    bool
 	items    []workItem
 	moved    []movedBuf
-	dcg      []float32
+	start    []int // per group, where the scan starts (len(ids): not at all)
 	nextFill int
 
-	// Counters for benchmarks: members visited in scanned groups, members
-	// the triangle inequality left to test, and float32 rows tested among
-	// them (those the quantized rows did not rule out).
-	visited, evaluated, full, initial atomic.Int64
+	// Counters for benchmarks: members tested (those of the scanned
+	// groups' prefixes the triangle inequality leaves), float32 rows
+	// tested among them (those the quantized rows did not rule out), and
+	// tests in the initial group.
+	visited, full, initial atomic.Int64
 }
 
 // newKCenter selects among the rows of pts, which it reads but does not
@@ -78,22 +95,18 @@ type kCenter struct {
 func newKCenter(pts *mat.Matrix, workers int, prune bool) *kCenter {
 	quant := newQuantizer(pts)
 	g := &group{centre: -1, ids: make([]int32, pts.Rows()), d: make([]float32, pts.Rows()), radius: -1, far: -1}
-	blocks := quant.rowLen / quantBlock
-	g.q = make([][]int16, blocks)
-	for b := range g.q {
-		g.q[b] = make([]int16, pts.Rows()*quantBlock)
-	}
+	rl := quant.rowLen - quantBlock
+	g.first = make([]int16, pts.Rows()*quantBlock)
+	g.rest, g.restLen = make([]int16, pts.Rows()*rl), rl
 	row := make([]int16, quant.rowLen)
 	for i := range g.ids {
 		g.ids[i] = int32(i)
 		quant.quantize(row, pts.Row(i))
-		for b := range g.q {
-			copy(g.q[b][i*quantBlock:(i+1)*quantBlock], row[b*quantBlock:])
-		}
+		copy(g.first[i*quantBlock:(i+1)*quantBlock], row)
+		copy(g.rest[i*rl:(i+1)*rl], row[quantBlock:])
 	}
 	moved := make([]movedBuf, workers)
 	for w := range moved {
-		moved[w].q = make([][]int16, blocks)
 		moved[w].cand = make([]int32, scanChunk)
 		moved[w].sum = make([]int32, scanChunk)
 		moved[w].dist = make([]float32, scanChunk)
@@ -107,9 +120,10 @@ func newKCenter(pts *mat.Matrix, workers int, prune bool) *kCenter {
 // move copies member src over member dst (id, distance, quantized row).
 func (g *group) move(dst, src int) {
 	g.ids[dst], g.d[dst] = g.ids[src], g.d[src]
-	for _, q := range g.q {
-		copy(q[dst*quantBlock:(dst+1)*quantBlock], q[src*quantBlock:(src+1)*quantBlock])
-	}
+	// An array assignment: inline moves, not a memmove call.
+	*(*[quantBlock]int16)(g.first[dst*quantBlock:]) = *(*[quantBlock]int16)(g.first[src*quantBlock:])
+	rl := g.restLen
+	copy(g.rest[dst*rl:(dst+1)*rl], g.rest[src*rl:(src+1)*rl])
 }
 
 // init sets every distance to the mean distance to the start points
@@ -178,24 +192,30 @@ func (k *kCenter) update(sel int32) {
 	dim := k.pts.Cols()
 	ci := len(k.centres)/dim - 1
 	c := k.centres[ci*dim : (ci+1)*dim]
-	inf := float32(math.Inf(1))
-	// Distances from the new centre to every group's centre (a lower bound
-	// when the sum stopped early: still enough to prune the group).
-	if cap(k.dcg) < len(k.groups) {
-		k.dcg = make([]float32, len(k.groups), 2*len(k.groups))
+	// Where each group's candidate suffix starts: from the distance of the
+	// new centre to the group's centre (a lower bound when the sum stopped
+	// early: still enough to prune the group); the whole group without
+	// pruning, none when the group is pruned.
+	if cap(k.start) < len(k.groups) {
+		k.start = make([]int, len(k.groups), 2*len(k.groups))
 	}
-	k.dcg = k.dcg[:len(k.groups)]
+	k.start = k.start[:len(k.groups)]
 	if k.prune {
 		calc := func(lo, hi, _ int) {
 			for gi := lo; gi < hi; gi++ {
 				g := k.groups[gi]
 				if g.centre < 0 {
-					k.dcg[gi] = inf
+					k.start[gi] = 0
 					continue
 				}
 				lim := 2 * g.radius * pruneSlack
 				s := sqDist(c, k.centres[int(g.centre)*dim:int(g.centre+1)*dim], lim*lim)
-				k.dcg[gi] = float32(math.Sqrt(float64(s)))
+				dcg := float32(math.Sqrt(float64(s)))
+				if dcg >= lim {
+					k.start[gi] = len(g.ids)
+				} else {
+					k.start[gi] = nearSuffix(g.d, dcg)
+				}
 			}
 		}
 		if len(k.groups) >= 4096 && k.workers > 1 {
@@ -203,29 +223,25 @@ func (k *kCenter) update(sel int32) {
 		} else {
 			calc(0, len(k.groups), 0)
 		}
+	} else {
+		clear(k.start)
 	}
-	// Work items over the candidate groups.
+	// Work items over the candidate suffixes. A group whose suffix is one
+	// item is compacted by the scan itself, on the workers.
 	k.items = k.items[:0]
 	total := 0
 	for gi, g := range k.groups {
-		dcg := inf
-		if k.prune && g.centre >= 0 {
-			dcg = k.dcg[gi]
-			if dcg >= 2*g.radius*pruneSlack {
-				continue
-			}
+		start := k.start[gi]
+		alone := len(g.ids)-start <= scanChunk
+		for lo := start; lo < len(g.ids); lo += scanChunk {
+			k.items = append(k.items, workItem{g: gi, lo: lo, hi: min(lo+scanChunk, len(g.ids)), alone: alone})
 		}
-		for lo := 0; lo < len(g.ids); lo += scanChunk {
-			k.items = append(k.items, workItem{g: gi, lo: lo, hi: min(lo+scanChunk, len(g.ids)), dcg: dcg})
-		}
-		total += len(g.ids)
+		total += len(g.ids) - start
 	}
 	for w := range k.moved {
 		m := &k.moved[w]
 		m.ids, m.d = m.ids[:0], m.d[:0]
-		for b := range m.q {
-			m.q[b] = m.q[b][:0]
-		}
+		m.first, m.rest = m.first[:0], m.rest[:0]
 	}
 	var next atomic.Int64
 	work := func(w int) {
@@ -249,173 +265,192 @@ func (k *kCenter) update(sel int32) {
 	} else {
 		work(0)
 	}
-	// Close the holes the moves left in the scanned groups and refresh
-	// their radii.
+	// Close the holes the moves left in the groups of several items and
+	// refresh their radii.
 	for a := 0; a < len(k.items); {
-		b := a
-		for b < len(k.items) && k.items[b].g == k.items[a].g {
-			b++
+		g := k.groups[k.items[a].g]
+		moves, farMoved, alone := 0, false, k.items[a].alone
+		for ; a < len(k.items) && k.groups[k.items[a].g] == g; a++ {
+			moves += k.items[a].moves
+			farMoved = farMoved || k.items[a].farMoved
 		}
-		k.compact(k.groups[k.items[a].g], k.items[a:b])
-		a = b
+		if alone {
+			continue
+		}
+		if moves > 0 {
+			g.compact(0)
+		}
+		if farMoved {
+			g.refreshRadius()
+		}
 	}
-	// The new centre's group.
-	ng := &group{centre: int32(ci), radius: -1, far: -1}
+	k.groups = slices.DeleteFunc(k.groups, func(g *group) bool { return len(g.ids) == 0 })
+	// The new centre's group, sorted.
 	size := 0
 	for _, m := range k.moved {
 		size += len(m.ids)
 	}
-	ng.ids = make([]int32, 0, size)
-	ng.q = make([][]int16, len(k.cq)/quantBlock)
-	for b := range ng.q {
-		ng.q[b] = make([]int16, 0, size*quantBlock)
+	if size == 0 {
+		return
 	}
-	ng.d = make([]float32, 0, size)
-	for _, m := range k.moved {
-		ng.ids = append(ng.ids, m.ids...)
-		for b := range ng.q {
-			ng.q[b] = append(ng.q[b], m.q[b]...)
-		}
-		ng.d = append(ng.d, m.d...)
-		for j, d := range m.d {
-			if id := m.ids[j]; d > ng.radius || (d == ng.radius && id < ng.far) {
-				ng.radius, ng.far = d, id
-			}
+	type member struct {
+		d      float32
+		id     int32
+		worker int
+		pos    int
+	}
+	ms := make([]member, 0, size)
+	for w, m := range k.moved {
+		for j, id := range m.ids {
+			ms = append(ms, member{m.d[j], id, w, j})
 		}
 	}
-	// Drop emptied groups (the initial group too once it empties).
-	live := k.groups[:0]
-	for _, g := range k.groups {
-		if len(g.ids) > 0 {
-			live = append(live, g)
+	slices.SortFunc(ms, func(x, y member) int {
+		switch {
+		case x.d < y.d:
+			return -1
+		case x.d > y.d:
+			return 1
 		}
+		return cmp.Compare(y.id, x.id)
+	})
+	rl := k.quant.rowLen - quantBlock
+	ng := &group{centre: int32(ci), ids: make([]int32, size), d: make([]float32, size),
+		first: make([]int16, size*quantBlock), rest: make([]int16, size*rl), restLen: rl}
+	for i, m := range ms {
+		ng.ids[i], ng.d[i] = m.id, m.d
+		mv := &k.moved[m.worker]
+		copy(ng.first[i*quantBlock:(i+1)*quantBlock], mv.first[m.pos*quantBlock:])
+		copy(ng.rest[i*rl:(i+1)*rl], mv.rest[m.pos*rl:])
 	}
-	clear(k.groups[len(live):])
-	k.groups = live
-	if len(ng.ids) > 0 {
-		k.groups = append(k.groups, ng)
-	}
+	ng.radius, ng.far = ng.d[size-1], ng.ids[size-1]
+	k.groups = append(k.groups, ng)
 }
 
 // scan tests one work item's members against the new centre c and moves
-// those it brings closer into mv, in three passes: the members the
-// triangle inequality does not exclude are listed ([nearMembers]), those
-// their quantized rows cannot rule out are kept ([nearQuantized]), and
-// those tested in full on their float32 rows; then the moves are made,
-// highest position first, each filling its hole with the item's last
-// member. The item records whether the group's farthest member moved:
-// only then must the group's radius be found again (see compact).
+// those it brings closer into mv: those their quantized rows cannot rule
+// out are kept ([nearQuantized]) and tested in full on their float32 rows;
+// each member that moves leaves a hole (id −1) until update compacts the
+// group. The item records its moves and whether the group's farthest
+// member moved: only then must the group's radius be found again.
 func (k *kCenter) scan(item *workItem, c []float32, mv *movedBuf) {
 	g := k.groups[item.g]
 	lo, hi := item.lo, item.hi
 	cand := mv.cand[:hi-lo]
-	n := hi - lo
-	if math.IsInf(float64(item.dcg), 1) {
-		for p := range cand {
-			cand[p] = int32(lo + p)
-		}
-	} else {
-		n = nearMembers(g.d[lo:hi], item.dcg, int32(lo), cand)
+	for p := range cand {
+		cand[p] = int32(lo + p)
 	}
-	evaluated := n
+	n := hi - lo
 	sum := mv.sum[:n]
 	clear(sum)
-	for b, q := range g.q {
-		if n == 0 {
-			break
-		}
-		n = nearQuantized(k.cq[b*quantBlock:(b+1)*quantBlock], q, g.d, cand[:n], sum[:n], k.quant.a, k.quant.b)
+	rl := k.quant.rowLen - quantBlock
+	n = nearQuantized(k.cq[:quantBlock], g.first, quantBlock, g.d, cand[:n], sum[:n], k.quant.a, k.quant.b)
+	for j := 0; j < rl && n > 0; j += quantBlock {
+		n = nearQuantized(k.cq[quantBlock+j:], g.rest[j:], rl, g.d, cand[:n], sum[:n], k.quant.a, k.quant.b)
 	}
-	cand = cand[:n]
-	moves := 0
-	dist := mv.dist[:n]
-	for _, p := range cand {
+	for _, p := range cand[:n] {
 		// The same sum as before the quantized test existed, so the
 		// selection is the exact greedy one.
 		d := g.d[p]
-		if s := sqDist(c, k.pts.Row(int(g.ids[p])), d*d); s < d*d {
-			// The lists' earlier entries are free.
-			cand[moves], dist[moves] = p, float32(math.Sqrt(float64(s)))
-			moves++
-		}
-	}
-	end := hi
-	for i := moves - 1; i >= 0; i-- {
-		p := int(cand[i])
 		id := g.ids[p]
+		s := sqDist(c, k.pts.Row(int(id)), d*d)
+		if !(s < d*d) {
+			continue
+		}
 		item.farMoved = item.farMoved || id == g.far
 		mv.ids = append(mv.ids, id)
-		for b, q := range g.q {
-			mv.q[b] = append(mv.q[b], q[p*quantBlock:(p+1)*quantBlock]...)
-		}
-		mv.d = append(mv.d, dist[i])
-		end--
-		if p != end {
-			g.move(p, end)
+		mv.first = append(mv.first, g.first[int(p)*quantBlock:(int(p)+1)*quantBlock]...)
+		mv.rest = append(mv.rest, g.rest[int(p)*rl:(int(p)+1)*rl]...)
+		mv.d = append(mv.d, float32(math.Sqrt(float64(s))))
+		g.ids[p] = -1
+		item.moves++
+	}
+	if item.alone && item.moves > 0 {
+		g.compact(lo)
+		if item.farMoved {
+			g.refreshRadius()
 		}
 	}
-	item.kept = end - lo
 	k.visited.Add(int64(hi - lo))
-	k.evaluated.Add(int64(evaluated))
 	k.full.Add(int64(n))
 	if g.centre < 0 {
 		k.initial.Add(int64(hi - lo))
 	}
 }
 
-// compact makes a scanned group's kept members contiguous again: the
-// items' kept members are [lo, lo+kept) and the holes [lo+kept, hi); holes
-// below the new length are filled with kept members from above it, so only
-// as many members move as there were moves.
-func (k *kCenter) compact(g *group, items []workItem) {
-	n, farMoved := 0, false
-	for _, it := range items {
-		n += it.kept
-		farMoved = farMoved || it.farMoved
-	}
-	// Kept members at positions ≥ n, taken from the last item backwards.
-	src := len(items) - 1
-	srcPos := items[src].lo + items[src].kept - 1
-	nextSrc := func() int {
-		for srcPos < items[src].lo || srcPos < n {
-			if srcPos < n {
-				return -1
-			}
-			src--
-			srcPos = items[src].lo + items[src].kept - 1
+// refreshRadius finds the group's farthest member again (its last in a
+// centre's group).
+func (g *group) refreshRadius() {
+	g.radius, g.far = -1, -1
+	if g.centre >= 0 {
+		if n := len(g.ids); n > 0 {
+			g.radius, g.far = g.d[n-1], g.ids[n-1]
 		}
-		srcPos--
-		return srcPos + 1
+		return
 	}
-	for _, it := range items {
-		for h := it.lo + it.kept; h < it.hi && h < n; h++ {
-			s := nextSrc()
-			if s < 0 {
-				panic("kcenter: compaction lost track of members")
+	for i, id := range g.ids {
+		if d := g.d[i]; d > g.radius || (d == g.radius && id < g.far) {
+			g.radius, g.far = d, id
+		}
+	}
+}
+
+// compact closes the group's holes, which all lie at or after position
+// from: in a centre's group by shifting the members after each hole down,
+// which keeps their order (the holes lie in the candidate suffix, so only
+// members there move); in the initial group, whose order does not matter,
+// by moving its last members into the holes. It gives memory back once the
+// group has shrunk to a quarter of its arrays.
+func (g *group) compact(from int) {
+	n := from
+	if g.centre >= 0 {
+		for n < len(g.ids) && g.ids[n] >= 0 {
+			n++
+		}
+		for p := n; p < len(g.ids); p++ {
+			if g.ids[p] >= 0 {
+				g.move(n, p)
+				n++
 			}
-			g.move(h, s)
+		}
+	} else {
+		n = len(g.ids)
+		for p := from; ; p++ {
+			for p < n && g.ids[p] >= 0 {
+				p++
+			}
+			for n > p && g.ids[n-1] < 0 {
+				n--
+			}
+			if p >= n {
+				break
+			}
+			g.move(p, n-1)
+			n--
 		}
 	}
 	g.ids, g.d = g.ids[:n], g.d[:n]
-	for b := range g.q {
-		g.q[b] = g.q[b][:n*quantBlock]
-	}
-	if farMoved {
-		// Members that stay keep their distances: the radius changes
-		// only when the farthest one leaves.
-		g.radius, g.far = -1, -1
-		for i, d := range g.d {
-			if id := g.ids[i]; d > g.radius || (d == g.radius && id < g.far) {
-				g.radius, g.far = d, id
-			}
-		}
-	}
-	// Give memory back once a group has shrunk to a quarter of its array.
+	g.first, g.rest = g.first[:n*quantBlock], g.rest[:n*g.restLen]
 	if n > 0 && cap(g.ids) > 4*n && cap(g.ids) > 1024 {
 		g.ids = append([]int32(nil), g.ids...)
 		g.d = append([]float32(nil), g.d...)
-		for b := range g.q {
-			g.q[b] = append([]int16(nil), g.q[b]...)
+		g.first = append([]int16(nil), g.first...)
+		g.rest = append([]int16(nil), g.rest...)
+	}
+}
+
+// nearSuffix is where the suffix of d (non-decreasing) begins whose
+// members a new centre at distance dcg from their centre may bring closer:
+// those with dcg < 2·d (the triangle inequality, with pruneSlack).
+func nearSuffix(d []float32, dcg float32) int {
+	lo, hi := 0, len(d)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if dcg < 2*d[m]*pruneSlack {
+			hi = m
+		} else {
+			lo = m + 1
 		}
 	}
+	return lo
 }

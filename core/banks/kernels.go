@@ -52,19 +52,6 @@ func axpyGo(y, x []float32, a float32) {
 	}
 }
 
-// nearMembers writes to cand the positions lo+p of the members p of d that the
-// triangle inequality does not exclude from coming closer to a new centre
-// at distance dcg from their group's centre (dcg < 2·d·pruneSlack), in
-// order, and returns their count. cand holds at least len(d).
-func nearMembers(d []float32, dcg float32, lo int32, cand []int32) int {
-	n := 0
-	for p, dp := range d {
-		cand[n] = lo + int32(p)
-		n += b2i(dcg < 2*dp*pruneSlack)
-	}
-	return n
-}
-
 // b2i is 1 for true and 0 for false (compiled without a branch).
 func b2i(b bool) int {
 	if b {
@@ -75,20 +62,20 @@ func b2i(b bool) int {
 
 // nearQuantizedGo keeps in cand (in order) the members p it lists that
 // one more block of their quantized rows (quantBlock coordinates of each
-// member in q, the new centre's in c) cannot rule out, and returns how
-// many. sum[i] holds the squared quantized distance of cand[i] over the
-// blocks before; the block's squares are added, and p is ruled out when
-// the sum reaches (d[p]·a + b)². sum is compacted with cand. The sums are
-// int32 and wrap as the SSE kernel's do; a wrapped sum is below the true
-// one (only rows far apart get there), so it can only keep a member.
-func nearQuantizedGo(c, q []int16, d []float32, cand []int32, sum []int32, a, b float32) int {
+// member at q[p·stride:], the new centre's in c) cannot rule out, and
+// returns how many. sum[i] holds the squared quantized distance of cand[i]
+// over the blocks before; the block's squares are added, and p is ruled out
+// when the sum reaches (d[p]·a + b)². sum is compacted with cand. The sums
+// are int32 and wrap as the SSE kernel's do; a wrapped sum is below the
+// true one (only rows far apart get there), so it can only keep a member.
+func nearQuantizedGo(c, q []int16, stride int, d []float32, cand []int32, sum []int32, a, b float32) int {
 	c = c[:quantBlock:quantBlock]
 	sum = sum[:len(cand)]
 	kept := 0
 	for i, p := range cand {
 		t := float32(d[p]*a) + b
 		t = t * t
-		row := q[int(p)*quantBlock : (int(p)+1)*quantBlock : (int(p)+1)*quantBlock]
+		row := q[int(p)*stride : int(p)*stride+quantBlock : int(p)*stride+quantBlock]
 		D := sum[i]
 		for j, x := range row {
 			e := int32(c[j]) - int32(x)

@@ -6,11 +6,11 @@ package banks
 // TestSqDistBlocksMatchesGo and TestAxpyMatchesGo check them against the Go
 // versions bit for bit.
 
-// The assembly adds 32 quantized coordinates (64 bytes) before it compares.
-var _ = [1]struct{}{}[quantBlock-32]
+// The assembly adds 16 quantized coordinates (32 bytes) before it compares.
+var _ = [1]struct{}{}[quantBlock-16]
 
 //go:noescape
-func nearQuantizedSSE(c, q *int16, d *float32, cand *int32, sum *int32, n int, a, b float32) int
+func nearQuantizedSSE(c, q *int16, stride int, d *float32, cand *int32, sum *int32, n int, a, b float32, rows int) int
 
 //go:noescape
 func sqDistBlocksSSE(a, b *float32, blocks int, s, bound float32) float32
@@ -18,18 +18,23 @@ func sqDistBlocksSSE(a, b *float32, blocks int, s, bound float32) float32
 //go:noescape
 func axpySSE(y, x *float32, a float32, blocks int)
 
-// nearQuantized is nearQuantizedGo.
-func nearQuantized(c, q []int16, d []float32, cand []int32, sum []int32, a, b float32) int {
+// nearQuantized is nearQuantizedGo. The kernel checks that every member's
+// block lies within q and d and returns −1 when one does not.
+func nearQuantized(c, q []int16, stride int, d []float32, cand []int32, sum []int32, a, b float32) int {
 	if len(cand) == 0 {
 		return 0
 	}
-	c, sum = c[:quantBlock:quantBlock], sum[:len(cand)]
-	for _, p := range cand {
-		if int(p) < 0 || (int(p)+1)*quantBlock > len(q) || int(p) >= len(d) {
-			panic("banks: nearQuantized: member out of range")
-		}
+	if stride < quantBlock || len(q) < quantBlock {
+		panic("banks: nearQuantized: bad stride or rows")
 	}
-	return nearQuantizedSSE(&c[0], &q[0], &d[0], &cand[0], &sum[0], len(cand), a, b)
+	c, sum = c[:quantBlock:quantBlock], sum[:len(cand)]
+	// Members p < rows have their block at q[p·stride : p·stride+quantBlock].
+	rows := min((len(q)-quantBlock)/stride+1, len(d))
+	n := nearQuantizedSSE(&c[0], &q[0], stride, &d[0], &cand[0], &sum[0], len(cand), a, b, rows)
+	if n < 0 {
+		panic("banks: nearQuantized: member out of range")
+	}
+	return n
 }
 
 // sqDistBlocks is sqDistBlocksGo.

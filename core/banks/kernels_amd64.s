@@ -100,35 +100,38 @@ sddone:
 	MOVSS X5, ret+32(FP)
 	RET
 
-// func nearQuantizedSSE(c, q *int16, d *float32, cand *int32, sum *int32, n int, a, b float32) int
-// is nearQuantizedGo over cand[:n] and sum[:n].
-TEXT ·nearQuantizedSSE(SB), NOSPLIT, $0-64
+// func nearQuantizedSSE(c, q *int16, stride int, d *float32, cand *int32, sum *int32, n int, a, b float32, rows int) int
+// is nearQuantizedGo over cand[:n] and sum[:n] (quantBlock 16), or −1 when
+// a member is not below rows.
+TEXT ·nearQuantizedSSE(SB), NOSPLIT, $0-80
 	MOVQ  c+0(FP), SI
 	MOVQ  q+8(FP), DI
-	MOVQ  d+16(FP), R9
-	MOVQ  cand+24(FP), BX
+	MOVQ  stride+16(FP), R8
+	SHLQ  $1, R8        // row stride in bytes
+	MOVQ  d+24(FP), R9
+	MOVQ  cand+32(FP), BX
 	MOVQ  BX, R10       // where the next kept member goes
-	MOVQ  sum+32(FP), R12
+	MOVQ  sum+40(FP), R12
 	MOVQ  R12, R13      // where the next kept sum goes
-	MOVQ  n+40(FP), CX
-	MOVSS a+48(FP), X6
-	MOVSS b+52(FP), X7
+	MOVQ  n+48(FP), CX
+	MOVSS a+56(FP), X6
+	MOVSS b+60(FP), X7
 	MOVOU 0(SI), X8     // the centre's block
 	MOVOU 16(SI), X9
-	MOVOU 32(SI), X10
-	MOVOU 48(SI), X11
 	TESTQ CX, CX
 	JEQ   nqdone
 
 nqloop:
 	MOVLQSX (BX), AX
+	CMPQ    AX, rows+64(FP)
+	JCC     nqbad       // p ≥ rows, or negative (unsigned)
 	MOVSS   (R9)(AX*4), X5
 	MULSS   X6, X5
 	ADDSS   X7, X5
 	MULSS   X5, X5      // t = (d·a + b)²
 	MOVQ    AX, R11
-	SHLQ    $6, R11     // 32 int16 of 2 bytes per member
-	ADDQ    DI, R11
+	IMULQ   R8, R11
+	ADDQ    DI, R11     // the member's block
 	MOVL    (R12), DX
 	MOVQ    DX, X4      // the sum so far, in lane 0
 	MOVO    X8, X0
@@ -138,16 +141,6 @@ nqloop:
 	PADDL   X0, X4
 	MOVO    X9, X0
 	MOVOU   16(R11), X1
-	PSUBW   X1, X0
-	PMADDWL X0, X0
-	PADDL   X0, X4
-	MOVO    X10, X0
-	MOVOU   32(R11), X1
-	PSUBW   X1, X0
-	PMADDWL X0, X0
-	PADDL   X0, X4
-	MOVO    X11, X0
-	MOVOU   48(R11), X1
 	PSUBW   X1, X0
 	PMADDWL X0, X0
 	PADDL   X0, X4
@@ -171,7 +164,11 @@ nqnext:
 	JNZ     nqloop
 
 nqdone:
-	SUBQ    cand+24(FP), R10
+	SUBQ    cand+32(FP), R10
 	SHRQ    $2, R10
-	MOVQ    R10, ret+56(FP)
+	MOVQ    R10, ret+72(FP)
+	RET
+
+nqbad:
+	MOVQ    $-1, ret+72(FP)
 	RET

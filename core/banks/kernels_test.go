@@ -7,24 +7,29 @@ import (
 	"testing"
 )
 
-// TestNearMembers checks nearMembers against its definition.
-func TestNearMembers(t *testing.T) {
+// TestNearSuffix checks nearSuffix against its definition.
+func TestNearSuffix(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	for _, n := range []int{0, 1, 3, 4, 5, 8, 31, 64, 257} {
 		d := make([]float32, n)
 		for i := range d {
 			d[i] = float32(rng.ExpFloat64())
 		}
-		for _, dcg := range []float32{0, 0.5, 1, 2, 4} {
-			got := make([]int32, n)
-			var want []int32
-			for p, x := range d {
-				if dcg < 2*x*pruneSlack {
-					want = append(want, 7+int32(p))
-				}
+		if n > 4 {
+			d[2] = d[3] // ties
+		}
+		slices.Sort(d)
+		dcgs := []float32{0, 0.5, 1, 2, 4}
+		if n > 2 {
+			dcgs = append(dcgs, 2*d[2], 2*d[2]*pruneSlack) // at a member's own bound
+		}
+		for _, dcg := range dcgs {
+			want := n
+			for want > 0 && dcg < 2*d[want-1]*pruneSlack {
+				want--
 			}
-			if gn := nearMembers(d, dcg, 7, got); gn != len(want) || !slices.Equal(got[:gn], want) {
-				t.Fatalf("n=%d dcg=%v: near members %v, want %v", n, dcg, got[:gn], want)
+			if got := nearSuffix(d, dcg); got != want {
+				t.Fatalf("n=%d dcg=%v: suffix from %d, want %d", n, dcg, got, want)
 			}
 		}
 	}
@@ -32,12 +37,13 @@ func TestNearMembers(t *testing.T) {
 
 // TestNearQuantizedMatchesGo checks nearQuantized (SSE assembly on amd64,
 // the Go version elsewhere and with -tags purego) against nearQuantizedGo,
-// both called block after block as the scan calls them, and both against
-// the test's definition summed in int64: a member is kept unless the sum
-// over some prefix of whole blocks reaches (d·a + b)². Rows span the whole
-// grid (±quantLimit, where int16 differences and PMADDWD pairs come
-// closest to overflowing), thresholds stop members at every block, and a
-// NaN distance keeps its member.
+// both called block after block as the scan calls them (rows of several
+// blocks, so the stride is more than a block), and both against the test's
+// definition summed in int64: a member is kept unless the sum over some
+// prefix of whole blocks reaches (d·a + b)². Rows span the whole grid
+// (±quantLimit, where int16 differences and PMADDWD pairs come closest to
+// overflowing), thresholds stop members at every block, and a NaN distance
+// keeps its member. A member past the rows panics.
 func TestNearQuantizedMatchesGo(t *testing.T) {
 	skipIfFused(t)
 	rng := rand.New(rand.NewSource(1))
@@ -51,27 +57,24 @@ func TestNearQuantizedMatchesGo(t *testing.T) {
 			return int16(rng.Intn(2*quantLimit+1) - quantLimit)
 		}
 	}
-	for _, blocks := range []int{1, 2, 4, 24} {
+	for _, blocks := range []int{1, 2, 4, 8, 48} {
 		for _, n := range []int{0, 1, 5, 64, 257} {
 			rowLen := blocks * quantBlock
 			c := make([]int16, rowLen)
 			for i := range c {
 				c[i] = val()
 			}
-			q := make([][]int16, blocks) // by blocks, as the groups hold them
-			for b := range q {
-				q[b] = make([]int16, n*quantBlock)
-				for i := range q[b] {
-					if rng.Intn(3) == 0 {
-						q[b][i] = val()
-					} else { // near the centre, so that later blocks decide
-						q[b][i] = max(-quantLimit, min(quantLimit, c[b*quantBlock+i%quantBlock]+int16(rng.Intn(201)-100)))
-					}
+			q := make([]int16, n*rowLen)
+			for i := range q {
+				if rng.Intn(3) == 0 {
+					q[i] = val()
+				} else { // near the centre, so that later blocks decide
+					q[i] = max(-quantLimit, min(quantLimit, c[i%rowLen]+int16(rng.Intn(201)-100)))
 				}
 			}
 			d := make([]float32, n)
 			for i := range d {
-				d[i] = float32(rng.ExpFloat64()) * 2e4
+				d[i] = float32(rng.ExpFloat64()) * 1e4
 			}
 			if n > 3 {
 				d[3] = float32(math.NaN())
@@ -89,12 +92,10 @@ func TestNearQuantizedMatchesGo(t *testing.T) {
 				tt *= tt
 				kept := true
 				var D int64
-				for blk := range blocks {
-					for j := range quantBlock {
-						e := int64(c[blk*quantBlock+j]) - int64(q[blk][int(p)*quantBlock+j])
-						D += e * e
-					}
-					if float32(int32(D)) >= tt {
+				for j := range rowLen {
+					e := int64(c[j]) - int64(q[int(p)*rowLen+j])
+					D += e * e
+					if (j+1)%quantBlock == 0 && float32(int32(D)) >= tt {
 						kept = false
 						break
 					}
@@ -103,11 +104,11 @@ func TestNearQuantizedMatchesGo(t *testing.T) {
 					want = append(want, p)
 				}
 			}
-			run := func(f func(c, q []int16, d []float32, cand []int32, sum []int32, a, b float32) int) []int32 {
+			run := func(f func(c, q []int16, stride int, d []float32, cand []int32, sum []int32, a, b float32) int) []int32 {
 				list, sum := slices.Clone(cand), make([]int32, len(cand))
 				k := len(list)
-				for blk := range blocks {
-					k = f(c[blk*quantBlock:(blk+1)*quantBlock], q[blk], d, list[:k], sum[:k], a, b)
+				for j := 0; j < rowLen && n > 0; j += quantBlock {
+					k = f(c[j:], q[j:], rowLen, d, list[:k], sum[:k], a, b)
 				}
 				return list[:k]
 			}
@@ -120,6 +121,18 @@ func TestNearQuantizedMatchesGo(t *testing.T) {
 			}
 			if n >= 64 && (len(want) == 0 || len(want) == len(cand)) {
 				t.Fatalf("blocks=%d n=%d: %d of %d kept: the case tests nothing", blocks, n, len(want), len(cand))
+			}
+			if n > 0 {
+				for _, bad := range []int32{int32(n), -1} {
+					func() {
+						defer func() {
+							if recover() == nil {
+								t.Fatalf("blocks=%d n=%d: member %d of %d did not panic", blocks, n, bad, n)
+							}
+						}()
+						nearQuantized(c, q, rowLen, d, []int32{0, bad}, []int32{0, 0}, a, b)
+					}()
+				}
 			}
 		}
 	}

@@ -12,9 +12,11 @@ import (
 const quantLimit = 16383
 
 // quantBlock is how many quantized coordinates the test adds before it
-// compares: 32 int16, one 64-byte cache line. Rows are padded with zeros
-// to a multiple of it.
-const quantBlock = 32
+// compares: 16 int16, 32 bytes (blocks of 32 coordinates ruled out more
+// members with their first block but, at 64 bytes a member, streamed
+// slower: the selection waits on memory). Rows are padded with zeros to a
+// multiple of it.
+const quantBlock = 16
 
 // quantizer maps float32 rows to int16 rows on one grid (x ≈ scale·q for
 // every coordinate) and bounds what that costs: no row is farther than
