@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/dmad/workstation/core/mat"
 )
@@ -93,18 +94,15 @@ type kCenter struct {
 // newKCenter selects among the rows of pts, which it reads but does not
 // change; it holds a quantized copy (2 bytes a coordinate) besides.
 func newKCenter(pts *mat.Matrix, workers int, prune bool) *kCenter {
-	quant := newQuantizer(pts)
 	g := &group{centre: -1, ids: make([]int32, pts.Rows()), d: make([]float32, pts.Rows()), radius: -1, far: -1}
-	rl := quant.rowLen - quantBlock
+	rl := (pts.Cols()+quantBlock-1)/quantBlock*quantBlock - quantBlock
 	g.first = make([]int16, pts.Rows()*quantBlock)
 	g.rest, g.restLen = make([]int16, pts.Rows()*rl), rl
-	row := make([]int16, quant.rowLen)
-	for i := range g.ids {
+	quant := newQuantizer(pts, workers, func(i int, row []int16) {
 		g.ids[i] = int32(i)
-		quant.quantize(row, pts.Row(i))
 		copy(g.first[i*quantBlock:(i+1)*quantBlock], row)
 		copy(g.rest[i*rl:(i+1)*rl], row[quantBlock:])
-	}
+	})
 	moved := make([]movedBuf, workers)
 	for w := range moved {
 		moved[w].cand = make([]int32, scanChunk)
@@ -250,6 +248,11 @@ func (k *kCenter) update(sel int32) {
 			it := int(next.Add(1) - 1)
 			if it >= len(k.items) {
 				break
+			}
+			for _, ahead := range [...]int{it + 2, it + 3} {
+				if ahead < len(k.items) {
+					k.prefetchItem(&k.items[ahead])
+				}
 			}
 			k.scan(&k.items[it], c, mv)
 		}
@@ -404,14 +407,25 @@ func (g *group) refreshRadius() {
 func (g *group) compact(from int) {
 	n := from
 	if g.centre >= 0 {
+		// Runs of members between holes move down with one copy per array.
+		rl := g.restLen
 		for n < len(g.ids) && g.ids[n] >= 0 {
 			n++
 		}
-		for p := n; p < len(g.ids); p++ {
-			if g.ids[p] >= 0 {
-				g.move(n, p)
-				n++
+		for p := n; p < len(g.ids); {
+			for p < len(g.ids) && g.ids[p] < 0 {
+				p++
 			}
+			e := p
+			for e < len(g.ids) && g.ids[e] >= 0 {
+				e++
+			}
+			copy(g.ids[n:], g.ids[p:e])
+			copy(g.d[n:], g.d[p:e])
+			copy(g.first[n*quantBlock:], g.first[p*quantBlock:e*quantBlock])
+			copy(g.rest[n*rl:], g.rest[p*rl:e*rl])
+			n += e - p
+			p = e
 		}
 	} else {
 		n = len(g.ids)
@@ -453,4 +467,15 @@ func nearSuffix(d []float32, dcg float32) int {
 		}
 	}
 	return lo
+}
+
+// prefetchItem asks for the first cache lines of an item's distances and
+// first blocks: items are small runs all over memory, and a scan otherwise
+// waits for each one's first lines before the hardware prefetcher catches
+// up with it.
+func (k *kCenter) prefetchItem(it *workItem) {
+	g := k.groups[it.g]
+	n := it.hi - it.lo
+	prefetch(unsafe.Pointer(&g.d[it.lo]), min(n*4, 64))
+	prefetch(unsafe.Pointer(&g.first[it.lo*quantBlock]), min(n*quantBlock*2, 128))
 }

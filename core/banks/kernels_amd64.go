@@ -2,6 +2,8 @@
 
 package banks
 
+import "unsafe"
+
 // The amd64 kernels are in SSE assembly (kernels_amd64.s); TestNearQuantizedMatchesGo,
 // TestSqDistBlocksMatchesGo and TestAxpyMatchesGo check them against the Go
 // versions bit for bit.
@@ -55,4 +57,14 @@ func axpy(y, x []float32, a float32) {
 		axpySSE(&y[0], &x[0], a, blocks)
 	}
 	axpyGo(y[blocks*4:], x[blocks*4:], a)
+}
+
+//go:noescape
+func prefetchSSE(addr unsafe.Pointer, lines int)
+
+// prefetch asks for the cache lines of the bytes bytes from addr.
+func prefetch(addr unsafe.Pointer, bytes int) {
+	if lines := (int(uintptr(addr))&63 + bytes + 63) / 64; lines > 0 {
+		prefetchSSE(addr, lines)
+	}
 }

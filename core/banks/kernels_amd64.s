@@ -172,3 +172,16 @@ nqdone:
 nqbad:
 	MOVQ    $-1, ret+72(FP)
 	RET
+
+// func prefetchSSE(addr unsafe.Pointer, lines int)
+// prefetches lines cache lines from addr into all cache levels.
+TEXT ·prefetchSSE(SB), NOSPLIT, $0-16
+	MOVQ addr+0(FP), SI
+	MOVQ lines+8(FP), CX
+
+pfloop:
+	PREFETCHT0 (SI)
+	ADDQ $64, SI
+	DECQ CX
+	JNZ  pfloop
+	RET

@@ -2,6 +2,8 @@
 
 package banks
 
+import "unsafe"
+
 // Elsewhere the kernels are the Go ones.
 
 func nearQuantized(c, q []int16, stride int, d []float32, cand []int32, sum []int32, a, b float32) int {
@@ -9,3 +11,5 @@ func nearQuantized(c, q []int16, stride int, d []float32, cand []int32, sum []in
 }
 func axpy(y, x []float32, a float32)                        { axpyGo(y, x, a) }
 func sqDistBlocks(a, b []float32, s, bound float32) float32 { return sqDistBlocksGo(a, b, s, bound) }
+
+func prefetch(unsafe.Pointer, int) {}

@@ -1,7 +1,9 @@
 package banks
 
 import (
+	"context"
 	"math"
+	"slices"
 
 	"github.com/dmad/workstation/core/mat"
 )
@@ -38,35 +40,54 @@ type quantizer struct {
 }
 
 // newQuantizer fits the grid to the largest finite magnitude among the
-// rows of pts and measures the rounding error of every row.
-func newQuantizer(pts *mat.Matrix) quantizer {
-	maxAbs := 0.0
-	for _, v := range pts.RawData() {
-		if a := math.Abs(float64(v)); a > maxAbs && !math.IsInf(a, 1) {
-			maxAbs = a
+// rows of pts, quantizes every row, hands it to store (when not nil; called
+// from workers goroutines at once, each row once) and measures the rounding
+// error of every row.
+func newQuantizer(pts *mat.Matrix, workers int, store func(i int, q []int16)) quantizer {
+	workers = max(1, workers)
+	part := make([]float64, workers)
+	_ = parallelFor(context.Background(), pts.Rows(), workers, 4096, func(lo, hi, w int) {
+		m := part[w]
+		for _, v := range pts.RawData()[lo*pts.Cols() : hi*pts.Cols()] {
+			if a := math.Abs(float64(v)); a > m && !math.IsInf(a, 1) {
+				m = a
+			}
 		}
-	}
+		part[w] = m
+	})
+	maxAbs := slices.Max(part)
 	qz := quantizer{scale: 1, rowLen: (pts.Cols() + quantBlock - 1) / quantBlock * quantBlock}
 	if maxAbs > 0 {
 		qz.scale = maxAbs / quantLimit
 	}
 	qz.inv = 1 / qz.scale
-	row := make([]int16, qz.rowLen)
-	for i := range pts.Rows() {
-		x := pts.Row(i)
-		qz.quantize(row, x)
-		var e float64
-		for j, v := range x {
-			r := float64(v) - qz.scale*float64(row[j])
-			e += r * r
+	clear(part)
+	rows := make([][]int16, workers)
+	_ = parallelFor(context.Background(), pts.Rows(), workers, 4096, func(lo, hi, w int) {
+		if rows[w] == nil {
+			rows[w] = make([]int16, qz.rowLen)
 		}
-		if e = math.Sqrt(e); !(e <= qz.maxErr) { // NaN too
-			qz.maxErr = e
-			if math.IsNaN(e) {
-				qz.maxErr = math.Inf(1)
+		row := rows[w]
+		for i := lo; i < hi; i++ {
+			x := pts.Row(i)
+			qz.quantize(row, x)
+			var e float64
+			for j, v := range x {
+				r := float64(v) - qz.scale*float64(row[j])
+				e += r * r
+			}
+			if e = math.Sqrt(e); !(e <= part[w]) { // NaN too
+				part[w] = e
+				if math.IsNaN(e) {
+					part[w] = math.Inf(1)
+				}
+			}
+			if store != nil {
+				store(i, row)
 			}
 		}
-	}
+	})
+	qz.maxErr = slices.Max(part)
 	// Slack for float32 rounding: 2·10⁻⁴ of d for the distance sums (128
 	// float32 terms round well within 10⁻⁵ relatively), and b, rounded
 	// up, for the two rows' grid errors.

@@ -37,7 +37,7 @@ func TestQuantizerRulesOutOnlyFartherPoints(t *testing.T) {
 			if tc.outlier != 0 {
 				pts.Row(0)[0] = tc.outlier
 			}
-			qz := newQuantizer(pts)
+			qz := newQuantizer(pts, 2, nil)
 			if qz.rowLen%quantBlock != 0 || qz.rowLen < tc.dim || math.IsInf(qz.maxErr, 0) {
 				t.Fatalf("row length %d, max error %v", qz.rowLen, qz.maxErr)
 			}
@@ -83,7 +83,7 @@ func TestQuantizerNonFinite(t *testing.T) {
 		pts := mat.New(3, 32)
 		pts.Row(1)[5] = 2
 		pts.Row(2)[7] = v
-		qz := newQuantizer(pts)
+		qz := newQuantizer(pts, 2, nil)
 		if !math.IsInf(float64(qz.b), 1) {
 			t.Fatalf("coordinate %v: b = %v, want +Inf (nothing ruled out)", v, qz.b)
 		}
