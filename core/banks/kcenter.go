@@ -55,6 +55,9 @@ type workItem struct {
 	moves    int
 	farMoved bool // the group's farthest member moved to the new centre
 	alone    bool // the group's only item: the scan compacts the group
+	// dAt and firstAt are where the item's distances and first blocks
+	// start (for prefetchItem).
+	dAt, firstAt unsafe.Pointer
 }
 
 // movedBuf collects one worker's points that move to the new centre.
@@ -216,8 +219,11 @@ func (k *kCenter) update(sel int32) {
 				}
 			}
 		}
-		if len(k.groups) >= 4096 && k.workers > 1 {
-			_ = parallelFor(context.Background(), len(k.groups), k.workers, 1024, calc)
+		// On the workers from a thousand groups on: each costs about 100 ns
+		// (a distance between centres, a binary search), and one
+		// goroutine start costs a few microseconds.
+		if len(k.groups) >= 1024 && k.workers > 1 {
+			_ = parallelFor(context.Background(), len(k.groups), k.workers, 256, calc)
 		} else {
 			calc(0, len(k.groups), 0)
 		}
@@ -232,7 +238,8 @@ func (k *kCenter) update(sel int32) {
 		start := k.start[gi]
 		alone := len(g.ids)-start <= scanChunk
 		for lo := start; lo < len(g.ids); lo += scanChunk {
-			k.items = append(k.items, workItem{g: gi, lo: lo, hi: min(lo+scanChunk, len(g.ids)), alone: alone})
+			k.items = append(k.items, workItem{g: gi, lo: lo, hi: min(lo+scanChunk, len(g.ids)), alone: alone,
+				dAt: unsafe.Pointer(&g.d[lo]), firstAt: unsafe.Pointer(&g.first[lo*quantBlock])})
 		}
 		total += len(g.ids) - start
 	}
@@ -251,7 +258,7 @@ func (k *kCenter) update(sel int32) {
 			}
 			for _, ahead := range [...]int{it + 2, it + 3} {
 				if ahead < len(k.items) {
-					k.prefetchItem(&k.items[ahead])
+					prefetchItem(&k.items[ahead])
 				}
 			}
 			k.scan(&k.items[it], c, mv)
@@ -268,6 +275,14 @@ func (k *kCenter) update(sel int32) {
 	} else {
 		work(0)
 	}
+	// The new centre's group is built on another goroutine while the
+	// groups of several items close their holes (they share nothing).
+	var ng *group
+	built := make(chan struct{})
+	go func() {
+		defer close(built)
+		ng = k.newGroup(int32(ci))
+	}()
 	// Close the holes the moves left in the groups of several items and
 	// refresh their radii.
 	for a := 0; a < len(k.items); {
@@ -288,13 +303,21 @@ func (k *kCenter) update(sel int32) {
 		}
 	}
 	k.groups = slices.DeleteFunc(k.groups, func(g *group) bool { return len(g.ids) == 0 })
-	// The new centre's group, sorted.
+	<-built
+	if ng != nil {
+		k.groups = append(k.groups, ng)
+	}
+}
+
+// newGroup is the group of centre ci: the members the scan moved, sorted
+// nearest first (nil when none moved).
+func (k *kCenter) newGroup(ci int32) *group {
 	size := 0
 	for _, m := range k.moved {
 		size += len(m.ids)
 	}
 	if size == 0 {
-		return
+		return nil
 	}
 	type member struct {
 		d      float32
@@ -318,7 +341,7 @@ func (k *kCenter) update(sel int32) {
 		return cmp.Compare(y.id, x.id)
 	})
 	rl := k.quant.rowLen - quantBlock
-	ng := &group{centre: int32(ci), ids: make([]int32, size), d: make([]float32, size),
+	ng := &group{centre: ci, ids: make([]int32, size), d: make([]float32, size),
 		first: make([]int16, size*quantBlock), rest: make([]int16, size*rl), restLen: rl}
 	for i, m := range ms {
 		ng.ids[i], ng.d[i] = m.id, m.d
@@ -327,7 +350,7 @@ func (k *kCenter) update(sel int32) {
 		copy(ng.rest[i*rl:(i+1)*rl], mv.rest[m.pos*rl:])
 	}
 	ng.radius, ng.far = ng.d[size-1], ng.ids[size-1]
-	k.groups = append(k.groups, ng)
+	return ng
 }
 
 // scan tests one work item's members against the new centre c and moves
@@ -472,10 +495,10 @@ func nearSuffix(d []float32, dcg float32) int {
 // prefetchItem asks for the first cache lines of an item's distances and
 // first blocks: items are small runs all over memory, and a scan otherwise
 // waits for each one's first lines before the hardware prefetcher catches
-// up with it.
-func (k *kCenter) prefetchItem(it *workItem) {
-	g := k.groups[it.g]
+// up with it. The addresses were taken when the items were made: by now
+// another worker may be compacting the group.
+func prefetchItem(it *workItem) {
 	n := it.hi - it.lo
-	prefetch(unsafe.Pointer(&g.d[it.lo]), min(n*4, 64))
-	prefetch(unsafe.Pointer(&g.first[it.lo*quantBlock]), min(n*quantBlock*2, 128))
+	prefetch(it.dAt, min(n*4, 64))
+	prefetch(it.firstAt, min(n*quantBlock*2, 128))
 }
