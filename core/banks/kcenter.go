@@ -331,14 +331,11 @@ func (k *kCenter) newGroup(ci int32) *group {
 			ms = append(ms, member{m.d[j], id, w, j})
 		}
 	}
+	// Nearest first; among equal distances the largest id first, so that
+	// the last member is the farthest with the smallest id (the far rule).
+	// Moved members' distances are finite.
 	slices.SortFunc(ms, func(x, y member) int {
-		switch {
-		case x.d < y.d:
-			return -1
-		case x.d > y.d:
-			return 1
-		}
-		return cmp.Compare(y.id, x.id)
+		return cmp.Or(cmp.Compare(x.d, y.d), cmp.Compare(y.id, x.id))
 	})
 	rl := k.quant.rowLen - quantBlock
 	ng := &group{centre: ci, ids: make([]int32, size), d: make([]float32, size),
