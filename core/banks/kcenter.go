@@ -66,10 +66,9 @@ type movedBuf struct {
 	first []int16 // as in group
 	rest  []int16
 	d     []float32
-	// cand, sum and dist are the scan's scratch lists (scanChunk long).
+	// cand and sum are the scan's scratch lists (scanChunk long).
 	cand []int32
 	sum  []int32
-	dist []float32
 }
 
 // kCenter is the state of the greedy k-center selection.
@@ -88,7 +87,7 @@ type kCenter struct {
 	nextFill int
 
 	// Counters for benchmarks: members tested (those of the scanned
-	// groups' prefixes the triangle inequality leaves), float32 rows
+	// groups' suffixes the triangle inequality leaves), float32 rows
 	// tested among them (those the quantized rows did not rule out), and
 	// tests in the initial group.
 	visited, full, initial atomic.Int64
@@ -110,7 +109,6 @@ func newKCenter(pts *mat.Matrix, workers int, prune bool) *kCenter {
 	for w := range moved {
 		moved[w].cand = make([]int32, scanChunk)
 		moved[w].sum = make([]int32, scanChunk)
-		moved[w].dist = make([]float32, scanChunk)
 	}
 	return &kCenter{
 		pts: pts, quant: quant, groups: []*group{g}, chosen: make([]bool, pts.Rows()),
