@@ -565,7 +565,7 @@ func (b *bench) score(ctx context.Context, m *Model, search banks.SearchOptions,
 	if b.o.Memory > 0 && search.BufferBytes == 0 {
 		search.BufferBytes = searchBuffer(b.o.Memory)
 	}
-	sc, err := NewScorer(b.rt, m, search)
+	sc, err := NewScorer(b.rt, m, ForInspection(search))
 	if err != nil {
 		return nil, nil, metrics.Summary{}, 0, err
 	}

@@ -569,7 +569,7 @@ func (s *Session) score(ctx context.Context, m *pipeline.Model, recs []storage.I
 	if err != nil {
 		return nil, err
 	}
-	sc, err := pipeline.NewScorer(s.rt, m, banks.SearchOptions{Mode: s.search})
+	sc, err := pipeline.NewScorer(s.rt, m, pipeline.ForInspection(banks.SearchOptions{Mode: s.search}))
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func (s *Session) NewImageScorer(version int, mode banks.SearchMode) (*ImageScor
 	if enc.ID() != m.Meta.EncoderID {
 		return nil, fmt.Errorf("model %d was trained on features %s but the project now computes %s: restore the project's backbone/input size or retrain", rec.Version, m.Meta.EncoderID, enc.ID())
 	}
-	sc, err := pipeline.NewScorer(s.rt, m, banks.SearchOptions{Mode: mode})
+	sc, err := pipeline.NewScorer(s.rt, m, pipeline.ForInspection(banks.SearchOptions{Mode: mode}))
 	if err != nil {
 		return nil, err
 	}
