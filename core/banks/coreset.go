@@ -396,17 +396,14 @@ func projectORT(ctx context.Context, rt *ort.Runtime, feats *mat.Matrix, w []flo
 // the sum reaches bound. Partial sums of squares only grow, so "result <
 // bound" is exactly "full distance < bound". The sum is checked every 16
 // dimensions; projected points have their largest-variance axes first.
-func sqDist(a, b []float32, bound float32) float32 { return sqDistFrom(a, b, 0, 0, bound) }
-
-// sqDistFrom is sqDist resumed at coordinate i (a multiple of 16) with the
-// sum s of the blocks before it: the same additions in the same order.
-func sqDistFrom(a, b []float32, i int, s, bound float32) float32 {
+func sqDist(a, b []float32, bound float32) float32 {
 	b = b[:len(a)]
-	if n := (len(a) - i) / 16; n > 0 {
-		if s = sqDistBlocks(a[i:], b[i:], s, bound); s >= bound {
+	i, s := 0, float32(0)
+	if n := len(a) / 16; n > 0 {
+		if s = sqDistBlocks(a, b, 0, bound); s >= bound {
 			return s
 		}
-		i += n * 16
+		i = n * 16
 	}
 	for ; i < len(a); i++ {
 		d := a[i] - b[i]

@@ -97,7 +97,7 @@ type kCenter struct {
 // change; it holds a quantized copy (2 bytes a coordinate) besides.
 func newKCenter(pts *mat.Matrix, workers int, prune bool) *kCenter {
 	g := &group{centre: -1, ids: make([]int32, pts.Rows()), d: make([]float32, pts.Rows()), radius: -1, far: -1}
-	rl := (pts.Cols()+quantBlock-1)/quantBlock*quantBlock - quantBlock
+	rl := quantRowLen(pts.Cols()) - quantBlock
 	g.first = make([]int16, pts.Rows()*quantBlock)
 	g.rest, g.restLen = make([]int16, pts.Rows()*rl), rl
 	quant := newQuantizer(pts, workers, func(i int, row []int16) {
@@ -364,7 +364,7 @@ func (k *kCenter) scan(item *workItem, c []float32, mv *movedBuf) {
 	n := hi - lo
 	sum := mv.sum[:n]
 	clear(sum)
-	rl := k.quant.rowLen - quantBlock
+	rl := g.restLen
 	n = nearQuantized(k.cq[:quantBlock], g.first, quantBlock, g.d, cand[:n], sum[:n], k.quant.a, k.quant.b)
 	for j := 0; j < rl && n > 0; j += quantBlock {
 		n = nearQuantized(k.cq[quantBlock+j:], g.rest[j:], rl, g.d, cand[:n], sum[:n], k.quant.a, k.quant.b)

@@ -52,14 +52,6 @@ func axpyGo(y, x []float32, a float32) {
 	}
 }
 
-// b2i is 1 for true and 0 for false (compiled without a branch).
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // nearQuantizedGo keeps in cand (in order) the members p it lists that
 // one more block of their quantized rows (quantBlock coordinates of each
 // member at q[p·stride:], the new centre's in c) cannot rule out, and

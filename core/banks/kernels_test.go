@@ -140,7 +140,7 @@ func TestNearQuantizedMatchesGo(t *testing.T) {
 
 // TestSqDistBlocksMatchesGo checks sqDistBlocks against sqDistBlocksGo
 // bit for bit, with bounds that stop it at every block, none, and NaN
-// sums (which never stop it, as in Go), and sqDistFrom against the
+// sums (which never stop it, as in Go), and sqDist against the
 // definition of its sum.
 func TestSqDistBlocksMatchesGo(t *testing.T) {
 	skipIfFused(t)

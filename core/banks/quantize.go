@@ -56,7 +56,7 @@ func newQuantizer(pts *mat.Matrix, workers int, store func(i int, q []int16)) qu
 		part[w] = m
 	})
 	maxAbs := slices.Max(part)
-	qz := quantizer{scale: 1, rowLen: (pts.Cols() + quantBlock - 1) / quantBlock * quantBlock}
+	qz := quantizer{scale: 1, rowLen: quantRowLen(pts.Cols())}
 	if maxAbs > 0 {
 		qz.scale = maxAbs / quantLimit
 	}
@@ -115,3 +115,7 @@ func (qz quantizer) quantize(q []int16, x []float32) {
 	}
 	clear(q[len(x):])
 }
+
+// quantRowLen is the length of a quantized row of cols coordinates: cols
+// rounded up to whole blocks.
+func quantRowLen(cols int) int { return (cols + quantBlock - 1) / quantBlock * quantBlock }
