@@ -157,6 +157,7 @@ func (p *Project) Features(encoderID string, imageID uint64) (*mat.Matrix, error
 		}
 		var err error
 		m, err = decodeFeatures(v) // decodes into Go memory inside the tx
+		releaseMapped(v)
 		return err
 	})
 	if err != nil {
