@@ -19,15 +19,12 @@ import (
 // whole pages inside v are released; errors are ignored, since the advice
 // is an optimisation.
 func releaseMapped(v []byte) {
-	if len(v) == 0 {
-		return
-	}
 	page := uintptr(os.Getpagesize())
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(v)))
-	first := (start + page - 1) &^ (page - 1)
-	end := (start + uintptr(len(v))) &^ (page - 1)
-	if end <= first {
+	lo := int((page - start%page) % page) // offset of v's first whole page
+	hi := len(v) - int((start+uintptr(len(v)))%page)
+	if hi <= lo {
 		return
 	}
-	unix.Syscall(unix.SYS_MADVISE, first, end-first, unix.MADV_DONTNEED)
+	_ = unix.Madvise(v[lo:hi], unix.MADV_DONTNEED)
 }
