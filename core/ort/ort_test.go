@@ -51,6 +51,34 @@ func TestRunGraph(t *testing.T) {
 	if _, err := s.Run(ort.F32Tensor([]float32{1, 2}, 2, 3)); err == nil {
 		t.Fatal("short data accepted")
 	}
+
+	// RunInto writes into the caller's memory, and again on a second run.
+	y2, i2 := make([]float32, 4), make([]int64, 2)
+	for _, in := range [][]float32{{1, 0, 0, 0, 1, -1}, {0, 0, 1, 1, 1, 1}} {
+		if err := s.RunInto([]ort.Tensor{ort.F32Tensor(y2, 2, 2), ort.I64Tensor(i2, 2, 1)}, ort.F32Tensor(in, 2, 3)); err != nil {
+			t.Fatal(err)
+		}
+		for r := range 2 {
+			for c := range 2 {
+				var want float32
+				for k := range 3 {
+					want += in[r*3+k] * float32(1+2*k+c)
+				}
+				if y2[r*2+c] != want {
+					t.Fatalf("RunInto matmul[%d,%d] = %v, want %v", r, c, y2[r*2+c], want)
+				}
+			}
+		}
+	}
+	if i2[0] != 1 || i2[1] != 1 {
+		t.Fatalf("RunInto topk indices %v", i2)
+	}
+	if err := s.RunInto([]ort.Tensor{ort.F32Tensor(y2, 2, 2)}, ort.F32Tensor(y2[:3], 1, 3)); err == nil || !strings.Contains(err.Error(), "outputs") {
+		t.Fatalf("one output buffer for two outputs: %v", err)
+	}
+	if err := s.RunInto([]ort.Tensor{ort.F32Tensor(y2[:2], 1, 2), ort.I64Tensor(i2, 2, 1)}, ort.F32Tensor([]float32{1, 0, 0, 0, 1, -1}, 2, 3)); err == nil {
+		t.Fatal("an output buffer of the wrong shape was accepted")
+	}
 }
 
 func TestFindLibraryErrors(t *testing.T) {

@@ -114,6 +114,42 @@ func (s *Session) Run(inputs ...Tensor) ([]Tensor, error) {
 	return res, nil
 }
 
+// RunInto is Run writing the outputs into outputs (in the order given to
+// NewSession), whose shapes must be those the graph produces: large outputs
+// then go to Go memory the caller reuses instead of being copied out of
+// ONNX Runtime's.
+func (s *Session) RunInto(outputs []Tensor, inputs ...Tensor) error {
+	if len(inputs) != len(s.inputs) {
+		return fmt.Errorf("session wants %d inputs %v, got %d", len(s.inputs), s.inputs, len(inputs))
+	}
+	if len(outputs) != len(s.outputs) {
+		return fmt.Errorf("session gives %d outputs %v, got %d to fill", len(s.outputs), s.outputs, len(outputs))
+	}
+	vals := make([]onnx.Value, len(inputs)+len(outputs))
+	defer func() {
+		for _, v := range vals {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	for i, t := range inputs {
+		v, err := t.value()
+		if err != nil {
+			return fmt.Errorf("input %s: %w", s.inputs[i], err)
+		}
+		vals[i] = v
+	}
+	for i, t := range outputs {
+		v, err := t.value()
+		if err != nil {
+			return fmt.Errorf("output %s: %w", s.outputs[i], err)
+		}
+		vals[len(inputs)+i] = v
+	}
+	return s.s.Run(vals[:len(inputs)], vals[len(inputs):])
+}
+
 // Close frees the session.
 func (s *Session) Close() error {
 	if s == nil || s.s == nil {
