@@ -41,6 +41,16 @@ type FastOptions struct {
 	// cascadeGraph): 0 means candidateBlock, −1 one TopK over all rows;
 	// kept for the benchmark that chose between them.
 	blockRows int
+	// ListRows, when positive, partitions the bank into lists of about
+	// that many rows (k-means cells of the projected rows) and chooses a
+	// query's candidates only among the rows of its Probes nearest lists
+	// (see bankLists). Searches that exclude a query's own rows, banks of
+	// fewer than 4·ListRows·Probes rows and GPU providers (where one large
+	// product beats many small ones fed from the host) scan the whole bank.
+	ListRows int
+	// Probes is the number of lists a query's candidates come from; 0
+	// means 8.
+	Probes int
 }
 
 // candidateBlock is the number of consecutive bank rows whose smallest
@@ -57,6 +67,9 @@ func (o FastOptions) withDefaults() FastOptions {
 	if o.SampleRows <= 0 {
 		o.SampleRows = 4096
 	}
+	if o.Probes <= 0 {
+		o.Probes = 8
+	}
 	return o
 }
 
@@ -67,7 +80,9 @@ func (o FastOptions) withDefaults() FastOptions {
 // from one ONNX Runtime graph per query batch: MatMul (projection), MatMul
 // (stage-1 values: Dims instead of C multiply-adds per bank row), and the
 // choice by blocks of rows (see cascadeGraph); the re-rank runs in Go over
-// the bank rows in place. The returned distances are exact
+// the bank rows in place. With FastOptions.ListRows the candidates come
+// instead from the lists nearest each query (see bankLists). The returned
+// distances are exact
 // for the returned rows (recomputed in float64 as [Searcher] does); the
 // approximation is only that a true neighbour may be missed when it is not
 // among the candidates.
@@ -93,6 +108,7 @@ type CascadeSearcher struct {
 	rowsOf map[int32][]int64
 	plain  map[int]*ort.Session
 	excl   map[int]*ort.Session
+	lists  *bankLists // made on the first plain search (see FastOptions.ListRows)
 }
 
 // NewCascadeSearcher prepares a fast search over bank (kept by reference:
@@ -145,6 +161,8 @@ func (s *CascadeSearcher) Close() error {
 			delete(m, k)
 		}
 	}
+	errs = append(errs, s.lists.close())
+	s.lists = nil
 	return errors.Join(errs...)
 }
 
@@ -181,6 +199,9 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 	// least 128 queries (smaller ones cost more per run than they save);
 	// the gathered candidates of the in-graph re-rank (batch × cand × C)
 	// near 64 MiB.
+	if f := s.opts.Fast; qSource == nil && f.ListRows > 0 && s.bank.Rows() >= 4*f.ListRows*f.Probes && s.rt.Provider() == ort.DeviceCPU {
+		return s.searchLists(ctx, q, k, cand)
+	}
 	batch := min(s.opts.QueryBatch, max(128, (2<<20)/s.bank.Rows()), max(1, (16<<20)/(cand*s.bank.Cols())))
 	dist := make([]float32, q.Rows()*k)
 	idx := make([]int64, q.Rows()*k)
@@ -229,6 +250,62 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 		}
 	}
 	return dist, idx, nil
+}
+
+// listBatch is the number of queries a partitioned search probes at once:
+// every list scan gets the queries of the whole batch that probe it, and
+// larger scans cost less per query.
+const listBatch = 8192
+
+// searchLists is search over the bank's lists (FastOptions.ListRows).
+func (s *CascadeSearcher) searchLists(ctx context.Context, q *mat.Matrix, k, cand int) ([]float32, []int64, error) {
+	if s.lists == nil {
+		if err := s.axes(); err != nil {
+			return nil, nil, err
+		}
+		pbank := mat.New(s.bank.Rows(), s.opts.Fast.Dims)
+		if err := projectORT(ctx, s.rt, s.bank, s.proj, s.opts.Fast.Dims, pbank); err != nil {
+			return nil, nil, fmt.Errorf("fast searcher: project the bank: %w", err)
+		}
+		l, err := newBankLists(ctx, s.rt, pbank, s.proj, s.bank.Cols(), s.opts.Fast.ListRows, s.opts.Fast.Probes, s.opts.Fast.Seed)
+		if err != nil {
+			return nil, nil, fmt.Errorf("fast searcher: %w", err)
+		}
+		s.lists = l
+	}
+	dist := make([]float32, q.Rows()*k)
+	idx := make([]int64, q.Rows()*k)
+	for qlo := 0; qlo < q.Rows(); qlo += listBatch {
+		qhi := min(qlo+listBatch, q.Rows())
+		nb := qhi - qlo
+		cv, ci := make([]float32, nb*cand), make([]int64, nb*cand)
+		if err := s.lists.candidates(ctx, q.Slice(qlo, qhi), cand, cv, ci); err != nil {
+			return nil, nil, fmt.Errorf("fast search queries %d–%d: %w", qlo, qhi, err)
+		}
+		err := parallelFor(ctx, nb, runtime.GOMAXPROCS(0), 16, func(lo, hi, _ int) {
+			for r := lo; r < hi; r++ {
+				o := (qlo + r) * k
+				s.rerank(q.Row(qlo+r), cv[r*cand:(r+1)*cand], ci[r*cand:(r+1)*cand], dist[o:o+k], idx[o:o+k])
+			}
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("fast search: %w", err)
+		}
+	}
+	return dist, idx, nil
+}
+
+// axes estimates the principal axes once.
+func (s *CascadeSearcher) axes() error {
+	if s.proj != nil {
+		return nil
+	}
+	proj, err := principalAxes(s.rt, s.bank, s.opts.Fast.Dims, s.opts.Fast.SampleRows, s.opts.Fast.Seed)
+	if err != nil {
+		return fmt.Errorf("fast searcher: %w", err)
+	}
+	s.proj = proj
+	return nil
 }
 
 // exclusion returns the graph's input that excludes each query's own
@@ -302,12 +379,8 @@ func (s *CascadeSearcher) session(cand int, exclude bool) (*ort.Session, error) 
 	if sess := m[cand]; sess != nil {
 		return sess, nil
 	}
-	if s.proj == nil {
-		proj, err := principalAxes(s.rt, s.bank, s.opts.Fast.Dims, s.opts.Fast.SampleRows, s.opts.Fast.Seed)
-		if err != nil {
-			return nil, fmt.Errorf("fast searcher: %w", err)
-		}
-		s.proj = proj
+	if err := s.axes(); err != nil {
+		return nil, err
 	}
 	block := s.opts.Fast.blockRows
 	if block == 0 {

@@ -53,6 +53,11 @@ func TestCascadeSearchAgainstBruteForce(t *testing.T) {
 		// The same with the re-rank inside the ORT graph.
 		{"graph-full-dims-k5-exclude", 800, 100, 32, 5, FastOptions{Dims: 32, Rerank: 8, rerankInGraph: true}, 37, true, 1},
 		{"graph-reduced-k3-exclude", 3000, 300, 96, 3, FastOptions{Dims: 8, Rerank: 16, rerankInGraph: true}, 100, true, 0.9},
+		// Candidates from the 8 of about 190 lists nearest each query.
+		{"lists-full-dims-k1", 6000, 300, 32, 1, FastOptions{Dims: 32, Rerank: 4, ListRows: 32, Probes: 8}, 0, false, 0.9},
+		{"lists-reduced-k4", 6000, 300, 96, 4, FastOptions{Dims: 16, Rerank: 16, ListRows: 32, Probes: 8}, 0, false, 0.85},
+		// Excluding searches scan the whole bank whatever ListRows says.
+		{"lists-full-dims-k5-exclude", 800, 100, 32, 5, FastOptions{Dims: 32, Rerank: 8, ListRows: 8, Probes: 4}, 37, true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewSource(int64(len(tc.name))))
@@ -124,6 +129,9 @@ func TestCascadeSearchAgainstBruteForce(t *testing.T) {
 						t.Fatalf("query %d: row %d returned twice", r, idx[o])
 					}
 				}
+			}
+			if listed := ns.(*CascadeSearcher).lists != nil; listed != (tc.fast.ListRows > 0 && !tc.exclude) {
+				t.Fatalf("searched by lists: %v, want %v", listed, !listed)
 			}
 			recall := float64(hits) / float64(q.Rows())
 			t.Logf("recall@1 %.3f", recall)

@@ -80,3 +80,14 @@ func nearQuantizedGo(c, q []int16, stride int, d []float32, cand []int32, sum []
 	}
 	return kept
 }
+
+// firstBelowGo returns the index of the first value of v below bound, or
+// len(v) when none is (NaN is never below).
+func firstBelowGo(v []float32, bound float32) int {
+	for i, x := range v {
+		if x < bound {
+			return i
+		}
+	}
+	return len(v)
+}

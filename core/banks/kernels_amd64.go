@@ -60,6 +60,19 @@ func axpy(y, x []float32, a float32) {
 }
 
 //go:noescape
+func firstBelowSSE(v *float32, blocks int, bound float32) int
+
+// firstBelow is firstBelowGo.
+func firstBelow(v []float32, bound float32) int {
+	blocks := len(v) / 16
+	i := 0
+	if blocks > 0 {
+		i = firstBelowSSE(&v[0], blocks, bound) * 16
+	}
+	return i + firstBelowGo(v[i:], bound)
+}
+
+//go:noescape
 func prefetchSSE(addr unsafe.Pointer, lines int)
 
 // prefetch asks for the cache lines of the bytes bytes from addr.

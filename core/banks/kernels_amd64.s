@@ -185,3 +185,39 @@ pfloop:
 	DECQ CX
 	JNZ  pfloop
 	RET
+
+// func firstBelowSSE(v *float32, blocks int, bound float32) int
+// returns the first block of 16 floats (of blocks at v) holding a value
+// below bound, or blocks when none does (NaN is never below).
+TEXT ·firstBelowSSE(SB), NOSPLIT, $0-32
+	MOVQ  v+0(FP), SI
+	MOVQ  blocks+8(FP), CX
+	MOVSS bound+16(FP), X7
+	SHUFPS $0x00, X7, X7
+	XORQ  AX, AX
+	TESTQ CX, CX
+	JEQ   fbdone
+
+fbloop:
+	MOVUPS 0(SI), X0
+	MOVUPS 16(SI), X1
+	MOVUPS 32(SI), X2
+	MOVUPS 48(SI), X3
+	CMPPS  X7, X0, 1    // v < bound
+	CMPPS  X7, X1, 1
+	CMPPS  X7, X2, 1
+	CMPPS  X7, X3, 1
+	ORPS   X1, X0
+	ORPS   X3, X2
+	ORPS   X2, X0
+	MOVMSKPS X0, DX
+	TESTL  DX, DX
+	JNE    fbdone
+	ADDQ   $64, SI
+	INCQ   AX
+	CMPQ   AX, CX
+	JLT    fbloop
+
+fbdone:
+	MOVQ AX, ret+24(FP)
+	RET

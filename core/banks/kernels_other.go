@@ -13,3 +13,5 @@ func axpy(y, x []float32, a float32)                        { axpyGo(y, x, a) }
 func sqDistBlocks(a, b []float32, s, bound float32) float32 { return sqDistBlocksGo(a, b, s, bound) }
 
 func prefetch(unsafe.Pointer, int) {}
+
+func firstBelow(v []float32, bound float32) int { return firstBelowGo(v, bound) }

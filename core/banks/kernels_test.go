@@ -228,3 +228,53 @@ func skipIfFused(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstBelowMatchesGo checks firstBelow (SSE assembly on amd64) against
+// firstBelowGo and a plain scan: lengths around the kernel's 16-value
+// blocks, the first value below the bound in every position (and none),
+// NaN and ±Inf values.
+func TestFirstBelowMatchesGo(t *testing.T) {
+	inf := float32(math.Inf(1))
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100} {
+		for at := -1; at < n; at++ {
+			v := make([]float32, n)
+			for i := range v {
+				v[i] = float32(i%5) + 2 // all ≥ 2
+				if i%7 == 3 {
+					v[i] = float32(math.NaN())
+				}
+				if i%11 == 4 {
+					v[i] = inf
+				}
+			}
+			if at >= 0 {
+				v[at] = 1.5
+			}
+			if at >= 0 && at+1 < n {
+				v[at+1] = float32(math.Inf(-1)) // a later value below too
+			}
+			want := n
+			if at >= 0 {
+				want = at
+			}
+			for _, bound := range []float32{2, inf} {
+				w := want
+				if bound == inf { // every finite value is below +Inf
+					w = n
+					for i, x := range v {
+						if x < inf {
+							w = i
+							break
+						}
+					}
+				}
+				if got := firstBelow(v, bound); got != w {
+					t.Errorf("n=%d first below at %d, bound %v: got %d, want %d", n, at, bound, got, w)
+				}
+				if got := firstBelowGo(v, bound); got != w {
+					t.Errorf("n=%d first below at %d, bound %v: Go version got %d, want %d", n, at, bound, got, w)
+				}
+			}
+		}
+	}
+}

@@ -48,11 +48,18 @@ type route struct {
 // image AUROC, so training keeps 64.
 const InspectionFastDims = 48
 
+// InspectionListRows is the fast search's list size for scoring images to
+// inspect (see banks.FastOptions.ListRows).
+const InspectionListRows = 256
+
 // ForInspection is search with the fast search's dimension for scoring
 // images to inspect (InspectionFastDims) unless it sets one.
 func ForInspection(search banks.SearchOptions) banks.SearchOptions {
 	if search.Mode == banks.SearchFast && search.Fast.Dims == 0 {
 		search.Fast.Dims = InspectionFastDims
+	}
+	if search.Mode == banks.SearchFast && search.Fast.ListRows == 0 {
+		search.Fast.ListRows = InspectionListRows
 	}
 	return search
 }
