@@ -225,7 +225,11 @@ func (w *Workstation) runDemo(ctx context.Context, report func(string, float64))
 		InputSize: demoSettings.InputSize, CoresetRatio: demoSettings.CoresetRatio, Quick: true}
 	m, err := w.deps.Engine.Train(ctx, req, func(pr Progress) {
 		w.train.observe(pr)
-		report(fmt.Sprintf("Training: %s, epoch %d/%d", pr.Stage, pr.Epoch, pr.Epochs), 0.2+0.6*pr.Fraction)
+		msg := "Training: " + pr.Stage
+		if pr.Epochs > 0 { // stages before the mapper's training have no epochs
+			msg += fmt.Sprintf(", epoch %d/%d", pr.Epoch, pr.Epochs)
+		}
+		report(msg, 0.2+0.6*pr.Fraction)
 	})
 	if err != nil {
 		return fmt.Errorf("demo: train: %w", err)
