@@ -45,7 +45,7 @@ type FastOptions struct {
 	// that many rows (k-means cells of the projected rows) and chooses a
 	// query's candidates only among the rows of its Probes nearest lists
 	// (see bankLists). Searches that exclude a query's own rows, banks of
-	// fewer than 4·ListRows·Probes rows and GPU providers (where one large
+	// fewer than 2·ListRows·Probes rows and GPU providers (where one large
 	// product beats many small ones fed from the host) scan the whole bank.
 	ListRows int
 	// Probes is the number of lists a query's candidates come from; 0
@@ -199,7 +199,7 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 	// least 128 queries (smaller ones cost more per run than they save);
 	// the gathered candidates of the in-graph re-rank (batch × cand × C)
 	// near 64 MiB.
-	if f := s.opts.Fast; qSource == nil && f.ListRows > 0 && s.bank.Rows() >= 4*f.ListRows*f.Probes && s.rt.Provider() == ort.DeviceCPU {
+	if f := s.opts.Fast; qSource == nil && f.ListRows > 0 && s.bank.Rows() >= 2*f.ListRows*f.Probes && s.rt.Provider() == ort.DeviceCPU {
 		return s.searchLists(ctx, q, k, cand)
 	}
 	batch := min(s.opts.QueryBatch, max(128, (2<<20)/s.bank.Rows()), max(1, (16<<20)/(cand*s.bank.Cols())))
