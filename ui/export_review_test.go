@@ -123,3 +123,9 @@ func (w *Workstation) ShowCompareTab() { w.results.tabs.SelectIndex(3) }
 
 // Capture returns the window's pixels (as the screenshots do).
 func (w *Workstation) Capture() image.Image { return w.capture() }
+
+// ResultsFastSearch is Results' "Fast search" check.
+func (w *Workstation) ResultsFastSearch() *widget.Check { return w.results.fast }
+
+// InspectFastSearch is Inspect's "Fast search" check.
+func (w *Workstation) InspectFastSearch() *widget.Check { return w.inspect.fast }

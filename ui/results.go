@@ -27,6 +27,7 @@ type resultsView struct {
 	runs    []Run
 	runSel  *widget.Select
 	evalBtn *widget.Button
+	fast    *widget.Check // evaluate with the fast search (off: exact, as bench reports)
 	bar     *widget.ProgressBar
 	status  *widget.Label
 	browser *runBrowser
@@ -63,6 +64,7 @@ func newResultsView(w *Workstation) *resultsView {
 		}
 		v.evaluate(models[len(models)-1])
 	})
+	v.fast = widget.NewCheck("Fast search", nil)
 	v.bar = widget.NewProgressBar()
 	v.bar.Hide()
 	v.status = widget.NewLabel("")
@@ -101,7 +103,7 @@ func newResultsView(w *Workstation) *resultsView {
 		container.NewTabItem("Curves", container.NewVScroll(grid)),
 		container.NewTabItem("Compare versions", v.compare.content),
 	)
-	top := container.NewBorder(nil, nil, container.NewHBox(widget.NewLabel("Run"), container.NewGridWrap(fyne.NewSize(340, 36), v.runSel), v.evalBtn),
+	top := container.NewBorder(nil, nil, container.NewHBox(widget.NewLabel("Run"), container.NewGridWrap(fyne.NewSize(340, 36), v.runSel), v.evalBtn, v.fast),
 		container.NewGridWrap(fyne.NewSize(160, 36), v.bar), v.status)
 	v.content = container.NewBorder(top, nil, nil, nil, v.tabs)
 	return v
@@ -306,13 +308,17 @@ func (v *resultsView) evaluate(m ModelInfo) {
 	v.status.SetText(fmt.Sprintf("Evaluating model v%d…", m.Version))
 	v.bar.SetValue(0)
 	v.bar.Show()
+	fast := v.fast.Checked
 	v.w.background(func(ctx context.Context) {
-		run, err := v.w.deps.Engine.Score(ctx, ScoreRequest{Project: p, ModelID: m.ID, Device: dev}, func(pr Progress) {
+		run, err := v.w.deps.Engine.Score(ctx, ScoreRequest{Project: p, ModelID: m.ID, Device: dev, Fast: fast}, func(pr Progress) {
 			fyne.Do(func() { v.bar.SetValue(pr.Fraction) })
 		})
 		if err == nil {
 			if run.Name == "" {
 				run.Name = fmt.Sprintf("model v%d on test split", m.Version)
+			}
+			if fast {
+				run.Name += " (fast search)"
 			}
 			run, err = p.SaveRun(run)
 		}

@@ -564,3 +564,49 @@ func TestPrefsRecent(t *testing.T) {
 		t.Errorf("recent = %v, want %v", got, want)
 	}
 }
+
+// TestSearchChoiceReachesTheEngine checks the "Fast search" checks: Inspect
+// scores fast by default and exactly when unchecked; Results evaluates
+// exactly by default and fast when checked, and names such a run so.
+func TestSearchChoiceReachesTheEngine(t *testing.T) {
+	h := newHarness(t)
+	p := h.project(t)
+	data := dataset(t)
+	h.ws.ImportFolder(data)
+	h.ws.Wait()
+	p.(*uitest.Project).AddModel(ui.ModelInfo{ID: "m1"})
+
+	h.ws.ShowScreen(ui.ScreenInspect)
+	for _, fast := range []bool{true, false} {
+		if fast != h.ws.InspectFastSearch().Checked {
+			test.Tap(h.ws.InspectFastSearch())
+		}
+		h.ws.InspectScore(data)
+		h.ws.Wait()
+		if req := h.eng.LastScore(); req.Fast != fast || req.Dir != data {
+			t.Fatalf("Inspect with fast search %v: request Fast %v Dir %q", fast, req.Fast, req.Dir)
+		}
+	}
+
+	h.ws.ShowScreen(ui.ScreenResults)
+	if h.ws.ResultsFastSearch().Checked {
+		t.Fatal("Results evaluates with the fast search by default")
+	}
+	for _, fast := range []bool{false, true} {
+		if fast != h.ws.ResultsFastSearch().Checked {
+			test.Tap(h.ws.ResultsFastSearch())
+		}
+		test.Tap(h.ws.ResultsEvaluateButton())
+		h.ws.Wait()
+		if req := h.eng.LastScore(); req.Fast != fast || req.Dir != "" {
+			t.Fatalf("Results with fast search %v: request Fast %v Dir %q", fast, req.Fast, req.Dir)
+		}
+	}
+	runs, err := p.Runs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(runs); n != 2 || strings.Contains(runs[0].Name, "fast") || !strings.HasSuffix(runs[1].Name, "(fast search)") {
+		t.Fatalf("runs %+v: want an exact one, then one named for the fast search", runs)
+	}
+}

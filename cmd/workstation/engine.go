@@ -185,7 +185,7 @@ func openStore(path string, readOnly bool) (*storage.Project, error) {
 // searchFlag registers --search on a scoring command: how nearest neighbours
 // are found (exact, or the fast cascade) with def as the default.
 func searchFlag(fs *flag.FlagSet, def banks.SearchMode) *string {
-	return fs.String("search", def.String(), "nearest-neighbour `MODE`: exact (what bench reports) or fast (candidates from the bank lists nearest each patch, re-ranked exactly; on the benchmark image AUROC within 0.001 and pixel AUROC within 0.0001 of exact, scoring 6-11× faster)")
+	return fs.String("search", def.String(), "nearest-neighbour `MODE`: exact (what bench reports) or fast (candidates from the bank lists nearest each patch, re-ranked exactly; on the benchmark image AUROC within 0.001 and pixel AUROC within 0.0001 of exact, scoring 6-13× faster)")
 }
 
 // parseSearch reads --search's value (a usage error naming the flag).

@@ -48,7 +48,7 @@ type Session struct {
 // SetSearchMode sets how Inspect and Evaluate find nearest neighbours: banks.SearchExact (the default, what
 // bench reports) or banks.SearchFast (candidates from the bank lists nearest
 // each patch, re-ranked exactly; on the shared benchmark image AUROC within
-// 0.001 of exact and scoring 6–11× faster).
+// 0.001 of exact and scoring 6–13× faster).
 // Training always searches exactly.
 func (s *Session) SetSearchMode(m banks.SearchMode) { s.search = m }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dmad/workstation/core/banks"
 	"io"
 	"log/slog"
 	"os"
@@ -359,6 +360,11 @@ func (e *Engine) Score(ctx context.Context, req ui.ScoreRequest, progress func(u
 	}
 	s := p.s
 	s.SetRuntime(rt)
+	search := banks.SearchExact
+	if req.Fast {
+		search = banks.SearchFast
+	}
+	s.SetSearchMode(search)
 	tr := newTracker(scoreStages, progress, e.o.Logger)
 	defer tr.end()
 	if req.Dir == "" {

@@ -335,6 +335,14 @@ type Engine struct {
 
 	mu        sync.Mutex
 	lastTrain ui.TrainRequest
+	lastScore ui.ScoreRequest
+}
+
+// LastScore returns the last request Score received.
+func (e *Engine) LastScore() ui.ScoreRequest {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastScore
 }
 
 // LastTrain returns the last request Train received.
@@ -452,6 +460,9 @@ func (e *Engine) Train(ctx context.Context, req ui.TrainRequest, progress func(u
 
 // Score implements ui.Engine.
 func (e *Engine) Score(ctx context.Context, req ui.ScoreRequest, progress func(ui.Progress)) (ui.Run, error) {
+	e.mu.Lock()
+	e.lastScore = req
+	e.mu.Unlock()
 	var recs []ui.ImageRecord
 	if req.Dir != "" {
 		scan, err := e.ScanFolder(ctx, req.Dir)
