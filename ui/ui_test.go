@@ -468,14 +468,22 @@ func TestTrainCancel(t *testing.T) {
 	}
 }
 
-func TestInspectExport(t *testing.T) {
+// modelHarness opens a project with the test dataset imported and one
+// (fake) model, and shows Inspect; it returns the project and the dataset.
+func modelHarness(t *testing.T) (*harness, *uitest.Project, string) {
+	t.Helper()
 	h := newHarness(t)
-	p := h.project(t)
+	p := h.project(t).(*uitest.Project)
 	data := dataset(t)
 	h.ws.ImportFolder(data)
 	h.ws.Wait()
-	p.(*uitest.Project).AddModel(ui.ModelInfo{ID: "m1"})
+	p.AddModel(ui.ModelInfo{ID: "m1"})
 	h.ws.ShowScreen(ui.ScreenInspect)
+	return h, p, data
+}
+
+func TestInspectExport(t *testing.T) {
+	h, _, data := modelHarness(t)
 	h.ws.InspectScore(data)
 	h.ws.Wait()
 	pass, fail := h.ws.InspectCounts()
@@ -569,14 +577,7 @@ func TestPrefsRecent(t *testing.T) {
 // scores fast by default and exactly when unchecked; Results evaluates
 // exactly by default and fast when checked, and names such a run so.
 func TestSearchChoiceReachesTheEngine(t *testing.T) {
-	h := newHarness(t)
-	p := h.project(t)
-	data := dataset(t)
-	h.ws.ImportFolder(data)
-	h.ws.Wait()
-	p.(*uitest.Project).AddModel(ui.ModelInfo{ID: "m1"})
-
-	h.ws.ShowScreen(ui.ScreenInspect)
+	h, p, data := modelHarness(t)
 	for _, fast := range []bool{true, false} {
 		if fast != h.ws.InspectFastSearch().Checked {
 			test.Tap(h.ws.InspectFastSearch())

@@ -192,6 +192,9 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cand := min(max(s.opts.Fast.Rerank, k), s.bank.Rows())
+	if f := s.opts.Fast; qSource == nil && f.ListRows > 0 && s.bank.Rows() >= 2*f.ListRows*f.Probes && s.rt.Provider() == ort.DeviceCPU {
+		return s.searchLists(ctx, q, k, cand)
+	}
 	// Keep the batch's stage-1 values (batch × bank rows) near 8 MiB, where
 	// the caches still hold them between the MatMul that writes them and
 	// the reductions that read them (a 512-query batch over 14,000 rows
@@ -199,9 +202,6 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 	// least 128 queries (smaller ones cost more per run than they save);
 	// the gathered candidates of the in-graph re-rank (batch × cand × C)
 	// near 64 MiB.
-	if f := s.opts.Fast; qSource == nil && f.ListRows > 0 && s.bank.Rows() >= 2*f.ListRows*f.Probes && s.rt.Provider() == ort.DeviceCPU {
-		return s.searchLists(ctx, q, k, cand)
-	}
 	batch := min(s.opts.QueryBatch, max(128, (2<<20)/s.bank.Rows()), max(1, (16<<20)/(cand*s.bank.Cols())))
 	dist := make([]float32, q.Rows()*k)
 	idx := make([]int64, q.Rows()*k)
@@ -238,18 +238,28 @@ func (s *CascadeSearcher) search(ctx context.Context, q *mat.Matrix, qSource []i
 			}
 			continue
 		}
-		err = parallelFor(ctx, nb, runtime.GOMAXPROCS(0), 16, func(lo, hi, _ int) {
-			for r := lo; r < hi; r++ {
-				o := (qlo + r) * k
-				cv, ci := out[0].F32[r*cand:(r+1)*cand], out[1].I64[r*cand:(r+1)*cand]
-				s.rerank(q.Row(qlo+r), cv, ci, dist[o:o+k], idx[o:o+k])
-			}
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("fast search: %w", err)
+		if err := s.rerankBatch(ctx, q, qlo, nb, cand, out[0].F32, out[1].I64, dist, idx); err != nil {
+			return nil, nil, err
 		}
 	}
 	return dist, idx, nil
+}
+
+// rerankBatch re-ranks the candidates cv, ci (nb×cand) of the queries qlo …
+// qlo+nb−1 of q into their slots of dist and idx (k = len(dist)/q.Rows()
+// per query), on all cores.
+func (s *CascadeSearcher) rerankBatch(ctx context.Context, q *mat.Matrix, qlo, nb, cand int, cv []float32, ci []int64, dist []float32, idx []int64) error {
+	k := len(dist) / q.Rows()
+	err := parallelFor(ctx, nb, runtime.GOMAXPROCS(0), 16, func(lo, hi, _ int) {
+		for r := lo; r < hi; r++ {
+			o := (qlo + r) * k
+			s.rerank(q.Row(qlo+r), cv[r*cand:(r+1)*cand], ci[r*cand:(r+1)*cand], dist[o:o+k], idx[o:o+k])
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("fast search: %w", err)
+	}
+	return nil
 }
 
 // listBatch is the number of queries a partitioned search probes at once:
@@ -282,14 +292,8 @@ func (s *CascadeSearcher) searchLists(ctx context.Context, q *mat.Matrix, k, can
 		if err := s.lists.candidates(ctx, q.Slice(qlo, qhi), cand, cv, ci); err != nil {
 			return nil, nil, fmt.Errorf("fast search queries %d–%d: %w", qlo, qhi, err)
 		}
-		err := parallelFor(ctx, nb, runtime.GOMAXPROCS(0), 16, func(lo, hi, _ int) {
-			for r := lo; r < hi; r++ {
-				o := (qlo + r) * k
-				s.rerank(q.Row(qlo+r), cv[r*cand:(r+1)*cand], ci[r*cand:(r+1)*cand], dist[o:o+k], idx[o:o+k])
-			}
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("fast search: %w", err)
+		if err := s.rerankBatch(ctx, q, qlo, nb, cand, cv, ci, dist, idx); err != nil {
+			return nil, nil, err
 		}
 	}
 	return dist, idx, nil
@@ -432,15 +436,7 @@ func cascadeGraph(rt *ort.Runtime, bank *mat.Matrix, source []int32, proj []floa
 	if exclude && !stage2 {
 		Rp = (R + block) / block * block // and at least one padding row
 	}
-	w := make([]float32, (D+1)*Rp) // [−2·PBᵀ; ‖pb‖²], (D+1)×Rp
-	for r := range R {
-		var n float64
-		for j, v := range pbank.Row(r) {
-			w[j*Rp+r] = -2 * v
-			n += float64(v) * float64(v)
-		}
-		w[D*Rp+r] = float32(n)
-	}
+	w := stage1Weights(pbank, nil, Rp)
 	for r := R; r < Rp; r++ {
 		w[D*Rp+r] = float32(math.Inf(1)) // 1·Inf: the padding's value
 	}
@@ -514,6 +510,32 @@ func cascadeGraph(rt *ort.Runtime, bank *mat.Matrix, source []int32, proj []floa
 	g.Output(rows, onnxgraph.Int64)
 	model, err = g.Marshal()
 	return model, inputs, []string{top2[0], rows}, err
+}
+
+// stage1Weights returns the (D+1)×cols matrix [−2·PBᵀ; ‖pb‖²] of the rows
+// pb of the projected bank pbank (R×D) listed in rows, column j for rows[j]
+// (all rows in order when rows is nil); columns past them are zero. A
+// projected query with a trailing 1 times it gives each row's stage-1 value,
+// −2·p·pb + ‖pb‖² (‖p‖² less than the projected squared distance).
+func stage1Weights(pbank *mat.Matrix, rows []int64, cols int) []float32 {
+	n, D := pbank.Rows(), pbank.Cols()
+	if rows != nil {
+		n = len(rows)
+	}
+	w := make([]float32, (D+1)*cols)
+	for j := range n {
+		r := j
+		if rows != nil {
+			r = int(rows[j])
+		}
+		var s float64
+		for d, v := range pbank.Row(r) {
+			w[d*cols+j] = -2 * v
+			s += float64(v) * float64(v)
+		}
+		w[D*cols+j] = float32(s)
+	}
+	return w
 }
 
 // principalAxes returns the C×dims matrix of the bank's top dims principal

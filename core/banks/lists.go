@@ -36,7 +36,7 @@ type bankLists struct {
 
 // listCell is one list: its bank rows and their stage-1 weights.
 type listCell struct {
-	w    []float32 // (D+1)×m: [−2·PBᵀ; ‖pb‖²], as cascadeGraph's
+	w    []float32 // (D+1)×m: stage1Weights of its rows
 	rows []int64   // bank rows, ascending
 }
 
@@ -46,15 +46,6 @@ func (l *bankLists) close() error {
 		return nil
 	}
 	return errors.Join(l.probe.Close(), l.scan.Close())
-}
-
-// appendCentre returns centres with the row c added.
-func appendCentre(centres *gmat.Dense, c []float64) *gmat.Dense {
-	r, d := centres.Dims()
-	out := gmat.NewDense(r+1, d, nil)
-	out.Slice(0, r, 0, d).(*gmat.Dense).Copy(centres)
-	out.SetRow(r, c)
-	return out
 }
 
 // listIterations is the number of k-means (Lloyd) iterations of a
@@ -67,9 +58,13 @@ const listIterations = 8
 func newBankLists(ctx context.Context, rt *ort.Runtime, pbank *mat.Matrix, proj []float32, C, listRows, probes int, seed int64) (*bankLists, error) {
 	R, D := pbank.Rows(), pbank.Cols()
 	nl := max(1, min(R, (R+listRows/2)/listRows))
-	centres, assign, err := kmeans(ctx, pbank, nl, listIterations, rand.New(rand.NewSource(seed)))
+	cm, assign, err := kmeans(ctx, pbank, nl, listIterations, rand.New(rand.NewSource(seed)))
 	if err != nil {
 		return nil, err
+	}
+	centres := make([][]float64, nl)
+	for c := range centres {
+		centres[c] = cm.RawRowView(c)
 	}
 	members := make([][]int64, nl)
 	for r, c := range assign {
@@ -99,12 +94,11 @@ func newBankLists(ctx context.Context, rt *ort.Runtime, pbank *mat.Matrix, proj 
 		if len(parts[0]) == len(rows) {
 			continue // no split (identical rows)
 		}
-		members[c] = parts[0]
+		members[c], centres[c] = parts[0], sub.RawRowView(0)
 		for j := 1; j < len(parts); j++ {
 			members = append(members, parts[j])
-			centres = appendCentre(centres, sub.RawRowView(j))
+			centres = append(centres, sub.RawRowView(j))
 		}
-		centres.SetRow(c, sub.RawRowView(0))
 		c-- // the new first part may still be large
 	}
 	l := &bankLists{}
@@ -113,17 +107,7 @@ func newBankLists(ctx context.Context, rt *ort.Runtime, pbank *mat.Matrix, proj 
 		if len(rows) == 0 {
 			continue
 		}
-		m := len(rows)
-		w := make([]float32, (D+1)*m)
-		for j, r := range rows {
-			var n float64
-			for d, v := range pbank.Row(int(r)) {
-				w[d*m+j] = -2 * v
-				n += float64(v) * float64(v)
-			}
-			w[D*m+j] = float32(n)
-		}
-		l.cells = append(l.cells, listCell{w: w, rows: rows})
+		l.cells = append(l.cells, listCell{w: stage1Weights(pbank, rows, len(rows)), rows: rows})
 		kept = append(kept, c)
 	}
 	l.probes = min(probes, len(l.cells))
@@ -133,7 +117,7 @@ func newBankLists(ctx context.Context, rt *ort.Runtime, pbank *mat.Matrix, proj 
 	for j, c := range kept {
 		var n float64
 		for d := range D {
-			v := centres.At(c, d)
+			v := centres[c][d]
 			wc[d*L+j] = float32(-2 * v)
 			n += v * v
 		}

@@ -77,20 +77,10 @@ func (s *Session) Run(inputs ...Tensor) ([]Tensor, error) {
 	if len(inputs) != len(s.inputs) {
 		return nil, fmt.Errorf("session wants %d inputs %v, got %d", len(s.inputs), s.inputs, len(inputs))
 	}
-	in := make([]onnx.Value, len(inputs))
-	defer func() {
-		for _, v := range in {
-			if v != nil {
-				v.Destroy()
-			}
-		}
-	}()
-	for i, t := range inputs {
-		v, err := t.value()
-		if err != nil {
-			return nil, fmt.Errorf("input %s: %w", s.inputs[i], err)
-		}
-		in[i] = v
+	in, err := values("input", s.inputs, inputs)
+	defer destroy(in)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]onnx.Value, len(s.outputs))
 	if err := s.s.Run(in, out); err != nil {
@@ -125,29 +115,41 @@ func (s *Session) RunInto(outputs []Tensor, inputs ...Tensor) error {
 	if len(outputs) != len(s.outputs) {
 		return fmt.Errorf("session gives %d outputs %v, got %d to fill", len(s.outputs), s.outputs, len(outputs))
 	}
-	vals := make([]onnx.Value, len(inputs)+len(outputs))
-	defer func() {
-		for _, v := range vals {
-			if v != nil {
-				v.Destroy()
-			}
-		}
-	}()
-	for i, t := range inputs {
+	in, err := values("input", s.inputs, inputs)
+	defer destroy(in)
+	if err != nil {
+		return err
+	}
+	out, err := values("output", s.outputs, outputs)
+	defer destroy(out)
+	if err != nil {
+		return err
+	}
+	return s.s.Run(in, out)
+}
+
+// values wraps ts as ONNX Runtime values; names name them (kind: input or
+// output) in errors. The values made before an error are returned too, for
+// destroy.
+func values(kind string, names []string, ts []Tensor) ([]onnx.Value, error) {
+	vals := make([]onnx.Value, len(ts))
+	for i, t := range ts {
 		v, err := t.value()
 		if err != nil {
-			return fmt.Errorf("input %s: %w", s.inputs[i], err)
+			return vals, fmt.Errorf("%s %s: %w", kind, names[i], err)
 		}
 		vals[i] = v
 	}
-	for i, t := range outputs {
-		v, err := t.value()
-		if err != nil {
-			return fmt.Errorf("output %s: %w", s.outputs[i], err)
+	return vals, nil
+}
+
+// destroy frees the values made by values.
+func destroy(vals []onnx.Value) {
+	for _, v := range vals {
+		if v != nil {
+			v.Destroy()
 		}
-		vals[len(inputs)+i] = v
 	}
-	return s.s.Run(vals[:len(inputs)], vals[len(inputs):])
 }
 
 // Close frees the session.

@@ -52,13 +52,17 @@ const InspectionFastDims = 48
 // inspect (see banks.FastOptions.ListRows).
 const InspectionListRows = 256
 
-// ForInspection is search with the fast search's dimension for scoring
-// images to inspect (InspectionFastDims) unless it sets one.
+// ForInspection is search with the fast search's dimension and list size for
+// scoring images to inspect (InspectionFastDims, InspectionListRows) unless
+// it sets them.
 func ForInspection(search banks.SearchOptions) banks.SearchOptions {
-	if search.Mode == banks.SearchFast && search.Fast.Dims == 0 {
+	if search.Mode != banks.SearchFast {
+		return search
+	}
+	if search.Fast.Dims == 0 {
 		search.Fast.Dims = InspectionFastDims
 	}
-	if search.Mode == banks.SearchFast && search.Fast.ListRows == 0 {
+	if search.Fast.ListRows == 0 {
 		search.Fast.ListRows = InspectionListRows
 	}
 	return search
