@@ -3,6 +3,7 @@ package project
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -191,6 +192,10 @@ func checkImageScorer(t *testing.T, s *Session, ins *InspectResult, root string)
 	}
 	defer scorer1.Close()
 	ctx := context.Background()
+	// Scores after a warm-up are the inspection's too.
+	if err := scorer1.Warm(ctx, ins.Images[0].Record.Category); err != nil {
+		t.Fatalf("warm the scorer: %v", err)
+	}
 	for _, im := range ins.Images {
 		got, err := scorer1.Score(ctx, im.Record.Path, im.Record.Category)
 		if err != nil {
@@ -212,6 +217,17 @@ func checkImageScorer(t *testing.T, s *Session, ins *InspectResult, root string)
 	}
 	if _, err := is.Score(ctx, bad, ""); err == nil || !strings.Contains(err.Error(), "corrupt.png") {
 		t.Errorf("corrupt file: %v, want an error naming it", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := is.Warm(cancelled, ""); !errors.Is(err, context.Canceled) {
+		t.Errorf("warm with a cancelled context: %v, want context.Canceled", err)
+	}
+	if err := is.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := is.Warm(ctx, ""); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("warm a closed scorer: %v, want an error saying it is closed", err)
 	}
 }
 

@@ -37,8 +37,13 @@ func (e *Engine) Live(ctx context.Context, req ui.LiveRequest, board *live.Board
 		}
 		outputs = append(outputs, mq)
 	}
+	category := is.DefaultCategory(req.Input)
+	// The first image would otherwise make the sessions and bank lists.
+	if err := is.Warm(ctx, category); err != nil {
+		return err
+	}
 	overlays := live.NewOverlayWriter(req.Out, 8, e.o.Logger)
-	score := is.VerdictScorer(overlays, is.DefaultCategory(req.Input), -1)
+	score := is.VerdictScorer(overlays, category, -1)
 	_, err = live.Run(ctx, live.Options{Input: req.Input, Out: req.Out,
 		Watch:   folderwatch.Options{ForcePolling: req.Poll, Recursive: req.Recursive},
 		Outputs: outputs, Board: board, Logger: e.o.Logger}, score)
