@@ -66,8 +66,16 @@ type Options struct {
 // Runtime is an initialised ONNX Runtime with a chosen execution provider.
 // It is safe for concurrent use; sessions it creates are not.
 type Runtime struct {
-	libPath  string
-	threads  int
+	libPath string
+	threads int
+	log     *slog.Logger
+	// auto is set when the provider was chosen by DeviceAuto: a GPU that
+	// then fails to build or run a graph gives way to the CPU (see
+	// fallBack) instead of failing the job, as a GPU the user asked for by
+	// name does.
+	auto bool
+
+	mu       sync.Mutex
 	provider Device // the provider actually in use
 }
 
@@ -112,7 +120,6 @@ func Open(opts Options) (*Runtime, error) {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	r := &Runtime{libPath: env.libPath, threads: threads}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -121,6 +128,7 @@ func Open(opts Options) (*Runtime, error) {
 	if dev == "" {
 		dev = DeviceAuto
 	}
+	r := &Runtime{libPath: env.libPath, threads: threads, log: log, auto: dev == DeviceAuto}
 	r.provider, err = r.chooseProvider(dev, log)
 	if err != nil {
 		env.refs--
@@ -142,8 +150,31 @@ func (r *Runtime) Close() error {
 	return nil
 }
 
-// Provider reports the execution provider in use: cpu, cuda, directml or webgpu.
-func (r *Runtime) Provider() Device { return r.provider }
+// Provider reports the execution provider in use: cpu, cuda, directml or
+// webgpu. With DeviceAuto it turns to cpu when the GPU fails a graph.
+func (r *Runtime) Provider() Device {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.provider
+}
+
+// mayFallBack reports whether a failure of provider d may be retried on
+// the CPU: only where the Runtime chose d by itself (DeviceAuto). A GPU the
+// user asked for by name fails the job with the GPU's error.
+func (r *Runtime) mayFallBack(d Device) bool { return r.auto && d != DeviceCPU }
+
+// fallBack moves the Runtime to the CPU for good once a graph that failed
+// on GPU provider d has run on the CPU: a GPU whose driver fails one graph
+// is not trusted with the next, and half a job on each would make results
+// depend on which graph failed.
+func (r *Runtime) fallBack(d Device, what string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.provider != DeviceCPU {
+		r.log.Warn("the GPU failed a graph that the CPU runs; using the CPU from now on", "device", d, "failed", what, "err", err)
+		r.provider = DeviceCPU
+	}
+}
 
 // Threads reports the intra-op thread count.
 func (r *Runtime) Threads() int { return r.threads }

@@ -52,23 +52,96 @@ func (t Tensor) value() (onnx.Value, error) {
 // concurrent Run calls; create one per goroutine.
 type Session struct {
 	s       *onnx.DynamicAdvancedSession
+	run     func(in, out []onnx.Value) error // s.Run; replaced in tests
 	inputs  []string
 	outputs []string
+
+	rt       *Runtime
+	provider Device
+	// model is kept while the session runs on a GPU the Runtime chose by
+	// itself, to rebuild the session on the CPU if the GPU fails it.
+	model []byte
 }
 
 // NewSession compiles model (serialised ONNX) for the Runtime's provider.
 // inputs and outputs name the graph inputs fed and outputs fetched by Run.
+// With DeviceAuto, a GPU that cannot build a graph the CPU can gives way
+// to the CPU.
 func (r *Runtime) NewSession(model []byte, inputs, outputs []string) (*Session, error) {
-	opts, err := r.sessionOptions(r.provider)
+	d := r.Provider()
+	s, err := r.newSession(d, model, inputs, outputs)
+	if err == nil || !r.mayFallBack(d) {
+		return s, err
+	}
+	cpu, cerr := r.newSession(DeviceCPU, model, inputs, outputs)
+	if cerr != nil {
+		return nil, err // the graph's fault, not the GPU's
+	}
+	r.fallBack(d, "building a graph", err)
+	return cpu, nil
+}
+
+func (r *Runtime) newSession(d Device, model []byte, inputs, outputs []string) (*Session, error) {
+	opts, err := r.sessionOptions(d)
 	if err != nil {
 		return nil, err
 	}
 	defer opts.Destroy()
 	s, err := onnx.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, opts)
 	if err != nil {
-		return nil, fmt.Errorf("create %s session: %w", r.provider, err)
+		return nil, fmt.Errorf("create %s session: %w", d, err)
 	}
-	return &Session{s: s, inputs: inputs, outputs: outputs}, nil
+	out := &Session{s: s, run: s.Run, inputs: inputs, outputs: outputs, rt: r, provider: d}
+	if r.auto && d != DeviceCPU {
+		out.model = model
+	}
+	return out, nil
+}
+
+// runValues runs the session. Where the Runtime chose a GPU by itself and
+// the GPU fails a run that the CPU then completes, the session stays on
+// the CPU and the Runtime gives way to it (see Runtime.fallBack); a GPU
+// session whose Runtime has already given way moves to the CPU before it
+// runs.
+func (s *Session) runValues(in, out []onnx.Value) error {
+	if s.provider != DeviceCPU && s.rt.Provider() == DeviceCPU {
+		cpu, err := s.rt.newSession(DeviceCPU, s.model, s.inputs, s.outputs)
+		if err != nil {
+			return err
+		}
+		s.replace(cpu)
+	}
+	fresh := make([]bool, len(out)) // outputs ONNX Runtime is to allocate
+	for i, v := range out {
+		fresh[i] = v == nil
+	}
+	err := s.run(in, out)
+	if err == nil || !s.rt.mayFallBack(s.provider) {
+		return err
+	}
+	cpu, cerr := s.rt.newSession(DeviceCPU, s.model, s.inputs, s.outputs)
+	if cerr != nil {
+		return err
+	}
+	for i, v := range out {
+		if fresh[i] && v != nil {
+			v.Destroy()
+			out[i] = nil
+		}
+	}
+	if cerr := cpu.run(in, out); cerr != nil {
+		cpu.Close()
+		return err // the inputs' fault, not the GPU's
+	}
+	s.rt.fallBack(s.provider, "running a graph", err)
+	s.replace(cpu)
+	return nil
+}
+
+// replace makes s the session next, freeing its own.
+func (s *Session) replace(next *Session) {
+	_ = s.s.Destroy()
+	s.s, s.run, s.provider, s.model = next.s, next.run, next.provider, next.model
 }
 
 // Run feeds inputs (in the order given to NewSession) and returns the
@@ -83,7 +156,7 @@ func (s *Session) Run(inputs ...Tensor) ([]Tensor, error) {
 		return nil, err
 	}
 	out := make([]onnx.Value, len(s.outputs))
-	if err := s.s.Run(in, out); err != nil {
+	if err := s.runValues(in, out); err != nil {
 		return nil, err
 	}
 	res := make([]Tensor, len(out))
@@ -125,7 +198,7 @@ func (s *Session) RunInto(outputs []Tensor, inputs ...Tensor) error {
 	if err != nil {
 		return err
 	}
-	return s.s.Run(in, out)
+	return s.runValues(in, out)
 }
 
 // values wraps ts as ONNX Runtime values; names name them (kind: input or

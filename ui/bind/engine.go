@@ -66,7 +66,7 @@ type Engine struct {
 	mu       sync.Mutex
 	extra    map[ort.Device]*ort.Runtime // runtimes opened for other devices
 	failed   map[ort.Device]error        // devices that did not load
-	detected *ui.DeviceInfo
+	detected *string                     // the GPU provider found, "" for none; nil before the probe
 }
 
 // NewEngine returns an engine over o.Runtime.
@@ -149,27 +149,29 @@ func (e *Engine) CreateProject(path, name string) (*Project, error) {
 	return newProject(s), nil
 }
 
-// Detect implements ui.Engine: the provider of the start-up runtime, and
+// Detect implements ui.Engine: the provider of the start-up runtime (now:
+// an auto-chosen GPU that failed a graph has given way to the CPU), and
 // whether CUDA or DirectML load (probed once).
 func (e *Engine) Detect() ui.DeviceInfo {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.detected != nil {
-		return *e.detected
-	}
 	main := e.o.Runtime.Provider()
-	info := ui.DeviceInfo{Providers: []string{"cpu"}}
-	gpu := ""
-	if main != ort.DeviceCPU {
-		gpu = string(main)
-	} else {
-		for _, d := range []ort.Device{ort.DeviceCUDA, ort.DeviceDirectML} {
-			if _, err := e.openLocked(d); err == nil {
-				gpu = string(d)
-				break
+	if e.detected == nil {
+		gpu := ""
+		if main != ort.DeviceCPU {
+			gpu = string(main)
+		} else {
+			for _, d := range []ort.Device{ort.DeviceCUDA, ort.DeviceDirectML} {
+				if _, err := e.openLocked(d); err == nil {
+					gpu = string(d)
+					break
+				}
 			}
 		}
+		e.detected = &gpu
 	}
+	gpu := *e.detected
+	info := ui.DeviceInfo{Providers: []string{"cpu"}}
 	if gpu != "" {
 		info.Providers = append(info.Providers, gpu)
 		info.GPU = true
@@ -179,7 +181,6 @@ func (e *Engine) Detect() ui.DeviceInfo {
 		desc = strings.ToUpper(gpu) + " GPU and " + desc
 	}
 	info.Description = fmt.Sprintf("%s, ONNX Runtime %s, using %s", desc, e.o.Runtime.Version(), main)
-	e.detected = &info
 	return info
 }
 
