@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -112,7 +114,7 @@ func (c backboneCmd) list() error {
 			}
 		}
 	}
-	for name := range assets.BackboneCards() {
+	for _, name := range slices.Sorted(maps.Keys(assets.BackboneCards())) {
 		if !have[name] {
 			fmt.Fprintf(tw, "%s\t-\t-\tnot installed (known card)\n", name)
 		}

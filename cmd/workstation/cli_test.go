@@ -354,6 +354,19 @@ func TestBackboneStore(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "tiny") || !strings.Contains(r.stdout, "installed") {
 		t.Fatalf("list: %q %q", r.stdout, r.stderr)
 	}
+	// The known cards come in name order, the same every time (they are
+	// a map: four listings would show two orders otherwise).
+	for range 4 {
+		var known []string
+		for _, line := range strings.Split(cli(t, env, "backbone", "list", "--store", store).stdout, "\n") {
+			if strings.HasSuffix(line, "(known card)") {
+				known = append(known, strings.Fields(line)[0])
+			}
+		}
+		if len(known) < 2 || !slices.IsSorted(known) {
+			t.Fatalf("known cards listed as %v, want two or more in name order", known)
+		}
+	}
 	// A card naming a tensor the network lacks is refused before anything is stored.
 	bad := filepath.Join(t.TempDir(), "bad.onnx")
 	b, _ := os.ReadFile(bb)
