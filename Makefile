@@ -6,7 +6,7 @@ ORT_LIB   := $(CURDIR)/third_party/onnxruntime/linux-x64/libonnxruntime.so.1
 DATA      ?= ../shared/data/industrial
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
-.PHONY: setup build backbone-store run test test-full test-core bench vet fmt screenshots gpu-check gpu-runtime dist
+.PHONY: setup build backbone-store run test test-full test-core bench vet fmt screenshots gpu-check gpu-runtime dist wine-check
 
 setup:
 	@./scripts/setup.sh
@@ -70,6 +70,11 @@ screenshots: build
 
 gpu-check: build
 	./scripts/gpu-check.sh
+
+# The Windows bundle under Wine: console commands and the GUI's Demo, with
+# screenshots in wine-check/ (builds the zip when missing).
+wine-check: setup
+	./scripts/wine-check.sh
 
 # The CUDA provider of ONNX Runtime, with the core it was built against, into
 # third_party/onnxruntime/linux-x64-gpu/ (the CPU runtime stays the default).
