@@ -52,6 +52,19 @@ cli train --project 'C:\users\line1.dmadproj' --data "$(winpath "$tmp/data")" --
 cli eval --project 'C:\users\line1.dmadproj' --json "$(winpath "$out/eval.json")" --quiet 2>&1 | tee "$out/eval.txt"
 cli inspect --project 'C:\users\line1.dmadproj' --input "$(winpath "$tmp/data")" --out "$(winpath "$out/inspect")" --quiet 2>&1 | tee "$out/inspect.txt"
 [ -s "$out/inspect/report.pdf" ] && [ -s "$out/inspect/summary.json" ]
+# Live inspection: a watcher on a folder (ReadDirectoryChangesW), three images moved in.
+mkdir -p "$tmp/in" "$out/watch"
+cat=$(ls "$tmp/data" | head -1)
+(cd "$app" && timeout 60 wine ./workstation-cli.exe watch --project 'C:\users\line1.dmadproj' --input "$(winpath "$tmp/in")" \
+	--out "$(winpath "$out/watch")" --category "$cat" >"$out/watch.txt" 2>&1) &
+for _ in $(seq 60); do grep -q "watching" "$out/watch.txt" 2>/dev/null && break; sleep 1; done
+for f in $(find "$tmp/data/$cat/test" -name '*.png' | sort | head -3); do
+	cp "$f" "$tmp/in/.part"; mv "$tmp/in/.part" "$tmp/in/$(basename "$(dirname "$f")")-$(basename "$f")"; sleep 2
+done
+sleep 3
+cat "$out"/watch/verdicts-*.csv
+[ "$(tail -n +2 "$out"/watch/verdicts-*.csv | wc -l)" = 3 ] || { echo "wine-check: watch scored $(tail -n +2 "$out"/watch/verdicts-*.csv | wc -l) of 3 images"; exit 1; }
+WINEPREFIX="$tmp/prefix" wineserver -k 2>/dev/null || true
 
 echo "wine-check: GUI program, Demo (a few minutes)"
 # The console runs left a Wine desktop without a display; the GUI needs a
