@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,7 +69,7 @@ func TestAutoGPUFailingARunGivesWayToCPU(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run on a failing auto-chosen GPU: %v, want the CPU's result", err)
 	}
-	if want := []float32{1, 2, -2, -2}; !equal(res[0].F32, want) {
+	if want := []float32{1, 2, -2, -2}; !slices.Equal(res[0].F32, want) {
 		t.Fatalf("result %v, want %v", res[0].F32, want)
 	}
 	if rt.Provider() != DeviceCPU || s.provider != DeviceCPU {
@@ -82,7 +83,7 @@ func TestAutoGPUFailingARunGivesWayToCPU(t *testing.T) {
 	if err := other.RunInto([]Tensor{F32Tensor(y, 2, 2)}, F32Tensor([]float32{0, 0, 1, 1, 1, 1}, 2, 3)); err != nil {
 		t.Fatalf("the other GPU session: %v", err)
 	}
-	if want := []float32{5, 6, 9, 12}; !equal(y, want) {
+	if want := []float32{5, 6, 9, 12}; !slices.Equal(y, want) {
 		t.Fatalf("the other session's result %v, want %v", y, want)
 	}
 	if otherOnGPU {
@@ -154,16 +155,4 @@ func TestAutoGPUFailingToBuildGivesWayToCPU(t *testing.T) {
 	if rt2.Provider() != DeviceDirectML {
 		t.Fatalf("a corrupt graph moved the runtime to %s", rt2.Provider())
 	}
-}
-
-func equal(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
