@@ -119,6 +119,12 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if err != nil {
 		return err
 	}
+	// The first image would otherwise make the sessions and bank lists.
+	t := time.Now()
+	if err := is.Warm(ctx, category); err != nil {
+		return err
+	}
+	log.Info("model ready", "s", time.Since(t).Seconds())
 
 	board := live.NewBoard(1000, 1) // the run's latency statistics
 	outputs := []publish.Output{board}
@@ -136,12 +142,6 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if !ef.quiet {
 		outputs = append(outputs, &verdictPrinter{w: stdout})
 	}
-	// The first image would otherwise make the sessions and bank lists.
-	t := time.Now()
-	if err := is.Warm(ctx, category); err != nil {
-		return err
-	}
-	log.Info("model ready", "s", time.Since(t).Seconds())
 	overlays := live.NewOverlayWriter(wf.out, 8, log)
 	score := is.VerdictScorer(overlays, category, wf.threshold)
 	log.Info("watching", "input", wf.input, "out", wf.out, "model", is.Version(), "category", category,

@@ -25,6 +25,11 @@ func (e *Engine) Live(ctx context.Context, req ui.LiveRequest, board *live.Board
 		return err
 	}
 	defer is.Close()
+	category := is.DefaultCategory(req.Input)
+	// The first image would otherwise make the sessions and bank lists.
+	if err := is.Warm(ctx, category); err != nil {
+		return err
+	}
 	outputs := []publish.Output{board}
 	if req.Webhook != "" {
 		outputs = append(outputs, &publish.Webhook{URL: req.Webhook})
@@ -36,11 +41,6 @@ func (e *Engine) Live(ctx context.Context, req ui.LiveRequest, board *live.Board
 			return err
 		}
 		outputs = append(outputs, mq)
-	}
-	category := is.DefaultCategory(req.Input)
-	// The first image would otherwise make the sessions and bank lists.
-	if err := is.Warm(ctx, category); err != nil {
-		return err
 	}
 	overlays := live.NewOverlayWriter(req.Out, 8, e.o.Logger)
 	score := is.VerdictScorer(overlays, category, -1)
