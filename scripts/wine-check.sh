@@ -38,6 +38,10 @@ mkdir -p "$HOME"
 wine wineboot -i >/dev/null 2>&1 || true
 x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
 	scripts/wine/bcryptprimitives.c -ladvapi32
+# A Windows Fonts folder holds fonts with arrows (Segoe UI Symbol, Arial);
+# Wine's prefix holds none, and Fyne takes the glyphs its font lacks from there.
+font=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+[ -f "$font" ] && cp "$font" "$WINEPREFIX/drive_c/windows/Fonts/"
 unzip -q "$zip" -d "$tmp"
 app=$(ls -d "$tmp"/dmad-workstation-*-windows-x64)
 go run ./scripts/internal/synthdata "$tmp/data"
