@@ -3,7 +3,6 @@ package bind
 import (
 	"context"
 	"errors"
-	"github.com/dmad/workstation/core/sharedtest"
 	"image"
 	"image/color"
 	"image/png"
@@ -14,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dmad/workstation/core/ort"
+	"github.com/dmad/workstation/core/sharedtest"
 	"github.com/dmad/workstation/storage"
 	"github.com/dmad/workstation/ui"
 )
