@@ -113,16 +113,13 @@ func newBankLists(ctx context.Context, rt *ort.Runtime, pbank *mat.Matrix, proj 
 	l.probes = min(probes, len(l.cells))
 	// The probe ranks lists by −2·p·c + ‖c‖², as stage 1 ranks rows.
 	L := len(kept)
-	wc := make([]float32, (D+1)*L)
+	cm32 := mat.New(L, D)
 	for j, c := range kept {
-		var n float64
-		for d := range D {
-			v := centres[c][d]
-			wc[d*L+j] = float32(-2 * v)
-			n += v * v
+		for d, v := range centres[c] {
+			cm32.Row(j)[d] = float32(v)
 		}
-		wc[D*L+j] = float32(n)
 	}
+	wc := stage1Weights(cm32, nil, L)
 	g := onnxgraph.New("nn_probe")
 	q := g.Input("q", onnxgraph.Float, -1, int64(C))
 	p1 := g.Op("Pad", []string{g.Op("MatMul", []string{q, g.Const("proj", proj, int64(C), int64(D))}), g.Ints(0, 0, 0, 1), g.Scalar(1)})
